@@ -1,0 +1,177 @@
+"""The registry of diagnostic codes.
+
+Codes are stable: a code is never reused for another meaning. Ranges follow the language
+spec: A0xx input and I/O, A1xx syntax, A2xx names and references, A3xx types and schema,
+A4xx graph, A5xx warnings, A9xx internal. ``alfredc explain CODE`` prints the explanation;
+docs/diagnostics.md is checked against this table by the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CODES", "Code", "lookup"]
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    code: str
+    name: str
+    summary: str
+    explanation: str
+
+
+def _table(*rows: tuple[str, str, str, str]) -> dict[str, Code]:
+    return {code: Code(code, name, summary, explanation.strip()) for code, name, summary, explanation in rows}
+
+
+CODES: dict[str, Code] = _table(
+    # -- A0xx: reading input ------------------------------------------------------
+    ("A001", "file-not-found", "the input file does not exist or cannot be read", """
+The path given on the command line (or found through a workflow's imports) does not
+exist, is a directory, or cannot be opened. `alfredc` exits with status 2.
+Fix: check the path and its permissions."""),
+    ("A002", "not-utf8", "the input file is not valid UTF-8 text", """
+alfred files are UTF-8 text. The file contains bytes that are not valid UTF-8 (it may be
+binary, or saved in another encoding). The position of the first bad byte is reported.
+Fix: re-save the file as UTF-8."""),
+    ("A003", "input-too-large", "the input exceeds a size or nesting limit", """
+To protect against runaway input, alfred refuses files larger than 50 MB and values
+nested more than 100 levels deep. Fix: split the file, or flatten the value."""),
+    # -- A1xx: syntax -------------------------------------------------------------
+    ("A101", "unexpected-character", "a character that cannot start any token", """
+The lexer met a character that is not part of the language here, such as `@` or a stray
+quote. Fix: remove it, or put it inside a string."""),
+    ("A102", "unexpected-token", "a token where the grammar expects something else", """
+The parser found a token that does not fit: for example a value where a name is
+expected, or a missing `=` between an attribute's name and its value. The message says
+what was expected. Fix: write what the message expects at that position."""),
+    ("A103", "unclosed-block", "a `{`, `[` or `(` is never closed", """
+A block, list, map or parenthesis is opened but the file ends (or another block starts)
+before it is closed. The message names the block and where it was opened.
+Fix: add the closing `}` `]` or `)`."""),
+    ("A104", "unterminated-string", "a string literal is not closed on its line", """
+A string starts with `"` but the line ends before the closing quote. Strings cannot span
+lines; use `\\n` for a newline. Fix: add the closing quote."""),
+    ("A105", "invalid-escape", "an unknown escape sequence in a string", """
+Only `\\"`, `\\\\`, `\\n` and `\\t` are escapes in strings. Fix: remove the backslash or
+double it."""),
+    ("A106", "invalid-literal", "a malformed number or duration", """
+Durations are an integer and a unit (`500ms`, `30s`, `5m`, `2h`, `1d`) or sums of them
+in decreasing order (`1h30m`). Fix: write the literal in one of these forms."""),
+    ("A107", "keyword-as-name", "a keyword is used as a name", """
+Keywords (`agent`, `workflow`, `stage`, `param`, `import`, `use`, `as`, `after`,
+`defaults`, `on`, `true`, `false`, `and`, `or`, `not`) cannot name agents, stages,
+params or workflows. Fix: choose another name."""),
+    ("A108", "invalid-interpolation", "a `${...}` interpolation is not a valid expression", """
+Inside a string, `${` starts an expression that runs to the matching `}`. The expression
+must be a reference (`params.x`, `stages.build.outputs.path`, `inputs.k`, `env.X`,
+`secrets.X`), a literal, or a comparison/boolean of those. Write `$${` for a literal `${`."""),
+    ("A109", "yaml-json-syntax", "the YAML or JSON document cannot be parsed", """
+A `.yaml`, `.yml` or `.json` input is not well-formed. Fix the syntax at the position
+reported."""),
+    # -- A2xx: names and references ----------------------------------------------
+    ("A201", "unknown-agent", "a stage names an agent that is not declared", """
+`agent = NAME` must name an agent declared in this file or an imported one.
+Fix: declare the agent, import the file that declares it, or correct the spelling."""),
+    ("A202", "unknown-stage", "a dependency names a stage that does not exist", """
+`after X` and `stages.X.outputs...` must name a stage of the same workflow (or a `use`
+alias). Fix: correct the name or add the stage."""),
+    ("A203", "unknown-param", "a reference names a param the workflow does not declare", """
+`params.NAME` must name a `param` of the enclosing workflow; `--param NAME=...` and a
+`use` binding must name a param of the workflow they target. Fix: declare the param or
+correct the spelling."""),
+    ("A204", "unknown-output", "a reference names an output the stage does not declare", """
+When a stage (or its agent) declares `outputs = [...]`, references
+`stages.X.outputs.NAME` must name one of them. Fix: add the output to the list or
+correct the spelling."""),
+    ("A205", "unknown-template", "`use` names a workflow that does not exist", """
+`use NAME(...) as ALIAS` includes the stages of workflow NAME. Fix: declare or import it,
+or correct the spelling."""),
+    ("A206", "unknown-import", "an imported file does not exist", """
+`import "path"` is resolved relative to the importing file. Fix: correct the path."""),
+    ("A207", "unknown-capability", "no agent has every capability a stage requires", """
+`requires = [...]` selects the agents that have all of the listed capabilities. No
+declared agent has them all. Fix: add the capability to an agent, or correct the
+spelling."""),
+    ("A208", "duplicate-name", "a name is declared twice", """
+Agents, workflows, stages of one workflow, params of one workflow and `use` aliases must
+have unique names. Fix: rename or remove one of them."""),
+    ("A209", "unknown-workflow", "the requested workflow does not exist", """
+`--workflow NAME` must name a workflow in the file. When a file has several workflows
+and no `--workflow` is given, alfred picks the first that is not used as a template.
+Fix: correct the name."""),
+    ("A210", "unknown-reference", "a reference has an unknown root or shape", """
+References start with `params.`, `stages.NAME.outputs.`, `inputs.`, `env.` or `secrets.`.
+Fix: use one of these forms."""),
+    ("A211", "import-outside-root", "an import leaves the project root", """
+Imports may not leave the project root: the nearest ancestor of the checked file that
+holds `alfred.toml` or `.git` (else the file's folder). Fix: move the file inside the
+project."""),
+    ("A212", "import-cycle", "files import each other in a cycle", """
+File A imports B which (directly or not) imports A. Fix: move the shared declarations
+into a third file that both import."""),
+    ("A213", "missing-param", "a required param has no value", """
+A param without a default must be given: with `--param NAME=VALUE` on the command line,
+or in the `use` that includes the template. Fix: pass a value or declare a default."""),
+    ("A214", "unknown-attribute", "an attribute that the block does not have", """
+Each block accepts a fixed set of attributes (see docs/language.md). Fix: remove the
+attribute or correct its spelling."""),
+    # -- A3xx: types and schema ---------------------------------------------------
+    ("A301", "schema-violation", "the normalized document does not match the schema", """
+The document (from the DSL, YAML or JSON) does not satisfy
+`schemas/workflow.schema.json`. The message says which rule failed."""),
+    ("A302", "type-mismatch", "a value has the wrong type", """
+A param default, a `--param` value, a `use` binding or an attribute has a type other
+than the one declared or expected. Fix: write a value of the expected type."""),
+    ("A303", "when-not-boolean", "`when` is not a boolean expression", """
+`when` decides whether a stage runs; it must be `true`, `false`, a boolean param or a
+comparison/boolean expression. Fix: compare the value, e.g. `params.env == "prod"`."""),
+    ("A304", "invalid-duration", "a duration is malformed or out of range", """
+Durations are strings like `500ms`, `30s`, `5m`, `2h`, `1d`, `1h30m`, or a number of
+seconds in YAML/JSON. They must not be negative. Fix: write a valid duration."""),
+    ("A305", "invalid-priority", "a priority is not a known level or an integer", """
+`priority` is `low`, `medium`, `high`, `critical` or an integer. Fix: use one of them."""),
+    ("A306", "agent-and-requires", "a stage needs exactly one of `agent` or `requires`", """
+A stage either names its agent or lists the capabilities it requires, not both and not
+neither. Fix: keep exactly one of them."""),
+    ("A307", "missing-command", "a stage has nothing to run", """
+A command stage needs `run` (from the stage or its agent); a python stage needs `call`;
+an http agent needs `url`. Fix: add what the executor needs."""),
+    ("A308", "invalid-param-value", "a `--param` value cannot be read as its declared type", """
+`--param k=v` is parsed to the declared type: `int` and `float` numbers, `bool` as
+true/false, `duration` as `30s` etc., `list` and `map` as JSON. Fix: pass a value of that
+type."""),
+    ("A309", "invalid-expression", "an expression is ill-typed", """
+Comparisons need operands of compatible types and `and`/`or`/`not` need booleans.
+Fix: correct the expression."""),
+    ("A310", "invalid-schedule", "a `schedule` is not a valid cron expression", """
+`schedule` takes a five-field cron expression (minute hour day-of-month month
+day-of-week), e.g. `"0 9 * * 1-5"`. Fix: correct the expression."""),
+    # -- A4xx: graph --------------------------------------------------------------
+    ("A401", "dependency-cycle", "stages depend on each other in a cycle", """
+The dependencies (`after`, references to outputs, `after ALIAS`) form a cycle, so no
+order can run them. The message names the stages of the cycle in order; each edge is
+labelled where it is declared. Fix: remove one of the edges."""),
+    ("A402", "too-many-cycles", "more cycles exist than are reported", """
+Only the first cycles are reported one by one; the rest are counted. Fix the reported
+ones and check again."""),
+    # -- A5xx: warnings -----------------------------------------------------------
+    ("A501", "unused-agent", "an agent is declared but no stage uses it", """
+No stage names the agent and no `requires` selects it. Fix: remove it, or ignore the
+warning if another file uses it."""),
+    ("A502", "unused-param", "a param is declared but never referenced", """
+No expression refers to `params.NAME`. Fix: remove the param or use it."""),
+    ("A503", "redundant-after", "an `after` edge is implied by other dependencies", """
+The stage already depends on the named stage through another path, so the edge adds
+nothing. Fix: remove it to keep the graph readable."""),
+    # -- A9xx: internal -----------------------------------------------------------
+    ("A900", "internal-error", "a bug in alfred itself", """
+alfred hit an unexpected condition. This is a bug in alfred, not in your file; the exit
+status is 3. Please report it with the input, run with `--debug` for a traceback."""),
+)
+
+
+def lookup(code: str) -> Code | None:
+    """The registry entry of ``code`` (case-insensitive), or None."""
+    return CODES.get(code.strip().upper())

@@ -1,0 +1,183 @@
+"""Diagnostics are data: every stage of the pipeline returns them, one printer renders them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ._source import Span
+
+__all__ = [
+    "AlfredError",
+    "Diagnostic",
+    "DiagnosticError",
+    "Diagnostics",
+    "Edit",
+    "Label",
+    "Severity",
+]
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A span of source with an optional short text printed under its carets."""
+
+    span: Span
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """A mechanical fix: replace the text of ``span`` with ``replacement``."""
+
+    span: Span
+    replacement: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnostic:
+    """One problem found in the input.
+
+    ``primary`` is where the problem is; ``secondary`` labels point at related places
+    (the other end of a duplicate, each edge of a cycle). ``notes`` are printed after the
+    excerpt (``= note: ...``); ``help`` holds a suggestion such as "did you mean ...".
+    ``file`` is used when there is no span (a file that cannot be read at all).
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    primary: Label | None = None
+    secondary: tuple[Label, ...] = ()
+    notes: tuple[str, ...] = ()
+    help: str | None = None
+    fix: tuple[Edit, ...] = ()
+    file: str | None = None
+
+    @property
+    def filename(self) -> str:
+        if self.primary is not None:
+            return self.primary.span.file
+        return self.file or "<input>"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        if self.primary is None:
+            return (self.filename, 0, 0, self.code)
+        span = self.primary.span
+        return (span.file, span.line, span.column, self.code)
+
+
+def error(
+    code: str,
+    message: str,
+    span: Span | None,
+    label: str = "",
+    *,
+    help: str | None = None,
+    notes: Iterable[str] = (),
+    secondary: Iterable[Label] = (),
+    fix: Iterable[Edit] = (),
+    file: str | None = None,
+) -> Diagnostic:
+    """Shorthand for an error diagnostic with a primary label."""
+    return Diagnostic(
+        code=code,
+        severity=Severity.ERROR,
+        message=message,
+        primary=None if span is None else Label(span, label),
+        secondary=tuple(secondary),
+        notes=tuple(notes),
+        help=help,
+        fix=tuple(fix),
+        file=file,
+    )
+
+
+def warning(
+    code: str,
+    message: str,
+    span: Span | None,
+    label: str = "",
+    *,
+    help: str | None = None,
+    notes: Iterable[str] = (),
+    secondary: Iterable[Label] = (),
+    fix: Iterable[Edit] = (),
+) -> Diagnostic:
+    """Shorthand for a warning diagnostic with a primary label."""
+    return Diagnostic(
+        code=code,
+        severity=Severity.WARNING,
+        message=message,
+        primary=None if span is None else Label(span, label),
+        secondary=tuple(secondary),
+        notes=tuple(notes),
+        help=help,
+        fix=tuple(fix),
+    )
+
+
+@dataclass(slots=True)
+class Diagnostics:
+    """An ordered collection that each pipeline stage appends to (collect, then fail once)."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.items.append(diagnostic)
+
+    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.items.extend(diagnostics)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for d in self.items if d.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for d in self.items if d.severity is Severity.WARNING)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity is Severity.ERROR for d in self.items)
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(self.items, key=Diagnostic.sort_key)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class AlfredError(Exception):
+    """Base class of the exceptions alfred raises to its API users."""
+
+
+class DiagnosticError(AlfredError):
+    """Raised by API entry points (``compile``, ``run``) when the input has errors.
+
+    ``diagnostics`` holds every problem found, in source order.
+    """
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        first = next((d for d in self.diagnostics if d.is_error), None)
+        summary = "no errors" if first is None else f"{first.filename}: {first.code}: {first.message}"
+        more = sum(1 for d in self.diagnostics if d.is_error) - 1
+        super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
