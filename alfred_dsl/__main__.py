@@ -1,0 +1,3 @@
+from alfred_dsl.cli import main
+
+main()
