@@ -16,6 +16,8 @@ from typing import NoReturn
 
 import click
 
+from .. import __version__
+
 __all__ = ["main"]
 
 #: command name -> "module:attribute" of its click command, in help order.
@@ -56,7 +58,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="alfred-dsl", prog_name="alfredc")
+@click.version_option(version=__version__, prog_name="alfredc")
 @click.option("--debug", is_flag=True, hidden=True, help="Show a traceback for internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
