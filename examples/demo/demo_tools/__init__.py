@@ -1,0 +1,1 @@
+"""Python agents of the alfred demo pipeline."""

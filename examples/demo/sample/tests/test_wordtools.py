@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wordtools import slugify, top_words, word_count  # noqa: E402
+
+
+def test_word_count_counts_words_not_spaces() -> None:
+    assert word_count("  the quick  brown fox ") == 4
+    assert word_count("") == 0
+
+
+def test_slugify_joins_lower_case_words() -> None:
+    assert slugify("Hello, World: It's Alfred!") == "hello-world-it's-alfred"
+
+
+def test_top_words_orders_by_frequency_then_first_appearance() -> None:
+    assert top_words("b a b c a b", 2) == [("b", 3), ("a", 2)]
