@@ -1,0 +1,32 @@
+"""The Trio runtime: executors, scheduler, durable state (SQLite) and run events.
+
+Entry point: :func:`execute` (async) runs a compiled :class:`~alfred_dsl._plan.Plan`;
+:class:`StateStore` is the run database; :class:`EventBus` carries :class:`Event` s to
+the live view, the ``--events`` file, hooks and API callbacks.
+"""
+
+from __future__ import annotations
+
+from ._events import EVENT_TYPES, FINAL_RUN_EVENTS, Event, EventBus, EventHandler
+from ._results import FINAL_STAGE_STATES, RunOptions, RunResult, StageResult
+from ._scheduler import execute
+from ._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, default_state_dir
+
+__all__ = [
+    "EVENT_TYPES",
+    "FINAL_RUN_EVENTS",
+    "FINAL_STAGE_STATES",
+    "AttemptRecord",
+    "Event",
+    "EventBus",
+    "EventHandler",
+    "RunOptions",
+    "RunRecord",
+    "RunResult",
+    "StageRecord",
+    "StageResult",
+    "StateStore",
+    "StoreError",
+    "default_state_dir",
+    "execute",
+]

@@ -1,0 +1,140 @@
+"""Run events: what happened during a run, in order, as data.
+
+The runtime emits an :class:`Event` for every state change of the run and of each stage.
+Events go to the :class:`EventBus` (live view, ``--events`` file, hooks, API callbacks) and
+to the state store's ``events`` table. Secret values are masked (``***``) before emission.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = [
+    "EVENT_TYPES",
+    "FINAL_RUN_EVENTS",
+    "RUN_COMPLETED",
+    "RUN_FAILED",
+    "RUN_INTERRUPTED",
+    "RUN_RESUMED",
+    "RUN_STARTED",
+    "STAGE_CANCELLED",
+    "STAGE_FAILED",
+    "STAGE_OUTPUT",
+    "STAGE_READY",
+    "STAGE_RETRYING",
+    "STAGE_SKIPPED",
+    "STAGE_STARTED",
+    "STAGE_SUCCEEDED",
+    "STAGE_UPSTREAM_FAILED",
+    "Event",
+    "EventBus",
+    "EventHandler",
+]
+
+_log = logging.getLogger("alfred_dsl.runtime")
+
+RUN_STARTED: Final = "run_started"          # data: workflow, source, params, stages (names), state_dir
+RUN_RESUMED: Final = "run_resumed"          # data: as run_started + reused (succeeded stages)
+STAGE_READY: Final = "stage_ready"          # data: {}
+STAGE_STARTED: Final = "stage_started"      # attempt; data: agent, log (path or None), pid (command stages)
+STAGE_OUTPUT: Final = "stage_output"        # optional; data: line
+STAGE_RETRYING: Final = "stage_retrying"    # attempt (the failed one); data: error, delay_s
+STAGE_SUCCEEDED: Final = "stage_succeeded"  # attempt; data: outputs, duration_s
+STAGE_FAILED: Final = "stage_failed"        # attempt; data: error, exit_code, duration_s
+STAGE_SKIPPED: Final = "stage_skipped"      # data: reason ("when is false" or "upstream X was skipped")
+STAGE_UPSTREAM_FAILED: Final = "stage_upstream_failed"  # data: upstream (name of the failed dependency)
+STAGE_CANCELLED: Final = "stage_cancelled"  # attempt (or None if it never started); data: reason
+RUN_COMPLETED: Final = "run_completed"      # data: state "succeeded", counts, duration_s
+RUN_FAILED: Final = "run_failed"            # data: state "failed", counts, failed (stage names), duration_s
+RUN_INTERRUPTED: Final = "run_interrupted"  # data: state "interrupted", counts, signal, duration_s
+
+#: Every event type, in the order a run usually goes through them.
+EVENT_TYPES: Final[tuple[str, ...]] = (
+    RUN_STARTED,
+    RUN_RESUMED,
+    STAGE_READY,
+    STAGE_STARTED,
+    STAGE_OUTPUT,
+    STAGE_RETRYING,
+    STAGE_SUCCEEDED,
+    STAGE_FAILED,
+    STAGE_SKIPPED,
+    STAGE_UPSTREAM_FAILED,
+    STAGE_CANCELLED,
+    RUN_COMPLETED,
+    RUN_FAILED,
+    RUN_INTERRUPTED,
+)
+
+#: The event types that end a run: exactly one of them is the last event of each execution.
+FINAL_RUN_EVENTS: Final = frozenset({RUN_COMPLETED, RUN_FAILED, RUN_INTERRUPTED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One thing that happened in a run.
+
+    ``time`` is wall-clock seconds since the epoch (``time.time()``); ``attempt`` is
+    1-based; ``seq`` is the event's position in its run (1, 2, ...; continues across
+    resumes) and is filled in by the runtime.
+    """
+
+    type: str
+    run_id: str
+    time: float
+    stage: str | None = None
+    attempt: int | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    seq: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (one line of an ``--events`` file)."""
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "run_id": self.run_id,
+            "time": self.time,
+            "stage": self.stage,
+            "attempt": self.attempt,
+            "data": dict(self.data),
+        }
+
+
+EventHandler = Callable[[Event], object]
+
+
+class EventBus:
+    """A tiny synchronous publish/subscribe hub.
+
+    Handlers run in subscription order on the runtime's thread, so they must be quick.
+    A handler that raises is logged (logger ``alfred_dsl.runtime``) and kept; it never
+    stops the run or the other handlers.
+    """
+
+    __slots__ = ("_handlers", "errors")
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+        #: How many times a handler raised (for tests and the final summary).
+        self.errors = 0
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        """Call ``handler(event)`` for every event from now on; returns an unsubscribe function."""
+        self._handlers.append(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for handler in tuple(self._handlers):
+            try:
+                handler(event)
+            except Exception:  # a broken handler must not stop the run
+                self.errors += 1
+                _log.exception("event handler %r failed on %s", handler, event.type)

@@ -1,0 +1,484 @@
+"""Durable run state: one SQLite database per state directory (``.alfred/state.db``).
+
+Layout of a state directory::
+
+    .alfred/state.db                      runs, stages, attempts, events
+    .alfred/runs/RUN_ID/STAGE.N.log       stdout+stderr of attempt N of STAGE
+    .alfred/runs/RUN_ID/STAGE.N.inputs.json / STAGE.N.outputs   (command stages)
+
+The database is opened in WAL mode with ``synchronous=NORMAL`` and a busy timeout, so
+several ``alfredc`` processes can share a state directory without corrupting it (readers
+never block the writer; writers queue). Each :class:`StateStore` has one connection.
+Writes from the runtime are queued with the ``queue_*``/``add_event`` methods and
+committed together by :meth:`StateStore.flush` (the scheduler flushes once per tick), so
+thousands of stages do not cost thousands of transactions. Reads flush first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from ._events import Event
+
+__all__ = [
+    "AttemptRecord",
+    "RunRecord",
+    "StageRecord",
+    "StateStore",
+    "StoreError",
+    "default_state_dir",
+]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    workflow    TEXT NOT NULL,
+    source      TEXT NOT NULL,          -- path of the file that declares the workflow
+    entry       TEXT,                   -- path given to `alfredc run` (for --resume)
+    params      TEXT NOT NULL,          -- JSON: resolved param values
+    cli_params  TEXT NOT NULL,          -- JSON: raw --param strings (for --resume)
+    state       TEXT NOT NULL,          -- running | succeeded | failed | interrupted
+    started     REAL NOT NULL,
+    finished    REAL,
+    plan        TEXT NOT NULL,          -- JSON of the compiled plan
+    pid         INTEGER,                -- process executing the run
+    host        TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
+CREATE TABLE IF NOT EXISTS stages (
+    run       TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    state     TEXT NOT NULL,            -- pending | running | succeeded | failed | skipped
+                                        -- | upstream_failed | cancelled
+    agent     TEXT,
+    outputs   TEXT NOT NULL DEFAULT '{}',
+    started   REAL,
+    finished  REAL,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    error     TEXT,
+    PRIMARY KEY (run, name)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run        TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    started    REAL NOT NULL,
+    finished   REAL,
+    exit_code  INTEGER,
+    error      TEXT,
+    log_path   TEXT,
+    pid        INTEGER,                 -- leader of the attempt's process group (command stages)
+    PRIMARY KEY (run, stage, n)
+);
+CREATE TABLE IF NOT EXISTS events (
+    run      TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    time     REAL NOT NULL,
+    type     TEXT NOT NULL,
+    stage    TEXT,
+    attempt  INTEGER,
+    data     TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
+);
+"""
+
+
+class StoreError(Exception):
+    """The state directory cannot be used (unwritable, not a database, run busy or unknown)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    id: str
+    workflow: str
+    source: str
+    entry: str | None
+    params: Mapping[str, Any]
+    cli_params: Mapping[str, str]
+    state: str
+    started: float
+    finished: float | None
+    plan: Mapping[str, Any]
+    pid: int | None
+    host: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageRecord:
+    run: str
+    name: str
+    state: str
+    agent: str | None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    started: float | None = None
+    finished: float | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    run: str
+    stage: str
+    n: int
+    started: float
+    finished: float | None
+    exit_code: int | None
+    error: str | None
+    log_path: str | None
+    pid: int | None
+
+
+def default_state_dir() -> Path:
+    """``.alfred`` in the current working directory."""
+    return Path.cwd() / ".alfred"
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else {}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class StateStore:
+    """The run database of one state directory. Not thread-safe: use it from one thread."""
+
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        self.db_path = self.state_dir / "state.db"
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._seq: dict[str, int] = {}
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = OFF")
+            with self._transaction():
+                self._create_schema()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot use state directory {self.state_dir}: {exc}") from exc
+
+    # -- plumbing -------------------------------------------------------------------
+    def _create_schema(self) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            # IMMEDIATE takes the write lock up front: no deadlock when two writers upgrade.
+            self.db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+
+    def _transaction(self) -> StateStore._Tx:
+        return StateStore._Tx(self._db)
+
+    def flush(self) -> None:
+        """Commit every queued write in one transaction."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        try:
+            with self._transaction():
+                for sql, group in groupby(pending, key=lambda item: item[0]):
+                    self._db.executemany(sql, [params for _, params in group])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to {self.db_path}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paths ----------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.state_dir / "runs" / run_id
+
+    def log_path(self, run_id: str, stage: str, attempt: int) -> Path:
+        """Where attempt ``attempt`` (1-based) of ``stage`` writes its stdout and stderr."""
+        return self.run_dir(run_id) / f"{stage}.{attempt}.log"
+
+    # -- runs -----------------------------------------------------------------------
+    @staticmethod
+    def new_run_id() -> str:
+        """A sortable, unique id: ``YYYYMMDD-HHMMSS-xxxxxx``."""
+        return time.strftime("%Y%m%d-%H%M%S", time.localtime()) + "-" + secrets.token_hex(3)
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        source: str,
+        entry: str | None,
+        params: Mapping[str, Any],
+        cli_params: Mapping[str, str],
+        plan: Mapping[str, Any],
+        stages: Sequence[str],
+        started: float,
+    ) -> None:
+        """Record a new run (state ``running``, owned by this process) and its pending stages."""
+        self.flush()
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT INTO runs (id, workflow, source, entry, params, cli_params, state, started,"
+                    " plan, pid, host) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                    (
+                        run_id, workflow, source, entry, _dumps(dict(params)), _dumps(dict(cli_params)),
+                        started, _dumps(plan), os.getpid(), socket.gethostname(),
+                    ),
+                )
+                self._db.executemany(
+                    "INSERT INTO stages (run, name, state) VALUES (?, ?, 'pending')",
+                    [(run_id, name) for name in stages],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to {self.db_path}: {exc}") from exc
+        self._seq[run_id] = 0
+
+    def claim_run(self, run_id: str) -> RunRecord:
+        """Take over an unfinished run for ``--resume``.
+
+        Refused (:class:`StoreError`) when the run is unknown, or is still being executed
+        by a live process on this host. A run left ``running`` by a process that died
+        (``kill -9``, a crash) can be claimed.
+        """
+        self.flush()
+        try:
+            with self._transaction():
+                row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise StoreError(f"no run `{run_id}` in {self.state_dir}")
+                record = self._run_record(row)
+                if (
+                    record.state == "running"
+                    and record.pid is not None
+                    and record.pid != os.getpid()
+                    and record.host == socket.gethostname()
+                    and _pid_alive(record.pid)
+                ):
+                    raise StoreError(f"run `{run_id}` is still running (process {record.pid})")
+                self._db.execute(
+                    "UPDATE runs SET state = 'running', finished = NULL, pid = ?, host = ? WHERE id = ?",
+                    (os.getpid(), socket.gethostname(), run_id),
+                )
+                seq = self._db.execute("SELECT MAX(seq) FROM events WHERE run = ?", (run_id,)).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot use {self.db_path}: {exc}") from exc
+        self._seq[run_id] = int(seq or 0)
+        return record
+
+    def queue_run_state(self, run_id: str, state: str, finished: float | None) -> None:
+        self._pending.append(
+            ("UPDATE runs SET state = ?, finished = ? WHERE id = ?", (state, finished, run_id))
+        )
+
+    def resolve_run_id(self, ref: str) -> str | None:
+        """``last`` (the most recently started run), a full id, or a unique prefix of one."""
+        self.flush()
+        if ref == "last":
+            row = self._db.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
+            return None if row is None else str(row[0])
+        rows = self._db.execute(
+            "SELECT id FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
+            (ref, ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"),
+        ).fetchall()
+        if any(r[0] == ref for r in rows):
+            return ref
+        return str(rows[0][0]) if len(rows) == 1 else None
+
+    def run(self, run_id: str) -> RunRecord | None:
+        self.flush()
+        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else self._run_record(row)
+
+    def runs(self, *, limit: int = 50, workflow: str | None = None) -> list[RunRecord]:
+        """The most recent runs first."""
+        self.flush()
+        if workflow is None:
+            rows = self._db.execute(
+                "SELECT * FROM runs ORDER BY started DESC, id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM runs WHERE workflow = ? ORDER BY started DESC, id DESC LIMIT ?",
+                (workflow, limit),
+            ).fetchall()
+        return [self._run_record(row) for row in rows]
+
+    _RUN_COLUMNS = (
+        "id", "workflow", "source", "entry", "params", "cli_params", "state", "started", "finished",
+        "plan", "pid", "host",
+    )
+
+    def _run_record(self, row: Sequence[Any]) -> RunRecord:
+        values = dict(zip(self._RUN_COLUMNS, row, strict=False))
+        return RunRecord(
+            id=values["id"],
+            workflow=values["workflow"],
+            source=values["source"],
+            entry=values["entry"],
+            params=_loads(values["params"]),
+            cli_params=_loads(values["cli_params"]),
+            state=values["state"],
+            started=values["started"],
+            finished=values["finished"],
+            plan=_loads(values["plan"]),
+            pid=values["pid"],
+            host=values["host"],
+        )
+
+    # -- stages ---------------------------------------------------------------------
+    def queue_stage(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        state: str,
+        agent: str | None = None,
+        outputs: Mapping[str, Any] | None = None,
+        started: float | None = None,
+        finished: float | None = None,
+        attempts: int = 0,
+        error: str | None = None,
+    ) -> None:
+        """Queue the whole row of a stage (values must already be masked)."""
+        self._pending.append((
+            "INSERT INTO stages (run, name, state, agent, outputs, started, finished, attempts, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (run, name) DO UPDATE SET state = excluded.state, agent = excluded.agent,"
+            " outputs = excluded.outputs, started = excluded.started,"
+            " finished = excluded.finished, attempts = excluded.attempts, error = excluded.error",
+            (run_id, name, state, agent, _dumps(dict(outputs or {})), started, finished, attempts, error),
+        ))
+
+    def stages(self, run_id: str) -> list[StageRecord]:
+        """The stages of a run, in the order they were recorded (declaration order)."""
+        self.flush()
+        rows = self._db.execute(
+            "SELECT run, name, state, agent, outputs, started, finished, attempts, error FROM stages"
+            " WHERE run = ? ORDER BY rowid",
+            (run_id,),
+        ).fetchall()
+        return [
+            StageRecord(
+                run=r[0], name=r[1], state=r[2], agent=r[3], outputs=_loads(r[4]), started=r[5],
+                finished=r[6], attempts=r[7], error=r[8],
+            )
+            for r in rows
+        ]
+
+    # -- attempts -------------------------------------------------------------------
+    def queue_attempt(
+        self,
+        run_id: str,
+        stage: str,
+        n: int,
+        *,
+        started: float,
+        finished: float | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+        log_path: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        self._pending.append((
+            "INSERT OR REPLACE INTO attempts"
+            " (run, stage, n, started, finished, exit_code, error, log_path, pid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, stage, n, started, finished, exit_code, error, log_path, pid),
+        ))
+
+    def attempts(self, run_id: str, stage: str | None = None) -> list[AttemptRecord]:
+        self.flush()
+        sql = (
+            "SELECT run, stage, n, started, finished, exit_code, error, log_path, pid"
+            " FROM attempts WHERE run = ?"
+        )
+        args: tuple[Any, ...] = (run_id,)
+        if stage is not None:
+            sql += " AND stage = ?"
+            args += (stage,)
+        rows = self._db.execute(sql + " ORDER BY started, rowid", args).fetchall()
+        return [
+            AttemptRecord(
+                run=r[0], stage=r[1], n=r[2], started=r[3], finished=r[4], exit_code=r[5], error=r[6],
+                log_path=r[7], pid=r[8],
+            )
+            for r in rows
+        ]
+
+    # -- events ---------------------------------------------------------------------
+    def add_event(self, event: Event) -> int:
+        """Queue an event; returns its sequence number in its run (1-based)."""
+        seq = self._seq.get(event.run_id, 0) + 1
+        self._seq[event.run_id] = seq
+        self._pending.append((
+            "INSERT OR REPLACE INTO events (run, seq, time, type, stage, attempt, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.run_id, seq, event.time, event.type, event.stage, event.attempt, _dumps(dict(event.data))),
+        ))
+        return seq
+
+    def events(self, run_id: str, *, after: int = 0) -> list[Event]:
+        """The events of a run with ``seq > after``, in order."""
+        self.flush()
+        rows = self._db.execute(
+            "SELECT seq, time, type, stage, attempt, data FROM events WHERE run = ? AND seq > ? ORDER BY seq",
+            (run_id, after),
+        ).fetchall()
+        return [
+            Event(type=r[2], run_id=run_id, time=r[1], stage=r[3], attempt=r[4], data=_loads(r[5]), seq=r[0])
+            for r in rows
+        ]
+
+    def iter_run_ids(self) -> Iterator[str]:
+        self.flush()
+        for (run_id,) in self._db.execute("SELECT id FROM runs ORDER BY started"):
+            yield str(run_id)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
