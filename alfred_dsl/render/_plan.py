@@ -1,0 +1,116 @@
+"""The plan as JSON (spec section 5) and as a text table with the critical path marked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._plan import Plan, PlanStage, thaw
+from ._units import format_duration
+
+__all__ = ["number", "plan_to_json", "plan_to_text"]
+
+_BOLD_RED = "\x1b[1;31m"
+_DIM = "\x1b[2m"
+_BOLD = "\x1b[1m"
+_RESET = "\x1b[0m"
+
+
+def number(value: float) -> int | float:
+    """Seconds as JSON wants them: ``1200`` rather than ``1200.0`` when whole."""
+    as_float = float(value)
+    return int(as_float) if as_float.is_integer() else as_float
+
+
+def _stage_agent(stage: PlanStage) -> str | None:
+    return stage.agents[0] if stage.agents else None
+
+
+def _stage_json(stage: PlanStage) -> dict[str, Any]:
+    # Keys and order of spec section 5 first; additions after them.
+    return {
+        "name": stage.name,
+        "agent": _stage_agent(stage),
+        "after": list(stage.after),
+        "estimate_s": number(stage.estimate_s),
+        "earliest_start_s": number(stage.earliest_start_s),
+        "earliest_finish_s": number(stage.earliest_finish_s),
+        "latest_start_s": number(stage.latest_start_s),
+        "latest_finish_s": number(stage.latest_finish_s),
+        "slack_s": number(stage.slack_s),
+        "layer": stage.layer,
+        "critical": stage.critical,
+        "agents": list(stage.agents),
+        "group": list(stage.group),
+        "priority": stage.priority,
+        "when": stage.when,
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``)."""
+    return {
+        "workflow": plan.workflow,
+        "stages": [_stage_json(stage) for stage in plan.stages],
+        "critical_path": list(plan.critical_path),
+        "duration_s": number(plan.duration_s),
+        "layers": [list(layer) for layer in plan.layers],
+        "max_parallelism": plan.max_parallelism,
+        "source": plan.source,
+        "params": thaw(plan.params),
+    }
+
+
+_HEADERS = ("", "stage", "agent", "after", "estimate", "start", "finish", "slack", "layer")
+_RIGHT = {4, 5, 6, 7, 8}  # numeric columns are right-aligned
+
+
+def _row(stage: PlanStage) -> tuple[str, ...]:
+    agent = ", ".join(stage.agents) if len(stage.agents) > 1 else (_stage_agent(stage) or "-")
+    return (
+        "*" if stage.critical else "",
+        stage.name,
+        agent,
+        ", ".join(stage.after) or "-",
+        format_duration(stage.estimate_s),
+        format_duration(stage.earliest_start_s),
+        format_duration(stage.earliest_finish_s),
+        format_duration(stage.slack_s),
+        str(stage.layer),
+    )
+
+
+def _layout(cells: Sequence[str], widths: Sequence[int]) -> str:
+    parts = [
+        cell.rjust(width) if column in _RIGHT else cell.ljust(width)
+        for column, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    ]
+    return "  ".join(parts).rstrip()
+
+
+def plan_to_text(plan: Plan, *, colour: bool) -> str:
+    """A table of the stages (``*`` marks critical ones), then the critical path and duration.
+
+    ``start`` and ``finish`` are the earliest ones; ``slack`` is how long a stage may slip
+    without delaying the run. ANSI colour only when ``colour`` is true.
+    """
+    rows = [_row(stage) for stage in plan.stages]
+    widths = [max(len(cells[i]) for cells in [_HEADERS, *rows]) for i in range(len(_HEADERS))]
+    lines = [f"workflow {plan.workflow}" + (f": {plan.description}" if plan.description else ""), ""]
+    header = _layout(_HEADERS, widths)
+    lines.append(f"{_BOLD}{header}{_RESET}" if colour else header)
+    for stage, cells in zip(plan.stages, rows, strict=True):
+        line = _layout(cells, widths)
+        if colour and stage.critical:
+            line = f"{_BOLD_RED}{line}{_RESET}"
+        lines.append(line)
+    if not plan.stages:
+        lines.append(f"{_DIM}(no stages){_RESET}" if colour else "(no stages)")
+    lines.append("")
+    path = " -> ".join(plan.critical_path) or "-"
+    lines.append(f"critical path: {path}")
+    lines.append(f"duration: {format_duration(plan.duration_s)} ({number(plan.duration_s)} s)")
+    lines.append(f"layers: {len(plan.layers)}, max parallelism: {plan.max_parallelism}")
+    if colour:
+        lines[-3] = f"{_BOLD}{lines[-3]}{_RESET}"
+    return "\n".join(lines) + "\n"
