@@ -6,10 +6,14 @@ tests that compare against golden files use the ``golden`` fixture.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -55,3 +59,48 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def examples_dir() -> Path:
     return EXAMPLES
+
+
+@dataclass(frozen=True, slots=True)
+class CliResult:
+    """What one in-process ``alfredc`` invocation printed, and its exit status."""
+
+    status: int
+    stdout: str
+    stderr: str
+
+
+@contextmanager
+def _chdir(path: Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def run_alfredc(*args: str, cwd: Path | None = None, env: dict[str, str | None] | None = None) -> CliResult:
+    """Run ``alfredc ARGS`` in-process through ``cli.main`` (the real entry point, exit statuses included)."""
+    from alfred_dsl.cli import main
+
+    runner = CliRunner()
+    status = 0
+    with _chdir(cwd), runner.isolation(env=env) as (stdout, stderr, _output):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+            status = code if isinstance(code, int) else (0 if code is None else 1)
+        out = stdout.getvalue().decode("utf-8", "replace")
+        err = stderr.getvalue().decode("utf-8", "replace")
+    return CliResult(status, out, err)
+
+
+@pytest.fixture
+def alfredc() -> Callable[..., CliResult]:
+    """``alfredc(*args, cwd=None, env=None) -> CliResult``: run the CLI in-process."""
+    return run_alfredc
