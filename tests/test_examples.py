@@ -51,7 +51,9 @@ def test_there_are_examples() -> None:
     } <= names
 
 
-@pytest.mark.parametrize("path", [*GOOD_EXAMPLES, EXAMPLES / "demo" / "pipeline.alfred"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [*GOOD_EXAMPLES, EXAMPLES / "demo" / "pipeline.alfred"], ids=lambda p: p.name
+)
 def test_example_checks_without_errors(path: Path, alfredc: Callable[..., CliResult]) -> None:
     result = alfredc("check", "--format", "json", rel(path), cwd=REPO_ROOT)
     report = json.loads(result.stdout)
