@@ -113,4 +113,6 @@ def plan_to_text(plan: Plan, *, colour: bool) -> str:
     lines.append(f"layers: {len(plan.layers)}, max parallelism: {plan.max_parallelism}")
     if colour:
         lines[-3] = f"{_BOLD}{lines[-3]}{_RESET}"
+    legend = "* critical (zero slack); start/finish: earliest, from the start of the run"
+    lines.append(f"{_DIM}{legend}{_RESET}" if colour else legend)
     return "\n".join(lines) + "\n"
