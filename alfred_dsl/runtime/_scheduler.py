@@ -1,13 +1,65 @@
-"""The Trio scheduler: runs a plan's stages in dependency order."""
+"""The Trio scheduler: runs a plan's stages in dependency order, durably.
+
+A stage starts when all its dependencies succeeded. Among ready stages the highest
+``priority`` goes first, then the least slack, then declaration order. The global
+concurrency limit and each agent's ``concurrency`` are never exceeded; a stage that
+``requires`` capabilities goes to the least busy matching agent with a free slot.
+
+Failures: each attempt has the stage's ``timeout``; a failed attempt is retried
+``retries`` times after ``backoff * 2**(attempt-1)`` seconds (jittered, capped by
+``max_backoff``). When a stage fails for good, its dependents end ``upstream_failed``;
+with ``on_failure = stop`` (the default) running stages are cancelled and no new stage
+starts (those end ``cancelled``), with ``continue`` independent branches go on. A stage
+whose ``when`` is false ends ``skipped``, and so do the stages that need it.
+
+Durability: every state change is queued to the :class:`StateStore` and committed once
+per scheduler tick. ``resume`` continues a recorded run: stages that succeeded keep their
+outputs and are not run again. Delivery is **at-least-once**: a stage that was running
+when the earlier process died (or whose success was not yet committed) runs again.
+"""
 
 from __future__ import annotations
 
-from .._plan import Plan
-from ._events import EventBus
-from ._results import RunOptions, RunResult
-from ._store import StateStore
+import dataclasses
+import heapq
+import math
+import os
+import random
+import shlex
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
 
-__all__ = ["execute"]
+import trio
+
+from .._expr import to_text
+from .._plan import Plan, PlanAgent, PlanStage, thaw
+from . import _events as ev
+from ._events import Event, EventBus
+from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
+from ._process import kill_orphans, signal_name
+from ._resolve import ExprError, Masker, render_value, render_when
+from ._results import (
+    CANCELLED,
+    FAILED,
+    FINAL_STAGE_STATES,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    UPSTREAM_FAILED,
+    RunOptions,
+    RunResult,
+    StageResult,
+)
+from ._store import StateStore, StoreError
+
+__all__ = ["execute", "plan_json"]
+
+_BROKEN = frozenset({FAILED, UPSTREAM_FAILED, CANCELLED})
 
 
 async def execute(
@@ -23,5 +75,576 @@ async def execute(
     ``resume``: the id of an earlier run of the same workflow to continue; its stages
     that succeeded are not run again and their outputs are reused. Delivery is
     at-least-once: a stage that was running when the earlier process died runs again.
+    Raises :class:`StoreError` when the run to resume is unknown, belongs to another
+    workflow, or is still running in a live process. With ``options.handle_signals``,
+    SIGINT/SIGTERM end the run as ``interrupted``; otherwise KeyboardInterrupt is
+    re-raised after the state is saved.
     """
-    raise NotImplementedError("in progress")
+    return await _Run(plan, store, options, bus).main(resume)
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON for the runs table (the renderer's form when it is available)."""
+    try:
+        from ..render import plan_to_json
+
+        result = plan_to_json(plan)
+        if isinstance(result, dict):
+            return result
+    except Exception:  # the renderer is optional here: fall back to the dataclass fields
+        pass
+
+    def fields(obj: Any) -> dict[str, Any]:
+        return {
+            f.name: thaw(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "span"
+        }
+
+    data = fields(plan)
+    data["agents"] = [fields(a) for a in plan.agents]
+    data["stages"] = [fields(s) for s in plan.stages]
+    data["hooks"] = [fields(h) for h in plan.hooks]
+    return data
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Stage:
+    spec: PlanStage
+    index: int
+    deps: tuple[str, ...]
+    dependents: list[str] = dataclasses.field(default_factory=list)
+    state: str = PENDING
+    waiting: int = 0
+    agent: str | None = None
+    outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    attempts: int = 0
+    attempt_base: int = 0
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    reused: bool = False
+    scope: trio.CancelScope | None = None
+    attempt_started: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class _Run:
+    def __init__(self, plan: Plan, store: StateStore, options: RunOptions, bus: EventBus) -> None:
+        self.plan = plan
+        self.store = store
+        self.options = options
+        self.bus = bus
+        self.run_id = ""
+        self.base_env: dict[str, str] = dict(options.env if options.env is not None else os.environ)
+        secret_values = {n: self.base_env[n] for n in plan.secrets if n in self.base_env}
+        self.masker = Masker(secret_values)
+        self.agents: dict[str, PlanAgent] = {a.name: a for a in plan.agents}
+        self.agent_order = {a.name: i for i, a in enumerate(plan.agents)}
+        self.agent_running: dict[str, int] = dict.fromkeys(self.agents, 0)
+        names = {s.name for s in plan.stages}
+        self.stages: dict[str, _Stage] = {}
+        for index, spec in enumerate(plan.stages):
+            deps = tuple(dict.fromkeys(d for d in spec.after if d in names))
+            self.stages[spec.name] = _Stage(spec=spec, index=index, deps=deps)
+        for st in self.stages.values():
+            for dep in st.deps:
+                self.stages[dep].dependents.append(st.name)
+        self.scope_base: dict[str, Any] = {
+            "params": thaw(plan.params),
+            "stages": {},
+            "env": self.base_env,
+            "secrets": secret_values,
+        }
+        self.max_concurrency = options.concurrency
+        self.running = 0
+        self.ready: dict[tuple[str, ...], list[tuple[int, float, int, str]]] = {}
+        self.final_count = 0
+        self.stopping = False
+        self.interrupted: str | None = None
+        self.done = trio.Event()
+        self.kill_now = trio.Event()
+        self.dirty = trio.Event()
+        self.settle: deque[str] = deque()
+        self.nursery: trio.Nursery | None = None
+        self.started = time.time()
+        self.work_dir = Path()
+
+    # -- events and persistence -------------------------------------------------------
+    def emit(self, type_: str, stage: str | None = None, attempt: int | None = None, **data: Any) -> None:
+        event = Event(
+            type=type_,
+            run_id=self.run_id,
+            time=time.time(),
+            stage=stage,
+            attempt=attempt,
+            data=self.masker.data(data) if self.masker else data,
+            seq=self.store.next_seq(self.run_id),
+        )
+        self.store.add_event(event)
+        self.dirty.set()
+        self.bus.emit(event)
+
+    def save(self, st: _Stage) -> None:
+        self.store.queue_stage(
+            self.run_id,
+            st.name,
+            state=st.state,
+            agent=st.agent,
+            outputs=self.masker.data(st.outputs),
+            started=st.started,
+            finished=st.finished,
+            attempts=st.attempts,
+            error=self.masker.text(st.error) if st.error else None,
+        )
+        self.dirty.set()
+
+    async def flusher(self) -> None:
+        while True:
+            await self.dirty.wait()
+            # Let every task that is runnable in this tick queue its writes first.
+            await trio.sleep(0)
+            self.dirty = trio.Event()
+            self.store.flush()
+
+    # -- start ----------------------------------------------------------------------
+    async def main(self, resume: str | None) -> RunResult:
+        stage_names = [s.name for s in self.plan.stages]
+        common = {
+            "workflow": self.plan.workflow,
+            "source": self.plan.source,
+            "params": thaw(self.plan.params),
+            "stages": stage_names,
+            "state_dir": str(self.store.state_dir),
+        }
+        if resume is None:
+            self.run_id = self.store.new_run_id()
+            self.store.create_run(
+                run_id=self.run_id,
+                workflow=self.plan.workflow,
+                source=self.plan.source,
+                entry=self.options.entry,
+                params=self.masker.data(thaw(self.plan.params)),
+                cli_params=dict(self.options.cli_params),
+                plan=self.masker.data(plan_json(self.plan)),
+                stages=stage_names,
+                started=self.started,
+            )
+            self.work_dir = self.store.run_dir(self.run_id)
+            self._mkdir()
+            self.emit(ev.RUN_STARTED, **common)
+        else:
+            reused = self._load_resume(resume)
+            self.emit(ev.RUN_RESUMED, **common, reused=reused)
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                if self.options.handle_signals and threading.current_thread() is threading.main_thread():
+                    await nursery.start(self.watch_signals)
+                nursery.start_soon(self.flusher)
+                for st in self.stages.values():
+                    if st.state == PENDING:
+                        st.waiting = sum(1 for d in st.deps if self.stages[d].state not in FINAL_STAGE_STATES)
+                        if st.waiting == 0:
+                            self.settle.append(st.name)
+                self.process_settle()
+                self.fill()
+                self.check_done()
+                await self.done.wait()
+                nursery.cancel_scope.cancel()
+        except KeyboardInterrupt:
+            self.interrupted = "SIGINT"
+            self.finish_run()
+            raise
+        return self.finish_run()
+
+    def _mkdir(self) -> None:
+        try:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
+
+    def _load_resume(self, resume: str) -> list[str]:
+        record = self.store.run(resume)
+        if record is None:
+            raise StoreError(f"no run `{resume}` in {self.store.state_dir}")
+        if record.workflow != self.plan.workflow:
+            raise StoreError(
+                f"run `{resume}` is of workflow `{record.workflow}`, not `{self.plan.workflow}`"
+            )
+        self.store.claim_run(resume)
+        self.run_id = resume
+        self.work_dir = self.store.run_dir(resume)
+        self._mkdir()
+        # Processes of attempts that were running when the earlier alfredc died.
+        leftover = [a.pid for a in self.store.attempts(resume) if a.finished is None and a.pid]
+        kill_orphans(resume, leftover)
+        reused: list[str] = []
+        for record_stage in self.store.stages(resume):
+            st = self.stages.get(record_stage.name)
+            if st is None:
+                continue
+            st.attempt_base = record_stage.attempts
+            if record_stage.state == SUCCEEDED:
+                st.state = SUCCEEDED
+                st.reused = True
+                st.outputs = dict(record_stage.outputs)
+                st.agent = record_stage.agent
+                st.attempts = record_stage.attempts
+                st.started, st.finished = record_stage.started, record_stage.finished
+                self.scope_base["stages"][st.name] = {"outputs": st.outputs}
+                self.final_count += 1
+                reused.append(st.name)
+            else:
+                self.save(st)  # back to pending
+        return reused
+
+    async def watch_signals(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if self.interrupted is None:
+                    self.interrupted = signal_name(signum)
+                    self.stop("interrupted")
+                else:  # a second signal: no more grace periods
+                    self.kill_now.set()
+
+    # -- readiness ------------------------------------------------------------------
+    def finalize(self, st: _Stage, state: str, *, reason: str | None = None, **data: Any) -> None:
+        """Put a stage in a final state, record it, and wake its dependents."""
+        if st.state in FINAL_STAGE_STATES:
+            return
+        if st.state == RUNNING:
+            self.running -= 1
+            if st.agent is not None:
+                self.agent_running[st.agent] -= 1
+        st.state = state
+        if st.finished is None or state != SKIPPED:
+            st.finished = time.time()
+        self.final_count += 1
+        self.save(st)
+        if state == SUCCEEDED:
+            self.scope_base["stages"][st.name] = {"outputs": st.outputs}
+            self.emit(
+                ev.STAGE_SUCCEEDED, st.name, st.attempts or None,
+                outputs=st.outputs, duration_s=self._duration(st), agent=st.agent,
+            )
+        elif state == FAILED:
+            self.emit(
+                ev.STAGE_FAILED, st.name, st.attempts or None,
+                error=st.error, exit_code=st.exit_code, duration_s=self._duration(st), agent=st.agent,
+            )
+        elif state == SKIPPED:
+            self.emit(ev.STAGE_SKIPPED, st.name, reason=reason)
+        elif state == UPSTREAM_FAILED:
+            self.emit(ev.STAGE_UPSTREAM_FAILED, st.name, **data)
+        elif state == CANCELLED:
+            self.emit(ev.STAGE_CANCELLED, st.name, st.attempts or None, reason=reason)
+        for name in st.dependents:
+            dependent = self.stages[name]
+            if dependent.state == PENDING:
+                dependent.waiting -= 1
+                if dependent.waiting == 0:
+                    self.settle.append(name)
+        if state == FAILED and not self.stopping and st.spec.on_failure == "stop":
+            self.stop("stage failed")
+
+    @staticmethod
+    def _duration(st: _Stage) -> float | None:
+        return None if st.started is None or st.finished is None else round(st.finished - st.started, 6)
+
+    def process_settle(self) -> None:
+        """Decide what becomes of each stage whose dependencies are all final (no recursion)."""
+        while self.settle:
+            st = self.stages[self.settle.popleft()]
+            if st.state != PENDING:
+                continue
+            broken = next((d for d in st.deps if self.stages[d].state in _BROKEN), None)
+            if broken is not None:
+                self.finalize(st, UPSTREAM_FAILED, upstream=broken)
+                continue
+            if self.stopping:
+                self.finalize(st, CANCELLED, reason="the run was stopped")
+                continue
+            skipped = next((d for d in st.deps if self.stages[d].state == SKIPPED), None)
+            if skipped is not None:
+                self.finalize(st, SKIPPED, reason=f"`{skipped}` was skipped")
+                continue
+            try:
+                run_it = render_when(st.spec.when, self.scope_base)
+            except ExprError as exc:
+                st.error = f"cannot evaluate `when`: {exc}"
+                self.finalize(st, FAILED)
+                continue
+            if not run_it:
+                self.finalize(st, SKIPPED, reason="`when` is false")
+                continue
+            self.emit(ev.STAGE_READY, st.name)
+            key = st.spec.agents
+            entry = (-st.spec.priority, st.spec.slack_s, st.index, st.name)
+            heapq.heappush(self.ready.setdefault(key, []), entry)
+
+    def stop(self, reason: str) -> None:
+        """Start no new stage and cancel the running ones."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.ready.clear()
+        for st in self._topological():
+            if st.state == PENDING:
+                broken = next((d for d in st.deps if self.stages[d].state in (FAILED, UPSTREAM_FAILED)), None)
+                if broken is not None:
+                    self.finalize(st, UPSTREAM_FAILED, upstream=broken)
+                else:
+                    self.finalize(st, CANCELLED, reason=reason)
+        self.settle.clear()
+        for st in self.stages.values():
+            if st.state == RUNNING and st.scope is not None:
+                st.scope.cancel()
+        self.check_done()
+
+    def _topological(self) -> list[_Stage]:
+        indegree = {name: len(st.deps) for name, st in self.stages.items()}
+        queue = deque(name for name, n in indegree.items() if n == 0)
+        order: list[_Stage] = []
+        while queue:
+            st = self.stages[queue.popleft()]
+            order.append(st)
+            for name in st.dependents:
+                indegree[name] -= 1
+                if indegree[name] == 0:
+                    queue.append(name)
+        return order
+
+    # -- dispatch -------------------------------------------------------------------
+    def _agent_free(self, name: str) -> bool:
+        agent = self.agents.get(name)
+        return agent is not None and self.agent_running[name] < max(agent.concurrency, 1)
+
+    def fill(self) -> None:
+        """Start ready stages while there is capacity, best first."""
+        while not self.stopping and self.running < self.max_concurrency and self.ready:
+            best_key: tuple[str, ...] | None = None
+            for key, heap in list(self.ready.items()):
+                if not heap:
+                    del self.ready[key]
+                    continue
+                if any(self._agent_free(a) for a in key) and (
+                    best_key is None or heap[0] < self.ready[best_key][0]
+                ):
+                    best_key = key
+            if best_key is None:
+                break
+            heap = self.ready[best_key]
+            *_, name = heapq.heappop(heap)
+            if not heap:
+                del self.ready[best_key]
+            agent = min(
+                (a for a in best_key if self._agent_free(a)),
+                key=lambda a: (self.agent_running[a], self.agent_order[a]),
+            )
+            st = self.stages[name]
+            st.state = RUNNING
+            st.agent = agent
+            self.running += 1
+            self.agent_running[agent] += 1
+            assert self.nursery is not None
+            self.nursery.start_soon(self.stage_task, st, name=f"alfred stage {name}")
+        # A ready stage with no declared agent can never run: fail it instead of waiting forever.
+        for key in [k for k in self.ready if not any(a in self.agents for a in k)]:
+            for *_, name in self.ready.pop(key):
+                st = self.stages[name]
+                st.error = "no agent to run it" if not key else f"unknown agent `{key[0]}`"
+                self.finalize(st, FAILED)
+            self.process_settle()
+
+    def check_done(self) -> None:
+        if self.final_count >= len(self.stages):
+            self.done.set()
+
+    # -- one stage ------------------------------------------------------------------
+    async def stage_task(self, st: _Stage) -> None:
+        try:
+            with trio.CancelScope() as scope:
+                st.scope = scope
+                await self.attempts(st)
+        except trio.Cancelled:
+            self._cancelled(st)
+            raise
+        except Exception as exc:  # a bug in an executor must not end the run with a traceback
+            st.error = f"internal error: {type(exc).__name__}: {exc}"
+            self.finalize(st, FAILED)
+        st.scope = None
+        if st.state not in FINAL_STAGE_STATES:
+            self._cancelled(st)
+        self.process_settle()
+        self.fill()
+        self.check_done()
+
+    def _cancelled(self, st: _Stage) -> None:
+        if st.attempt_started is not None:
+            self.store.queue_attempt(
+                self.run_id, st.name, st.attempts, started=st.attempt_started, finished=time.time(),
+                error="cancelled",
+            )
+            st.attempt_started = None
+        st.error = st.error or "cancelled"
+        reason = f"interrupted by {self.interrupted}" if self.interrupted else "the run was stopped"
+        self.finalize(st, CANCELLED, reason=reason)
+
+    def _context(self, st: _Stage, agent: PlanAgent, attempt: int) -> AttemptContext:
+        spec = st.spec
+        scope = dict(self.scope_base)
+        inputs = render_value(thaw(spec.inputs), scope)
+        scope["inputs"] = inputs
+        run = spec.run if spec.run is not None else agent.run
+        resolved_run: str | tuple[str, ...] | None
+        if isinstance(run, str):
+            resolved_run = str(render_value(run, scope, quote=shlex.quote))
+        elif run is not None:
+            resolved_run = tuple(_text(render_value(part, scope)) for part in run)
+        else:
+            resolved_run = None
+        env = self.base_env.copy()
+        for source in (agent.env, spec.env):
+            for key, value in source.items():
+                env[key] = _text(render_value(value, scope))
+        url = agent.url
+        return AttemptContext(
+            run_id=self.run_id,
+            stage=spec,
+            agent=agent,
+            attempt=attempt,
+            inputs=inputs,
+            run=resolved_run,
+            call=spec.call or agent.call,
+            url=_text(render_value(url, scope)) if url else None,
+            env=env,
+            cwd=Path(spec.cwd),
+            log_path=self.store.log_path(self.run_id, spec.name, attempt),
+            work_dir=self.work_dir,
+            timeout_s=spec.timeout_s,
+            kill_grace_s=self.options.kill_grace_s,
+            kill_now=self.kill_now,
+            on_spawn=lambda pid: self._spawned(st, pid),
+            masker=self.masker,
+        )
+
+    def _spawned(self, st: _Stage, pid: int) -> None:
+        assert st.attempt_started is not None
+        self.store.queue_attempt(
+            self.run_id, st.name, st.attempts, started=st.attempt_started,
+            log_path=str(self.store.log_path(self.run_id, st.name, st.attempts)), pid=pid,
+        )
+        self.dirty.set()
+
+    async def attempts(self, st: _Stage) -> None:
+        spec = st.spec
+        agent = self.agents[st.agent or ""]
+        executor = EXECUTORS.get(agent.kind)
+        total = 1 + max(spec.retries, 0)
+        st.started = time.time()
+        st.finished = None
+        for i in range(total):
+            attempt = st.attempt_base + i + 1
+            st.attempts = attempt
+            st.attempt_started = time.time()
+            self.save(st)
+            self.emit(
+                ev.STAGE_STARTED, st.name, attempt, agent=agent.name,
+                log=str(self.store.log_path(self.run_id, st.name, attempt)), retries=spec.retries,
+            )
+            self.store.queue_attempt(self.run_id, st.name, attempt, started=st.attempt_started)
+            outcome: AttemptOutcome
+            if executor is None:
+                outcome = AttemptOutcome(ok=False, error=f"no executor for agents of kind `{agent.kind}`")
+            else:
+                try:
+                    context = self._context(st, agent, attempt)
+                except ExprError as exc:
+                    outcome = AttemptOutcome(ok=False, error=str(exc))
+                else:
+                    timeout = spec.timeout_s if spec.timeout_s and spec.timeout_s > 0 else math.inf
+                    with trio.move_on_after(timeout) as timer:
+                        outcome = await executor.run(context)
+                    if timer.cancelled_caught:
+                        outcome = AttemptOutcome(
+                            ok=False, error=f"timed out after {_seconds(timeout)}",
+                            log_path=str(context.log_path) if context.log_path.exists() else None,
+                        )
+            error = self.masker.text(outcome.error) if outcome.error else None
+            self.store.queue_attempt(
+                self.run_id, st.name, attempt, started=st.attempt_started, finished=time.time(),
+                exit_code=outcome.exit_code, error=error, log_path=outcome.log_path,
+            )
+            st.attempt_started = None
+            st.exit_code = outcome.exit_code
+            if outcome.ok:
+                st.outputs = dict(outcome.outputs)
+                st.error = None
+                self.finalize(st, SUCCEEDED)
+                return
+            st.error = error
+            if i + 1 < total:
+                delay = self._backoff(spec, i + 1)
+                self.emit(ev.STAGE_RETRYING, st.name, attempt, error=error, delay_s=round(delay, 3))
+                await trio.sleep(delay)
+        self.finalize(st, FAILED)
+
+    def _backoff(self, spec: PlanStage, failed_attempt: int) -> float:
+        delay = float(max(spec.backoff_s, 0.0)) * float(2 ** (failed_attempt - 1))
+        if spec.max_backoff_s is not None:
+            delay = min(delay, spec.max_backoff_s)
+        jitter = min(max(self.options.jitter, 0.0), 1.0)
+        return delay * (1 - jitter * random.random())
+
+    # -- end ------------------------------------------------------------------------
+    def finish_run(self) -> RunResult:
+        finished = time.time()
+        for st in self.stages.values():  # only after KeyboardInterrupt can some be left open
+            if st.state not in FINAL_STAGE_STATES:
+                self.finalize(st, CANCELLED, reason="interrupted")
+        counts: dict[str, int] = {}
+        for st in self.stages.values():
+            counts[st.state] = counts.get(st.state, 0) + 1
+        duration = round(finished - self.started, 6)
+        if self.interrupted is not None:
+            state = "interrupted"
+            self.emit(
+                ev.RUN_INTERRUPTED, state=state, counts=counts, signal=self.interrupted, duration_s=duration
+            )
+        elif any(st.state in _BROKEN for st in self.stages.values()):
+            state = FAILED
+            failed = [st.name for st in self.stages.values() if st.state == FAILED]
+            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration)
+        else:
+            state = SUCCEEDED
+            self.emit(ev.RUN_COMPLETED, state=state, counts=counts, duration_s=duration)
+        self.store.queue_run_state(self.run_id, state, finished)
+        self.store.flush()
+        return RunResult(
+            run_id=self.run_id,
+            workflow=self.plan.workflow,
+            state=state,
+            stages={
+                name: StageResult(
+                    name=name, state=st.state, agent=st.agent, outputs=dict(st.outputs), attempts=st.attempts,
+                    started=st.started, finished=st.finished, error=st.error, exit_code=st.exit_code,
+                    reused=st.reused,
+                )
+                for name, st in self.stages.items()
+            },
+            started=self.started,
+            finished=finished,
+            state_dir=str(self.store.state_dir),
+        )
+
+
+def _text(value: Any) -> str:
+    return to_text(value)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"

@@ -446,15 +446,22 @@ class StateStore:
 
     # -- events ---------------------------------------------------------------------
     def add_event(self, event: Event) -> int:
-        """Queue an event; returns its sequence number in its run (1-based)."""
-        seq = self._seq.get(event.run_id, 0) + 1
-        self._seq[event.run_id] = seq
+        """Queue an event; returns its sequence number in its run (1-based).
+
+        ``event.seq`` is used when set (from :meth:`next_seq`), else the next number.
+        """
+        seq = event.seq or self._seq.get(event.run_id, 0) + 1
+        self._seq[event.run_id] = max(seq, self._seq.get(event.run_id, 0))
         self._pending.append((
             "INSERT OR REPLACE INTO events (run, seq, time, type, stage, attempt, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (event.run_id, seq, event.time, event.type, event.stage, event.attempt, _dumps(dict(event.data))),
         ))
         return seq
+
+    def next_seq(self, run_id: str) -> int:
+        """The sequence number the next event of ``run_id`` will get."""
+        return self._seq.get(run_id, 0) + 1
 
     def events(self, run_id: str, *, after: int = 0) -> list[Event]:
         """The events of a run with ``seq > after``, in order."""

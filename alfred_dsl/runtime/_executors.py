@@ -1,0 +1,307 @@
+"""Executors: how one attempt of a stage runs (``command``, ``python``, ``http``).
+
+Each executor implements the :class:`Executor` protocol, one async method, so that new
+back ends (Dask, Kubernetes, ...) plug in with :func:`register_executor`. An executor
+never raises for a failure of the stage: it returns an :class:`AttemptOutcome`. Timeouts
+and cancellation arrive as Trio cancellation; an executor cleans up (kills its process
+group) and lets ``Cancelled`` propagate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+import traceback
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from .._plan import PlanAgent, PlanStage
+from ._process import SpawnError, run_in_group, signal_name
+from ._resolve import Masker
+
+__all__ = [
+    "EXECUTORS",
+    "AttemptContext",
+    "AttemptOutcome",
+    "CommandExecutor",
+    "Executor",
+    "HttpExecutor",
+    "PythonExecutor",
+    "read_outputs_file",
+    "register_executor",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptContext:
+    """Everything one attempt needs, with every ``${...}`` already resolved."""
+
+    run_id: str
+    stage: PlanStage
+    agent: PlanAgent
+    attempt: int                                # 1-based
+    inputs: Mapping[str, Any]
+    run: str | tuple[str, ...] | None = None    # str: a shell line (values already quoted); tuple: argv
+    call: str | None = None
+    url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)  # full environment of a command stage
+    cwd: Path
+    log_path: Path
+    work_dir: Path                              # where the attempt's inputs/outputs files go
+    timeout_s: float | None = None
+    kill_grace_s: float = 5.0
+    kill_now: trio.Event | None = None
+    on_spawn: Callable[[int], None] | None = None
+    masker: Masker = field(default_factory=Masker)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptOutcome:
+    ok: bool
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    error: str | None = None
+    log_path: str | None = None
+
+
+class Executor(Protocol):
+    async def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        """Run one attempt; return its outcome (never raise for a failure of the stage)."""
+        ...
+
+
+def read_outputs_file(path: Path) -> dict[str, str]:
+    """``key=value`` lines; blank lines and lines without ``=`` are ignored, later keys win."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    outputs: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if sep and key:
+            outputs[key] = value
+    return outputs
+
+
+def _describe_status(status: int, shell: bool) -> str:
+    if status < 0:
+        return f"killed by {signal_name(-status)}"
+    if shell and status == 127:
+        return "exit status 127 (command not found)"
+    if shell and status == 126:
+        return "exit status 126 (command not executable)"
+    return f"exit status {status}"
+
+
+class CommandExecutor:
+    """A process: argv without a shell, or a string under ``/bin/sh -c``; its own process group."""
+
+    async def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        if ctx.run is None:
+            return AttemptOutcome(ok=False, error="nothing to run: the stage and its agent have no `run`")
+        shell = isinstance(ctx.run, str)
+        argv: list[str] = ["/bin/sh", "-c", ctx.run] if isinstance(ctx.run, str) else list(ctx.run)
+        if not argv or not argv[0]:
+            return AttemptOutcome(ok=False, error="empty command")
+        stem = f"{ctx.stage.name}.{ctx.attempt}"
+        inputs_path = ctx.work_dir / f"{stem}.inputs.json"
+        outputs_path = ctx.work_dir / f"{stem}.outputs"
+        try:
+            inputs_path.write_text(json.dumps(dict(ctx.inputs), default=str), encoding="utf-8")
+            outputs_path.unlink(missing_ok=True)
+        except OSError as exc:
+            return AttemptOutcome(ok=False, error=f"cannot write {inputs_path}: {exc.strerror}")
+        env = dict(ctx.env)
+        env.update(
+            ALFRED_RUN_ID=ctx.run_id,
+            ALFRED_STAGE=ctx.stage.name,
+            ALFRED_ATTEMPT=str(ctx.attempt),
+            ALFRED_INPUTS=str(inputs_path),
+            ALFRED_OUTPUTS=str(outputs_path),
+        )
+        log = str(ctx.log_path)
+        try:
+            status = await run_in_group(
+                argv,
+                cwd=ctx.cwd,
+                env=env,
+                log_path=ctx.log_path,
+                kill_grace_s=ctx.kill_grace_s,
+                kill_now=ctx.kill_now,
+                on_spawn=ctx.on_spawn,
+            )
+        except SpawnError as exc:
+            return AttemptOutcome(ok=False, error=str(exc), log_path=None)
+        finally:
+            ctx.masker.file(ctx.log_path)
+        if status != 0:
+            error = _describe_status(status, shell)
+            return AttemptOutcome(ok=False, exit_code=status, error=error, log_path=log)
+        return AttemptOutcome(ok=True, exit_code=0, outputs=read_outputs_file(outputs_path), log_path=log)
+
+
+def _write_log(ctx: AttemptContext, text: str) -> str | None:
+    try:
+        with open(ctx.log_path, "a", encoding="utf-8") as handle:
+            handle.write(ctx.masker.text(text))
+    except OSError:
+        return None
+    return str(ctx.log_path)
+
+
+class _ImportFailure(Exception):
+    pass
+
+
+class PythonExecutor:
+    """``module:function``: a plain function runs in a worker thread, an ``async def`` on Trio.
+
+    It gets the stage's inputs dict and returns its outputs dict (or None). The stage's
+    ``cwd`` is put on ``sys.path`` so project modules import.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, Path], Callable[[dict[str, Any]], Any]] = {}
+
+    def resolve(self, call: str, cwd: Path) -> Callable[[dict[str, Any]], Any]:
+        key = (call, cwd)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        module_name, sep, attribute = call.partition(":")
+        if not sep or not module_name or not attribute:
+            raise _ImportFailure(f"invalid call `{call}`: expected `module:function`")
+        if str(cwd) not in sys.path:
+            sys.path.insert(0, str(cwd))
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or module_name
+            raise _ImportFailure(f"cannot import `{call}`: no module named `{missing}`") from exc
+        except Exception as exc:  # the module itself is broken: report, do not crash
+            raise _ImportFailure(f"cannot import `{call}`: {type(exc).__name__}: {exc}") from exc
+        target: Any = module
+        for part in attribute.split("."):
+            if not hasattr(target, part):
+                raise _ImportFailure(
+                    f"cannot import `{call}`: module `{module_name}` has no attribute `{part}`"
+                )
+            target = getattr(target, part)
+        if not callable(target):
+            raise _ImportFailure(f"cannot import `{call}`: `{attribute}` is not callable")
+        function: Callable[[dict[str, Any]], Any] = target
+        self._cache[key] = function
+        return function
+
+    async def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        if not ctx.call:
+            return AttemptOutcome(ok=False, error="nothing to call: the stage and its agent have no `call`")
+        try:
+            function = self.resolve(ctx.call, ctx.cwd)
+        except _ImportFailure as exc:
+            return AttemptOutcome(ok=False, error=str(exc))
+        inputs = dict(ctx.inputs)
+        try:
+            if inspect.iscoroutinefunction(function):
+                result = await function(inputs)
+            else:
+                result = await trio.to_thread.run_sync(function, inputs, abandon_on_cancel=True)
+                if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
+                    result = await _await(result)
+        except trio.Cancelled:
+            raise
+        except Exception as exc:
+            log = _write_log(ctx, "".join(traceback.format_exception(exc)))
+            return AttemptOutcome(ok=False, error=f"{type(exc).__name__}: {exc}", log_path=log)
+        if result is None:
+            return AttemptOutcome(ok=True)
+        if not isinstance(result, Mapping):
+            return AttemptOutcome(
+                ok=False, error=f"`{ctx.call}` returned {type(result).__name__}, expected a dict of outputs"
+            )
+        return AttemptOutcome(ok=True, outputs={str(k): v for k, v in result.items()})
+
+
+async def _await(value: Awaitable[Any]) -> Any:
+    return await value
+
+
+class HttpExecutor:
+    """POST the inputs as JSON to the agent's ``url``; a JSON object back becomes the outputs.
+
+    A non-2xx status, an unreachable server or a body that is not a JSON object is a
+    failed attempt. ``headers`` (a map) in the agent block are sent too. The request
+    runs in a worker thread (urllib).
+    """
+
+    async def run(self, ctx: AttemptContext) -> AttemptOutcome:
+        url = ctx.url
+        if not url:
+            return AttemptOutcome(ok=False, error="the http agent has no `url`")
+        if not url.startswith(("http://", "https://")):
+            return AttemptOutcome(ok=False, error=f"unsupported URL {url!r}: expected http:// or https://")
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-Alfred-Run-Id": ctx.run_id,
+            "X-Alfred-Stage": ctx.stage.name,
+            "X-Alfred-Attempt": str(ctx.attempt),
+        }
+        extra = ctx.agent.options.get("headers")
+        if isinstance(extra, Mapping):
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        body = json.dumps(dict(ctx.inputs), default=str).encode()
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        timeout = ctx.timeout_s if ctx.timeout_s else 300.0
+
+        def send() -> tuple[int, str, bytes]:
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    return int(response.status), str(response.reason), response.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, str(exc.reason), exc.read() if exc.fp is not None else b""
+
+        try:
+            status, reason, payload = await trio.to_thread.run_sync(send, abandon_on_cancel=True)
+        except urllib.error.URLError as exc:
+            return AttemptOutcome(ok=False, error=ctx.masker.text(f"cannot reach {url}: {exc.reason}"))
+        except (OSError, ValueError) as exc:
+            return AttemptOutcome(ok=False, error=ctx.masker.text(f"request to {url} failed: {exc}"))
+        text = payload.decode("utf-8", errors="replace")
+        log = _write_log(ctx, f"POST {url}\nHTTP {status} {reason}\n{text}\n")
+        if not 200 <= status < 300:
+            return AttemptOutcome(ok=False, exit_code=status, error=f"HTTP {status} {reason}", log_path=log)
+        if not text.strip():
+            return AttemptOutcome(ok=True, exit_code=status, log_path=log)
+        try:
+            outputs = json.loads(text)
+        except ValueError:
+            return AttemptOutcome(ok=False, exit_code=status, error="the response is not JSON", log_path=log)
+        if not isinstance(outputs, dict):
+            return AttemptOutcome(
+                ok=False, exit_code=status, error="the response is not a JSON object", log_path=log
+            )
+        return AttemptOutcome(ok=True, exit_code=status, outputs=outputs, log_path=log)
+
+
+#: kind -> executor. ``register_executor`` adds more.
+EXECUTORS: dict[str, Executor] = {
+    "command": CommandExecutor(),
+    "python": PythonExecutor(),
+    "http": HttpExecutor(),
+}
+
+
+def register_executor(kind: str, executor: Executor) -> None:
+    """Make agents of ``kind`` run on ``executor``."""
+    EXECUTORS[kind] = executor

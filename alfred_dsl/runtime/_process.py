@@ -1,0 +1,178 @@
+"""Child processes in their own process group: cheap spawn, cheap reap, thorough kill.
+
+``subprocess.Popen`` is called directly on the Trio thread (no worker-thread hop, unlike
+``trio.run_process``) with ``process_group=0``, so the child leads a new process group;
+the exit is awaited on a pidfd (``os.pidfd_open``) that Trio watches like a socket. On
+cancellation (timeout, ``on_failure = stop``, Ctrl-C) the whole group gets SIGTERM, then
+SIGKILL after a grace period, so no grandchild survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import trio
+
+__all__ = ["SpawnError", "kill_orphans", "run_in_group", "signal_name"]
+
+_HAS_PIDFD = hasattr(os, "pidfd_open")
+_POLL_S = 0.01
+
+
+class SpawnError(Exception):
+    """The process could not be started (command not found, not executable, bad cwd)."""
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+async def run_in_group(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    kill_grace_s: float,
+    kill_now: trio.Event | None = None,
+    on_spawn: Callable[[int], None] | None = None,
+) -> int:
+    """Run ``argv`` with stdout and stderr appended to ``log_path``; return its exit status.
+
+    The status is negative (``-N``) when the process died of signal N, as in
+    :mod:`subprocess`. When the calling task is cancelled, the process group is
+    terminated (see :func:`terminate_group`) before ``Cancelled`` propagates.
+    """
+    if not cwd.is_dir():
+        raise SpawnError(f"working directory {cwd} does not exist")
+    try:
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise SpawnError(f"cannot open log file {log_path}: {exc.strerror}") from exc
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            close_fds=True,
+            process_group=0,
+        )
+    except FileNotFoundError as exc:
+        raise SpawnError(f"command not found: {argv[0]}") from exc
+    except PermissionError as exc:
+        raise SpawnError(f"cannot execute {argv[0]}: permission denied") from exc
+    except OSError as exc:
+        raise SpawnError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(log_fd)
+    if on_spawn is not None:
+        on_spawn(proc.pid)
+    try:
+        return await _wait(proc)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await terminate_group(proc, kill_grace_s, kill_now)
+        raise
+
+
+async def _wait(proc: subprocess.Popen[bytes]) -> int:
+    if _HAS_PIDFD:
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except OSError:
+            pidfd = -1
+        if pidfd >= 0:
+            try:
+                await trio.lowlevel.wait_readable(pidfd)
+            finally:
+                trio.lowlevel.notify_closing(pidfd)
+                os.close(pidfd)
+            return proc.wait()
+    delay = 0.001
+    while (status := proc.poll()) is None:
+        await trio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return status
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def terminate_group(
+    proc: subprocess.Popen[bytes], grace_s: float, kill_now: trio.Event | None = None
+) -> None:
+    """SIGTERM the process group of ``proc``; SIGKILL whatever is left after ``grace_s``.
+
+    Waits for the whole group (grandchildren included), not only the leader, and stops
+    waiting at once when ``kill_now`` is set (a second Ctrl-C). Reaps the leader.
+    """
+    pgid = proc.pid
+    _killpg(pgid, signal.SIGTERM)
+    # A stopped process cannot act on SIGTERM until it is continued.
+    _killpg(pgid, signal.SIGCONT)
+    deadline = trio.current_time() + max(grace_s, 0.0)
+    while trio.current_time() < deadline and not (kill_now is not None and kill_now.is_set()):
+        proc.poll()  # reap the leader, else its zombie keeps the group alive
+        if not _group_alive(pgid):
+            break
+        await trio.sleep(_POLL_S)
+    _killpg(pgid, signal.SIGKILL)
+    for _ in range(500):  # SIGKILL cannot be caught: the leader is gone within milliseconds
+        if proc.poll() is not None:
+            break
+        await trio.sleep(_POLL_S)
+
+
+def kill_orphans(run_id: str, pgids: Iterable[int]) -> list[int]:
+    """SIGKILL processes left from a dead ``alfredc`` of run ``run_id``; returns their pids.
+
+    A process is killed only if it is in one of ``pgids`` (the groups of the attempts
+    that were running) and its environment says ``ALFRED_RUN_ID=run_id``, so a reused pid
+    is never hit. Linux only (``/proc``); elsewhere nothing is done.
+    """
+    wanted = set(pgids)
+    proc_dir = Path("/proc")
+    if not wanted or not proc_dir.is_dir():
+        return []
+    marker = f"ALFRED_RUN_ID={run_id}".encode()
+    killed: list[int] = []
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = (entry / "stat").read_text()
+            # Fields after the command name (which may hold spaces): state ppid pgrp ...
+            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
+            if pgrp not in wanted:
+                continue
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return killed

@@ -1,0 +1,108 @@
+"""Run-time values: ``${...}`` templates rendered against params, outputs, inputs, env, secrets.
+
+Parsing is ``_syntax.parse_template`` (cached per string); evaluation is ``_expr.render``.
+Secret values are masked (``***``) by :class:`Masker` wherever they would be shown or stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .. import _expr
+from .._expr import ExprError, Template
+from .._source import SourceFile
+
+__all__ = ["ExprError", "Masker", "parse", "render_value", "render_when"]
+
+_NOWHERE = SourceFile("<runtime>", "")
+
+
+@functools.lru_cache(maxsize=4096)
+def parse(text: str) -> Template:
+    """The template of a string (a string without ``${`` is its own literal text)."""
+    if "${" not in text:
+        return Template(parts=(text,))
+    try:
+        syntax = importlib.import_module("alfred_dsl._syntax")
+    except ImportError:  # the parser has not landed: take the text literally
+        return Template(parts=(text,))
+    template, diagnostics = syntax.parse_template(text, _NOWHERE.whole())
+    if not isinstance(template, Template):
+        message = next((d.message for d in diagnostics), "invalid interpolation")
+        raise ExprError(f"invalid interpolation in {text!r}: {message}")
+    return template
+
+
+def render_value(value: Any, scope: Mapping[str, Any], *, quote: Callable[[str], str] | None = None) -> Any:
+    """Render every string in ``value`` (recursively through maps and lists)."""
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        return _expr.render(parse(value), scope, quote=quote)
+    if isinstance(value, Mapping):
+        return {k: render_value(v, scope, quote=quote) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render_value(v, scope, quote=quote) for v in value]
+    return value
+
+
+def render_when(when: bool | str, scope: Mapping[str, Any]) -> bool:
+    """The value of a stage's ``when``; :class:`ExprError` if it is not a boolean."""
+    if isinstance(when, bool):
+        return when
+    value = render_value(when, scope)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    raise ExprError(f"`when` must be a boolean, got {value!r}")
+
+
+class Masker:
+    """Replaces secret values by ``***`` in text and in JSON-like data."""
+
+    __slots__ = ("_secrets",)
+
+    def __init__(self, secret_values: Mapping[str, str] | None = None) -> None:
+        values = {v for v in (secret_values or {}).values() if isinstance(v, str) and v}
+        # Longest first, so a secret containing another is masked whole.
+        self._secrets = tuple(sorted(values, key=len, reverse=True))
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def text(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def data(self, value: Any) -> Any:
+        if not self._secrets:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {k: self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+    def file(self, path: Any) -> None:
+        """Mask a log file in place (a no-op without secrets or without the file)."""
+        if not self._secrets:
+            return
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            return
+        masked = raw
+        for secret in self._secrets:
+            masked = masked.replace(secret.encode(), b"***")
+        if masked != raw:
+            with open(path, "wb") as handle:
+                handle.write(masked)
