@@ -1,0 +1,292 @@
+"""The compiler benchmark: how long `alfredc check` and `alfredc plan` take as whole processes.
+
+    python bench/compiler.py [--sizes 20,100,1000,10000] [--runs 5] [--profile 10000] [--keep DIR]
+
+For each size it writes a workflow of N stages (about 3 `after` edges each, to recent
+stages) as `.alfred` and as the equivalent normalized YAML document, then times, as
+separate processes (median of --runs):
+
+- `python -c pass`: the interpreter alone;
+- `python -c "yaml.load(..., Loader=yaml.SafeLoader)"`: reading the same document with
+  PyYAML's pure-Python loader, a baseline for "just reading the input";
+- `alfredc check FILE` and `alfredc plan --format json FILE`.
+
+It then runs the pipeline in-process, one step at a time (read, parse+lower, schema,
+load, check, resolve, analyse, plan, JSON), to show which step dominates, and with
+--profile N prints the hottest functions of the whole `plan` pipeline for size N.
+Targets (2 cores): 20 stages < 0.3 s; 10,000 stages < 3 s; roughly linear growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EDGES_PER_STAGE = 3
+#: Stages come in layers this wide; each depends on 3 stages of the layer before, so no
+#: `after` edge is redundant (the run measures the compiler, not the warning printer).
+LAYER_WIDTH = 10
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+
+def workflow_data(count: int, seed: int = 42) -> dict[str, Any]:
+    """The normalized document of an N-stage workflow (deterministic for a seed)."""
+    rng = random.Random(seed)
+    stages: dict[str, Any] = {}
+    for number in range(count):
+        stage: dict[str, Any] = {
+            "agent": "worker" if number % 2 else "helper",
+            "estimate": f"{rng.randint(1, 90)}m",
+        }
+        layer = number // LAYER_WIDTH
+        if layer:
+            previous = range((layer - 1) * LAYER_WIDTH, layer * LAYER_WIDTH)
+            picks = sorted(rng.sample(previous, EDGES_PER_STAGE))
+            stage["after"] = [f"stage-{p}" for p in picks]
+        if layer and number % 10 == 5:  # a reference to an output also makes a dependency
+            source = stage["after"][0]
+            stage["inputs"] = {"source": f"${{stages.{source}.outputs.path}}", "level": number % 3}
+        stages[f"stage-{number}"] = stage
+    return {
+        "agents": {
+            "worker": {"kind": "command", "run": ["true"], "capabilities": ["build"], "concurrency": 4},
+            "helper": {"kind": "command", "run": "echo ${inputs.level}", "capabilities": ["help"]},
+        },
+        "workflows": {"bench": {"description": f"{count} stages", "stages": stages}},
+    }
+
+
+_BARE = {"kind", "agent"}  # attributes whose value is a name, written bare in the DSL
+
+
+def _dsl_value(value: Any) -> str:
+    if isinstance(value, str):
+        if value.startswith("${") and value.endswith("}") and value.count("${") == 1:
+            return value[2:-1]  # a bare reference in the DSL
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_dsl_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_dsl_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(value)
+
+
+def _attribute(key: str, value: Any) -> str:
+    return value if key in _BARE and isinstance(value, str) else _dsl_value(value)
+
+
+def workflow_dsl(data: dict[str, Any]) -> str:
+    """The same workflow written in the DSL."""
+    lines = []
+    for name, agent in data["agents"].items():
+        lines.append(f"agent {name} {{")
+        lines += [f"  {key} = {_attribute(key, value)}" for key, value in agent.items()]
+        lines += ["}", ""]
+    for name, workflow in data["workflows"].items():
+        lines.append(f"workflow {name} {{")
+        lines.append(f"  description = {_dsl_value(workflow['description'])}")
+        for stage_name, stage in workflow["stages"].items():
+            after = stage.get("after")
+            lines.append(f"  stage {stage_name}" + (f" after {', '.join(after)}" if after else "") + " {")
+            for key, value in stage.items():
+                if key == "estimate":
+                    lines.append(f"    estimate = {value}")
+                elif key != "after":
+                    lines.append(f"    {key} = {_attribute(key, value)}")
+            lines.append("  }")
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_inputs(folder: Path, count: int) -> tuple[Path, Path]:
+    import yaml
+
+    data = workflow_data(count)
+    dsl = folder / f"bench_{count}.alfred"
+    dsl.write_text(workflow_dsl(data), encoding="utf-8")
+    document = folder / f"bench_{count}.yaml"
+    document.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return dsl, document
+
+
+# -- whole-process timings -----------------------------------------------------------------
+
+
+def alfredc_argv() -> list[str]:
+    found = shutil.which("alfredc")
+    return [found] if found else [sys.executable, "-m", "alfred_dsl"]
+
+
+def time_process(argv: Sequence[str], runs: int, cwd: Path) -> tuple[float, int]:
+    """Median wall time of ``argv`` over ``runs`` runs, and the exit status of the last one."""
+    times = []
+    status = 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = subprocess.run(list(argv), cwd=cwd, capture_output=True, check=False)
+        times.append(time.perf_counter() - started)
+        status = result.returncode
+        if status not in (0, 1):
+            sys.stderr.write(f"  {' '.join(argv[-3:])}: exit {status}: {result.stderr.decode()[-400:]}\n")
+    return statistics.median(times), status
+
+
+# -- in-process breakdown -------------------------------------------------------------------
+
+
+def _timed(results: dict[str, float], step: str, action: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    try:
+        value = action()
+    except Exception as exc:  # a module still being built: show it, keep measuring the rest
+        results[step] = float("nan")
+        sys.stderr.write(f"  {step}: {type(exc).__name__}: {exc}\n")
+        return None
+    results[step] = time.perf_counter() - started
+    return value
+
+
+def breakdown(path: Path) -> dict[str, float]:
+    """Seconds per pipeline step, each measured on its own (``load`` repeats read+parse)."""
+    import importlib
+
+    from alfred_dsl.render import plan_to_json
+
+    def module(name: str) -> Any:
+        try:
+            return importlib.import_module(f"alfred_dsl.{name}")
+        except ImportError as exc:  # a module still being built: its steps show as nan
+            sys.stderr.write(f"  {name}: {exc}\n")
+            return None
+
+    _loader, _lower, _schema, _check, _graph, _plan = (
+        module(name) for name in ("_loader", "_lower", "_schema", "_check", "_graph", "_plan")
+    )
+    results: dict[str, float] = {}
+    source = _timed(results, "read", lambda: _loader.read_source(path)[0])
+    document = _timed(results, "parse+lower", lambda: _lower.parse_document(source)[0])
+    _timed(results, "schema", lambda: _schema.validate(document))
+    workspace = _timed(results, "load (read+parse again)", lambda: _loader.load(path)[0])
+    _timed(results, "check_workspace", lambda: _check.check_workspace(workspace))
+    resolved = _timed(results, "resolve", lambda: _check.resolve(workspace, None, {})[0])
+    analysis = _timed(results, "analyse", lambda: _graph.analyse(resolved)[0])
+    plan = _timed(results, "build_plan", lambda: _plan.build_plan(resolved, analysis))
+    _timed(results, "plan_to_json+dumps", lambda: json.dumps(plan_to_json(plan)))
+    return results
+
+
+def profile(path: Path, top: int = 25) -> str:
+    from alfred_dsl import _pipeline
+    from alfred_dsl.render import plan_to_json
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _pipeline.check_paths([str(path)])
+    compiled, _ = _pipeline.compile_path(str(path))
+    if compiled is not None:
+        json.dumps(plan_to_json(compiled))
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="20,100,1000,10000", help="comma-separated stage counts")
+    parser.add_argument("--runs", type=int, default=5, help="runs per process timing (median)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile the pipeline at size N")
+    parser.add_argument("--keep", type=Path, help="write the inputs here and keep them")
+    options = parser.parse_args(argv)
+    sizes = [int(size) for size in options.sizes.split(",") if size]
+
+    folder = options.keep or Path(tempfile.mkdtemp(prefix="alfred-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "alfred.toml").write_text("", encoding="utf-8")  # the project root
+    alfredc = alfredc_argv()
+    env_note = f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s)"
+    print(f"alfred compiler benchmark ({env_note}); median of {options.runs} runs; inputs in {folder}")
+
+    python_pass, _ = time_process([sys.executable, "-c", "pass"], options.runs, folder)
+    print(f"\nbaseline `python -c pass`: {python_pass:.3f} s\n")
+    header = (
+        f"{'stages':>7} {'edges':>6} {'yaml.load':>10} {'check':>8} {'plan json':>10} "
+        f"{'check/pass':>11} {'check/yaml':>11} {'plan/yaml':>10}  status"
+    )
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for count in sizes:
+        dsl, document = write_inputs(folder, count)
+        edges = sum(
+            len(s.get("after", ())) for s in workflow_data(count)["workflows"]["bench"]["stages"].values()
+        )
+        runs = max(1, options.runs if count <= 1000 else min(options.runs, 3))
+        load_yaml = "import yaml,sys; yaml.load(open(sys.argv[1], encoding='utf-8'), Loader=yaml.SafeLoader)"
+        yaml_time, _ = time_process([sys.executable, "-c", load_yaml, str(document)], runs, folder)
+        check_time, check_status = time_process([*alfredc, "check", str(dsl)], runs, folder)
+        plan_time, plan_status = time_process([*alfredc, "plan", "--format", "json", str(dsl)], runs, folder)
+        rows.append((count, check_time, plan_time))
+        print(
+            f"{count:>7} {edges:>6} {yaml_time:>9.3f}s {check_time:>7.3f}s {plan_time:>9.3f}s "
+            f"{check_time / python_pass:>10.1f}x {check_time / yaml_time:>10.2f}x "
+            f"{plan_time / yaml_time:>9.2f}x"
+            f"  check={check_status} plan={plan_status}"
+        )
+    if len(rows) > 1:
+        (n0, c0, p0), (n1, c1, p1) = rows[0], rows[-1]
+        print(
+            f"\ngrowth {n0} -> {n1} stages (x{n1 / n0:.0f}): check x{c1 / c0:.1f}, plan x{p1 / p0:.1f} "
+            f"(above the interpreter: check x{(c1 - python_pass) / max(c0 - python_pass, 1e-3):.1f})"
+        )
+
+    print("\nin-process breakdown (seconds per step, each step timed alone):")
+    steps: list[str] = []
+    table: list[tuple[int, dict[str, float]]] = []
+    for count in sizes:
+        results = breakdown(folder / f"bench_{count}.alfred")
+        steps = steps or list(results)
+        table.append((count, results))
+    width = max(len(step) for step in steps) if steps else 10
+    print(f"{'step':<{width}} " + " ".join(f"{count:>9}" for count, _ in table))
+    for step in steps:
+        print(
+            f"{step:<{width}} " + " ".join(f"{results.get(step, float('nan')):>9.4f}" for _, results in table)
+        )
+
+    if options.profile:
+        path = folder / f"bench_{options.profile}.alfred"
+        if not path.exists():
+            write_inputs(folder, options.profile)
+        print(f"\nprofile of check + plan at {options.profile} stages (by own time):")
+        print(profile(path))
+    if options.keep is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
