@@ -28,6 +28,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from .._diagnostics import AlfredError
 from ._events import Event
 
 __all__ = [
@@ -96,7 +97,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-class StoreError(Exception):
+class StoreError(AlfredError):
     """The state directory cannot be used (unwritable, not a database, run busy or unknown)."""
 
 
