@@ -92,3 +92,106 @@ FEATURE_DEVELOPMENT: list[Row] = [
     ("testing", ["implementation"], 1800),
     ("deployment", ["testing"], 0),
 ]
+
+
+#: The spec's feature_development workflow as a complete, valid file.
+FEATURE_DSL = """\
+agent spec-builder {
+  kind         = command
+  run          = ["true"]
+  capabilities = ["requirements", "specification"]
+}
+
+agent implementer {
+  kind         = command
+  run          = ["true"]
+  capabilities = ["development", "testing"]
+  concurrency  = 2
+}
+
+agent deployer {
+  kind = command
+  run  = ["true"]
+}
+
+workflow feature_development {
+  description = "From specification to documentation"
+
+  param feature_name: string = "login"
+  param auto_deploy: bool = false
+
+  stage specification {
+    agent    = spec-builder
+    inputs   = { feature = params.feature_name }
+    estimate = 20m
+  }
+
+  stage implementation after specification {
+    agent    = implementer
+    estimate = 2h
+  }
+
+  stage testing after implementation {
+    agent    = implementer
+    estimate = 30m
+  }
+
+  stage deployment after testing {
+    agent = deployer
+    when  = params.auto_deploy
+  }
+}
+"""
+
+#: A template included twice, and a redundant `after`.
+GROUPED_DSL = """\
+agent worker {
+  kind = command
+  run  = ["true"]
+}
+
+workflow review {
+  param area: string
+  stage read {
+    agent    = worker
+    inputs   = { area = params.area }
+    estimate = 10m
+  }
+  stage sign-off after read {
+    agent    = worker
+    estimate = 5m
+  }
+}
+
+workflow launch {
+  stage spec-draft {
+    agent    = worker
+    estimate = 10m
+  }
+  use review(area = "auth") as auth after spec-draft
+  use review(area = "billing") as billing after spec-draft
+  stage release after auth, billing, spec-draft {
+    agent    = worker
+    estimate = 1m
+  }
+}
+"""
+
+CYCLE_DSL = """\
+agent worker {
+  kind = command
+  run  = ["true"]
+}
+
+workflow loop {
+  stage a after c {
+    agent = worker
+  }
+  stage b after a {
+    agent = worker
+  }
+  stage c after b {
+    agent = worker
+  }
+}
+"""

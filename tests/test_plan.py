@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
-from _h3_workflows import FEATURE_DEVELOPMENT, Row, make_plan, make_resolved
+from _h3_workflows import (
+    CYCLE_DSL,
+    FEATURE_DEVELOPMENT,
+    FEATURE_DSL,
+    GROUPED_DSL,
+    Row,
+    make_plan,
+    make_resolved,
+)
 
 from alfred_dsl._graph import analyse
 from alfred_dsl._plan import build_plan
@@ -142,3 +153,122 @@ def test_text_of_an_empty_plan() -> None:
 def test_spec_example_json_golden(golden: Callable[[Path, str], None]) -> None:
     data = plan_to_json(make_plan(FEATURE_DEVELOPMENT, name="feature_development"))
     golden(GOLDEN / "plan_feature_development.json", json.dumps(data, indent=2) + "\n")
+
+
+# -- `alfredc plan` (real processes on real files) ---------------------------------------------
+
+
+def _project(tmp_path: Path, text: str, name: str = "flow.alfred") -> Path:
+    (tmp_path / "alfred.toml").write_text("", encoding="utf-8")
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _alfredc(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | (env or {})
+    return subprocess.run(
+        ["alfredc", *map(str, args)], capture_output=True, text=True, env=environment, check=False, timeout=60
+    )
+
+
+def test_cli_plan_json_is_the_spec_shape(tmp_path: Path) -> None:
+    result = _alfredc("plan", _project(tmp_path, FEATURE_DSL), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["workflow"] == "feature_development"
+    assert data["critical_path"] == ["specification", "implementation", "testing", "deployment"]
+    assert data["duration_s"] == 10200
+    assert data["layers"] == [["specification"], ["implementation"], ["testing"], ["deployment"]]
+    first = data["stages"][0]
+    assert (first["name"], first["agent"], first["estimate_s"], first["earliest_finish_s"]) == (
+        "specification",
+        "spec-builder",
+        1200,
+        1200,
+    )
+    assert data["stages"][3]["after"] == ["testing"]  # present although `when` is false
+
+
+def test_cli_plan_text_without_a_terminal_has_no_colour(tmp_path: Path) -> None:
+    result = _alfredc("plan", _project(tmp_path, FEATURE_DSL))
+    assert result.returncode == 0, result.stderr
+    assert "critical path: specification -> implementation -> testing -> deployment" in result.stdout
+    assert "duration: 2h50m (10200 s)" in result.stdout
+    assert "\x1b" not in result.stdout
+
+
+@pytest.mark.parametrize(("no_colour", "expect_colour"), [(None, True), ("1", False)])
+def test_cli_plan_colours_only_a_terminal_without_no_color(
+    tmp_path: Path, no_colour: str | None, expect_colour: bool
+) -> None:
+    path = _project(tmp_path, FEATURE_DSL)
+    leader, follower = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm"}
+    if no_colour is not None:
+        environment["NO_COLOR"] = no_colour
+    process = subprocess.Popen(
+        ["alfredc", "plan", str(path)], stdout=follower, stderr=subprocess.PIPE, env=environment
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=60)
+    os.close(leader)
+    output = b"".join(chunks).decode()
+    assert process.returncode == 0
+    assert "critical path" in output
+    assert ("\x1b[" in output) == expect_colour
+
+
+def test_cli_plan_cycle_exits_1_with_the_cycle_on_stderr(tmp_path: Path) -> None:
+    result = _alfredc("plan", _project(tmp_path, CYCLE_DSL), "--format", "json")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "A401" in result.stderr and "dependency cycle: a -> b -> c -> a" in result.stderr
+
+
+def test_cli_plan_missing_file_exits_2(tmp_path: Path) -> None:
+    result = _alfredc("plan", tmp_path / "nope.alfred")
+    assert result.returncode == 2
+    assert "A001" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_plan_params_and_bad_param_syntax(tmp_path: Path) -> None:
+    path = _project(tmp_path, FEATURE_DSL)
+    result = _alfredc(
+        "plan", path, "--format", "json", "--param", "feature_name=signup", "-p", "auto_deploy=true"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["params"]["auto_deploy"] is True
+    bad = _alfredc("plan", path, "--param", "auto_deploy")
+    assert bad.returncode == 2
+    assert "NAME=VALUE" in bad.stderr
+    unknown = _alfredc("plan", path, "--workflow", "feature_developmnt")
+    assert unknown.returncode == 1
+    assert "A209" in unknown.stderr
+
+
+def test_cli_plan_prints_warnings_but_succeeds(tmp_path: Path) -> None:
+    result = _alfredc("plan", _project(tmp_path, GROUPED_DSL), "--workflow", "launch", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "A503" in result.stderr and "`spec-draft` is already implied by" in result.stderr
+    data = json.loads(result.stdout)
+    names = [stage["name"] for stage in data["stages"]]
+    assert names == [
+        "spec-draft",
+        "auth.read",
+        "auth.sign-off",
+        "billing.read",
+        "billing.sign-off",
+        "release",
+    ]
+    assert data["stages"][1]["group"] == ["auth"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _h3_workflows import Row, make_plan
+from _h3_workflows import CYCLE_DSL, FEATURE_DSL, GROUPED_DSL, Row, make_plan
 
 from alfred_dsl.render import graph_to_json, to_dot, to_mermaid
 
@@ -107,3 +107,59 @@ def test_graph_of_an_empty_plan() -> None:
     assert "linkStyle" not in to_mermaid(plan)
     assert to_dot(plan).rstrip().endswith("}")
     assert graph_to_json(plan)["nodes"] == []
+
+
+# -- `alfredc graph` (real processes on real files) ---------------------------------------------
+
+
+def _project(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "alfred.toml").write_text("", encoding="utf-8")
+    path = tmp_path / "flow.alfred"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _alfredc(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["alfredc", *map(str, args)], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_cli_graph_formats(tmp_path: Path) -> None:
+    path = _project(tmp_path, GROUPED_DSL)
+    mermaid = _alfredc("graph", path, "--workflow", "launch")
+    assert mermaid.returncode == 0, mermaid.stderr
+    assert mermaid.stdout.startswith("flowchart LR\n")
+    assert 'subgraph g0["auth"]' in mermaid.stdout and 'subgraph g1["billing"]' in mermaid.stdout
+    assert '["auth.sign-off<br/>5m"]' in mermaid.stdout
+    dot = _alfredc("graph", path, "-w", "launch", "--format", "dot")
+    assert dot.returncode == 0, dot.stderr
+    assert '"auth.read" -> "auth.sign-off"' in dot.stdout
+    assert dot.stdout.count('subgraph "cluster_') == 2
+    data = json.loads(_alfredc("graph", path, "-w", "launch", "--format", "json").stdout)
+    edges = {(edge["from"], edge["to"]) for edge in data["edges"]}
+    assert {
+        ("spec-draft", "auth.read"),
+        ("auth.sign-off", "release"),
+        ("billing.sign-off", "release"),
+    } <= edges
+    assert data["critical_path"][0] == "spec-draft" and data["critical_path"][-1] == "release"
+
+
+def test_cli_graph_output_file(tmp_path: Path) -> None:
+    path = _project(tmp_path, FEATURE_DSL)
+    target = tmp_path / "graph.dot"
+    result = _alfredc("graph", path, "--format", "dot", "-o", target)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert target.read_text(encoding="utf-8").startswith('digraph "feature_development" {')
+    missing = _alfredc("graph", path, "-o", tmp_path / "no" / "such" / "dir.mmd")
+    assert missing.returncode == 2
+    assert "cannot write" in missing.stderr or "does not exist" in missing.stderr.lower()
+
+
+def test_cli_graph_of_a_cycle_fails(tmp_path: Path) -> None:
+    result = _alfredc("graph", _project(tmp_path, CYCLE_DSL))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "dependency cycle: a -> b -> c -> a" in result.stderr
