@@ -1,0 +1,111 @@
+"""The HTML report and docs in a real headless Chromium: no console errors, one bar per attempt.
+
+Chromium comes from Debian (``apt-get install chromium``; ``.ci/run`` installs it). Without
+it the tests are skipped, except in CI (``CI`` set) where a missing browser is a failure.
+Screenshots are written to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from _h6_plans import feature_plan
+from _h6_runs import write_run
+
+from alfred_dsl.render._docs import doc_from_plan, write_html
+from alfred_dsl.render._report import load_report, report_to_html
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+# Installed first in <head>: records script errors and failed resource loads.
+_WATCH = (
+    "<script>window.__errors=[];addEventListener('error',function(e){"
+    "__errors.push(String(e.message||(e.target&&(e.target.src||e.target.href))||'error'))},true);</script>"
+)
+# Run last in <body>: writes what the test checks into the DOM for --dump-dom.
+_PROBE = """<script>(function(){
+var bars=document.querySelectorAll('.bar'), drawn=0;
+bars.forEach(function(b){var r=b.getBoundingClientRect(); if(r.width>0&&r.height>0){drawn++;}});
+var out=document.createElement('pre'); out.id='probe-result';
+out.textContent=JSON.stringify({bars:bars.length, drawn:drawn, errors:window.__errors,
+  resources:performance.getEntriesByType('resource').length,
+  svgs:document.querySelectorAll('svg g.stage').length});
+document.body.appendChild(out);})();</script>"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("CI"):
+        pytest.fail("headless Chromium is required in CI (apt-get install chromium)")
+    pytest.skip("chromium is not installed (apt-get install chromium); set CI=1 to make this a failure")
+
+
+def _run_chromium(page: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+        "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,900", *extra, page.as_uri(),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+
+
+def _probe(html: str, tmp_path: Path) -> tuple[dict[str, object], str]:
+    probed = html.replace("<head>", "<head>" + _WATCH, 1).replace("</body>", _PROBE + "</body>", 1)
+    page = tmp_path / "probe.html"
+    page.write_text(probed, encoding="utf-8")
+    done = _run_chromium(page, tmp_path, "--virtual-time-budget=3000", "--dump-dom")
+    match = re.search(r'<pre id="probe-result">(.*?)</pre>', done.stdout, re.S)
+    assert match, f"the probe did not run:\n{done.stderr[-2000:]}"
+    result: dict[str, object] = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return result, done.stderr
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CONSOLE" in line and ("rror" in line or "ERROR" in line)]
+
+
+def _screenshot(page: Path, name: str, tmp_path: Path, size: str = "1400,900") -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / name
+    target.unlink(missing_ok=True)
+    done = _run_chromium(page, tmp_path, f"--screenshot={target}", f"--window-size={size}")
+    assert target.is_file(), done.stderr[-2000:]
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return target
+
+
+def test_run_report_in_chromium(tmp_path: Path) -> None:
+    write_run(tmp_path / ".alfred", hostile=True)
+    loaded, problem = load_report(tmp_path / ".alfred", "last")
+    assert loaded is not None, problem
+    html = report_to_html(loaded)
+    result, stderr = _probe(html, tmp_path)
+    assert result["errors"] == [] and _console_errors(stderr) == []
+    assert result["resources"] == 0                       # self-contained: nothing fetched
+    assert result["bars"] == len(loaded.attempts) == 6    # one bar per attempt
+    assert result["drawn"] == 6                           # and each one is visible
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    assert _screenshot(page, "run-report.png", tmp_path, "1300,1200").stat().st_size > 10_000
+
+
+def test_docs_site_in_chromium(tmp_path: Path) -> None:
+    write_html([doc_from_plan(feature_plan())], tmp_path / "site")
+    html = (tmp_path / "site" / "feature_development.html").read_text(encoding="utf-8")
+    result, stderr = _probe(html, tmp_path)
+    assert result["errors"] == [] and _console_errors(stderr) == []
+    assert result["resources"] == 0
+    assert result["svgs"] == 7                            # the graph is drawn without any script
+    assert _screenshot(tmp_path / "site" / "feature_development.html", "docs-page.png", tmp_path, "1300,1500")
