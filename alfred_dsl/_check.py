@@ -480,40 +480,12 @@ def check_workspace(ws: WorkspaceLike) -> list[Diagnostic]:
     """Every name, type and template problem of every agent and workflow, in one pass."""
     model = _Model.of(ws)
     out: list[Diagnostic] = []
-    out.extend(_check_duplicates(ws))
     for name, agent in model.agents.items():
         _check_agent(model, name, agent, out)
     for name in model.workflows:
         _WorkflowChecker(model, name, out).run()
     out.extend(_unused_agents(model))
     out.extend(model.parse_diagnostics)
-    return out
-
-
-def _check_duplicates(ws: WorkspaceLike) -> list[Diagnostic]:
-    """Agents and workflows declared in more than one file (the lowering reports those within one file)."""
-    out: list[Diagnostic] = []
-    for kind, what in (("agents", "agent"), ("workflows", "workflow")):
-        first: dict[str, Document] = {}
-        for doc in ws.documents:
-            for name in _map(doc.data.get(kind)):
-                earlier = first.get(name)
-                if earlier is None:
-                    first[name] = doc
-                    continue
-                if earlier is doc:
-                    continue
-                previous = earlier.spans.key((kind, name))
-                out.append(
-                    error(
-                        "A208",
-                        f"{what} `{name}` is declared twice",
-                        doc.spans.key((kind, name)),
-                        "declared again here",
-                        secondary=[Label(previous, "first declared here")],
-                        help="rename or remove one of them",
-                    )
-                )
     return out
 
 

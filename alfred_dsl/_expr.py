@@ -454,7 +454,7 @@ def check_types(
             diagnostics.append(
                 error(
                     "A309",
-                    f"`{node.op}` cannot order {_article(kind)} values in `{unparse(node)}`",
+                    f"`{node.op}` cannot order {kind} values in `{unparse(node)}`",
                     node.span or where,
                     "only numbers, durations and strings are ordered",
                 )
