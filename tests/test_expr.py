@@ -57,10 +57,22 @@ def b(op: str, left: Expr, right: Expr) -> Binary:
         (b("==", ref("params.env"), lit("prod")), 'params.env == "prod"'),
         (Unary(op="not", operand=ref("params.dry")), "not params.dry"),
         (Unary(op="not", operand=b("and", ref("params.a"), ref("params.b"))), "not (params.a and params.b)"),
-        (b("and", b("or", ref("params.a"), ref("params.b")), ref("params.c")), "(params.a or params.b) and params.c"),
-        (b("or", ref("params.a"), b("and", ref("params.b"), ref("params.c"))), "params.a or params.b and params.c"),
-        (b("and", b("and", ref("params.a"), ref("params.b")), ref("params.c")), "params.a and params.b and params.c"),
-        (b("and", ref("params.a"), b("and", ref("params.b"), ref("params.c"))), "params.a and (params.b and params.c)"),
+        (
+            b("and", b("or", ref("params.a"), ref("params.b")), ref("params.c")),
+            "(params.a or params.b) and params.c",
+        ),
+        (
+            b("or", ref("params.a"), b("and", ref("params.b"), ref("params.c"))),
+            "params.a or params.b and params.c",
+        ),
+        (
+            b("and", b("and", ref("params.a"), ref("params.b")), ref("params.c")),
+            "params.a and params.b and params.c",
+        ),
+        (
+            b("and", ref("params.a"), b("and", ref("params.b"), ref("params.c"))),
+            "params.a and (params.b and params.c)",
+        ),
         (b("==", b("<", ref("params.a"), lit(1)), lit(True)), "(params.a < 1) == true"),
     ],
 )
@@ -106,7 +118,12 @@ def test_unparse_round_trips_through_the_parser(expr: Expr) -> None:
 
 def test_references_in_order_through_templates_and_operators() -> None:
     template = Template(
-        parts=("run ", b("and", ref("params.a"), Unary(op="not", operand=ref("env.X"))), " then ", ref("secrets.T"))
+        parts=(
+            "run ",
+            b("and", ref("params.a"), Unary(op="not", operand=ref("env.X"))),
+            " then ",
+            ref("secrets.T"),
+        )
     )
     assert [str(r) for r in references(template)] == ["params.a", "env.X", "secrets.T"]
 
@@ -133,8 +150,10 @@ def test_substitute_by_literal_does_not_touch_longer_references() -> None:
 
 SCOPE: dict[str, Any] = {
     "params": {"env": "prod", "coverage": 80, "dry": False, "files": ["a.py", "b c.py"]},
-    "stages": {"build": {"outputs": {"path": "dist/x.whl", "count": "12", "ok": "true"}}, "auth.spec": {
-        "outputs": {"doc": "spec.md"}}},
+    "stages": {
+        "build": {"outputs": {"path": "dist/x.whl", "count": "12", "ok": "true"}},
+        "auth.spec": {"outputs": {"doc": "spec.md"}},
+    },
     "env": {"HOME": "/home/u"},
     "secrets": {"TOKEN": "s3cret"},
     "inputs": {},
@@ -145,7 +164,10 @@ SCOPE: dict[str, Any] = {
     ("expr", "value"),
     [
         (b("==", ref("params.env"), lit("prod")), True),
-        (b("and", Unary(op="not", operand=ref("params.dry")), b(">=", ref("params.coverage"), lit(80))), True),
+        (
+            b("and", Unary(op="not", operand=ref("params.dry")), b(">=", ref("params.coverage"), lit(80))),
+            True,
+        ),
         (b(">", ref("stages.build.outputs.count"), lit(9)), True),  # outputs are text; compared as numbers
         (ref("stages.build.outputs.ok"), "true"),
         (Unary(op="not", operand=ref("stages.build.outputs.ok")), False),
@@ -177,9 +199,13 @@ def test_render_single_interpolation_keeps_type() -> None:
 
 
 def test_render_text_and_shell_quoting_of_values_only() -> None:
-    template = Template(parts=("pytest --cov-fail-under=", ref("params.coverage"), " ", ref("params.files"), " $HOME"))
+    template = Template(
+        parts=("pytest --cov-fail-under=", ref("params.coverage"), " ", ref("params.files"), " $HOME")
+    )
     assert render(template, SCOPE) == 'pytest --cov-fail-under=80 ["a.py","b c.py"] $HOME'
-    quoted = Template(parts=("echo ", ref("stages.build.outputs.path"), " ", b("==", ref("params.env"), lit("dev"))))
+    quoted = Template(
+        parts=("echo ", ref("stages.build.outputs.path"), " ", b("==", ref("params.env"), lit("dev")))
+    )
     assert render(quoted, SCOPE, quote=shlex.quote) == "echo dist/x.whl false"
     spaced = Template(parts=("cat ", Ref(parts=("params", "files", "1"))))
     assert render(spaced, SCOPE, quote=shlex.quote) == "cat 'b c.py'"
@@ -187,7 +213,14 @@ def test_render_text_and_shell_quoting_of_values_only() -> None:
 
 # -- static types -------------------------------------------------------------------------------
 
-TYPES = {"env": "string", "coverage": "int", "dry": "bool", "ratio": "float", "wait": "duration", "files": "list"}
+TYPES = {
+    "env": "string",
+    "coverage": "int",
+    "dry": "bool",
+    "ratio": "float",
+    "wait": "duration",
+    "files": "list",
+}
 
 
 @pytest.mark.parametrize(
@@ -207,7 +240,7 @@ def test_infer_type(expr: Expr, kind: str) -> None:
 
 
 def test_ill_typed_comparison_is_a309_at_the_operator_span() -> None:
-    source = SourceFile("w.alfred", 'when = params.env == 3\n')
+    source = SourceFile("w.alfred", "when = params.env == 3\n")
     expr = Binary(
         op="==",
         left=Ref(parts=("params", "env"), span=source.span(7, 17)),
@@ -217,7 +250,7 @@ def test_ill_typed_comparison_is_a309_at_the_operator_span() -> None:
     kind, diagnostics = check_types(expr, TYPES)
     assert kind == "bool"
     [diag] = diagnostics
-    assert (diag.code, diag.message) == ("A309", 'cannot compare a string with an int in `params.env == 3`')
+    assert (diag.code, diag.message) == ("A309", "cannot compare a string with an int in `params.env == 3`")
     assert (diag.primary and (diag.primary.span.line, diag.primary.span.column)) == (1, 8)
 
 
