@@ -253,7 +253,7 @@ def test_truncated_examples(tmp_path: Path, name: str, cut: float) -> None:
 
 
 MUTATION_ALPHABET = st.sampled_from(
-    list('{}[]()=,;"\\$#\n\t .:-_@aZ09<>!') + ["${", "}}", "after", "stage", "é", "日"]
+    [*list('{}[]()=,;"\\$#\n\t .:-_@aZ09<>!'), "${", "}}", "after", "stage", "é", "日"]
 )
 
 
