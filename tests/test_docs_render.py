@@ -132,9 +132,8 @@ def test_layout_never_overlaps_boxes_and_edges_point_right(rows: list[tuple[str,
         assert a.x >= 0 and a.x + a.width <= layout.width and a.y >= 0 and a.y + a.height <= layout.height
         for b in layout.boxes:
             if a.name < b.name:
-                apart = (
-                    a.x + a.width <= b.x or b.x + b.width <= a.x or a.y + a.height <= b.y or b.y + b.height <= a.y
-                )
+                side = a.x + a.width <= b.x or b.x + b.width <= a.x
+                apart = side or a.y + a.height <= b.y or b.y + b.height <= a.y
                 assert apart, (a, b)
     for stage in plan.stages:
         for dep in stage.after:
