@@ -53,6 +53,7 @@ __all__ = [
     "parse_param",
     "parse_string",
     "resolve",
+    "workflows_to_analyse",
 ]
 
 ROOTS = ("params", "stages", "inputs", "env", "secrets")
@@ -1458,6 +1459,17 @@ def _choose_workflow(model: _Model, workflow: str | None) -> tuple[str | None, l
         return None, [error("A209", f"{file} declares no workflow", None, file=file)]
     templates = model.used_as_template()
     return next((name for name in declared if name not in templates), declared[0]), []
+
+
+def workflows_to_analyse(ws: WorkspaceLike) -> list[str]:
+    """The entry file's workflows that are not only templates (used by no other workflow)."""
+    model = _Model.of(ws)
+    templates = model.used_as_template()
+    return [
+        name
+        for name in _map(ws.entry.data.get("workflows"))
+        if name in model.workflows and name not in templates
+    ]
 
 
 def _read_params(
