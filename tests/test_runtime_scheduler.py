@@ -1,0 +1,224 @@
+"""The scheduler on real processes: retries, timeouts, concurrency, priorities, failures, resume."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from _h4a_runtime import agent, plan, run_plan, stage
+
+from alfred_dsl.runtime import StateStore
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def test_a_stage_that_fails_twice_then_succeeds_takes_exactly_three_attempts(tmp_path: Path) -> None:
+    script = 'echo "$ALFRED_ATTEMPT" >> attempts; n=$(wc -l < attempts); [ "$n" -ge 3 ]'
+    flaky = stage("flaky", tmp_path, run=["sh", "-c", script], retries=5, backoff_s=0.01)
+    result, events = run_plan(plan([flaky]), tmp_path / "state")
+    assert result.state == "succeeded" and result.exit_status == 0
+    assert result.stages["flaky"].attempts == 3
+    assert (tmp_path / "attempts").read_text().split() == ["1", "2", "3"]
+    assert [e.attempt for e in events if e.type == "stage_retrying"] == [1, 2]
+    with StateStore(tmp_path / "state") as store:
+        attempts = store.attempts(result.run_id, "flaky")
+        assert [(a.n, a.exit_code) for a in attempts] == [(1, 1), (2, 1), (3, 0)]
+        assert all(Path(a.log_path or "").name == f"flaky.{a.n}.log" for a in attempts)
+
+
+def test_retries_exhausted_fail_the_stage_with_backoff_between_attempts(tmp_path: Path) -> None:
+    failing = stage("failing", tmp_path, run=["false"], retries=2, backoff_s=0.1, max_backoff_s=0.15)
+    started = time.monotonic()
+    result, events = run_plan(plan([failing]), tmp_path / "state")
+    elapsed = time.monotonic() - started
+    assert result.exit_status == 1 and result.stages["failing"].state == "failed"
+    assert result.stages["failing"].attempts == 3
+    delays = [e.data["delay_s"] for e in events if e.type == "stage_retrying"]
+    assert delays == [0.1, 0.15]  # 0.1, then 0.2 capped by max_backoff
+    assert elapsed >= 0.25
+
+
+def test_timeout_kills_the_stage_and_its_grandchildren(tmp_path: Path) -> None:
+    # The grandchild ignores SIGTERM: only the SIGKILL after the grace period ends it.
+    script = (
+        "(trap '' TERM; sleep 30) & echo $! > grandchild.pid; "
+        "sleep 30 & echo $! > sleeper.pid; echo $$ > child.pid; wait"
+    )
+    slow = stage("slow", tmp_path, run=["sh", "-c", script], timeout_s=0.5)
+    started = time.monotonic()
+    result, _ = run_plan(plan([slow]), tmp_path / "state", kill_grace_s=0.5)
+    elapsed = time.monotonic() - started
+    assert result.stages["slow"].state == "failed"
+    assert result.stages["slow"].error == "timed out after 0.5s"
+    assert elapsed < 5
+    pids = [int((tmp_path / f).read_text()) for f in ("child.pid", "grandchild.pid", "sleeper.pid")]
+    deadline = time.monotonic() + 2
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+
+
+def _intervals(directory: Path) -> list[tuple[int, int]]:
+    spans = []
+    for path in directory.iterdir():
+        start, end = (int(x) for x in path.read_text().split())
+        spans.append((start, end))
+    return spans
+
+
+def _max_overlap(spans: list[tuple[int, int]]) -> int:
+    points = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda p: (p[0], p[1]))
+    best = current = 0
+    for _, delta in points:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+TIMED = 'mkdir -p spans; s=$(date +%s%N); sleep 0.2; echo "$s $(date +%s%N)" > "spans/$ALFRED_STAGE"'
+
+
+def test_agent_concurrency_is_never_exceeded(tmp_path: Path) -> None:
+    pair = agent("pair", concurrency=2)
+    stages = [stage(f"s{i}", tmp_path, agents=["pair"], run=["sh", "-c", TIMED]) for i in range(6)]
+    result, _ = run_plan(plan(stages, [pair]), tmp_path / "state", max_concurrency=8)
+    assert result.ok
+    assert _max_overlap(_intervals(tmp_path / "spans")) == 2
+
+
+def test_global_max_concurrency_is_never_exceeded(tmp_path: Path) -> None:
+    wide = agent("wide", concurrency=10)
+    stages = [stage(f"s{i}", tmp_path, agents=["wide"], run=["sh", "-c", TIMED]) for i in range(5)]
+    result, _ = run_plan(plan(stages, [wide]), tmp_path / "state", max_concurrency=3)
+    assert result.ok
+    assert _max_overlap(_intervals(tmp_path / "spans")) == 3
+
+
+def test_ready_stages_start_by_priority_then_slack_then_declaration(tmp_path: Path) -> None:
+    stages = [
+        stage("low", tmp_path, run=["true"], priority=0),
+        stage("late_slack", tmp_path, run=["true"], priority=2, slack_s=50),
+        stage("first_declared", tmp_path, run=["true"], priority=2),
+        stage("second_declared", tmp_path, run=["true"], priority=2),
+        stage("critical", tmp_path, run=["true"], priority=3),
+    ]
+    result, events = run_plan(plan(stages), tmp_path / "state", max_concurrency=1)
+    assert result.ok
+    order = [e.stage for e in events if e.type == "stage_started"]
+    assert order == ["critical", "first_declared", "second_declared", "late_slack", "low"]
+
+
+def test_requires_goes_to_the_least_busy_matching_agent(tmp_path: Path) -> None:
+    agents = [agent("a1", concurrency=2), agent("a2", concurrency=2)]
+    stages = [stage(f"s{i}", tmp_path, agents=["a1", "a2"], run=["sleep", "0.2"]) for i in range(4)]
+    result, _ = run_plan(plan(stages, agents), tmp_path / "state", max_concurrency=4)
+    assert result.ok
+    used = [result.stages[f"s{i}"].agent for i in range(4)]
+    assert sorted(used) == ["a1", "a1", "a2", "a2"]
+    assert result.duration_s < 0.6  # all four ran at once
+
+
+def test_when_false_skips_the_stage_and_its_dependents_and_the_run_succeeds(tmp_path: Path) -> None:
+    stages = [
+        stage("build", tmp_path, run=["true"]),
+        stage("deploy", tmp_path, run=["touch", "deployed"], after=["build"], when=False),
+        stage("announce", tmp_path, run=["touch", "announced"], after=["deploy"]),
+    ]
+    result, events = run_plan(plan(stages), tmp_path / "state")
+    assert result.state == "succeeded" and result.exit_status == 0
+    assert [result.stages[n].state for n in ("build", "deploy", "announce")] == ["succeeded", "skipped", "skipped"]
+    assert not (tmp_path / "deployed").exists() and not (tmp_path / "announced").exists()
+    assert [e.data["reason"] for e in events if e.type == "stage_skipped"] == [
+        "`when` is false", "`deploy` was skipped",
+    ]
+
+
+def test_on_failure_stop_cancels_running_stages_and_starts_no_new_ones(tmp_path: Path) -> None:
+    stages = [
+        stage("broken", tmp_path, run=["sh", "-c", "sleep 0.2; exit 3"]),
+        stage("long", tmp_path, run=["sh", "-c", "echo $$ > long.pid; exec sleep 30"]),
+        stage("after_broken", tmp_path, run=["touch", "x"], after=["broken"]),
+        stage("after_long", tmp_path, run=["touch", "y"], after=["long"]),
+    ]
+    started = time.monotonic()
+    result, _ = run_plan(plan(stages, [agent(concurrency=4)]), tmp_path / "state", max_concurrency=4)
+    assert time.monotonic() - started < 5
+    states = {n: s.state for n, s in result.stages.items()}
+    assert states == {
+        "broken": "failed", "long": "cancelled", "after_broken": "upstream_failed", "after_long": "cancelled",
+    }
+    assert result.stages["broken"].error == "exit status 3" and result.exit_status == 1
+    assert not _alive(int((tmp_path / "long.pid").read_text()))
+
+
+def test_on_failure_continue_lets_independent_branches_finish(tmp_path: Path) -> None:
+    stages = [
+        stage("broken", tmp_path, run=["false"], on_failure="continue"),
+        stage("after_broken", tmp_path, run=["touch", "x"], after=["broken"]),
+        stage("deep", tmp_path, run=["touch", "z"], after=["after_broken"]),
+        stage("other", tmp_path, run=["sh", "-c", "sleep 0.2; touch y"]),
+    ]
+    result, events = run_plan(plan(stages, [agent(concurrency=4)]), tmp_path / "state", max_concurrency=4)
+    states = {n: s.state for n, s in result.stages.items()}
+    assert states == {"broken": "failed", "after_broken": "upstream_failed", "deep": "upstream_failed",
+                      "other": "succeeded"}
+    assert (tmp_path / "y").exists() and not (tmp_path / "x").exists()
+    assert result.exit_status == 1
+    assert events[-1].type == "run_failed" and events[-1].data["failed"] == ["broken"]
+
+
+def test_outputs_inputs_and_environment_reach_the_stage(tmp_path: Path) -> None:
+    produce = stage(
+        "produce", tmp_path, run=["sh", "-c", 'printf "path=out.bin\\nempty=\\nnoise\\n" > "$ALFRED_OUTPUTS"'],
+    )
+    consume = stage(
+        "consume", tmp_path / "sub", after=["produce"], inputs={"n": 3, "names": ["a", "b"]},
+        env={"STAGE_VAR": "s"},
+        run=["sh", "-c", 'cat "$ALFRED_INPUTS" > seen.json; '
+             'echo "$ALFRED_RUN_ID $ALFRED_STAGE $ALFRED_ATTEMPT $AGENT_VAR $STAGE_VAR $(pwd)" > seen.txt'],
+    )
+    (tmp_path / "sub").mkdir()
+    worker = agent("worker", env={"AGENT_VAR": "a"})
+    result, _ = run_plan(plan([produce, consume], [worker]), tmp_path / "state")
+    assert result.ok
+    assert result.stages["produce"].outputs == {"path": "out.bin", "empty": ""}
+    assert (tmp_path / "sub" / "seen.json").read_text() == '{"n": 3, "names": ["a", "b"]}'
+    run_id, name, attempt, agent_var, stage_var, cwd = (tmp_path / "sub" / "seen.txt").read_text().split()
+    assert (run_id, name, attempt, agent_var, stage_var) == (result.run_id, "consume", "1", "a", "s")
+    assert Path(cwd).resolve() == (tmp_path / "sub").resolve()
+
+
+def test_resume_reruns_only_what_did_not_succeed_and_reuses_outputs(tmp_path: Path) -> None:
+    count = 'echo x >> "runs.$ALFRED_STAGE"'
+    stages = [
+        stage("first", tmp_path, run=["sh", "-c", count + '; echo v=42 > "$ALFRED_OUTPUTS"']),
+        stage("second", tmp_path, after=["first"], run=["sh", "-c", count + "; [ -f fixed ]"]),
+        stage("third", tmp_path, after=["second"], run=["sh", "-c", count]),
+    ]
+    the_plan = plan(stages)
+    result, _ = run_plan(the_plan, tmp_path / "state")
+    assert result.state == "failed" and result.stages["third"].state == "upstream_failed"
+    (tmp_path / "fixed").touch()
+    resumed, events = run_plan(the_plan, tmp_path / "state", resume=result.run_id)
+    assert resumed.run_id == result.run_id and resumed.state == "succeeded"
+    assert events[0].type == "run_resumed" and events[0].data["reused"] == ["first"]
+    assert resumed.stages["first"].reused and resumed.stages["first"].outputs == {"v": "42"}
+    assert resumed.stages["second"].attempts == 2  # attempt numbers continue across executions
+    lines = {n: len((tmp_path / f"runs.{n}").read_text().split()) for n in ("first", "second", "third")}
+    assert lines == {"first": 1, "second": 2, "third": 1}
+    with StateStore(tmp_path / "state") as store:
+        record = store.run(result.run_id)
+        assert record is not None and record.state == "succeeded"
+        assert [e.seq for e in store.events(result.run_id)] == list(range(1, len(store.events(result.run_id)) + 1))
