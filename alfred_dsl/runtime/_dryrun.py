@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from .._expr import ExprError, to_text
 from .._plan import Plan, PlanAgent, PlanStage, thaw
 from ._resolve import render_value, render_when
 
-__all__ = ["DryRunStage", "dry_run", "dry_run_json", "dry_run_text"]
+__all__ = ["DryRunStage", "dry_run", "dry_run_json", "dry_run_stages", "dry_run_text"]
 
 #: The variables every command stage gets from the runtime (spec section 6).
 RUNTIME_ENV = ("ALFRED_RUN_ID", "ALFRED_STAGE", "ALFRED_ATTEMPT", "ALFRED_INPUTS", "ALFRED_OUTPUTS")
@@ -99,7 +100,7 @@ def _when(stage: PlanStage, scope: Mapping[str, Any]) -> str:
         return str(stage.when)
 
 
-def dry_run(plan: Plan, *, env: Mapping[str, str] | None = None) -> list[DryRunStage]:
+def dry_run_stages(plan: Plan, *, env: Mapping[str, str] | None = None) -> list[DryRunStage]:
     """Every stage of ``plan``, layer by layer, with its command resolved as far as possible."""
     environ = dict(os.environ if env is None else env)
     scope: dict[str, Any] = {
@@ -151,17 +152,28 @@ def _seconds(value: float | None) -> str:
     return f"{value:g}s"
 
 
-def dry_run_text(plan: Plan, *, env: Mapping[str, str] | None = None) -> str:
+def dry_run_text(
+    plan: Plan,
+    *,
+    env: Mapping[str, str] | None = None,
+    max_concurrency: int | None = None,
+    colour: bool = False,
+) -> str:
     """The human form: one block per layer, one indented block per stage."""
-    stages = dry_run(plan, env=env)
-    lines = [f"dry run of workflow {plan.workflow} ({len(stages)} stages): nothing is executed"]
+    stages = dry_run_stages(plan, env=env)
+
+    def bold(text: str) -> str:
+        return f"\x1b[1m{text}\x1b[0m" if colour else text
+
+    at_once = f", at most {max_concurrency} at once" if max_concurrency else ""
+    lines = [f"dry run of workflow {plan.workflow} ({len(stages)} stages{at_once}): nothing is executed"]
     current = -1
     for item in stages:
         if item.layer != current:
             current = item.layer
             lines.append("")
-            lines.append(f"layer {current}:")
-        lines.append(f"  {item.name}")
+            lines.append(bold(f"layer {current}:"))
+        lines.append(f"  {bold(item.name)}")
         lines.append(f"    agent    {item.agent} ({item.kind})")
         lines.append(f"    command  {item.command}" if item.error is None else f"    error    {item.error}")
         if item.after:
@@ -181,9 +193,28 @@ def dry_run_text(plan: Plan, *, env: Mapping[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dry_run(
+    plan: Plan,
+    *,
+    max_concurrency: int | None = None,
+    colour: bool = False,
+    stream: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """``alfredc run --dry-run``: write :func:`dry_run_text` to ``stream`` (default stdout).
+
+    Returns the exit status: 0, or 1 when a stage's command cannot be resolved even
+    before the run (an ``env.X`` that is not set, an ill-typed expression).
+    """
+    out = stream if stream is not None else sys.stdout
+    out.write(dry_run_text(plan, env=env, max_concurrency=max_concurrency, colour=colour))
+    out.flush()
+    return 1 if any(s.error for s in dry_run_stages(plan, env=env)) else 0
+
+
 def dry_run_json(plan: Plan, *, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The machine form: ``{"workflow", "layers", "stages": [...]}``."""
-    stages = dry_run(plan, env=env)
+    stages = dry_run_stages(plan, env=env)
     return {
         "workflow": plan.workflow,
         "layers": [list(layer) for layer in plan.layers] or [[s.name] for s in stages],

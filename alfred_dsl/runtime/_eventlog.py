@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from .._diagnostics import AlfredError
-from ._events import Event
+from ._events import Event, EventBus
 from ._resolve import Masker
 
-__all__ = ["EventLogError", "open_event_log", "read_event_log"]
+__all__ = ["EventLogError", "attach", "open_event_log", "read_event_log"]
 
 
 class EventLogError(AlfredError):
@@ -61,3 +61,21 @@ def read_event_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The events of a file written by :func:`open_event_log` (for tests and tools)."""
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def attach(
+    bus: EventBus, path: str | os.PathLike[str], *, secrets: Mapping[str, str] | None = None
+) -> Callable[[], None]:
+    """Subscribe an events file to ``bus`` (what ``alfredc run --events FILE`` calls).
+
+    Returns the function that closes the file. Raises :class:`EventLogError`.
+    """
+    stack = ExitStack()
+    handler = stack.enter_context(open_event_log(path, secrets=secrets))
+    unsubscribe = bus.subscribe(handler)
+
+    def close() -> None:
+        unsubscribe()
+        stack.close()
+
+    return close

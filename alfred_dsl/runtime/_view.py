@@ -14,10 +14,11 @@ Colour is used only on a terminal, and never when ``NO_COLOR`` is set.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 
@@ -39,9 +40,18 @@ from ._events import (
     STAGE_SUCCEEDED,
     STAGE_UPSTREAM_FAILED,
     Event,
+    EventBus,
 )
 
-__all__ = ["ViewMode", "choose_mode", "describe_event", "format_duration", "open_view", "summary_line"]
+__all__ = [
+    "ViewMode",
+    "attach",
+    "choose_mode",
+    "describe_event",
+    "format_duration",
+    "open_view",
+    "summary_line",
+]
 
 ViewMode = Literal["live", "plain", "quiet"]
 
@@ -404,3 +414,25 @@ def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Calla
         live.stop()  # idempotent; restores the cursor even when the run raised
         if not printed_summary and state.run_id:
             console.print(Text(state.summary(), style="bold"))
+
+
+def attach(
+    bus: EventBus, plan: Plan, *, quiet: bool, colour: bool, stream: TextIO | None = None
+) -> Callable[[object], None]:
+    """Subscribe the view of ``plan`` to ``bus`` (what ``alfredc run`` calls).
+
+    The mode follows :func:`choose_mode` on ``stream`` (default ``sys.stdout``). Returns
+    the function to call once when the run is over (with its result, or None if it
+    raised): it ends the live display and makes sure the summary line was written.
+    """
+    out = stream if stream is not None else sys.stdout
+    stack = ExitStack()
+    mode = choose_mode(out, quiet=quiet)
+    handler = stack.enter_context(open_view(plan, mode=mode, stream=out, colour=colour))
+    unsubscribe = bus.subscribe(handler)
+
+    def finish(result: object = None) -> None:
+        unsubscribe()
+        stack.close()
+
+    return finish
