@@ -1,0 +1,205 @@
+"""The command, python and http executors against real processes, modules and servers."""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import json
+import socket
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _h4a_runtime import agent, plan, run_plan, stage
+
+HAS_PARSER = importlib.util.find_spec("alfred_dsl._syntax") is not None
+needs_parser = pytest.mark.skipif(not HAS_PARSER, reason="`${...}` needs _syntax.parse_template (H1)")
+
+
+def test_a_missing_command_fails_with_a_clear_error(tmp_path: Path) -> None:
+    result, _ = run_plan(plan([stage("s", tmp_path, run=["no-such-command-alfred"])]), tmp_path / "state")
+    assert result.exit_status == 1
+    assert result.stages["s"].error == "command not found: no-such-command-alfred"
+
+
+def test_a_missing_command_in_a_shell_line_fails_with_exit_127(tmp_path: Path) -> None:
+    result, _ = run_plan(plan([stage("s", tmp_path, run="no-such-command-alfred --x")]), tmp_path / "state")
+    assert result.stages["s"].error == "exit status 127 (command not found)"
+    log = next((tmp_path / "state" / "runs" / result.run_id).glob("s.1.log")).read_text()
+    assert "no-such-command-alfred" in log
+
+
+def test_a_missing_working_directory_is_reported(tmp_path: Path) -> None:
+    result, _ = run_plan(plan([stage("s", tmp_path / "nope", run=["true"])]), tmp_path / "state")
+    assert result.stages["s"].error == f"working directory {tmp_path / 'nope'} does not exist"
+
+
+def test_a_shell_line_runs_under_sh_and_output_is_captured_per_attempt(tmp_path: Path) -> None:
+    result, _ = run_plan(plan([stage("s", tmp_path, run="echo out; echo err >&2; echo $((1+2))")]),
+                         tmp_path / "state")
+    assert result.ok
+    log = tmp_path / "state" / "runs" / result.run_id / "s.1.log"
+    assert log.read_text().split() == ["out", "err", "3"]
+
+
+def test_argv_is_never_passed_through_a_shell(tmp_path: Path) -> None:
+    result, _ = run_plan(plan([stage("s", tmp_path, run=["touch", "a; touch pwned", "$(touch pwned2)"])]),
+                         tmp_path / "state")
+    assert result.ok
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "state") == ["$(touch pwned2)", "a; touch pwned"]
+
+
+@needs_parser
+def test_interpolated_param_is_shell_quoted(tmp_path: Path) -> None:
+    evil = '"; touch pwned; "'
+    shell = stage("s", tmp_path, run='printf %s ${params.name} > got.txt; echo "${params.name}" >> got.txt')
+    result, _ = run_plan(plan([shell], params={"name": evil}), tmp_path / "state")
+    assert result.ok
+    assert not (tmp_path / "pwned").exists()
+    assert (tmp_path / "got.txt").read_text().startswith(evil)
+
+
+def test_secrets_are_masked_in_logs_outputs_events_and_the_database(tmp_path: Path) -> None:
+    script = 'echo "token is $API_TOKEN"; echo "key=$API_TOKEN" > "$ALFRED_OUTPUTS"; exit 1'
+    leaky = stage("leaky", tmp_path, run=["sh", "-c", script], on_failure="continue")
+    show = stage("show", tmp_path, run=["sh", "-c", 'echo "v=$API_TOKEN" > "$ALFRED_OUTPUTS"'])
+    secret = "hunter2-" + uuid.uuid4().hex
+    result, events = run_plan(plan([leaky, show], secrets=["API_TOKEN"]), tmp_path / "state",
+                              env={"API_TOKEN": secret, "PATH": "/usr/bin:/bin"})
+    assert result.stages["show"].outputs == {"v": secret}  # the API caller gets the real value
+    log = (tmp_path / "state" / "runs" / result.run_id / "leaky.1.log").read_text()
+    assert log == "token is ***\n"
+    assert secret not in json.dumps([e.to_json() for e in events])
+    dump = "\n".join(sqlite3.connect(tmp_path / "state" / "state.db").iterdump())
+    assert secret not in dump and '"v":"***"' in dump
+
+
+def _write_module(tmp_path: Path, source: str) -> str:
+    name = "agents_" + uuid.uuid4().hex[:8]
+    (tmp_path / f"{name}.py").write_text(source)
+    return name
+
+
+def test_python_sync_and_async_callables_take_inputs_and_return_outputs(tmp_path: Path) -> None:
+    module = _write_module(tmp_path, (
+        "import threading, trio\n"
+        "def double(inputs):\n"
+        "    return {'value': inputs['n'] * 2, 'thread': threading.current_thread().name}\n"
+        "async def later(inputs):\n"
+        "    await trio.sleep(0.01)\n"
+        "    return {'seen': sorted(inputs)}\n"
+        "def nothing(inputs):\n"
+        "    return None\n"
+    ))
+    stages = [
+        stage("sync", tmp_path, kind="python", agents=["py"], call=f"{module}:double", inputs={"n": 21}),
+        stage("async", tmp_path, kind="python", agents=["py"], call=f"{module}:later", inputs={"a": 1, "b": 2}),
+        stage("none", tmp_path, kind="python", agents=["py"], call=f"{module}:nothing"),
+    ]
+    result, _ = run_plan(plan(stages, [agent("py", kind="python", concurrency=3)]), tmp_path / "state")
+    assert result.ok
+    assert result.stages["sync"].outputs["value"] == 42
+    assert result.stages["sync"].outputs["thread"] != "MainThread"  # plain functions run in a worker thread
+    assert result.stages["async"].outputs == {"seen": ["a", "b"]}
+    assert result.stages["none"].outputs == {}
+
+
+def test_a_python_callable_that_raises_fails_the_attempt_with_its_message(tmp_path: Path) -> None:
+    module = _write_module(tmp_path, "def boom(inputs):\n    raise ValueError('bad input ' + str(inputs['x']))\n")
+    failing = stage("s", tmp_path, kind="python", agents=["py"], call=f"{module}:boom", inputs={"x": 7},
+                    retries=1)
+    result, _ = run_plan(plan([failing], [agent("py", kind="python")]), tmp_path / "state")
+    assert result.stages["s"].state == "failed" and result.stages["s"].attempts == 2
+    assert result.stages["s"].error == "ValueError: bad input 7"
+    log = (tmp_path / "state" / "runs" / result.run_id / "s.1.log").read_text()
+    assert "Traceback" in log and "bad input 7" in log  # the traceback goes to the log, not the terminal
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        ("no_such_module_alfred:f", "cannot import `no_such_module_alfred:f`: no module named `no_such_module_alfred`"),
+        ("json:no_such_function", "cannot import `json:no_such_function`: module `json` has no attribute "
+                                  "`no_such_function`"),
+        ("json", "invalid call `json`: expected `module:function`"),
+        ("json:__doc__", "cannot import `json:__doc__`: `__doc__` is not callable"),
+    ],
+)
+def test_a_callable_that_cannot_be_imported_is_a_clear_error(tmp_path: Path, call: str, error: str) -> None:
+    bad = stage("s", tmp_path, kind="python", agents=["py"], call=call)
+    result, _ = run_plan(plan([bad], [agent("py", kind="python")]), tmp_path / "state")
+    assert result.stages["s"].error == error
+
+
+def test_a_python_callable_returning_a_non_dict_fails(tmp_path: Path) -> None:
+    module = _write_module(tmp_path, "def f(inputs):\n    return 3\n")
+    bad = stage("s", tmp_path, kind="python", agents=["py"], call=f"{module}:f")
+    result, _ = run_plan(plan([bad], [agent("py", kind="python")]), tmp_path / "state")
+    assert result.stages["s"].error == f"`{module}:f` returned int, expected a dict of outputs"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/fail":
+            self.send_response(503)
+            self.end_headers()
+            self.wfile.write(b"overloaded")
+            return
+        payload = {"echo": body, "stage": self.headers["X-Alfred-Stage"], "auth": self.headers.get("X-Key")}
+        data = json.dumps(payload).encode() if self.path != "/list" else b"[1, 2]"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_http_agent_posts_inputs_and_reads_outputs_from_a_real_server(tmp_path: Path, server: str) -> None:
+    agents = [
+        agent("api", kind="http", url=server + "/ok", options={"headers": {"X-Key": "k1"}}),
+        agent("down", kind="http", url=server + "/fail"),
+        agent("odd", kind="http", url=server + "/list"),
+    ]
+    stages = [
+        stage("call", tmp_path, kind="http", agents=["api"], inputs={"q": "hello", "n": 2}),
+        stage("failing", tmp_path, kind="http", agents=["down"], on_failure="continue"),
+        stage("not_object", tmp_path, kind="http", agents=["odd"], on_failure="continue"),
+    ]
+    result, _ = run_plan(plan(stages, agents), tmp_path / "state")
+    assert result.stages["call"].outputs == {"echo": {"q": "hello", "n": 2}, "stage": "call", "auth": "k1"}
+    assert result.stages["failing"].error == "HTTP 503 Service Unavailable"
+    assert result.stages["failing"].exit_code == 503
+    assert "overloaded" in (tmp_path / "state" / "runs" / result.run_id / "failing.1.log").read_text()
+    assert result.stages["not_object"].error == "the response is not a JSON object"
+
+
+def test_http_agent_whose_server_is_down_fails_the_attempt(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/run"
+    down = stage("s", tmp_path, kind="http", agents=["api"], retries=1, backoff_s=0.01)
+    result, _ = run_plan(plan([down], [agent("api", kind="http", url=url)]), tmp_path / "state")
+    assert result.stages["s"].state == "failed" and result.stages["s"].attempts == 2
+    assert result.stages["s"].error is not None
+    assert result.stages["s"].error.startswith(f"cannot reach {url}: ")
+    assert "refused" in result.stages["s"].error.lower()
