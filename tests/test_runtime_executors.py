@@ -49,7 +49,8 @@ def test_argv_is_never_passed_through_a_shell(tmp_path: Path) -> None:
     result, _ = run_plan(plan([stage("s", tmp_path, run=["touch", "a; touch pwned", "$(touch pwned2)"])]),
                          tmp_path / "state")
     assert result.ok
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "state") == ["$(touch pwned2)", "a; touch pwned"]
+    created = sorted(p.name for p in tmp_path.iterdir() if p.name != "state")
+    assert created == ["$(touch pwned2)", "a; touch pwned"]
 
 
 @needs_parser
@@ -96,7 +97,8 @@ def test_python_sync_and_async_callables_take_inputs_and_return_outputs(tmp_path
     ))
     stages = [
         stage("sync", tmp_path, kind="python", agents=["py"], call=f"{module}:double", inputs={"n": 21}),
-        stage("async", tmp_path, kind="python", agents=["py"], call=f"{module}:later", inputs={"a": 1, "b": 2}),
+        stage("async", tmp_path, kind="python", agents=["py"], call=f"{module}:later",
+              inputs={"a": 1, "b": 2}),
         stage("none", tmp_path, kind="python", agents=["py"], call=f"{module}:nothing"),
     ]
     result, _ = run_plan(plan(stages, [agent("py", kind="python", concurrency=3)]), tmp_path / "state")
@@ -108,7 +110,9 @@ def test_python_sync_and_async_callables_take_inputs_and_return_outputs(tmp_path
 
 
 def test_a_python_callable_that_raises_fails_the_attempt_with_its_message(tmp_path: Path) -> None:
-    module = _write_module(tmp_path, "def boom(inputs):\n    raise ValueError('bad input ' + str(inputs['x']))\n")
+    module = _write_module(
+        tmp_path, "def boom(inputs):\n    raise ValueError('bad input ' + str(inputs['x']))\n"
+    )
     failing = stage("s", tmp_path, kind="python", agents=["py"], call=f"{module}:boom", inputs={"x": 7},
                     retries=1)
     result, _ = run_plan(plan([failing], [agent("py", kind="python")]), tmp_path / "state")
@@ -121,7 +125,8 @@ def test_a_python_callable_that_raises_fails_the_attempt_with_its_message(tmp_pa
 @pytest.mark.parametrize(
     ("call", "error"),
     [
-        ("no_such_module_alfred:f", "cannot import `no_such_module_alfred:f`: no module named `no_such_module_alfred`"),
+        ("no_such_module_alfred:f",
+         "cannot import `no_such_module_alfred:f`: no module named `no_such_module_alfred`"),
         ("json:no_such_function", "cannot import `json:no_such_function`: module `json` has no attribute "
                                   "`no_such_function`"),
         ("json", "invalid call `json`: expected `module:function`"),

@@ -138,7 +138,8 @@ def test_when_false_skips_the_stage_and_its_dependents_and_the_run_succeeds(tmp_
     ]
     result, events = run_plan(plan(stages), tmp_path / "state")
     assert result.state == "succeeded" and result.exit_status == 0
-    assert [result.stages[n].state for n in ("build", "deploy", "announce")] == ["succeeded", "skipped", "skipped"]
+    states = [result.stages[n].state for n in ("build", "deploy", "announce")]
+    assert states == ["succeeded", "skipped", "skipped"]
     assert not (tmp_path / "deployed").exists() and not (tmp_path / "announced").exists()
     assert [e.data["reason"] for e in events if e.type == "stage_skipped"] == [
         "`when` is false", "`deploy` was skipped",
@@ -181,7 +182,8 @@ def test_on_failure_continue_lets_independent_branches_finish(tmp_path: Path) ->
 
 def test_outputs_inputs_and_environment_reach_the_stage(tmp_path: Path) -> None:
     produce = stage(
-        "produce", tmp_path, run=["sh", "-c", 'printf "path=out.bin\\nempty=\\nnoise\\n" > "$ALFRED_OUTPUTS"'],
+        "produce", tmp_path,
+        run=["sh", "-c", 'printf "path=out.bin\\nempty=\\nnoise\\n" > "$ALFRED_OUTPUTS"'],
     )
     consume = stage(
         "consume", tmp_path / "sub", after=["produce"], inputs={"n": 3, "names": ["a", "b"]},
@@ -221,4 +223,5 @@ def test_resume_reruns_only_what_did_not_succeed_and_reuses_outputs(tmp_path: Pa
     with StateStore(tmp_path / "state") as store:
         record = store.run(result.run_id)
         assert record is not None and record.state == "succeeded"
-        assert [e.seq for e in store.events(result.run_id)] == list(range(1, len(store.events(result.run_id)) + 1))
+        seqs = [e.seq for e in store.events(result.run_id)]
+        assert seqs == list(range(1, len(seqs) + 1))
