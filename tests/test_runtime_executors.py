@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from _h4a_runtime import agent, plan, run_plan, stage
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 HAS_PARSER = importlib.util.find_spec("alfred_dsl._syntax") is not None
 needs_parser = pytest.mark.skipif(not HAS_PARSER, reason="`${...}` needs _syntax.parse_template (H1)")
@@ -54,13 +55,37 @@ def test_argv_is_never_passed_through_a_shell(tmp_path: Path) -> None:
 
 
 @needs_parser
-def test_interpolated_param_is_shell_quoted(tmp_path: Path) -> None:
-    evil = '"; touch pwned; "'
-    shell = stage("s", tmp_path, run='printf %s ${params.name} > got.txt; echo "${params.name}" >> got.txt')
-    result, _ = run_plan(plan([shell], params={"name": evil}), tmp_path / "state")
-    assert result.ok
-    assert not (tmp_path / "pwned").exists()
-    assert (tmp_path / "got.txt").read_text().startswith(evil)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "printf %s ${params.name} > got.txt",
+        'printf %s "${params.name}" > got.txt',
+        "printf %s '${params.name}' > got.txt",
+        "printf %s \"a'b\"${params.name}'c\"d' > got.txt",
+    ],
+    ids=["bare", "double", "single", "mixed"],
+)
+def test_interpolated_param_is_shell_quoted_wherever_it_stands(tmp_path: Path, line: str) -> None:
+    evil = '"; touch pwned; "\' $(touch pwned2) `touch pwned3`'
+    result, _ = run_plan(plan([stage("s", tmp_path, run=line)], params={"name": evil}), tmp_path / "state")
+    assert result.ok, result.stages["s"].error
+    assert not list(tmp_path.glob("pwned*"))
+    mixed = line.startswith('printf %s "a')
+    assert (tmp_path / "got.txt").read_text() == (f"a'b{evil}c\"d" if mixed else evil)
+
+
+@needs_parser
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12))
+def test_any_param_value_reaches_the_shell_verbatim(
+    tmp_path_factory: pytest.TempPathFactory, value: str
+) -> None:
+    directory = tmp_path_factory.mktemp("q")
+    line = 'printf %s ${params.v} > a.txt; printf %s "${params.v}" > b.txt; printf %s \'${params.v}\' > c.txt'
+    result, _ = run_plan(plan([stage("s", directory, run=line)], params={"v": value}), directory / "state")
+    assert result.ok, result.stages["s"].error
+    for name in ("a.txt", "b.txt", "c.txt"):
+        assert (directory / name).read_bytes().decode("utf-8", "surrogateescape") == value, name
 
 
 def test_secrets_are_masked_in_logs_outputs_events_and_the_database(tmp_path: Path) -> None:

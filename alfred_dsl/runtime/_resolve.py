@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ from .. import _expr
 from .._expr import ExprError, Template
 from .._source import SourceFile
 
-__all__ = ["ExprError", "Masker", "parse", "render_value", "render_when"]
+__all__ = ["ExprError", "Masker", "parse", "render_shell", "render_value", "render_when"]
 
 _NOWHERE = SourceFile("<runtime>", "")
 
@@ -47,6 +48,55 @@ def render_value(value: Any, scope: Mapping[str, Any], *, quote: Callable[[str],
     if isinstance(value, list | tuple):
         return [render_value(v, scope, quote=quote) for v in value]
     return value
+
+
+def _shell_state(text: str, state: str) -> str:
+    """The quoting context (``none``, ``single``, ``double``) after ``text`` of a shell line."""
+    escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif state == "single":
+            if char == "'":
+                state = "none"
+        elif char == "\\":
+            escaped = True
+        elif state == "double":
+            if char == '"':
+                state = "none"
+        elif char == "'":
+            state = "single"
+        elif char == '"':
+            state = "double"
+    return state
+
+
+def _quote_for(text: str, state: str) -> str:
+    if state == "double":  # inside "...": only these are special
+        return "".join("\\" + c if c in '\\"$`' else c for c in text)
+    if state == "single":  # inside '...': close, add an escaped quote, reopen
+        return text.replace("'", "'\\''")
+    return shlex.quote(text)
+
+
+def render_shell(line: str, scope: Mapping[str, Any]) -> str:
+    """A shell command line with every interpolated value quoted for where it stands.
+
+    A value is ``shlex.quote``-d outside quotes, backslash-escaped inside ``"..."`` and
+    quote-escaped inside ``'...'``, so no value can end the user's quoting and run a
+    command, whichever way the line quotes it.
+    """
+    if "${" not in line:
+        return line
+    state = "none"
+    out: list[str] = []
+    for part in parse(line).parts:
+        if isinstance(part, str):
+            out.append(part)
+            state = _shell_state(part, state)
+        else:
+            out.append(_quote_for(_expr.to_text(_expr.evaluate(part, scope)), state))
+    return "".join(out)
 
 
 def render_when(when: bool | str, scope: Mapping[str, Any]) -> bool:

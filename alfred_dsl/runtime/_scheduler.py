@@ -25,7 +25,6 @@ import heapq
 import math
 import os
 import random
-import shlex
 import signal
 import threading
 import time
@@ -41,7 +40,7 @@ from . import _events as ev
 from ._events import Event, EventBus
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
 from ._process import kill_orphans, signal_name
-from ._resolve import ExprError, Masker, render_value, render_when
+from ._resolve import ExprError, Masker, render_shell, render_value, render_when
 from ._results import (
     CANCELLED,
     FAILED,
@@ -502,7 +501,7 @@ class _Run:
         run = spec.run if spec.run is not None else agent.run
         resolved_run: str | tuple[str, ...] | None
         if isinstance(run, str):
-            resolved_run = str(render_value(run, scope, quote=shlex.quote))
+            resolved_run = render_shell(run, scope)
         elif run is not None:
             resolved_run = tuple(_text(render_value(part, scope)) for part in run)
         else:
