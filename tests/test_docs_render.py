@@ -162,14 +162,15 @@ def _examples(examples_dir: Path) -> list[Path]:
 
 @pytest.mark.parametrize("fmt", ["md", "html"])
 def test_docs_over_the_examples(fmt: str, examples_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("alfred_dsl._pipeline", reason="the compiler pipeline (H2b) has not landed")
+    pytest.importorskip("alfred_dsl._lower", reason="the .alfred parser (H1) has not landed")
     from click.testing import CliRunner
 
     from alfred_dsl.cli._docs import docs
 
     files = [str(p) for p in _examples(examples_dir)]
-    result = CliRunner().invoke(docs, [*files, "-o", str(tmp_path), "--format", fmt], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    args = [*files, "-o", str(tmp_path), "--format", fmt]
+    result = CliRunner().invoke(docs, args, standalone_mode=False, catch_exceptions=False)
+    assert result.return_value == 0, result.output
     index = (tmp_path / f"index.{fmt}").read_text(encoding="utf-8")
     pages = sorted(p for p in tmp_path.iterdir() if p.name != f"index.{fmt}")
     assert pages, "no workflow page written"
@@ -180,3 +181,50 @@ def test_docs_over_the_examples(fmt: str, examples_dir: Path, tmp_path: Path) ->
             assert "## Stages" in text and "```mermaid" in text and "Planned duration" in text
         else:
             assert "<svg" in text and "<script" not in text.lower()
+
+
+_YAML = """\
+agents:
+  worker: {kind: command, run: ["true"], capabilities: [build], concurrency: 2}
+workflows:
+  release:
+    description: Build and publish
+    params: {version: {type: string}, dry: {type: bool, default: false}}
+    stages:
+      build: {agent: worker, estimate: 10m, run: "echo ${params.version}"}
+      test: {agent: worker, after: [build], estimate: 5m}
+      publish: {agent: worker, after: [test], when: "${params.dry == false}", estimate: 1m}
+"""
+_BROKEN_YAML = """\
+agents:
+  worker: {kind: command, run: ["true"]}
+workflows:
+  broken:
+    stages:
+      only: {agent: nobody}
+"""
+
+
+def test_docs_command_compiles_each_workflow_of_a_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from alfred_dsl.cli._docs import docs
+
+    source = tmp_path / "wf.yaml"
+    source.write_text(_YAML, encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_BROKEN_YAML, encoding="utf-8")
+    out = tmp_path / "out"
+    # standalone_mode=False: the command's return value is the exit status, as under `alfredc`.
+    result = CliRunner().invoke(docs, [str(source), str(bad), "-o", str(out)], standalone_mode=False)
+    assert result.return_value == 1, result.output      # `broken` has an unknown agent
+    assert "A201" in result.output
+    release = (out / "release.md").read_text(encoding="utf-8")
+    assert "placeholder values for version" in release
+    assert "- Planned duration: **16m**" in release
+    assert _table_rows(release, "Param")[0] == ["version", "string", "*required*", ""]
+    broken = (out / "broken.md").read_text(encoding="utf-8")
+    assert "does not compile" in broken and "## Stages" not in broken
+    absent = str(tmp_path / "absent.alfred")
+    missing = CliRunner().invoke(docs, [absent, "-o", str(out)], standalone_mode=False)
+    assert missing.return_value == 2 and "A001" in missing.output
