@@ -1,0 +1,1034 @@
+"""Parsing ``.alfred`` text into the syntax tree of :mod:`._ast`, with error recovery.
+
+One Lark LALR parser (contextual lexer) is built per process from ``grammar/alfred.lark``
+and cached on disk by Lark (``cache=True``), so start-up stays fast. The tree is built
+directly by a transformer run inside the LALR parser: no parse tree is materialised, and
+spans come from the tokens (``propagate_positions`` would cost more than the parse).
+
+Errors never raise: they become diagnostics. After a syntax error the parser
+resynchronises (it closes blocks that were left open, or drops the rest of the line, or
+skips to the next top-level keyword) and keeps going, up to :data:`MAX_ERRORS` errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from . import _ast as ast
+from ._diagnostics import Diagnostic, Label, error
+from ._expr import Binary, Expr, Literal, Ref, Template, Unary
+from ._resources import grammar_path
+from ._source import SourceFile, Span
+
+__all__ = [
+    "KEYWORDS",
+    "MAX_DEPTH",
+    "MAX_ERRORS",
+    "classify_number",
+    "parse_ast",
+    "parse_expression",
+    "parse_template",
+    "unescape",
+]
+
+#: Reserved words: never names of agents, workflows, stages, params or aliases.
+KEYWORDS: dict[str, str] = {
+    word: word.upper()
+    for word in (
+        "import", "agent", "workflow", "param", "defaults", "stage", "use", "as", "after", "on",
+        "true", "false", "and", "or", "not",
+    )
+}
+_KEYWORD_TYPES = frozenset(KEYWORDS.values())
+#: Keywords that start a block or a workflow item: a sign that a `}` is missing before them.
+_ITEM_KEYWORDS = frozenset({"IMPORT", "AGENT", "WORKFLOW", "PARAM", "DEFAULTS", "STAGE", "USE", "ON"})
+_TOP_KEYWORDS = ("import", "agent", "workflow")
+_OPENERS = {"LBRACE": "RBRACE", "LBRACK": "RBRACK", "LPAR": "RPAR"}
+_CLOSERS = frozenset(_OPENERS.values())
+_CLOSER_TEXT = {"RBRACE": "}", "RBRACK": "]", "RPAR": ")", "_NL": "\n"}
+_VALUE_STARTS = frozenset({"STRING", "NUMBER", "TRUE", "FALSE", "NAME", "LPAR", "LBRACK", "LBRACE", "NOT"})
+
+MAX_ERRORS = 50
+MAX_DEPTH = 100
+
+_WORDS = {
+    "NAME": "a name", "STRING": "a string", "NUMBER": "a number", "COMPARE": "a comparison",
+    "_NL": "a new line", "$END": "the end of the file", "LBRACE": "`{`", "RBRACE": "`}`",
+    "LBRACK": "`[`", "RBRACK": "`]`", "LPAR": "`(`", "RPAR": "`)`", "EQUAL": "`=`", "COMMA": "`,`",
+    "COLON": "`:`", "DOT": "`.`",
+}
+# Continuations of a value that are noise in "expected ..." once the value could end here.
+_CONTINUATIONS = frozenset({"DOT", "COMPARE", "AND", "OR"})
+
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+_ESCAPE_RE = re.compile(r"\\(.)")
+_INT_RE = re.compile(r"-?[0-9]+")
+_FLOAT_RE = re.compile(r"-?(?:[0-9]+\.[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)")
+_DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+")
+_DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_UNIT_SECONDS: dict[str, int | float] = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_UNIT_RANK = {"d": 4, "h": 3, "m": 2, "s": 1, "ms": 0}
+_COMMENT_RE = re.compile(r"#[^\n]*")
+_TOKEN_START_RE = re.compile(r"[A-Za-z0-9_\s\"{}\[\]()=,.:;#<>!\-]")
+
+
+def unescape(raw: str) -> str:
+    """The value of a string literal from the text between its quotes."""
+    if "\\" not in raw:
+        return raw
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), raw)
+
+
+@lru_cache(maxsize=1024)
+def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
+    """Sort a number-like literal: ``("int"|"float"|"duration"|"invalid", value, problem)``.
+
+    A duration's value is its length in seconds.
+    """
+    if _INT_RE.fullmatch(raw):
+        return "int", int(raw), None
+    if _FLOAT_RE.fullmatch(raw):
+        return "float", float(raw), None
+    body = raw[1:] if raw.startswith("-") else raw
+    if _DURATION_RE.fullmatch(body):
+        if raw.startswith("-"):
+            return "invalid", None, f"a duration cannot be negative: `{raw}`"
+        total: int | float = 0
+        last_rank = 99
+        for amount, unit in _DURATION_PART_RE.findall(body):
+            rank = _UNIT_RANK[unit]
+            if rank >= last_rank:
+                return "invalid", None, (
+                    f"invalid duration `{raw}`: units must go from largest to smallest, each once (like `1h30m`)"
+                )
+            last_rank = rank
+            total += int(amount) * _UNIT_SECONDS[unit]
+        if isinstance(total, float) and total.is_integer():
+            total = int(total)
+        return "duration", total, None
+    return "invalid", None, f"invalid number or duration `{raw}`"
+
+
+# -- per-parse state --------------------------------------------------------------------
+
+
+class _Abort(Exception):
+    """Stops a parse: too deep (A003) or too many errors."""
+
+
+@dataclass(slots=True)
+class _Context:
+    """What the lexer callbacks and tree builder of one parse need (one parse at a time)."""
+
+    source: SourceFile
+    text: str
+    base: int = 0
+    offsets: Sequence[int] | None = None  # offsets[i]: source offset of text[i] (escaped strings)
+    fixed: Span | None = None  # every span is this one (no position information)
+    expression: bool = False  # parsing `${...}`: syntax errors are A108 and stop the parse
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    comments: list[ast.Comment] = field(default_factory=list)
+    reported: set[int] = field(default_factory=set)
+    quiet_until: int = -1  # errors starting at or before this offset are consequences: not reported
+    depth: int = 0
+    errors: int = 0
+
+    def span(self, start: int, end: int) -> Span:
+        if self.fixed is not None:
+            return self.fixed
+        if self.offsets is not None:
+            last = len(self.offsets) - 1
+            return Span(self.source, self.offsets[min(start, last)], self.offsets[min(end, last)])
+        return Span(self.source, self.base + start, self.base + end)
+
+    def token_span(self, token: Token) -> Span:
+        return self.span(token.start_pos, token.end_pos)
+
+    def report(self, diagnostic: Diagnostic, at: int) -> None:
+        """Record an error once per position; give up after MAX_ERRORS."""
+        if at in self.reported:
+            return
+        self.reported.add(at)
+        self.diagnostics.append(diagnostic)
+        self.errors += 1
+        end_of_line = self.text.find("\n", at)
+        self.quiet_until = max(self.quiet_until, len(self.text) if end_of_line < 0 else end_of_line)
+        if self.errors >= MAX_ERRORS:
+            raise _Abort
+
+
+_lock = threading.Lock()
+_ctx: _Context | None = None
+
+
+def _context() -> _Context:
+    assert _ctx is not None, "parser used outside parse_ast/parse_expression"
+    return _ctx
+
+
+# -- lexer callbacks: keywords, literal checks, comments, nesting depth ------------------
+
+
+def _on_name(token: Token) -> Token:
+    kind = KEYWORDS.get(token.value)
+    if kind is not None:
+        token.type = kind
+    return token
+
+
+def _on_string(token: Token) -> Token:
+    if "\\" in token.value:
+        ctx = _context()
+        for match in _ESCAPE_RE.finditer(token.value, 1, len(token.value) - 1):
+            if match.group(1) not in _ESCAPES:
+                start = token.start_pos + match.start()
+                code = "A108" if ctx.expression else "A105"
+                ctx.report(
+                    error(
+                        code,
+                        f"unknown escape `{match.group(0)}` in string",
+                        ctx.span(start, start + 2),
+                        "not an escape",
+                        help='the escapes are `\\"`, `\\\\`, `\\n` and `\\t`; write `\\\\` for a backslash',
+                    ),
+                    start,
+                )
+    return token
+
+
+def _on_number(token: Token) -> Token:
+    kind, _, problem = classify_number(token.value)
+    if kind == "invalid":
+        ctx = _context()
+        ctx.report(
+            error(
+                "A108" if ctx.expression else "A106",
+                problem or f"invalid literal `{token.value}`",
+                ctx.token_span(token),
+                "not a number or duration",
+                help="numbers are like `3` or `2.5`; durations are an integer and a unit "
+                "(`500ms`, `30s`, `5m`, `2h`, `1d`) or a sum like `1h30m`",
+            ),
+            token.start_pos,
+        )
+    return token
+
+
+def _on_comment(token: Token) -> Token:
+    ctx = _context()
+    ctx.comments.append(ast.Comment(text=token.value.rstrip("\r"), span=ctx.token_span(token)))
+    return token
+
+
+def _on_newline(token: Token) -> Token:
+    if "#" in token.value:
+        ctx = _context()
+        for match in _COMMENT_RE.finditer(token.value):
+            start = token.start_pos + match.start()
+            text = match.group(0).rstrip("\r")
+            ctx.comments.append(ast.Comment(text=text, span=ctx.span(start, start + len(text))))
+    return token
+
+
+def _on_open(token: Token) -> Token:
+    ctx = _context()
+    ctx.depth += 1
+    if ctx.depth > MAX_DEPTH:
+        ctx.diagnostics.append(
+            error(
+                "A003",
+                f"nesting deeper than {MAX_DEPTH} levels",
+                ctx.token_span(token),
+                "too deep",
+                help="flatten the value or split the block",
+            )
+        )
+        raise _Abort
+    return token
+
+
+def _on_close(token: Token) -> Token:
+    ctx = _context()
+    ctx.depth = max(0, ctx.depth - 1)
+    return token
+
+
+# -- the tree builder (runs inside the LALR parser) ---------------------------------------
+
+
+def _cover(first: Any, last: Any) -> Span:
+    """The span from the start of ``first`` to the end of ``last`` (tokens or nodes)."""
+    ctx = _context()
+    start = ctx.token_span(first) if isinstance(first, Token) else first.span
+    end = ctx.token_span(last) if isinstance(last, Token) else last.span
+    return start.cover(end)
+
+
+def _as_expr(value: Any) -> Expr:
+    """An operand of an operator: bare names are references, AST literals become Literal."""
+    if isinstance(value, ast.Name):
+        return Ref(parts=(value.name,), span=value.span)
+    if isinstance(value, ast.String | ast.Bool):
+        return Literal(value=value.value, span=value.span)
+    if isinstance(value, ast.Number):
+        return Literal(value=value.value, span=value.span)
+    if isinstance(value, ast.Duration):
+        return Literal(value=value.seconds, span=value.span)
+    assert isinstance(value, Literal | Ref | Unary | Binary)
+    return value
+
+
+def _key(token: Token) -> str:
+    return unescape(token.value[1:-1]) if token.type == "STRING" else token.value
+
+
+class _Builder(Transformer[Token, Any]):
+    """Builds :mod:`._ast` nodes; one method per grammar rule (children as a list)."""
+
+    def file(self, children: list[Any]) -> ast.File:
+        ctx = _context()
+        return ast.File(items=tuple(children), span=ctx.span(0, len(ctx.text)))
+
+    def expression(self, children: list[Any]) -> Any:
+        return _as_expr(children[0]) if not isinstance(children[0], ast.ListValue | ast.MapValue) else None
+
+    def import_(self, children: list[Any]) -> ast.Import:
+        keyword, path = children
+        ctx = _context()
+        string = ast.String(raw=path.value[1:-1], value=unescape(path.value[1:-1]), span=ctx.token_span(path))
+        return ast.Import(path=string, span=ctx.span(keyword.start_pos, path.end_pos))
+
+    def _attrs_of(self, children: list[Any]) -> tuple[ast.Attribute, ...]:
+        return tuple(child for child in children if isinstance(child, ast.Attribute))
+
+    def agent(self, children: list[Any]) -> ast.Agent:
+        ctx = _context()
+        keyword, name = children[0], children[1]
+        return ast.Agent(
+            name=name.value,
+            name_span=ctx.token_span(name),
+            attributes=self._attrs_of(children[3:-1]),
+            span=ctx.span(keyword.start_pos, children[-1].end_pos),
+        )
+
+    def workflow(self, children: list[Any]) -> ast.Workflow:
+        ctx = _context()
+        keyword, name = children[0], children[1]
+        return ast.Workflow(
+            name=name.value,
+            name_span=ctx.token_span(name),
+            items=tuple(child for child in children[3:-1] if not isinstance(child, Token)),
+            span=ctx.span(keyword.start_pos, children[-1].end_pos),
+        )
+
+    def param(self, children: list[Any]) -> ast.Param:
+        ctx = _context()
+        keyword, name, _colon, type_name, _equal, default = children
+        return ast.Param(
+            name=name.value,
+            name_span=ctx.token_span(name),
+            type=type_name.value,
+            type_span=ctx.token_span(type_name),
+            default=default,
+            span=_cover(keyword, default if default is not None else type_name),
+        )
+
+    def defaults(self, children: list[Any]) -> ast.Defaults:
+        ctx = _context()
+        return ast.Defaults(
+            attributes=self._attrs_of(children[2:-1]),
+            span=ctx.span(children[0].start_pos, children[-1].end_pos),
+        )
+
+    def stage(self, children: list[Any]) -> ast.Stage:
+        ctx = _context()
+        keyword, name, after = children[0], children[1], children[2]
+        return ast.Stage(
+            name=name.value,
+            name_span=ctx.token_span(name),
+            after=after or (),
+            attributes=self._attrs_of(children[4:-1]),
+            span=ctx.span(keyword.start_pos, children[-1].end_pos),
+        )
+
+    def use(self, children: list[Any]) -> ast.Use:
+        ctx = _context()
+        keyword, template, arguments, _as, alias, after = children
+        return ast.Use(
+            template=template.value,
+            template_span=ctx.token_span(template),
+            arguments=arguments or (),
+            alias=alias.value,
+            alias_span=ctx.token_span(alias),
+            after=after or (),
+            span=_cover(keyword, after[-1] if after else alias),
+        )
+
+    def arguments(self, children: list[Any]) -> tuple[ast.Attribute, ...]:
+        return self._attrs_of(children)
+
+    def binding(self, children: list[Any]) -> ast.Attribute:
+        return self.attribute(children)
+
+    def hook(self, children: list[Any]) -> ast.Hook:
+        ctx = _context()
+        keyword, event = children[0], children[1]
+        return ast.Hook(
+            event=event.value,
+            event_span=ctx.token_span(event),
+            attributes=self._attrs_of(children[3:-1]),
+            span=ctx.span(keyword.start_pos, children[-1].end_pos),
+        )
+
+    def after(self, children: list[Any]) -> tuple[ast.Target, ...]:
+        return tuple(child for child in children if isinstance(child, ast.Target))
+
+    def target(self, children: list[Any]) -> ast.Target:
+        names = [child.value for child in children if child.type != "DOT"]
+        return ast.Target(name=".".join(names), span=_context().span(children[0].start_pos, children[-1].end_pos))
+
+    def key(self, children: list[Any]) -> Token:
+        token: Token = children[0]
+        return token
+
+    def attribute(self, children: list[Any]) -> ast.Attribute:
+        key, _equal, value = children
+        ctx = _context()
+        return ast.Attribute(
+            name=_key(key),
+            name_span=ctx.token_span(key),
+            value=value,
+            span=_cover(key, value),
+        )
+
+    def list(self, children: list[Any]) -> ast.ListValue:
+        items = tuple(child for child in children if not isinstance(child, Token))
+        return ast.ListValue(items=items, span=_context().span(children[0].start_pos, children[-1].end_pos))
+
+    def map(self, children: list[Any]) -> ast.MapValue:
+        entries = tuple(child for child in children if isinstance(child, ast.Entry))
+        return ast.MapValue(entries=entries, span=_context().span(children[0].start_pos, children[-1].end_pos))
+
+    def entry(self, children: list[Any]) -> ast.Entry:
+        key, _equal, value = children
+        ctx = _context()
+        return ast.Entry(
+            key=_key(key), key_span=ctx.token_span(key), value=value, span=_cover(key, value)
+        )
+
+    def binary(self, children: list[Any]) -> Binary:
+        left, operator, right = children
+        return Binary(
+            op=operator.value,
+            left=_as_expr(left),
+            right=_as_expr(right),
+            span=_cover(left, right),
+        )
+
+    def unary(self, children: list[Any]) -> Unary:
+        operator, operand = children
+        return Unary(op="not", operand=_as_expr(operand), span=_cover(operator, operand))
+
+    def string(self, children: list[Any]) -> ast.String:
+        token = children[0]
+        raw = token.value[1:-1]
+        return ast.String(raw=raw, value=unescape(raw), span=_context().token_span(token))
+
+    def number(self, children: list[Any]) -> ast.Number | ast.Duration:
+        token = children[0]
+        kind, value, _ = classify_number(token.value)
+        span = _context().token_span(token)
+        if kind == "duration":
+            assert value is not None
+            return ast.Duration(raw=token.value, seconds=value, span=span)
+        return ast.Number(raw=token.value, value=value, span=span)
+
+    def boolean(self, children: list[Any]) -> ast.Bool:
+        token = children[0]
+        return ast.Bool(value=token.type == "TRUE", span=_context().token_span(token))
+
+    def reference(self, children: list[Any]) -> ast.Name | Ref:
+        span = _context().span(children[0].start_pos, children[-1].end_pos)
+        if len(children) == 1:
+            return ast.Name(name=children[0].value, span=span)
+        return Ref(parts=tuple(child.value for child in children if child.type != "DOT"), span=span)
+
+    def group(self, children: list[Any]) -> Any:
+        return children[1]
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    callbacks: dict[str, Callable[[Token], Token]] = {
+        "NAME": _on_name,
+        "STRING": _on_string,
+        "NUMBER": _on_number,
+        "COMMENT": _on_comment,
+        "_NL": _on_newline,
+        "LBRACE": _on_open,
+        "LBRACK": _on_open,
+        "LPAR": _on_open,
+        "RBRACE": _on_close,
+        "RBRACK": _on_close,
+        "RPAR": _on_close,
+    }
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        start=["file", "expression"],
+        transformer=_Builder(),
+        lexer_callbacks=callbacks,
+        maybe_placeholders=True,
+        propagate_positions=False,
+        cache=True,
+    )
+
+
+# -- error recovery ----------------------------------------------------------------------
+
+
+def _synthetic(kind: str, at: Token) -> Token:
+    """A token the user left out (a closing `}`), placed where the parser noticed."""
+    return Token(kind, _CLOSER_TEXT.get(kind, ""), at.start_pos, at.line, at.column, at.line, at.column, at.start_pos)
+
+
+def _try_feed(state: Any, tokens: Sequence[Token]) -> bool:
+    """Would the parser accept these tokens? (Probes a shallow copy; the builder is pure.)"""
+    probe = state.copy(deepcopy_values=False)
+    try:
+        for token in tokens:
+            probe.feed_token(token, token.type == "$END")
+    except UnexpectedInput:
+        return False
+    except Exception:  # noqa: BLE001 - a builder callback fed a half-made node: not acceptable
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    """A construct whose closer is missing: what to call it and where it started."""
+
+    closer: str
+    description: str
+    span: Span
+
+
+def _open_constructs(state: Any) -> list[_Open]:
+    """The constructs left open on the parser stack, innermost first."""
+    ctx = _context()
+    values: list[Any] = state.value_stack
+    found: list[_Open] = []
+    for index in range(len(values) - 1, -1, -1):
+        value = values[index]
+        if not isinstance(value, Token) or value.type not in _OPENERS:
+            continue
+        where = ctx.token_span(value)
+        if value.type == "LBRACK":
+            found.append(_Open("RBRACK", "the list", where))
+            continue
+        if value.type == "LPAR":
+            found.append(_Open("RPAR", "the `(`", where))
+            continue
+        previous = values[index - 1] if index >= 1 else None
+        before = values[index - 2] if index >= 2 else None
+        if isinstance(previous, tuple) and isinstance(before, Token):  # stage NAME after ... {
+            previous, before = before, values[index - 3] if index >= 3 else None
+        if isinstance(previous, Token) and previous.type == "DEFAULTS":
+            found.append(_Open("RBRACE", "`defaults`", ctx.token_span(previous)))
+        elif (
+            isinstance(previous, Token)
+            and previous.type == "NAME"
+            and isinstance(before, Token)
+            and before.type in {"AGENT", "WORKFLOW", "STAGE", "ON"}
+        ):
+            if before.type == "ON":
+                description = f"`on {previous.value}`"
+            else:
+                description = f"{before.value} `{previous.value}`"
+            found.append(_Open("RBRACE", description, ctx.token_span(before)))
+        else:
+            found.append(_Open("RBRACE", "the map", where))
+    return found
+
+
+def _unclosed(ctx: _Context, opened: _Open, at: Token, found: str) -> Diagnostic:
+    closer = _CLOSER_TEXT[opened.closer]
+    line, column = opened.span.line, opened.span.column
+    return error(
+        "A108" if ctx.expression else "A103",
+        f"expected `{closer}` to close {opened.description} opened at {line}:{column}",
+        ctx.span(at.start_pos, max(at.end_pos, at.start_pos)),
+        f"expected `{closer}` before {found}",
+        secondary=(Label(opened.span, f"{opened.description} opened here"),),
+        help=f"add the missing `{closer}`",
+    )
+
+
+def _describe_found(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    if token.type == "_NL":
+        return "the end of the line" if token.value.lstrip(" \t\f\r").startswith("\n") else "`;`"
+    if token.type == "STRING":
+        return "a string"
+    if token.type == "NUMBER":
+        return f"`{token.value}`"
+    return f"`{token.value}`"
+
+
+def _describe_expected(expected: set[str]) -> str:
+    kinds = set(expected)
+    if "_NL" in kinds or "RBRACE" in kinds:
+        kinds -= _CONTINUATIONS
+    words: list[str] = []
+    if "NUMBER" in kinds:  # numbers only start values
+        words.append("a value")
+        kinds -= _VALUE_STARTS
+    for kind in sorted(kinds, key=lambda k: (k == "$END", k == "_NL", k)):
+        if kind in _KEYWORD_TYPES:
+            words.append(f"`{kind.lower()}`")
+        else:
+            words.append(_WORDS.get(kind, f"`{kind}`"))
+    if not words:
+        return "something else"
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _starts_line(text: str, offset: int) -> bool:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text[line_start:offset].strip() == ""
+
+
+def _skip_to(lexer_state: Any, target: int) -> None:
+    """Move the lexer forward to ``target`` (recovery drops the text in between)."""
+    counter = lexer_state.line_ctr
+    if target > counter.char_pos:
+        counter.feed(lexer_state.text.text[counter.char_pos : target])
+
+
+def _close_for(state: Any, token: Token, then: Sequence[Token] = ()) -> list[Token] | None:
+    """The closers (and newlines) to insert so that ``token`` (and ``then``) fit, or None.
+
+    A breadth-first search over short sequences of "close the innermost construct" and
+    "end the line"; at least one closer is needed: a bare newline is not a missing `}`.
+    """
+    frontier: list[list[Token]] = [[]]
+    for _ in range(6):
+        next_frontier: list[list[Token]] = []
+        for inserted in frontier:
+            options = []
+            closer = _open_constructs_of(state, inserted)
+            if closer is not None:
+                options.append(_synthetic(closer, token))
+            if not inserted or inserted[-1].type != "_NL":
+                options.append(_synthetic("_NL", token))
+            for option in options:
+                candidate = [*inserted, option]
+                if not _try_feed(state, candidate):
+                    continue
+                if any(t.type in _CLOSERS for t in candidate) and _try_feed(state, [*candidate, token, *then]):
+                    return candidate
+                next_frontier.append(candidate)
+        frontier = next_frontier
+    return None
+
+
+def _open_constructs_of(state: Any, inserted: list[Token]) -> str | None:
+    """The closer of the innermost construct still open after feeding ``inserted``."""
+    probe = state.copy(deepcopy_values=False)
+    try:
+        for token in inserted:
+            probe.feed_token(token)
+    except Exception:  # noqa: BLE001 - see _try_feed
+        return None
+    opened = _open_constructs(probe)
+    return opened[0].closer if opened else None
+
+
+def _feed(state: Any, tokens: Sequence[Token]) -> None:
+    for token in tokens:
+        state.feed_token(token, token.type == "$END")
+
+
+def _on_unexpected_characters(ctx: _Context, exc: UnexpectedCharacters) -> bool:
+    text = ctx.text
+    position = exc.pos_in_stream
+    lexer_state = exc.interactive_parser.lexer_thread.state
+    if text[position] == '"':
+        end_of_line = text.find("\n", position)
+        end_of_line = len(text) if end_of_line < 0 else end_of_line
+        content = text[position + 1 : end_of_line].rstrip("\r")
+        ctx.report(
+            error(
+                "A108" if ctx.expression else "A104",
+                "unterminated string",
+                ctx.span(position, position + 1 + len(content)),
+                "this string is not closed on its line",
+                help='add the closing `"`; a string cannot span lines (write `\\n` for a newline)',
+            ),
+            position,
+        )
+        if ctx.expression:
+            return False
+        # Pretend the string was closed so that the attribute holding it survives.
+        quote = Token("STRING", '"' + content.replace('"', "") + '"', position, exc.line, exc.column)
+        quote.end_pos = position + 1 + len(content)
+        state = exc.interactive_parser.parser_state
+        if _try_feed(state, [quote]):
+            state.feed_token(quote)
+        _skip_to(lexer_state, position + 1 + len(content))
+        return True
+    end = position + 1
+    while end < len(text) and not _TOKEN_START_RE.match(text[end]):
+        end += 1
+    characters = text[position:end]
+    shown = characters if characters.isprintable() else characters.encode("unicode_escape").decode("ascii")
+    plural = "s" if len(characters) > 1 else ""
+    if position > ctx.quiet_until:
+        ctx.report(
+            error(
+                "A108" if ctx.expression else "A101",
+                f"unexpected character{plural} `{shown}`",
+                ctx.span(position, end),
+                "not part of the language here",
+                help="remove it, or put it inside a string",
+            ),
+            position,
+        )
+    if ctx.expression:
+        return False
+    _skip_to(lexer_state, end)
+    return True
+
+
+def _on_unexpected_token(ctx: _Context, exc: UnexpectedToken) -> bool:
+    token: Token = exc.token
+    parser = exc.interactive_parser
+    state = parser.parser_state
+    text = ctx.text
+    table = state.parse_conf.states
+    expected = {kind for kind in table[state.position] if kind.isupper() or kind == "$END" or kind == "_NL"}
+    found = _describe_found(token)
+    at = token.start_pos if token.type != "$END" else len(text)
+    if token.type == "$END":
+        token = _synthetic("$END", token)
+        token.start_pos = token.end_pos = len(text)
+
+    # A keyword where a name belongs: report it, then read it as the name it was meant to be.
+    if token.type in _KEYWORD_TYPES and "NAME" in expected and not ctx.expression:
+        ctx.report(
+            error(
+                "A107",
+                f"`{token.value}` is a keyword and cannot be used as a name",
+                ctx.token_span(token),
+                "keyword",
+                help=f"choose another name, such as `{token.value}_`",
+            ),
+            at,
+        )
+        name = Token("NAME", token.value, token.start_pos, token.line, token.column, token.end_line,
+                     token.end_column, token.end_pos)
+        state.feed_token(name)
+        return True
+
+    opened = _open_constructs(state)
+    # A block keyword or a new line where something is still open: a closer is missing.
+    if opened and (token.type == "$END" or (token.type in _ITEM_KEYWORDS or _starts_line(text, token.start_pos))):
+        inserted = _close_for(state, token)
+        if inserted is not None and any(t.type in _CLOSERS for t in inserted):
+            ctx.report(_unclosed(ctx, opened[0], token, found), at)
+            if ctx.expression:
+                return False
+            _feed(state, inserted)
+            if token.type != "$END":
+                state.feed_token(token)
+            return True
+    # `stage b {` inside an unclosed stage: `stage` was read as an attribute name.
+    keyword = state.value_stack[-1] if state.value_stack else None
+    if (
+        opened
+        and isinstance(keyword, Token)
+        and keyword.type in _ITEM_KEYWORDS
+        and expected == {"EQUAL"}
+        and _starts_line(text, keyword.start_pos)
+    ):
+        backed_up = state.copy(deepcopy_values=False)
+        backed_up.state_stack.pop()
+        backed_up.value_stack.pop()
+        inserted = _close_for(backed_up, keyword, [token])
+        if inserted is not None and any(t.type in _CLOSERS for t in inserted) and _try_feed(
+            backed_up, [*inserted, keyword, token]
+        ):
+            ctx.report(_unclosed(ctx, _open_constructs(backed_up)[0], keyword, f"`{keyword.value}`"),
+                       keyword.start_pos)
+            state.state_stack[:] = backed_up.state_stack
+            state.value_stack[:] = backed_up.value_stack
+            _feed(state, [*inserted, keyword, token])
+            return True
+
+    if at > ctx.quiet_until or token.type == "$END":
+        ctx.report(_unexpected(ctx, token, expected, found, state), at)
+    if ctx.expression:
+        return False
+
+    if token.type == "$END":
+        _finish(state, token)
+        return True
+
+    # Panic mode: back up to the start of the current item (a state that can take a
+    # closer), drop the token, and skip the rest of the line (or, at top level, to the
+    # next top-level keyword).
+    values = state.value_stack
+    stack = state.state_stack
+    while (
+        len(stack) > 1
+        and not (_CLOSERS & set(table[stack[-1]]))
+        and isinstance(values[-1], Token)
+        and values[-1].type != "_NL"
+    ):
+        stack.pop()
+        values.pop()
+    if _try_feed(state, [token]) and token.type in (_CLOSERS | {"_NL"}):
+        state.feed_token(token)
+        return True
+    lexer_state = parser.lexer_thread.state
+    if not _open_constructs(state):
+        match = re.compile(r"^[ \t]*(?:" + "|".join(_TOP_KEYWORDS) + r")\b", re.MULTILINE).search(
+            text, token.end_pos
+        )
+        _skip_to(lexer_state, match.start() if match else len(text))
+    elif token.type != "_NL":
+        end_of_line = text.find("\n", token.end_pos)
+        _skip_to(lexer_state, len(text) if end_of_line < 0 else end_of_line)
+    return True
+
+
+def _finish(state: Any, at: Token) -> None:
+    """At the end of the file, close whatever is open so the parse can complete."""
+    end = _synthetic("$END", at)
+    for _ in range(4 * MAX_DEPTH + 8):
+        if _try_feed(state, [end]):
+            return
+        opened = _open_constructs(state)
+        candidates = ([_synthetic(opened[0].closer, at)] if opened else []) + [_synthetic("_NL", at)]
+        for candidate in candidates:
+            if _try_feed(state, [candidate]):
+                state.feed_token(candidate)
+                break
+        else:
+            if len(state.state_stack) <= 1:
+                return
+            state.state_stack.pop()
+            state.value_stack.pop()
+
+
+def _unexpected(ctx: _Context, token: Token, expected: set[str], found: str, state: Any) -> Diagnostic:
+    values = state.value_stack
+    previous = values[-1] if values and isinstance(values[-1], Token) else None
+    wanted = _describe_expected(expected)
+    message = f"expected {wanted}"
+    if previous is not None and previous.type != "_NL" and (previous.type == "NAME" or previous.type in
+                                                            _KEYWORD_TYPES) and "EQUAL" in expected | {"NAME"}:
+        message += f" after `{previous.value}`"
+    hint: str | None = None
+    keywords = sorted(kind.lower() for kind in expected if kind in _KEYWORD_TYPES)
+    if token.type == "NAME" and keywords:
+        close = difflib.get_close_matches(token.value, keywords, n=1)
+        if close:
+            hint = f"did you mean `{close[0]}`?"
+    if hint is None and previous is not None and previous.type == "NAME" and expected == {"EQUAL"}:
+        close = difflib.get_close_matches(previous.value, sorted(KEYWORDS), n=1)
+        if close and close[0] in {"stage", "param", "defaults", "use", "on", "agent", "workflow", "import"}:
+            hint = f"did you mean `{close[0]}`?"
+    if ctx.expression:
+        if "NUMBER" not in expected:
+            message = f"unexpected {found}"
+        return error("A108", f"invalid expression: {message}", ctx.token_span(token), f"found {found}",
+                     help=hint or "write `$${` for a literal `${`")
+    end = token.end_pos if token.type not in {"_NL", "$END"} else token.start_pos
+    return error("A102", message, ctx.span(token.start_pos, end), f"found {found}", help=hint)
+
+
+# -- entry points --------------------------------------------------------------------------
+
+
+def _run(ctx: _Context, start: str) -> Any:
+    global _ctx
+    parser = _parser()
+    with _lock:
+        _ctx = ctx
+
+        def on_error(exc: UnexpectedInput) -> bool:
+            if isinstance(exc, UnexpectedCharacters):
+                return _on_unexpected_characters(ctx, exc)
+            if isinstance(exc, UnexpectedToken):
+                return _on_unexpected_token(ctx, exc)
+            return False
+
+        try:
+            return parser.parse(ctx.text, start=start, on_error=on_error)
+        except _Abort:
+            return None
+        except UnexpectedInput as exc:
+            if not ctx.diagnostics:
+                ctx.report(
+                    error("A108" if ctx.expression else "A102", "invalid syntax",
+                          ctx.span(getattr(exc, "pos_in_stream", 0) or 0, len(ctx.text))),
+                    0,
+                )
+            return None
+        except RecursionError:
+            ctx.diagnostics.append(error("A003", "input nested too deeply", ctx.span(0, 0)))
+            return None
+        finally:
+            _ctx = None
+
+
+def parse_ast(source: SourceFile) -> tuple[ast.File | None, list[Diagnostic]]:
+    """Parse a whole ``.alfred`` file. The tree is None only when nothing could be recovered.
+
+    With syntax errors, the tree holds what could be read around them (for tools); the
+    compiler does not go on with such a tree.
+    """
+    ctx = _Context(source=source, text=source.text)
+    tree = _run(ctx, "file")
+    if isinstance(tree, ast.File):
+        tree = ast.File(items=tree.items, comments=tuple(sorted(ctx.comments, key=lambda c: c.span.start)),
+                        span=tree.span)
+    else:
+        tree = None
+    diagnostics = sorted(ctx.diagnostics, key=lambda d: d.primary.span.start if d.primary else 0)
+    return tree, diagnostics
+
+
+def _expression(
+    text: str, where: Span, base: int | None, offsets: Sequence[int] | None
+) -> tuple[Expr | None, list[Diagnostic]]:
+    ctx = _Context(
+        source=where.source,
+        text=text,
+        base=base or 0,
+        offsets=offsets,
+        fixed=where if base is None and offsets is None else None,
+        expression=True,
+    )
+    if not text.strip():
+        ctx.diagnostics.append(error("A108", "empty interpolation `${}`", where, "expected an expression"))
+        return None, ctx.diagnostics
+    result = _run(ctx, "expression")
+    if ctx.diagnostics:
+        return None, ctx.diagnostics
+    if result is None:
+        return None, [error("A108", "a list or map is not an expression", where)]
+    assert isinstance(result, Literal | Ref | Unary | Binary)
+    return result, []
+
+
+def parse_expression(
+    text: str, where: Span, content_offset: int | None = None
+) -> tuple[Expr | None, list[Diagnostic]]:
+    """Parse the text of an expression (the inside of ``${...}``).
+
+    With ``content_offset``, ``text[i]`` is at source offset ``content_offset + i`` and
+    node spans are exact; otherwise every node gets the span ``where``.
+    """
+    return _expression(text, where, content_offset, None)
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the `}` that ends an interpolation whose body starts at ``start``; -1 if none."""
+    index = start
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if char == "}":
+            return index
+        if char == '"':
+            index += 1
+            while index < length and text[index] != '"':
+                index += 2 if text[index] == "\\" else 1
+        index += 1
+    return -1
+
+
+def template_parts(
+    text: str, where: Span, offsets: Callable[[int], int] | None, offset_list: Sequence[int] | None = None
+) -> tuple[Template | None, list[Diagnostic]]:
+    """Split ``text`` on ``${...}``; ``offsets(i)`` is the source offset of ``text[i]``."""
+    parts: list[str | Expr] = []
+    diagnostics: list[Diagnostic] = []
+    literal: list[str] = []
+    index = 0
+    while True:
+        dollar = text.find("$", index)
+        if dollar < 0:
+            literal.append(text[index:])
+            break
+        if text.startswith("$${", dollar):
+            literal.append(text[index:dollar] + "${")
+            index = dollar + 3
+            continue
+        if not text.startswith("${", dollar):
+            literal.append(text[index : dollar + 1])
+            index = dollar + 1
+            continue
+        literal.append(text[index:dollar])
+        close = _closing_brace(text, dollar + 2)
+        if close < 0:
+            span = where if offsets is None else Span(where.source, offsets(dollar), offsets(len(text)))
+            diagnostics.append(
+                error("A108", "unterminated interpolation: `${` has no closing `}`", span, "opened here",
+                      help="add the `}`, or write `$${` for a literal `${`")
+            )
+            return None, diagnostics
+        joined = "".join(literal)
+        if joined:
+            parts.append(joined)
+        literal = []
+        body = text[dollar + 2 : close]
+        if offset_list is not None:
+            expr, problems = _expression(body, where, None, offset_list[dollar + 2 : close + 1])
+        elif offsets is not None:
+            expr, problems = _expression(body, where, offsets(dollar + 2), None)
+        else:
+            expr, problems = _expression(body, where, None, None)
+        if expr is None and not problems:
+            problems = [error("A108", "invalid interpolation", where)]
+        if problems:
+            diagnostics.extend(problems)
+        elif expr is not None:
+            parts.append(expr)
+        index = close + 1
+    joined = "".join(literal)
+    if joined:
+        parts.append(joined)
+    if diagnostics:
+        return None, diagnostics
+    return Template(parts=tuple(parts), span=where), []
+
+
+def parse_template(
+    text: str, where: Span, content_offset: int | None = None
+) -> tuple[Template | None, list[Diagnostic]]:
+    """Split a string on ``${...}`` into literal text and expressions.
+
+    ``$${`` is a literal ``${``; any other ``$`` is literal. With ``content_offset``,
+    ``text[i]`` is at source offset ``content_offset + i`` and spans are exact.
+    """
+    if content_offset is None:
+        return template_parts(text, where, None)
+    base = content_offset
+    return template_parts(text, where, lambda i: base + i)
