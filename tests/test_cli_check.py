@@ -212,3 +212,22 @@ def test_check_as_a_real_subprocess(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["summary"] == {"errors": 0, "warnings": 0}
+
+
+@needs_pipeline
+def test_check_does_not_import_the_runtime_libraries(tmp_path: Path) -> None:
+    """The start-up budget of `alfredc check`: no trio, rich or jinja2 (docs/design.md)."""
+    path = write(tmp_path, "ok.alfred", CLEAN)
+    script = (
+        "import atexit, sys\n"
+        "heavy = ('trio', 'rich', 'jinja2')\n"
+        "atexit.register(lambda: sys.stderr.write('HEAVY=' + ','.join(sorted("
+        "m for m in sys.modules if m.split('.')[0] in heavy)) + '\\n'))\n"
+        "from alfred_dsl.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "check", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HEAVY=\n" in result.stderr
