@@ -28,9 +28,19 @@ COMMANDS: dict[str, str] = {
     "fmt": "alfred_dsl.cli._fmt:fmt",
     "explain": "alfred_dsl.cli._explain:explain",
     "run": "alfred_dsl.cli._run:run",
-    "runs": "alfred_dsl.cli._run:runs",
-    "show": "alfred_dsl.cli._run:show",
-    "logs": "alfred_dsl.cli._run:logs",
+    "runs": "alfred_dsl.cli._runs:runs",
+    "show": "alfred_dsl.cli._runs:show",
+    "logs": "alfred_dsl.cli._runs:logs",
+    "docs": "alfred_dsl.cli._docs:docs",
+    "report": "alfred_dsl.cli._report:report",
+    "submit": "alfred_dsl.cli._service:submit",
+    "worker": "alfred_dsl.cli._service:worker",
+    "status": "alfred_dsl.cli._service:status",
+    "cancel": "alfred_dsl.cli._service:cancel",
+    "pause": "alfred_dsl.cli._service:pause",
+    "resume": "alfred_dsl.cli._service:resume",
+    "metrics": "alfred_dsl.cli._service:metrics",
+    "schema": "alfred_dsl.cli._schema:schema",
 }
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
