@@ -27,11 +27,12 @@ STEP = (
 
 
 def _spec(tmp_path: Path) -> Path:
+    quick = STEP.replace("if [ -f block ]", "if false")
     stages = [
-        {"name": "one", "cwd": str(tmp_path), "run": ["sh", "-c", STEP.replace("if [ -f block ]", "if false")]},
+        {"name": "one", "cwd": str(tmp_path), "run": ["sh", "-c", quick]},
         {"name": "two", "cwd": str(tmp_path), "run": ["sh", "-c", STEP], "after": ["one"]},
         {"name": "three", "cwd": str(tmp_path), "run": ["sh", "-c", STEP], "after": ["two"]},
-        {"name": "side", "cwd": str(tmp_path), "run": ["sh", "-c", STEP.replace("if [ -f block ]", "if false")]},
+        {"name": "side", "cwd": str(tmp_path), "run": ["sh", "-c", quick]},
     ]
     spec = {"stages": stages, "agents": [{"name": "worker", "concurrency": 2}], "grace": 0.5}
     path = tmp_path / "spec.json"
@@ -118,8 +119,10 @@ def test_a_second_sigint_skips_the_grace_period(tmp_path: Path) -> None:
     spec["grace"] = 20
     spec["stages"][1]["run"] = ["sh", "-c", "trap '' TERM; " + stubborn]
     (tmp_path / "spec2.json").write_text(json.dumps(spec))
-    proc = subprocess.Popen([sys.executable, str(DRIVER), str(tmp_path / "spec2.json"), str(tmp_path / "state")],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(DRIVER), str(tmp_path / "spec2.json"), str(tmp_path / "state")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
     pids = [_wait_for(tmp_path / "two.pid"), _wait_for(tmp_path / "two.grandchild")]
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
