@@ -28,11 +28,12 @@ RUNTIME_ENV = ("ALFRED_RUN_ID", "ALFRED_STAGE", "ALFRED_ATTEMPT", "ALFRED_INPUTS
 class _Placeholders(Mapping[str, Any]):
     """Has every key; each value is a readable stand-in for what the run will know."""
 
-    __slots__ = ("_leaf", "_prefix")
+    __slots__ = ("_leaf", "_names", "_prefix")
 
-    def __init__(self, prefix: str, *, leaf: bool) -> None:
+    def __init__(self, prefix: str, *, leaf: bool, names: frozenset[str] | None = None) -> None:
         self._prefix = prefix
         self._leaf = leaf  # True: values are text; False: values are nested placeholders
+        self._names = names  # the keys that exist (None: every key)
 
     def __getitem__(self, key: str) -> Any:
         if self._leaf:
@@ -40,7 +41,8 @@ class _Placeholders(Mapping[str, Any]):
         return {"outputs": _Placeholders(f"stages.{key}.outputs", leaf=True)}
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str)
+        # Stage names must be exact: `lookup` tries `a.outputs` before `a` for dotted names.
+        return isinstance(key, str) and (self._names is None or key in self._names)
 
     def __iter__(self) -> Iterator[str]:
         return iter(())
@@ -105,7 +107,7 @@ def dry_run_stages(plan: Plan, *, env: Mapping[str, str] | None = None) -> list[
     environ = dict(os.environ if env is None else env)
     scope: dict[str, Any] = {
         "params": thaw(plan.params),
-        "stages": _Placeholders("stages", leaf=False),
+        "stages": _Placeholders("stages", leaf=False, names=frozenset(s.name for s in plan.stages)),
         "env": environ,
         "secrets": _Placeholders("secrets", leaf=True),
     }

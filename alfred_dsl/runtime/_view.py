@@ -184,9 +184,8 @@ def summary_line(
     *, run_id: str, workflow: str, state: str, counts: Mapping[str, int], duration_s: float | None
 ) -> str:
     """``run 20240101-120000-abc123 (demo) succeeded: 7 succeeded, 1 skipped in 3.2s``."""
-    return (
-        f"run {run_id} ({workflow}) {state}: {_counts_text(counts)} in {format_duration(duration_s)}"
-    )
+    took = "" if duration_s is None else f" in {format_duration(duration_s)}"
+    return f"run {run_id} ({workflow}) {state}: {_counts_text(counts)}{took}"
 
 
 @dataclass(slots=True)
