@@ -399,6 +399,11 @@ def _location(span: Span | None, filename: str, message: str = "") -> dict[str, 
     return location
 
 
+def _unwrap(text: str) -> str:
+    """Hard-wrapped paragraphs as single lines (viewers wrap SARIF text themselves)."""
+    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+
+
 def render_sarif(diags: Sequence[Diagnostic]) -> str:
     """SARIF 2.1.0: one run, a rule for every code used, one result per diagnostic."""
     from . import __version__
@@ -409,11 +414,12 @@ def render_sarif(diags: Sequence[Diagnostic]) -> str:
         entry = CODES.get(code)
         rule: dict[str, Any] = {"id": code}
         if entry is not None:
+            explanation = _unwrap(entry.explanation)
             rule.update(
                 name=entry.name,
                 shortDescription={"text": entry.summary},
-                fullDescription={"text": entry.explanation},
-                help={"text": f"{entry.explanation}\n\nRun 'alfredc explain {code}' for more."},
+                fullDescription={"text": explanation},
+                help={"text": f"{explanation}\n\nRun 'alfredc explain {code}' for more."},
             )
         rules.append(rule)
     index = {code: i for i, code in enumerate(used)}
