@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "958037e6b65ec687dc55cd6674a492d0cb3d5f578c3504deef17dc0e6af313af"
+SCHEMA_SHA256 = "b210e03364b42fae490c5ca957852a68ec562b2b18812d0482b6f84c7f4def6d"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -12,11 +12,11 @@ from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
 
 
 REGEX_PATTERNS = {
+    '^[A-Za-z_][A-Za-z0-9_-]*$': re.compile('^[A-Za-z_][A-Za-z0-9_-]*\\Z'),
     '^[A-Za-z_][A-Za-z0-9_]*$': re.compile('^[A-Za-z_][A-Za-z0-9_]*\\Z'),
     '\\$\\{': re.compile('\\$\\{'),
     '^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$': re.compile('^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?\\Z'),
-    '^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$': re.compile('^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)\\Z'),
-    '^[A-Za-z_][A-Za-z0-9_-]*$': re.compile('^[A-Za-z_][A-Za-z0-9_-]*\\Z')
+    '^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$': re.compile('^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)\\Z')
 }
 
 NoneType = type(None)
@@ -42,11 +42,11 @@ def validate(data, custom_formats={}, name_prefix=None):
                 data__imports_len = len(data__imports)
                 for data__imports_x, data__imports_item in enumerate(data__imports):
                     if not isinstance(data__imports_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".imports[{data__imports_x}]".format(**locals()) + " must be string")
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".imports[{data__imports_x}]" + " must be string")
                     if isinstance(data__imports_item, str):
                         data__imports_item_len = len(data__imports_item)
                         if data__imports_item_len < 1:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".imports[{data__imports_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".imports[{data__imports_x}]" + " must be longer than or equal to 1 characters")
         if "agents" in data_keys:
             data_keys.remove("agents")
             data__agents = data["agents"]
@@ -58,7 +58,7 @@ def validate(data, custom_formats={}, name_prefix=None):
                 for data__agents_key in data__agents_keys:
                     if data__agents_key not in []:
                         data__agents_value = data__agents.get(data__agents_key)
-                        validate____defs_agent(data__agents_value, custom_formats, (name_prefix or "data") + ".agents.{data__agents_key}".format(**locals()))
+                        validate____defs_agent(data__agents_value, custom_formats, (name_prefix or "data") + f".agents.{data__agents_key}")
                 data__agents_len = len(data__agents)
                 if data__agents_len != 0:
                     data__agents_property_names = True
@@ -80,7 +80,7 @@ def validate(data, custom_formats={}, name_prefix=None):
                 for data__workflows_key in data__workflows_keys:
                     if data__workflows_key not in []:
                         data__workflows_value = data__workflows.get(data__workflows_key)
-                        validate____defs_workflow(data__workflows_value, custom_formats, (name_prefix or "data") + ".workflows.{data__workflows_key}".format(**locals()))
+                        validate____defs_workflow(data__workflows_value, custom_formats, (name_prefix or "data") + f".workflows.{data__workflows_key}")
                 data__workflows_len = len(data__workflows)
                 if data__workflows_len != 0:
                     data__workflows_property_names = True
@@ -122,7 +122,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 for data__params_key in data__params_keys:
                     if data__params_key not in []:
                         data__params_value = data__params.get(data__params_key)
-                        validate____defs_param(data__params_value, custom_formats, (name_prefix or "data") + ".params.{data__params_key}".format(**locals()))
+                        validate____defs_param(data__params_value, custom_formats, (name_prefix or "data") + f".params.{data__params_key}")
                 data__params_len = len(data__params)
                 if data__params_len != 0:
                     data__params_property_names = True
@@ -148,7 +148,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 for data__stages_key in data__stages_keys:
                     if data__stages_key not in []:
                         data__stages_value = data__stages.get(data__stages_key)
-                        validate____defs_stage(data__stages_value, custom_formats, (name_prefix or "data") + ".stages.{data__stages_key}".format(**locals()))
+                        validate____defs_stage(data__stages_value, custom_formats, (name_prefix or "data") + f".stages.{data__stages_key}")
                 data__stages_len = len(data__stages)
                 if data__stages_len != 0:
                     data__stages_property_names = True
@@ -170,7 +170,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 for data__uses_key in data__uses_keys:
                     if data__uses_key not in []:
                         data__uses_value = data__uses.get(data__uses_key)
-                        validate____defs_use(data__uses_value, custom_formats, (name_prefix or "data") + ".uses.{data__uses_key}".format(**locals()))
+                        validate____defs_use(data__uses_value, custom_formats, (name_prefix or "data") + f".uses.{data__uses_key}")
                 data__uses_len = len(data__uses)
                 if data__uses_len != 0:
                     data__uses_property_names = True
@@ -190,7 +190,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
             if data__order_is_list:
                 data__order_len = len(data__order)
                 for data__order_x, data__order_item in enumerate(data__order):
-                    validate____defs_identifier(data__order_item, custom_formats, (name_prefix or "data") + ".order[{data__order_x}]".format(**locals()))
+                    validate____defs_identifier(data__order_item, custom_formats, (name_prefix or "data") + f".order[{data__order_x}]")
         if "on" in data_keys:
             data_keys.remove("on")
             data__on = data["on"]
@@ -257,7 +257,7 @@ def validate____defs_command(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain at least 1 items")
                 for data_x, data_item in enumerate(data):
                     if not isinstance(data_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + "[{data_x}]".format(**locals()) + " must be string")
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be string")
             data_any_of_count1 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count1:
@@ -300,7 +300,11 @@ def validate____defs_names(data, custom_formats={}, name_prefix=None):
         if data_len > len(set(fn(data_x) for data_x in data)):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain unique items")
         for data_x, data_item in enumerate(data):
-            validate____defs_identifier(data_item, custom_formats, (name_prefix or "data") + "[{data_x}]".format(**locals()))
+            if not isinstance(data_item, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be string")
+            if isinstance(data_item, str):
+                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data_item):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$")
     return data
 
 def validate____defs_stage(data, custom_formats={}, name_prefix=None):
@@ -328,11 +332,11 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".requires must contain unique items")
                 for data__requires_x, data__requires_item in enumerate(data__requires):
                     if not isinstance(data__requires_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".requires[{data__requires_x}]".format(**locals()) + " must be string")
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".requires[{data__requires_x}]" + " must be string")
                     if isinstance(data__requires_item, str):
                         data__requires_item_len = len(data__requires_item)
                         if data__requires_item_len < 1:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".requires[{data__requires_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".requires[{data__requires_x}]" + " must be longer than or equal to 1 characters")
         if "run" in data_keys:
             data_keys.remove("run")
             data__run = data["run"]
@@ -380,13 +384,13 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data__when_any_of_count2 = 0
             if not data__when_any_of_count2:
                 try:
-                    if not isinstance(data__when, (bool)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".when must be boolean")
+                    validate____defs_expression(data__when, custom_formats, (name_prefix or "data") + ".when")
                     data__when_any_of_count2 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__when_any_of_count2:
                 try:
-                    validate____defs_expression(data__when, custom_formats, (name_prefix or "data") + ".when")
+                    if not isinstance(data__when, (bool)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".when must be boolean")
                     data__when_any_of_count2 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__when_any_of_count2:
@@ -427,7 +431,11 @@ def validate____defs_outputs(data, custom_formats={}, name_prefix=None):
         if data_len > len(set(fn(data_x) for data_x in data)):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain unique items")
         for data_x, data_item in enumerate(data):
-            validate____defs_identifier(data_item, custom_formats, (name_prefix or "data") + "[{data_x}]".format(**locals()))
+            if not isinstance(data_item, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be string")
+            if isinstance(data_item, str):
+                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data_item):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$")
     return data
 
 def validate____defs_env(data, custom_formats={}, name_prefix=None):
@@ -440,7 +448,7 @@ def validate____defs_env(data, custom_formats={}, name_prefix=None):
             if data_key not in []:
                 data_value = data.get(data_key)
                 if not isinstance(data_value, (str)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string")
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".{data_key}" + " must be string")
         data_len = len(data)
         if data_len != 0:
             data_property_names = True
@@ -517,20 +525,20 @@ def validate____defs_duration(data, custom_formats={}, name_prefix=None):
     data_any_of_count5 = 0
     if not data_any_of_count5:
         try:
-            if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
-            if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
-                if data < 0:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
-            data_any_of_count5 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
-        try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
                 if not REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$")
+            data_any_of_count5 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count5:
+        try:
+            if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
+            if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
+                if data < 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
             data_any_of_count5 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count5:
@@ -659,11 +667,11 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".capabilities must contain unique items")
                 for data__capabilities_x, data__capabilities_item in enumerate(data__capabilities):
                     if not isinstance(data__capabilities_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".capabilities[{data__capabilities_x}]".format(**locals()) + " must be string")
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".capabilities[{data__capabilities_x}]" + " must be string")
                     if isinstance(data__capabilities_item, str):
                         data__capabilities_item_len = len(data__capabilities_item)
                         if data__capabilities_item_len < 1:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".capabilities[{data__capabilities_x}]".format(**locals()) + " must be longer than or equal to 1 characters")
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".capabilities[{data__capabilities_x}]" + " must be longer than or equal to 1 characters")
         if "concurrency" in data_keys:
             data_keys.remove("concurrency")
             data__concurrency = data["concurrency"]
