@@ -731,6 +731,17 @@ def _follow(state: _Loading, importer: Path, importer_name: str, written: str, s
             error("A206", f"cannot find imported file `{written}`", span, "no such file", help=hint)
         )
         return
+    if target.suffix.lower() not in EXTENSIONS:
+        state.diags.append(
+            error(
+                "A001",
+                f"cannot import `{written}`: unsupported file type `{target.suffix or '(none)'}`",
+                span,
+                "unsupported file type",
+                help="alfred reads .alfred, .yaml, .yml and .json files",
+            )
+        )
+        return
     if len(state.stack) >= MAX_DEPTH:
         state.diags.append(error("A003", f"imports are nested more than {MAX_DEPTH} files deep", span))
         return

@@ -432,10 +432,12 @@ def test_name_declared_in_two_files_is_a208_with_both_places(project: Path) -> N
 def test_unreadable_import_is_reported_at_the_import(project: Path) -> None:
     (project / "folder.yaml").mkdir()
     (project / "bad.yaml").write_bytes(b"a: \xff\n")
-    entry = write(project / "main.yaml", "imports: [folder.yaml, bad.yaml]\n")
+    write(project / "notes.txt", "hello")
+    entry = write(project / "main.yaml", "imports: [folder.yaml, bad.yaml, notes.txt]\n")
     _, diags = load(entry)
-    assert codes(diags) == ["A001", "A002"]
+    assert codes(diags) == ["A001", "A002", "A001"]
     assert diags[0].primary is not None and diags[0].primary.span.file == str(entry)
+    assert where(diags[2]) == (1, 33) and "unsupported file type" in diags[2].message
 
 
 def test_entry_problems_return_no_workspace(tmp_path: Path) -> None:
@@ -479,3 +481,18 @@ def test_dsl_imports(project: Path) -> None:
     assert where(diags[0]) == (2, 8)
     assert list(ws.data["agents"]) == ["shared"]
     assert ws.spans.key(("agents", "shared")).file.endswith("common.alfred")
+
+
+YAMLISH = st.text(alphabet=st.sampled_from(list("ab:- {}[],&*!<>|'\"\n\t#?%@`~0.1\x00\x85\ufeffé")), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(YAMLISH | st.text(max_size=60))
+def test_any_text_gives_data_or_diagnostics_never_an_exception(text: str) -> None:
+    for name in ("w.yaml", "w.json"):
+        document, diags = load_document(SourceFile(name, text))
+        assert document is not None or any(d.is_error for d in diags)
+        for d in diags:
+            assert d.primary is not None and 0 <= d.primary.span.start <= d.primary.span.end <= len(text)
+        if document is not None:
+            assert isinstance(document.data, dict)
