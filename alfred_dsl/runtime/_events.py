@@ -15,9 +15,11 @@ from typing import Any, Final
 __all__ = [
     "EVENT_TYPES",
     "FINAL_RUN_EVENTS",
+    "RUN_CANCELLED",
     "RUN_COMPLETED",
     "RUN_FAILED",
     "RUN_INTERRUPTED",
+    "RUN_PAUSED",
     "RUN_RESUMED",
     "RUN_STARTED",
     "STAGE_CANCELLED",
@@ -50,6 +52,9 @@ STAGE_CANCELLED: Final = "stage_cancelled"  # attempt (or None if it never start
 RUN_COMPLETED: Final = "run_completed"      # data: state "succeeded", counts, duration_s
 RUN_FAILED: Final = "run_failed"            # data: state "failed", counts, failed (stage names), duration_s
 RUN_INTERRUPTED: Final = "run_interrupted"  # data: state "interrupted", counts, signal, duration_s
+# Service control (`alfredc pause/resume/cancel`): RUN_RESUMED then has data {"reason": "unpaused"}.
+RUN_PAUSED: Final = "run_paused"            # data: {}
+RUN_CANCELLED: Final = "run_cancelled"      # data: state "cancelled", counts, duration_s
 
 #: Every event type, in the order a run usually goes through them.
 EVENT_TYPES: Final[tuple[str, ...]] = (
@@ -67,10 +72,12 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     RUN_COMPLETED,
     RUN_FAILED,
     RUN_INTERRUPTED,
+    RUN_PAUSED,
+    RUN_CANCELLED,
 )
 
 #: The event types that end a run: exactly one of them is the last event of each execution.
-FINAL_RUN_EVENTS: Final = frozenset({RUN_COMPLETED, RUN_FAILED, RUN_INTERRUPTED})
+FINAL_RUN_EVENTS: Final = frozenset({RUN_COMPLETED, RUN_FAILED, RUN_INTERRUPTED, RUN_CANCELLED})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -114,10 +114,12 @@ class CommandExecutor:
         if not argv or not argv[0]:
             return AttemptOutcome(ok=False, error="empty command")
         stem = f"{ctx.stage.name}.{ctx.attempt}"
-        inputs_path = ctx.work_dir / f"{stem}.inputs.json"
         outputs_path = ctx.work_dir / f"{stem}.outputs"
+        # Stages without inputs share one `{}` file: a file write less per process.
+        inputs_path = ctx.work_dir / (f"{stem}.inputs.json" if ctx.inputs else "no.inputs.json")
         try:
-            inputs_path.write_text(json.dumps(dict(ctx.inputs), default=str), encoding="utf-8")
+            if ctx.inputs or not inputs_path.exists():
+                inputs_path.write_text(json.dumps(dict(ctx.inputs), default=str), encoding="utf-8")
             outputs_path.unlink(missing_ok=True)
         except OSError as exc:
             return AttemptOutcome(ok=False, error=f"cannot write {inputs_path}: {exc.strerror}")

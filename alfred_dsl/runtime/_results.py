@@ -43,6 +43,7 @@ class RunOptions:
     (default ``os.environ``); ``secrets.NAME`` and ``env.NAME`` are read from it too.
     ``cli_params``: the raw ``--param`` strings, recorded so that ``--resume`` can
     compile the same plan again. ``entry``: the path given to ``alfredc run``.
+    ``flush_interval_s``: how often queued state changes are committed at most.
     """
 
     max_concurrency: int | None = None
@@ -52,6 +53,8 @@ class RunOptions:
     env: Mapping[str, str] | None = None
     cli_params: Mapping[str, str] = field(default_factory=dict)
     entry: str | None = None
+    #: Queued state changes are committed at most this often (one transaction each).
+    flush_interval_s: float = 0.05
 
     @property
     def concurrency(self) -> int:

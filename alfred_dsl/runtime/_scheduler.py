@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import logging
 import math
 import os
 import random
@@ -29,6 +30,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,8 @@ from ._store import StateStore, StoreError
 
 __all__ = ["execute", "plan_json"]
 
+_log = logging.getLogger("alfred_dsl.runtime")
+
 _BROKEN = frozenset({FAILED, UPSTREAM_FAILED, CANCELLED})
 
 
@@ -68,6 +72,9 @@ async def execute(
     options: RunOptions,
     bus: EventBus,
     resume: str | None = None,
+    run_id: str | None = None,
+    control: Callable[[str], str | None] | None = None,
+    control_interval_s: float = 0.5,
 ) -> RunResult:
     """Execute ``plan``; every state change goes to ``bus`` and ``store``.
 
@@ -78,8 +85,16 @@ async def execute(
     workflow, or is still running in a live process. With ``options.handle_signals``,
     SIGINT/SIGTERM end the run as ``interrupted``; otherwise KeyboardInterrupt is
     re-raised after the state is saved.
+
+    ``run_id``: the id of a new run (default: a fresh one), e.g. the id a queue gave it.
+    ``control(run_id)`` is polled every ``control_interval_s`` (the service's control
+    flags): ``"pause"`` starts no new stage (running ones finish) until it returns
+    anything else; ``"cancel"`` stops the run (state ``cancelled``); ``"interrupt"``
+    stops it as ``interrupted`` (a worker shutting down; it can be resumed).
     """
-    return await _Run(plan, store, options, bus).main(resume)
+    run = _Run(plan, store, options, bus)
+    run.control, run.control_interval_s = control, control_interval_s
+    return await run.main(resume, run_id)
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -170,6 +185,11 @@ class _Run:
         self.nursery: trio.Nursery | None = None
         self.started = time.time()
         self.work_dir = Path()
+        self.work_dir_str = ""
+        self.control: Callable[[str], str | None] | None = None
+        self.control_interval_s = 0.5
+        self.paused = False
+        self.cancelled = False
 
     # -- events and persistence -------------------------------------------------------
     def emit(self, type_: str, stage: str | None = None, attempt: int | None = None, **data: Any) -> None:
@@ -207,9 +227,11 @@ class _Run:
             await trio.sleep(0)
             self.dirty = trio.Event()
             self.store.flush()
+            # At most one transaction per interval: thousands of quick stages share commits.
+            await trio.sleep(self.options.flush_interval_s)
 
     # -- start ----------------------------------------------------------------------
-    async def main(self, resume: str | None) -> RunResult:
+    async def main(self, resume: str | None, run_id: str | None = None) -> RunResult:
         stage_names = [s.name for s in self.plan.stages]
         common = {
             "workflow": self.plan.workflow,
@@ -219,7 +241,7 @@ class _Run:
             "state_dir": str(self.store.state_dir),
         }
         if resume is None:
-            self.run_id = self.store.new_run_id()
+            self.run_id = run_id or self.store.new_run_id()
             self.store.create_run(
                 run_id=self.run_id,
                 workflow=self.plan.workflow,
@@ -243,6 +265,8 @@ class _Run:
                 if self.options.handle_signals and threading.current_thread() is threading.main_thread():
                     await nursery.start(self.watch_signals)
                 nursery.start_soon(self.flusher)
+                if self.control is not None:
+                    nursery.start_soon(self.watch_control)
                 for st in self.stages.values():
                     if st.state == PENDING:
                         st.waiting = sum(1 for d in st.deps if self.stages[d].state not in FINAL_STAGE_STATES)
@@ -260,6 +284,7 @@ class _Run:
         return self.finish_run()
 
     def _mkdir(self) -> None:
+        self.work_dir_str = str(self.work_dir)
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -309,6 +334,35 @@ class _Run:
                     self.stop("interrupted")
                 else:  # a second signal: no more grace periods
                     self.kill_now.set()
+
+    async def watch_control(self) -> None:
+        """Poll the service's control flag of this run (pause, resume, cancel)."""
+        assert self.control is not None
+        while True:
+            await trio.sleep(self.control_interval_s)
+            try:
+                command = self.control(self.run_id)
+            except Exception:  # a broken control source must not stop the run
+                _log.exception("cannot read the control flag of run %s", self.run_id)
+                continue
+            if self.stopping:
+                return
+            if command == "cancel":
+                self.cancelled = True
+                self.stop("cancelled")
+            elif command == "interrupt":
+                self.interrupted = "worker shutdown"
+                self.stop("interrupted")
+            elif command == "pause" and not self.paused:
+                self.paused = True
+                self.store.queue_run_state(self.run_id, "paused", None)
+                self.emit(ev.RUN_PAUSED)
+            elif command != "pause" and self.paused:
+                self.paused = False
+                self.store.queue_run_state(self.run_id, "running", None)
+                self.emit(ev.RUN_RESUMED, reason="unpaused")
+                self.fill()
+                self.check_done()
 
     # -- readiness ------------------------------------------------------------------
     def finalize(self, st: _Stage, state: str, *, reason: str | None = None, **data: Any) -> None:
@@ -424,7 +478,7 @@ class _Run:
 
     def fill(self) -> None:
         """Start ready stages while there is capacity, best first."""
-        while not self.stopping and self.running < self.max_concurrency and self.ready:
+        while not self.stopping and not self.paused and self.running < self.max_concurrency and self.ready:
             best_key: tuple[str, ...] | None = None
             for key, heap in list(self.ready.items()):
                 if not heap:
@@ -493,7 +547,7 @@ class _Run:
         reason = f"interrupted by {self.interrupted}" if self.interrupted else "the run was stopped"
         self.finalize(st, CANCELLED, reason=reason)
 
-    def _context(self, st: _Stage, agent: PlanAgent, attempt: int) -> AttemptContext:
+    def _context(self, st: _Stage, agent: PlanAgent, attempt: int, log: str) -> AttemptContext:
         spec = st.spec
         scope = dict(self.scope_base)
         inputs = render_value(thaw(spec.inputs), scope)
@@ -506,10 +560,12 @@ class _Run:
             resolved_run = tuple(_text(render_value(part, scope)) for part in run)
         else:
             resolved_run = None
-        env = self.base_env.copy()
-        for source in (agent.env, spec.env):
-            for key, value in source.items():
-                env[key] = _text(render_value(value, scope))
+        env: dict[str, str] = {}
+        if agent.kind == "command" or agent.env or spec.env:
+            env = self.base_env.copy()
+            for source in (agent.env, spec.env):
+                for key, value in source.items():
+                    env[key] = _text(render_value(value, scope))
         url = agent.url
         return AttemptContext(
             run_id=self.run_id,
@@ -522,20 +578,19 @@ class _Run:
             url=_text(render_value(url, scope)) if url else None,
             env=env,
             cwd=Path(spec.cwd),
-            log_path=self.store.log_path(self.run_id, spec.name, attempt),
+            log_path=Path(log),
             work_dir=self.work_dir,
             timeout_s=spec.timeout_s,
             kill_grace_s=self.options.kill_grace_s,
             kill_now=self.kill_now,
-            on_spawn=lambda pid: self._spawned(st, pid),
+            on_spawn=lambda pid: self._spawned(st, pid, log),
             masker=self.masker,
         )
 
-    def _spawned(self, st: _Stage, pid: int) -> None:
+    def _spawned(self, st: _Stage, pid: int, log: str) -> None:
         assert st.attempt_started is not None
         self.store.queue_attempt(
-            self.run_id, st.name, st.attempts, started=st.attempt_started,
-            log_path=str(self.store.log_path(self.run_id, st.name, st.attempts)), pid=pid,
+            self.run_id, st.name, st.attempts, started=st.attempt_started, log_path=log, pid=pid
         )
         self.dirty.set()
 
@@ -550,25 +605,28 @@ class _Run:
             attempt = st.attempt_base + i + 1
             st.attempts = attempt
             st.attempt_started = time.time()
+            log = f"{self.work_dir_str}{os.sep}{st.name}.{attempt}.log"
             self.save(st)
-            self.emit(
-                ev.STAGE_STARTED, st.name, attempt, agent=agent.name,
-                log=str(self.store.log_path(self.run_id, st.name, attempt)), retries=spec.retries,
-            )
+            self.emit(ev.STAGE_STARTED, st.name, attempt, agent=agent.name, log=log, retries=spec.retries)
             self.store.queue_attempt(self.run_id, st.name, attempt, started=st.attempt_started)
             outcome: AttemptOutcome
             if executor is None:
                 outcome = AttemptOutcome(ok=False, error=f"no executor for agents of kind `{agent.kind}`")
             else:
                 try:
-                    context = self._context(st, agent, attempt)
+                    context = self._context(st, agent, attempt, log)
                 except ExprError as exc:
                     outcome = AttemptOutcome(ok=False, error=str(exc))
                 else:
                     timeout = spec.timeout_s if spec.timeout_s and spec.timeout_s > 0 else math.inf
-                    with trio.move_on_after(timeout) as timer:
+                    if timeout == math.inf:
                         outcome = await executor.run(context)
-                    if timer.cancelled_caught:
+                        timed_out = False
+                    else:
+                        with trio.move_on_after(timeout) as timer:
+                            outcome = await executor.run(context)
+                        timed_out = timer.cancelled_caught
+                    if timed_out:
                         outcome = AttemptOutcome(
                             ok=False, error=f"timed out after {_seconds(timeout)}",
                             log_path=str(context.log_path) if context.log_path.exists() else None,
@@ -614,6 +672,9 @@ class _Run:
             self.emit(
                 ev.RUN_INTERRUPTED, state=state, counts=counts, signal=self.interrupted, duration_s=duration
             )
+        elif self.cancelled:
+            state = "cancelled"
+            self.emit(ev.RUN_CANCELLED, state=state, counts=counts, duration_s=duration)
         elif any(st.state in _BROKEN for st in self.stages.values()):
             state = FAILED
             failed = [st.name for st in self.stages.values() if st.state == FAILED]

@@ -24,7 +24,6 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -207,10 +206,15 @@ class StateStore:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        # Each statement writes its own table and keeps its rows in order, so statements
+        # can be batched per kind: a few executemany calls per transaction.
+        batches: dict[str, list[tuple[Any, ...]]] = {}
+        for sql, params in pending:
+            batches.setdefault(sql, []).append(params)
         try:
             with self._transaction():
-                for sql, group in groupby(pending, key=lambda item: item[0]):
-                    self._db.executemany(sql, [params for _, params in group])
+                for sql, rows in batches.items():
+                    self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to {self.db_path}: {exc}") from exc
 
