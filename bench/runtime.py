@@ -1,0 +1,267 @@
+"""Runtime benchmark: alfred's Trio scheduler against a raw Trio floor and against ninja.
+
+    python bench/runtime.py                 # both scenarios, 3 repetitions, whole processes
+    python bench/runtime.py --quick         # smaller graphs, 1 repetition (a smoke test)
+    python bench/runtime.py --profile       # also a pyinstrument profile of each alfred run
+
+(a) ``python``: N no-op python stages (``async def``) in a layered DAG (width 50, each stage
+    after two stages of the previous layer), durable state on (SQLite in a temp dir),
+    against a floor written here: one Trio nursery, one ``trio.Event`` per stage, each task
+    waits for its two dependencies and sets its event.
+(b) ``command``: M command stages running ``true`` with concurrency 2 in the same shape,
+    against ``ninja -j2`` on the same graph (the ``ninja`` PyPI package, else ninja on PATH).
+
+Every measurement is a whole process (interpreter start-up and imports included), timed by
+this parent; the child also reports the time of the run alone ("inner"). Per-stage overhead
+is (alfred - floor) / stages; the targets are < 200 µs per stage for (a) and <= 1.5x ninja
+for (b). The plan is built directly (not compiled from a file): the compiler has its own
+benchmark (bench/compiler.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+WIDTH = 50
+HERE = Path(__file__).resolve()
+
+
+def layered_deps(count: int, width: int = WIDTH) -> list[tuple[int, ...]]:
+    """Stage i's dependencies: positions p and p+1 (mod width) of the previous layer."""
+    deps: list[tuple[int, ...]] = []
+    for i in range(count):
+        layer, pos = divmod(i, width)
+        if layer == 0:
+            deps.append(())
+        else:
+            base = (layer - 1) * width
+            deps.append(tuple(sorted({base + pos, base + (pos + 1) % width})))
+    return deps
+
+
+# -- children: each runs in its own process ---------------------------------------------
+
+
+async def noop(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The python stage of scenario (a)."""
+    return {}
+
+
+def child_floor(count: int) -> float:
+    import trio
+
+    deps = layered_deps(count)
+
+    async def main() -> None:
+        events = [trio.Event() for _ in range(count)]
+
+        async def task(i: int) -> None:
+            for d in deps[i]:
+                await events[d].wait()
+            events[i].set()
+
+        async with trio.open_nursery() as nursery:
+            for i in range(count):
+                nursery.start_soon(task, i)
+
+    started = time.perf_counter()
+    trio.run(main)
+    return time.perf_counter() - started
+
+
+def _plan(count: int, kind: str, concurrency: int) -> Any:
+    from alfred_dsl._plan import Plan, PlanAgent, PlanStage
+
+    deps = layered_deps(count)
+    if kind == "python":
+        agent = PlanAgent(name="worker", kind="python", call="runtime_bench:noop", concurrency=concurrency)
+    else:
+        agent = PlanAgent(name="worker", kind="command", run=("true",), concurrency=concurrency)
+    cwd = str(HERE.parent)
+    stages = tuple(
+        PlanStage(
+            name=f"s{i}", agents=("worker",), kind=kind, cwd=cwd, after=tuple(f"s{d}" for d in deps[i]),
+            layer=i // WIDTH,
+        )
+        for i in range(count)
+    )
+    layers = tuple(tuple(f"s{i}" for i in range(j, min(j + WIDTH, count))) for j in range(0, count, WIDTH))
+    return Plan(workflow="bench", source=str(HERE), agents=(agent,), stages=stages, layers=layers)
+
+
+def child_alfred(count: int, kind: str, concurrency: int, profile: str | None) -> float:
+    import trio
+
+    # The python stages call `runtime_bench:noop`: this module under an importable name.
+    sys.modules.setdefault("runtime_bench", sys.modules[__name__])
+    from alfred_dsl.runtime import EventBus, RunOptions, StateStore, execute
+
+    plan = _plan(count, kind, concurrency)
+    with tempfile.TemporaryDirectory(prefix="alfred-bench-") as state:
+        store = StateStore(state)
+        options = RunOptions(max_concurrency=concurrency, jitter=0.0)
+        profiler: Any = None
+        if profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0005, async_mode="disabled")
+            profiler.start()
+        started = time.perf_counter()
+        result = trio.run(lambda: execute(plan, store=store, options=options, bus=EventBus()))
+        elapsed = time.perf_counter() - started
+        if profiler is not None:
+            profiler.stop()
+            Path(profile or "").write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+        store.close()
+    if result.state != "succeeded":
+        raise SystemExit(f"the benchmark run {result.state}: {result.stages}")
+    return elapsed
+
+
+# -- the parent ------------------------------------------------------------------------
+
+
+def ninja_binary() -> str | None:
+    try:
+        import ninja  # the PyPI package
+
+        path = Path(ninja.BIN_DIR) / "ninja"
+        if path.is_file():
+            return str(path)
+    except (ImportError, AttributeError):
+        pass
+    return shutil.which("ninja")
+
+
+def write_ninja(directory: Path, count: int) -> None:
+    deps = layered_deps(count)
+    lines = ["rule run", "  command = true", ""]
+    for i in range(count):
+        inputs = " ".join(f"s{d}" for d in deps[i])
+        lines.append(f"build s{i}: run {inputs}".rstrip())
+    (directory / "build.ninja").write_text("\n".join(lines) + "\n")
+
+
+def timed(argv: Sequence[str], cwd: Path | None = None) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
+    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "{}"
+    try:
+        data = json.loads(last)
+    except ValueError:
+        data = {}
+    return wall, data
+
+
+def measure(label: str, run: Callable[[], tuple[float, dict[str, Any]]], repeat: int) -> dict[str, float]:
+    walls, inners = [], []
+    for _ in range(repeat):
+        wall, data = run()
+        walls.append(wall)
+        if "inner_s" in data:
+            inners.append(float(data["inner_s"]))
+    row = {"wall_s": statistics.median(walls)}
+    if inners:
+        row["inner_s"] = statistics.median(inners)
+    inner = f"   run alone {row['inner_s']:8.3f} s" if inners else ""
+    print(f"  {label:<34} process {row['wall_s']:8.3f} s{inner}", flush=True)
+    return row
+
+
+def me(*args: str) -> list[str]:
+    return [sys.executable, str(HERE), *args]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python-stages", type=int, default=10_000)
+    parser.add_argument("--command-stages", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1,000 and 200 stages, one repetition")
+    parser.add_argument(
+        "--profile", action="store_true", help="write pyinstrument profiles to bench/profiles/"
+    )
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        what, count = args.child[0], int(args.child[1])
+        profile = args.child[2] if len(args.child) > 2 else None
+        if what == "floor":
+            inner = child_floor(count)
+        elif what == "python":
+            inner = child_alfred(count, "python", WIDTH, profile)
+        else:
+            inner = child_alfred(count, "command", 2, profile)
+        print(json.dumps({"inner_s": inner}))
+        return 0
+
+    if args.quick:
+        args.python_stages, args.command_stages, args.repeat = 1_000, 200, 1
+    n_py, n_cmd = args.python_stages, args.command_stages
+    profiles = HERE.parent / "profiles"
+    if args.profile:
+        profiles.mkdir(exist_ok=True)
+    results: dict[str, Any] = {"python_stages": n_py, "command_stages": n_cmd, "repeat": args.repeat}
+
+    print(f"(a) {n_py} no-op python stages, layered DAG (width {WIDTH}, 2 deps each), durable state on")
+    floor = measure("raw Trio floor (nursery + Events)", lambda: timed(me("--child", "floor", str(n_py))),
+                    args.repeat)
+    alfred = measure("alfred execute()", lambda: timed(me("--child", "python", str(n_py))), args.repeat)
+    per_stage = (alfred["wall_s"] - floor["wall_s"]) / n_py * 1e6
+    per_stage_inner = (alfred["inner_s"] - floor["inner_s"]) / n_py * 1e6
+    verdict = "OK" if per_stage < 200 else "over target"
+    print(f"  per-stage overhead: {per_stage:.0f} µs (whole process), {per_stage_inner:.0f} µs (run alone);"
+          f" target < 200 µs: {verdict}")
+    results["python"] = {"floor": floor, "alfred": alfred, "overhead_us": per_stage,
+                         "overhead_inner_us": per_stage_inner}
+
+    print(f"\n(b) {n_cmd} command stages running `true`, concurrency 2, same shape")
+    ninja = ninja_binary()
+    with tempfile.TemporaryDirectory(prefix="alfred-bench-ninja-") as tmp:
+        work = Path(tmp)
+        write_ninja(work, n_cmd)
+
+        def run_ninja() -> tuple[float, dict[str, Any]]:
+            for leftover in (".ninja_log", ".ninja_deps"):
+                (work / leftover).unlink(missing_ok=True)
+            return timed([ninja or "ninja", "-j2", "-f", "build.ninja"], cwd=work)
+
+        ninja_row = measure("ninja -j2", run_ninja, args.repeat) if ninja else None
+    alfred_cmd = measure("alfred execute()", lambda: timed(me("--child", "command", str(n_cmd))), args.repeat)
+    results["command"] = {"alfred": alfred_cmd}
+    if ninja_row is not None:
+        ratio = alfred_cmd["wall_s"] / ninja_row["wall_s"]
+        verdict = "OK" if ratio <= 1.5 else "over target"
+        per = (alfred_cmd["wall_s"] - ninja_row["wall_s"]) / n_cmd * 1e6
+        print(f"  ratio to ninja: {ratio:.2f}x ({per:.0f} µs per stage more); target <= 1.5x: {verdict}")
+        results["command"].update(ninja=ninja_row, ratio=ratio)
+    else:
+        print("  ninja not found: pip install ninja (the `bench` extra)")
+
+    if args.profile:
+        for what, count in (("python", n_py), ("command", n_cmd)):
+            target = profiles / f"runtime-{what}.txt"
+            timed(me("--child", what, str(count), str(target)))
+            print(f"\nprofile of the {what} scenario: {target}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
