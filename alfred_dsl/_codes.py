@@ -36,8 +36,10 @@ alfred files are UTF-8 text. The file contains bytes that are not valid UTF-8 (i
 binary, or saved in another encoding). The position of the first bad byte is reported.
 Fix: re-save the file as UTF-8."""),
     ("A003", "input-too-large", "the input exceeds a size or nesting limit", """
-To protect against runaway input, alfred refuses files larger than 50 MB and values
-nested more than 100 levels deep. Fix: split the file, or flatten the value."""),
+To protect against runaway input, alfred refuses files larger than 50 MB, values
+nested more than 100 levels deep, imports chained more than 100 files deep, and YAML
+aliases that expand to more values than the file could hold (an "alias bomb").
+Fix: split the file, or flatten the value."""),
     # -- A1xx: syntax -------------------------------------------------------------
     ("A101", "unexpected-character", "a character that cannot start any token", """
 The lexer met a character that is not part of the language here, such as `@` or a stray
@@ -69,7 +71,11 @@ must be a reference (`params.x`, `stages.build.outputs.path`, `inputs.k`, `env.X
 `secrets.X`), a literal, or a comparison/boolean of those. Write `$${` for a literal `${`."""),
     ("A109", "yaml-json-syntax", "the YAML or JSON document cannot be parsed", """
 A `.yaml`, `.yml` or `.json` input is not well-formed. Fix the syntax at the position
-reported."""),
+reported. YAML is read with the YAML 1.2 core schema, like JSON and editors: only
+`true`/`false` are booleans (`yes`, `on` are strings). A file holds one YAML document;
+anchors, aliases and merge keys (`<<: *base`) work; tags other than the standard
+`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map` and `!!seq` are refused, and
+so are mapping keys that are not strings."""),
     # -- A2xx: names and references ----------------------------------------------
     ("A201", "unknown-agent", "a stage names an agent that is not declared", """
 `agent = NAME` must name an agent declared in this file or an imported one.
