@@ -167,7 +167,7 @@ def _timed(results: dict[str, float], step: str, action: Callable[[], Any]) -> A
 
 
 def breakdown(path: Path) -> dict[str, float]:
-    """Seconds per pipeline step, each measured on its own (``load`` repeats read+parse)."""
+    """Seconds per pipeline step, each measured on its own (``load`` repeats read+parse+schema)."""
     import importlib
 
     from alfred_dsl.render import plan_to_json
@@ -179,14 +179,14 @@ def breakdown(path: Path) -> dict[str, float]:
             sys.stderr.write(f"  {name}: {exc}\n")
             return None
 
-    _loader, _lower, _schema, _check, _graph, _plan = (
-        module(name) for name in ("_loader", "_lower", "_schema", "_check", "_graph", "_plan")
+    _loader, _schema, _check, _graph, _plan = (
+        module(name) for name in ("_loader", "_schema", "_check", "_graph", "_plan")
     )
     results: dict[str, float] = {}
     source = _timed(results, "read", lambda: _loader.read_source(path)[0])
-    document = _timed(results, "parse+lower", lambda: _lower.parse_document(source)[0])
+    document = _timed(results, "parse+lower", lambda: _loader.load_document(source)[0])
     _timed(results, "schema", lambda: _schema.validate(document))
-    workspace = _timed(results, "load (read+parse again)", lambda: _loader.load(path)[0])
+    workspace = _timed(results, "load (all of the above)", lambda: _loader.load(path)[0])
     _timed(results, "check_workspace", lambda: _check.check_workspace(workspace))
     resolved = _timed(results, "resolve", lambda: _check.resolve(workspace, None, {})[0])
     analysis = _timed(results, "analyse", lambda: _graph.analyse(resolved)[0])
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     python_pass, _ = time_process([sys.executable, "-c", "pass"], options.runs, folder)
     print(f"\nbaseline `python -c pass`: {python_pass:.3f} s\n")
     header = (
-        f"{'stages':>7} {'edges':>6} {'yaml.load':>10} {'check':>8} {'plan json':>10} "
+        f"{'stages':>7} {'edges':>6} {'input':>6} {'yaml.load':>10} {'check':>8} {'plan json':>10} "
         f"{'check/pass':>11} {'check/yaml':>11} {'plan/yaml':>10}  status"
     )
     print(header)
@@ -241,41 +241,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for count in sizes:
         dsl, document = write_inputs(folder, count)
-        edges = sum(
-            len(s.get("after", ())) for s in workflow_data(count)["workflows"]["bench"]["stages"].values()
-        )
+        stages = workflow_data(count)["workflows"]["bench"]["stages"].values()
+        edges = sum(len(stage.get("after", ())) for stage in stages)
         runs = max(1, options.runs if count <= 1000 else min(options.runs, 3))
         load_yaml = "import yaml,sys; yaml.load(open(sys.argv[1], encoding='utf-8'), Loader=yaml.SafeLoader)"
         yaml_time, _ = time_process([sys.executable, "-c", load_yaml, str(document)], runs, folder)
-        check_time, check_status = time_process([*alfredc, "check", str(dsl)], runs, folder)
-        plan_time, plan_status = time_process([*alfredc, "plan", "--format", "json", str(dsl)], runs, folder)
-        rows.append((count, check_time, plan_time))
-        print(
-            f"{count:>7} {edges:>6} {yaml_time:>9.3f}s {check_time:>7.3f}s {plan_time:>9.3f}s "
-            f"{check_time / python_pass:>10.1f}x {check_time / yaml_time:>10.2f}x "
-            f"{plan_time / yaml_time:>9.2f}x"
-            f"  check={check_status} plan={plan_status}"
-        )
+        for label, path in (("alfred", dsl), ("yaml", document)):
+            check_time, check_status = time_process([*alfredc, "check", str(path)], runs, folder)
+            plan_time, plan_status = time_process(
+                [*alfredc, "plan", "--format", "json", str(path)], runs, folder
+            )
+            if label == "alfred":
+                rows.append((count, check_time, plan_time))
+            print(
+                f"{count:>7} {edges:>6} {label:>6} {yaml_time:>9.3f}s {check_time:>7.3f}s {plan_time:>9.3f}s "
+                f"{check_time / python_pass:>10.1f}x {check_time / yaml_time:>10.2f}x "
+                f"{plan_time / yaml_time:>9.2f}x  check={check_status} plan={plan_status}"
+            )
     if len(rows) > 1:
-        (n0, c0, p0), (n1, c1, p1) = rows[0], rows[-1]
+        (n0, c0, p0), (n1, c1, p1) = rows[1 if len(rows) > 2 else 0], rows[-1]
         print(
-            f"\ngrowth {n0} -> {n1} stages (x{n1 / n0:.0f}): check x{c1 / c0:.1f}, plan x{p1 / p0:.1f} "
-            f"(above the interpreter: check x{(c1 - python_pass) / max(c0 - python_pass, 1e-3):.1f})"
+            f"\n.alfred growth {n0} -> {n1} stages (x{n1 / n0:.0f}): "
+            f"check x{c1 / c0:.1f}, plan x{p1 / p0:.1f}; "
+            f"above the interpreter: check x{(c1 - python_pass) / max(c0 - python_pass, 1e-3):.1f}, "
+            f"plan x{(p1 - python_pass) / max(p0 - python_pass, 1e-3):.1f}"
         )
 
     print("\nin-process breakdown (seconds per step, each step timed alone):")
     steps: list[str] = []
-    table: list[tuple[int, dict[str, float]]] = []
+    table: list[tuple[str, dict[str, float]]] = []
     for count in sizes:
-        results = breakdown(folder / f"bench_{count}.alfred")
-        steps = steps or list(results)
-        table.append((count, results))
+        for suffix in ("alfred", "yaml"):
+            results = breakdown(folder / f"bench_{count}.{suffix}")
+            steps = steps or list(results)
+            table.append((f"{count}.{suffix}", results))
     width = max(len(step) for step in steps) if steps else 10
-    print(f"{'step':<{width}} " + " ".join(f"{count:>9}" for count, _ in table))
+    print(f"{'step':<{width}} " + " ".join(f"{label:>11}" for label, _ in table))
     for step in steps:
-        print(
-            f"{step:<{width}} " + " ".join(f"{results.get(step, float('nan')):>9.4f}" for _, results in table)
-        )
+        cells = " ".join(f"{results.get(step, float('nan')):>11.4f}" for _, results in table)
+        print(f"{step:<{width}} {cells}")
 
     if options.profile:
         path = folder / f"bench_{options.profile}.alfred"
