@@ -24,6 +24,7 @@ import json.decoder
 import json.scanner
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,10 @@ def _read(path: Path, name: str, at: Span | None) -> tuple[SourceFile | None, li
     try:
         if path.is_dir():
             return None, fail("A001", f"`{name}` is a directory, not a file", "a directory")
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or device would block or never end
+            return None, fail("A001", f"`{name}` is not a regular file", "not a regular file")
+        size = status.st_size
     except FileNotFoundError:
         return None, fail("A001", f"no such file `{name}`", "no such file", _sibling_hint(Path(name)))
     except OSError as exc:

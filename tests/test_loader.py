@@ -103,6 +103,13 @@ def test_symlink_loop_is_a001_not_a_traceback(tmp_path: Path) -> None:
     assert ws is None and codes(diags) == ["A001"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_named_pipe_is_a001_instead_of_hanging(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    source, diags = read_source(tmp_path / "pipe.yaml")
+    assert source is None and codes(diags) == ["A001"] and "not a regular file" in diags[0].message
+
+
 def test_not_utf8_is_a002_at_the_first_bad_byte(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("a: 1\nname: é ok\n".encode() + b"bad: caf\xe9\n")
