@@ -86,7 +86,7 @@ def analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnosti
             layer_of[node] = number
     estimates = [max(float(stage.estimate_s or 0), 0.0) for stage in resolved.stages]
     timings, critical_path, duration = _critical_path(estimates, layer_of, preds, succs, order)
-    redundant = _redundant_edges(edges, index, preds, order, len(names))
+    redundant = _redundant_entries(edges, _redundant_edges(edges, index, preds, order, len(names)))
     analysis = Analysis(
         timings=dict(zip(names, timings, strict=True)),
         predecessors={name: tuple(names[p] for p in preds[i]) for i, name in enumerate(names)},
@@ -94,10 +94,12 @@ def analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnosti
         duration_s=duration,
         layers=tuple(tuple(names[i] for i in layer) for layer in generations),
         max_parallelism=max((len(layer) for layer in generations), default=0),
-        redundant=tuple(edge for edge, _ in redundant),
+        redundant=tuple(edge for group, _ in redundant for edge in group),
     )
     stage_spans = _stage_spans(resolved)
-    diagnostics = [_redundant_diagnostic(edge, names[via], resolved, stage_spans) for edge, via in redundant]
+    diagnostics = [
+        _redundant_diagnostic(group, names[via], resolved, stage_spans) for group, via in redundant
+    ]
     return analysis, diagnostics
 
 
@@ -324,13 +326,49 @@ def _redundant_edges(
     return found
 
 
+def _redundant_entries(
+    edges: Sequence[Edge], redundant: Sequence[tuple[Edge, int]]
+) -> list[tuple[tuple[Edge, ...], int]]:
+    """Group redundant edges by the ``after`` entry that declared them.
+
+    ``after ALIAS`` declares one edge per sink of the alias, all with the entry's span;
+    the entry can only go when every one of them is redundant.
+    """
+    via_of = {(edge.before, edge.after): via for edge, via in redundant}
+    entries: dict[tuple[object, ...], list[Edge]] = {}
+    for edge in edges:
+        if edge.kind == "after":
+            key = (edge.after, edge.span) if edge.span is not None else (edge.after, edge.before)
+            entries.setdefault(key, []).append(edge)
+    found = []
+    for group in entries.values():
+        if all((edge.before, edge.after) in via_of for edge in group):
+            found.append((tuple(group), via_of[(group[0].before, group[0].after)]))
+    return found
+
+
+def _written_name(group: Sequence[Edge]) -> str:
+    """The name the user wrote: the stage itself, or the alias all the sinks share."""
+    if len(group) == 1:
+        return group[0].before
+    parts = [edge.before.split(".") for edge in group]
+    common = []
+    for column in zip(*parts, strict=False):
+        if len(set(column)) != 1:
+            break
+        common.append(column[0])
+    return ".".join(common) or ", ".join(edge.before for edge in group)
+
+
 def _redundant_diagnostic(
-    edge: Edge, via_name: str, resolved: ResolvedWorkflow, stage_spans: Mapping[str, Span | None]
+    group: Sequence[Edge], via_name: str, resolved: ResolvedWorkflow, stage_spans: Mapping[str, Span | None]
 ) -> Diagnostic:
+    edge = group[0]
+    written = _written_name(group)
     return warning(
         "A503",
-        f"redundant `after`: `{edge.before}` is already implied by `{via_name}`",
+        f"redundant `after`: `{written}` is already implied by `{via_name}`",
         _edge_span(edge, resolved, stage_spans),
-        f"`{edge.after}` already runs after `{edge.before}` through `{via_name}`",
-        help=f"remove `{edge.before}` from the `after` list of `{edge.after}`",
+        f"`{edge.after}` already runs after `{written}` through `{via_name}`",
+        help=f"remove `{written}` from the `after` list of `{edge.after}`",
     )

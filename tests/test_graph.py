@@ -16,6 +16,7 @@ from alfred_dsl._diagnostics import Severity
 from alfred_dsl._graph import MAX_CYCLES, analyse
 from alfred_dsl._model import Edge, ResolvedWorkflow
 from alfred_dsl._plan import PlanStage
+from alfred_dsl._source import SourceFile, Span
 
 # -- critical path --------------------------------------------------------------------------
 
@@ -346,3 +347,28 @@ def test_every_reported_cycle_is_a_real_cycle(rows: list[Row]) -> None:
         assert len(diagnostic.secondary) == len(stages) - 1
         assert tuple(stages) not in seen  # each cycle once
         seen.add(tuple(stages))
+
+
+def _alias_workflow(final_after: list[str]) -> ResolvedWorkflow:
+    """`release after auth, final`, where `auth` has two sinks and `final` runs after some of them."""
+    source = SourceFile("w.alfred", "stage release after auth, final {}\n")
+    alias_span, final_span = Span(source, 20, 24), Span(source, 26, 31)
+    names = ["auth.a", "auth.b", "final", "release"]
+    stages = tuple(PlanStage(name=n, agents=("w",), kind="command") for n in names)
+    edges = (
+        *(Edge(before=b, after="final") for b in final_after),
+        Edge(before="auth.a", after="release", span=alias_span),
+        Edge(before="auth.b", after="release", span=alias_span),
+        Edge(before="final", after="release", span=final_span),
+    )
+    return ResolvedWorkflow(name="w", source="w.alfred", stages=stages, edges=edges)
+
+
+def test_after_alias_is_redundant_only_when_every_sink_is_implied() -> None:
+    _, diagnostics = analyse(_alias_workflow(["auth.a"]))
+    assert diagnostics == []  # `auth.b` still needs the `after auth`
+    analysis, diagnostics = analyse(_alias_workflow(["auth.a", "auth.b"]))
+    assert analysis is not None
+    assert [d.message for d in diagnostics] == ["redundant `after`: `auth` is already implied by `final`"]
+    assert diagnostics[0].primary is not None and diagnostics[0].primary.span.start == 20
+    assert {(e.before, e.after) for e in analysis.redundant} == {("auth.a", "release"), ("auth.b", "release")}
