@@ -1,0 +1,583 @@
+"""Figures over a period of the state database: runs, durations, estimates, agents, queue.
+
+Definitions (what ``alfredc metrics`` and the Prometheus endpoint report):
+
+- A run belongs to the period when it *started* in it. ``completed`` = succeeded;
+  ``success_rate`` = completed / finished runs (succeeded, failed, cancelled,
+  interrupted), None when no run finished.
+- Run duration: ``finished - started`` of finished runs. Stage duration: first start
+  to last finish of stages that succeeded or failed (retries included).
+- Percentiles interpolate linearly between the two nearest ranks (numpy's default).
+- Estimate vs actual: per (workflow, stage), the planned ``estimate`` and the mean
+  duration of the runs where it succeeded; ``ratio`` = actual / estimate.
+- Agent utilization: the agent's busy time (the sum of its attempts' durations) over
+  the wall time during which at least one run of the period was active. An agent with
+  ``concurrency`` > 1 can exceed 1.
+- Queue: ``length`` = runs waiting now (queued, due or not); wait time = first claim
+  minus the time it could start (``--at`` or submission), for runs submitted in the period.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AgentUsage",
+    "Metrics",
+    "StageFigures",
+    "Summary",
+    "collect",
+    "metrics_to_json",
+    "metrics_to_text",
+    "parse_since",
+    "percentile",
+]
+
+FINISHED_RUN_STATES = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100) with linear interpolation; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    """Count, mean, median and 95th percentile of some durations (seconds)."""
+
+    count: int = 0
+    mean: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    total: float = 0.0
+
+    @staticmethod
+    def of(values: Iterable[float]) -> Summary:
+        data = [float(v) for v in values]
+        if not data:
+            return Summary()
+        return Summary(
+            count=len(data), mean=sum(data) / len(data), p50=percentile(data, 50), p95=percentile(data, 95),
+            total=sum(data),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageFigures:
+    """One stage of one workflow over the period."""
+
+    workflow: str
+    stage: str
+    agent: str | None
+    runs: int                        # times it ended succeeded or failed
+    failures: int
+    attempts: int
+    estimate_s: float | None         # planned (None: no estimate)
+    duration: Summary                # of the runs where it succeeded
+    critical_runs: int = 0           # runs whose measured critical path holds it
+
+    @property
+    def ratio(self) -> float | None:
+        """Actual mean duration / estimate (None without both)."""
+        if not self.estimate_s or self.duration.mean is None:
+            return None
+        return self.duration.mean / self.estimate_s
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.runs if self.runs else 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentUsage:
+    agent: str
+    busy_s: float
+    wall_s: float
+    attempts: int
+    failures: int
+    stage_duration: Summary
+
+    @property
+    def utilization(self) -> float | None:
+        return self.busy_s / self.wall_s if self.wall_s > 0 else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFigures:
+    """What the trend and the critical path need of one run."""
+
+    id: str
+    workflow: str
+    state: str
+    started: float
+    finished: float | None
+    critical_path: tuple[str, ...] = ()
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.finished is None else self.finished - self.started
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metrics:
+    since: float
+    until: float
+    runs_total: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    interrupted: int = 0
+    running: int = 0
+    run_duration: Summary = field(default_factory=Summary)
+    stage_duration: Summary = field(default_factory=Summary)
+    stages: tuple[StageFigures, ...] = ()
+    agents: tuple[AgentUsage, ...] = ()
+    queue_length: int = 0
+    queue_wait: Summary = field(default_factory=Summary)
+    wall_s: float = 0.0
+    runs: tuple[RunFigures, ...] = ()
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed + self.cancelled + self.interrupted
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.completed / self.finished if self.finished else None
+
+
+def parse_since(text: str) -> float | None:
+    """``24h``, ``7d``, ``90m``, ``1h30m`` or a number of seconds -> seconds; None if invalid."""
+    from .._check import parse_duration
+
+    value = text.strip()
+    seconds = parse_duration(float(value) if _is_number(value) else value)
+    return None if seconds is None or seconds <= 0 else float(seconds)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _union_length(intervals: Iterable[tuple[float, float]]) -> float:
+    total, end = 0.0, -math.inf
+    for start, stop in sorted(intervals):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
+
+
+def _open(state_dir: str | Path) -> sqlite3.Connection:
+    path = Path(state_dir) / "state.db"
+    # Read-only: reporting never creates a state directory.
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    db.execute("PRAGMA busy_timeout = 30000")
+    return db
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return row is not None
+
+
+def collect(
+    source: str | Path | sqlite3.Connection,
+    *,
+    since: float,
+    until: float | None = None,
+) -> Metrics:
+    """The figures of the runs that started in ``[since, until]`` (epoch seconds).
+
+    ``source`` is a state directory or an open connection to its ``state.db``. A state
+    directory without a database gives empty figures.
+    """
+    end = time.time() if until is None else until
+    if isinstance(source, sqlite3.Connection):
+        return _collect(source, since, end)
+    if not (Path(source) / "state.db").is_file():
+        return Metrics(since=since, until=end)
+    db = _open(source)
+    try:
+        return _collect(db, since, end)
+    finally:
+        db.close()
+
+
+def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
+    from ..render._report import measured_critical_path
+
+    if not _has_table(db, "runs"):
+        return Metrics(since=since, until=until)
+    run_rows = db.execute(
+        "SELECT id, workflow, state, started, finished, plan FROM runs WHERE started >= ? AND started <= ?"
+        " ORDER BY started, id",
+        (since, until),
+    ).fetchall()
+    counts: dict[str, int] = defaultdict(int)
+    run_durations: list[float] = []
+    intervals: list[tuple[float, float]] = []
+    plans: dict[str, Mapping[str, Any]] = {}
+    workflow_of: dict[str, str] = {}
+    for run_id, workflow, state, started, finished, plan_text in run_rows:
+        counts[state] += 1
+        workflow_of[run_id] = workflow
+        try:
+            plan = json.loads(plan_text or "{}")
+        except ValueError:
+            plan = {}
+        plans[run_id] = plan if isinstance(plan, dict) else {}
+        if state in FINISHED_RUN_STATES and finished is not None:
+            run_durations.append(max(finished - started, 0.0))
+        intervals.append((started, finished if finished is not None else max(until, started)))
+    wall = _union_length(intervals)
+
+    run_ids = [row[0] for row in run_rows]
+    stage_rows: list[Sequence[Any]] = []
+    attempt_rows: list[Sequence[Any]] = []
+    for chunk in _chunks(run_ids, 500):
+        marks = ", ".join("?" for _ in chunk)
+        stage_rows += db.execute(
+            f"SELECT run, name, state, agent, started, finished, attempts FROM stages WHERE run IN ({marks})"
+            " ORDER BY run, rowid",
+            chunk,
+        ).fetchall()
+        attempt_rows += db.execute(
+            f"SELECT a.run, a.stage, a.started, a.finished, a.exit_code, a.error, s.agent FROM attempts a"
+            f" LEFT JOIN stages s ON s.run = a.run AND s.name = a.stage WHERE a.run IN ({marks})",
+            chunk,
+        ).fetchall()
+
+    # -- stages ---------------------------------------------------------------------
+    key_order: list[tuple[str, str]] = []
+    per_stage: dict[tuple[str, str], dict[str, Any]] = {}
+    stage_durations: list[float] = []
+    finished_at: dict[str, dict[str, float]] = defaultdict(dict)
+    for run_id, name, state, agent, started, finished, attempts in stage_rows:
+        key = (workflow_of[run_id], name)
+        figures = per_stage.get(key)
+        if figures is None:
+            figures = per_stage[key] = {"agent": agent, "runs": 0, "failures": 0, "attempts": 0, "ok": []}
+            key_order.append(key)
+        if agent:
+            figures["agent"] = agent
+        figures["attempts"] += attempts or 0
+        if state not in ("succeeded", "failed") or started is None or finished is None:
+            continue
+        duration = max(finished - started, 0.0)
+        stage_durations.append(duration)
+        figures["runs"] += 1
+        if state == "failed":
+            figures["failures"] += 1
+        else:
+            figures["ok"].append(duration)
+            finished_at[run_id][name] = finished
+
+    runs: list[RunFigures] = []
+    critical_counts: dict[tuple[str, str], int] = defaultdict(int)
+    for run_id, workflow, state, started, finished, _plan in run_rows:
+        after = {
+            str(s.get("name")): [str(d) for d in s.get("after", ())]
+            for s in plans[run_id].get("stages", ()) if isinstance(s, dict)
+        }
+        path: tuple[str, ...] = ()
+        if state == "succeeded" and finished_at.get(run_id):
+            path = tuple(measured_critical_path(finished_at[run_id], after))
+            for name in path:
+                critical_counts[(workflow, name)] += 1
+        runs.append(RunFigures(id=run_id, workflow=workflow, state=state, started=started, finished=finished,
+                               critical_path=path))
+
+    estimates: dict[tuple[str, str], float] = {}
+    for run_id in run_ids:
+        for stage in plans[run_id].get("stages", ()):
+            if isinstance(stage, dict) and isinstance(stage.get("estimate_s"), int | float):
+                estimates[(workflow_of[run_id], str(stage.get("name")))] = float(stage["estimate_s"])
+
+    stages = tuple(
+        StageFigures(
+            workflow=key[0], stage=key[1], agent=per_stage[key]["agent"], runs=per_stage[key]["runs"],
+            failures=per_stage[key]["failures"], attempts=per_stage[key]["attempts"],
+            estimate_s=estimates.get(key) or None, duration=Summary.of(per_stage[key]["ok"]),
+            critical_runs=critical_counts.get(key, 0),
+        )
+        for key in key_order
+    )
+
+    # -- agents ---------------------------------------------------------------------
+    busy: dict[str, float] = defaultdict(float)
+    agent_attempts: dict[str, int] = defaultdict(int)
+    agent_failures: dict[str, int] = defaultdict(int)
+    for _run, _stage, started, finished, exit_code, error, agent in attempt_rows:
+        if not agent:
+            continue
+        stop = finished if finished is not None else until
+        busy[agent] += max(stop - started, 0.0)
+        agent_attempts[agent] += 1
+        if finished is not None and (error or (exit_code not in (None, 0))):
+            agent_failures[agent] += 1
+    agent_stage_durations: dict[str, list[float]] = defaultdict(list)
+    for _run, _name, state, agent, started, finished, _attempts in stage_rows:
+        if agent and state in ("succeeded", "failed") and started is not None and finished is not None:
+            agent_stage_durations[agent].append(max(finished - started, 0.0))
+    agents = tuple(
+        AgentUsage(
+            agent=name, busy_s=busy[name], wall_s=wall, attempts=agent_attempts[name],
+            failures=agent_failures[name], stage_duration=Summary.of(agent_stage_durations[name]),
+        )
+        for name in sorted(busy)
+    )
+
+    # -- queue ----------------------------------------------------------------------
+    queue_length = 0
+    waits: list[float] = []
+    if _has_table(db, "queue"):
+        queue_length = int(db.execute("SELECT COUNT(*) FROM queue WHERE state = 'queued'").fetchone()[0])
+        waits = [
+            max(claimed - not_before, 0.0)
+            for claimed, not_before in db.execute(
+                "SELECT claimed, not_before FROM queue WHERE claimed IS NOT NULL AND submitted >= ?"
+                " AND submitted <= ?",
+                (since, until),
+            )
+        ]
+    return Metrics(
+        since=since,
+        until=until,
+        runs_total=len(run_rows),
+        completed=counts.get("succeeded", 0),
+        failed=counts.get("failed", 0),
+        cancelled=counts.get("cancelled", 0),
+        interrupted=counts.get("interrupted", 0),
+        running=counts.get("running", 0) + counts.get("paused", 0),
+        run_duration=Summary.of(run_durations),
+        stage_duration=Summary.of(stage_durations),
+        stages=stages,
+        agents=agents,
+        queue_length=queue_length,
+        queue_wait=Summary.of(waits),
+        wall_s=wall,
+        runs=tuple(runs),
+    )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- output -------------------------------------------------------------------------------
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def _summary_json(summary: Summary) -> dict[str, Any]:
+    return {k: _round(v) if isinstance(v, float) else v for k, v in asdict(summary).items()}
+
+
+def metrics_to_json(metrics: Metrics) -> dict[str, Any]:
+    """The figures as JSON (``alfredc metrics --format json``)."""
+    return {
+        "since": metrics.since,
+        "until": metrics.until,
+        "runs": {
+            "total": metrics.runs_total,
+            "completed": metrics.completed,
+            "failed": metrics.failed,
+            "cancelled": metrics.cancelled,
+            "interrupted": metrics.interrupted,
+            "running": metrics.running,
+            "success_rate": _round(metrics.success_rate),
+        },
+        "run_duration_s": _summary_json(metrics.run_duration),
+        "stage_duration_s": _summary_json(metrics.stage_duration),
+        "stages": [
+            {
+                "workflow": s.workflow,
+                "stage": s.stage,
+                "agent": s.agent,
+                "runs": s.runs,
+                "failures": s.failures,
+                "attempts": s.attempts,
+                "estimate_s": s.estimate_s,
+                "actual_s": _summary_json(s.duration),
+                "ratio": _round(s.ratio),
+                "critical_runs": s.critical_runs,
+            }
+            for s in metrics.stages
+        ],
+        "agents": [
+            {
+                "agent": a.agent,
+                "busy_s": _round(a.busy_s),
+                "wall_s": _round(a.wall_s),
+                "utilization": _round(a.utilization),
+                "attempts": a.attempts,
+                "failures": a.failures,
+                "stage_duration_s": _summary_json(a.stage_duration),
+            }
+            for a in metrics.agents
+        ],
+        "queue": {"length": metrics.queue_length, "wait_s": _summary_json(metrics.queue_wait)},
+    }
+
+
+def seconds(value: float | None) -> str:
+    from ..render._units import format_seconds
+
+    return format_seconds(value)
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def metrics_to_text(metrics: Metrics) -> str:
+    """A plain text summary (``alfredc metrics``)."""
+    lines = [
+        f"period: {_stamp(metrics.since)} .. {_stamp(metrics.until)}",
+    ]
+    if metrics.runs_total == 0:
+        lines.append("no run started in this period")
+    lines += [
+        f"runs: {metrics.runs_total} total, {metrics.completed} completed, {metrics.failed} failed,"
+        f" {metrics.cancelled} cancelled, {metrics.interrupted} interrupted, {metrics.running} running",
+        f"success rate: {percent(metrics.success_rate)}",
+        "run duration: " + _summary_text(metrics.run_duration),
+        "stage duration: " + _summary_text(metrics.stage_duration),
+        f"queue: {metrics.queue_length} waiting; wait time " + _summary_text(metrics.queue_wait),
+    ]
+    if metrics.stages:
+        lines.append("")
+        lines.append("estimate vs actual (mean of successful runs):")
+        for s in metrics.stages:
+            ratio = "—" if s.ratio is None else f"x{s.ratio:.2f}"
+            estimate = "—" if s.estimate_s is None else seconds(s.estimate_s)
+            lines.append(
+                f"  {s.workflow}.{s.stage}: estimate {estimate}, actual {seconds(s.duration.mean)} ({ratio}),"
+                f" {s.failures}/{s.runs} failed"
+            )
+    if metrics.agents:
+        lines.append("")
+        lines.append("agent utilization (busy / wall time):")
+        for a in metrics.agents:
+            lines.append(
+                f"  {a.agent}: {percent(a.utilization)} (busy {seconds(a.busy_s)} of {seconds(a.wall_s)}),"
+                f" {a.attempts} attempts, {a.failures} failed"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _summary_text(summary: Summary) -> str:
+    if not summary.count:
+        return "—"
+    return (
+        f"mean {seconds(summary.mean)}, p50 {seconds(summary.p50)}, p95 {seconds(summary.p95)}"
+        f" (n={summary.count})"
+    )
+
+
+def _stamp(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
+
+
+# -- Prometheus -----------------------------------------------------------------------------
+
+class PrometheusCollector:
+    """A ``prometheus_client`` collector: the figures of the last ``window_s``, read on each scrape."""
+
+    def __init__(self, state_dir: str | Path, *, window_s: float = 86400.0) -> None:
+        self.state_dir = Path(state_dir)
+        self.window_s = window_s
+
+    def describe(self) -> list[Any]:
+        return []  # computed at scrape time: nothing to check at registration
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        now = time.time()
+        m = collect(self.state_dir, since=now - self.window_s, until=now)
+        runs = GaugeMetricFamily("alfred_runs", "Runs started in the window, by state", labels=["state"])
+        for state, count in (
+            ("total", m.runs_total), ("completed", m.completed), ("failed", m.failed),
+            ("cancelled", m.cancelled), ("interrupted", m.interrupted), ("running", m.running),
+        ):
+            runs.add_metric([state], count)
+        yield runs
+        rate = GaugeMetricFamily("alfred_run_success_rate", "Completed / finished runs in the window (0-1)")
+        if m.success_rate is not None:
+            rate.add_metric([], m.success_rate)
+        yield rate
+        for name, text, summary in (
+            ("alfred_run_duration_seconds", "Run durations in the window", m.run_duration),
+            ("alfred_stage_duration_seconds", "Stage durations in the window", m.stage_duration),
+            ("alfred_queue_wait_seconds", "Queue wait times in the window", m.queue_wait),
+        ):
+            family = GaugeMetricFamily(name, text, labels=["stat"])
+            for stat in ("mean", "p50", "p95"):
+                value = getattr(summary, stat)
+                if value is not None:
+                    family.add_metric([stat], value)
+            family.add_metric(["count"], summary.count)
+            yield family
+        estimate = GaugeMetricFamily(
+            "alfred_stage_estimate_seconds", "Planned duration of a stage", labels=["workflow", "stage"]
+        )
+        actual = GaugeMetricFamily(
+            "alfred_stage_actual_seconds", "Mean duration of a stage's successful runs",
+            labels=["workflow", "stage"],
+        )
+        for s in m.stages:
+            if s.estimate_s is not None:
+                estimate.add_metric([s.workflow, s.stage], s.estimate_s)
+            if s.duration.mean is not None:
+                actual.add_metric([s.workflow, s.stage], s.duration.mean)
+        yield estimate
+        yield actual
+        utilization = GaugeMetricFamily(
+            "alfred_agent_utilization", "Busy time / wall time of an agent in the window", labels=["agent"]
+        )
+        busy = GaugeMetricFamily(
+            "alfred_agent_busy_seconds", "Busy time of an agent in the window", labels=["agent"]
+        )
+        for a in m.agents:
+            if a.utilization is not None:
+                utilization.add_metric([a.agent], a.utilization)
+            busy.add_metric([a.agent], a.busy_s)
+        yield utilization
+        yield busy
+        yield GaugeMetricFamily("alfred_queue_length", "Runs waiting in the queue", value=m.queue_length)
+
+
+def serve_prometheus(state_dir: str | Path, port: int, *, window_s: float = 86400.0) -> Any:
+    """Serve the figures in the Prometheus text format on 127.0.0.1:``port`` (a daemon thread).
+
+    Returns the server (``.shutdown()`` stops it). Raises OSError when the port is taken.
+    """
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PrometheusCollector(state_dir, window_s=window_s))
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return server
