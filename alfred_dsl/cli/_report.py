@@ -1,12 +1,19 @@
-"""``alfredc report RUN_ID --format html -o FILE``: the HTML report of one run.
+"""``alfredc report``: the HTML report of one run, or the performance report of a period.
 
-``RUN_ID`` is a run id, a unique prefix of one, or ``last``. The page is self-contained
-(no network); secret values named by the run's plan are masked using the environment.
+- ``alfredc report RUN_ID [--format html] [-o FILE]``: one run (``RUN_ID`` is a run id, a
+  unique prefix of one, or ``last``). The page is self-contained (no network); secret
+  values named by the run's plan are masked using the environment.
+- ``alfredc report [--since 24h] [--format md|html|json] [-o FILE]``: the runs that
+  started in the period: metrics, trend, per-agent performance and recommendations
+  (printed on stdout unless ``-o`` is given). An empty period says so.
+
 Exit status: 0 written, 2 unknown run or unusable state directory / output path.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import click
@@ -15,15 +22,27 @@ __all__ = ["report"]
 
 
 @click.command()
-@click.argument("run_id")
-@click.option("--format", "fmt", type=click.Choice(("html",)), default="html", show_default=True,
-              help="Output format (html: one self-contained page).")
+@click.argument("run_id", required=False)
+@click.option("--format", "fmt", type=click.Choice(("html", "md", "json")), default=None,
+              help="html for a run (the default); md (the default), html or json for a period.")
+@click.option("--since", "since", default=None, metavar="DURATION",
+              help="Without RUN_ID: the period of the performance report (default 24h).")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write (default: report-RUN_ID.html in the current directory; - for stdout).")
+              help="File to write (run report default: report-RUN_ID.html in the current directory;"
+                   " - for stdout).")
 @click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path(".alfred"), show_default=True, help="The run state directory.")
-def report(run_id: str, fmt: str, output: Path | None, state_dir: Path) -> int:
-    """Write the report of run RUN_ID (or `last`)."""
+def report(
+    run_id: str | None, fmt: str | None, since: str | None, output: Path | None, state_dir: Path
+) -> int:
+    """Write the report of run RUN_ID (or `last`), or without RUN_ID the performance
+    report of the runs of the last --since period."""
+    if run_id is None:
+        return _period_report(fmt or "md", since or "24h", output, state_dir)
+    if since is not None:
+        raise click.UsageError("--since is for the performance report: give it without RUN_ID")
+    if fmt not in (None, "html"):
+        raise click.UsageError("the report of one run is HTML (--format md|json are for the period report)")
     from ..render._report import load_report, report_to_html
 
     loaded, problem = load_report(state_dir, run_id)
@@ -34,9 +53,43 @@ def report(run_id: str, fmt: str, output: Path | None, state_dir: Path) -> int:
         click.echo(page, nl=False)
         return 0
     target = output or Path(f"report-{loaded.run_id}.html")
+    _write(target, page)
+    return 0
+
+
+def _write(target: Path, text: str) -> None:
     try:
-        target.write_text(page, encoding="utf-8")
+        target.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {target}", err=True)
+
+
+def _period_report(fmt: str, since: str, output: Path | None, state_dir: Path) -> int:
+    from ..service._metrics import parse_since
+    from ..service._perf_report import (
+        build_perf_report,
+        perf_report_to_html,
+        perf_report_to_json,
+        perf_report_to_markdown,
+    )
+
+    period = parse_since(since)
+    if period is None:
+        raise click.BadParameter(f"expected a duration such as 30m, 24h or 7d, got {since!r}",
+                                 param_hint="'--since'")
+    if state_dir.exists() and not state_dir.is_dir():
+        raise click.ClickException(f"{state_dir} is not a directory")
+    now = time.time()
+    built = build_perf_report(state_dir, since=now - period, until=now)
+    if fmt == "json":
+        text = json.dumps(perf_report_to_json(built), indent=2) + "\n"
+    elif fmt == "html":
+        text = perf_report_to_html(built)
+    else:
+        text = perf_report_to_markdown(built)
+    if output is None or str(output) == "-":
+        click.echo(text, nl=False)
+    else:
+        _write(output, text)
     return 0
