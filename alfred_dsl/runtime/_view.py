@@ -127,7 +127,7 @@ def describe_event(event: Event, *, workflow: str = "") -> str:
         details.append(f"run {event.run_id}")
         stages = data.get("stages")
         if isinstance(stages, list | tuple):
-            details.append(f"{len(stages)} stages")
+            details.append(f"{len(stages)} stage" + ("" if len(stages) == 1 else "s"))
         reused = data.get("reused")
         if isinstance(reused, list | tuple) and reused:
             details.append(f"{len(reused)} reused")
