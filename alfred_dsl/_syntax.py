@@ -791,6 +791,13 @@ def _on_unexpected_characters(ctx: _Context, exc: Any) -> bool:
         state = exc.interactive_parser.parser_state
         if _try_feed(state, [quote]):
             state.feed_token(quote)
+            # The closing `]` or `)` of a list on the same line was swallowed by the string.
+            line_start = text.rfind("\n", 0, position) + 1
+            for opened in _open_constructs(state):
+                closer = _synthetic(opened.closer, quote)
+                if opened.span.start < line_start or opened.closer == "RBRACE" or not _try_feed(state, [closer]):
+                    break
+                state.feed_token(closer)
         _skip_to(lexer_state, position + 1 + len(content))
         return True
     end = position + 1
@@ -823,7 +830,7 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
     text = ctx.text
     table = state.parse_conf.states
     expected = {kind for kind in table[state.position] if kind.isupper() or kind == "$END" or kind == "_NL"}
-    found = _describe_found(token)
+    found = "the end of the expression" if ctx.expression and token.type == "$END" else _describe_found(token)
     at: int = token.start_pos if token.type != "$END" else len(text)
     if token.type == "$END":
         token = _synthetic("$END", token)
@@ -863,7 +870,7 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
     keyword: Any = state.value_stack[-1] if state.value_stack else None
     if (
         opened
-        and getattr(keyword, "type", None) in _ITEM_KEYWORDS
+        and getattr(keyword, "type", None) in _ITEM_KEYWORDS - {"AGENT"}  # `agent` is a stage attribute
         and expected == {"EQUAL"}
         and _starts_line(text, keyword.start_pos)
     ):
