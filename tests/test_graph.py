@@ -271,8 +271,9 @@ def test_cpm_properties(rows: list[Row]) -> None:
     assert sorted(flat) == sorted(after)
     assert len(flat) == len(set(flat))
     for name, deps in after.items():
-        for dep in deps:
-            assert analysis.timings[dep].layer < analysis.timings[name].layer
+        # the topological generation: one more than the deepest dependency
+        expected_layer = max((analysis.timings[dep].layer + 1 for dep in deps), default=0)
+        assert analysis.timings[name].layer == expected_layer
     declared = [name for name, _, _ in rows]
     for layer in analysis.layers:
         assert list(layer) == sorted(layer, key=declared.index)
