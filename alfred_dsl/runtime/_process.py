@@ -1,7 +1,7 @@
 """Child processes in their own process group: cheap spawn, cheap reap, thorough kill.
 
-``subprocess.Popen`` is called directly on the Trio thread (no worker-thread hop, unlike
-``trio.run_process``) with ``process_group=0``, so the child leads a new process group;
+``subprocess.Popen`` is called in a Trio worker thread (fork/exec releases the GIL, so
+spawns overlap) with ``process_group=0``, so the child leads a new process group;
 the exit is awaited on a pidfd (``os.pidfd_open``) that Trio watches like a socket. On
 cancellation (timeout, ``on_failure = stop``, Ctrl-C) the whole group gets SIGTERM, then
 SIGKILL after a grace period, so no grandchild survives.
@@ -44,38 +44,48 @@ async def run_in_group(
     kill_grace_s: float,
     kill_now: trio.Event | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    before_spawn: Callable[[], None] | None = None,
 ) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log_path``; return its exit status.
 
     The status is negative (``-N``) when the process died of signal N, as in
     :mod:`subprocess`. When the calling task is cancelled, the process group is
     terminated (see :func:`terminate_group`) before ``Cancelled`` propagates.
+    ``before_spawn`` runs in the spawning thread (file preparation off the event loop).
     """
-    if not cwd.is_dir():
-        raise SpawnError(f"working directory {cwd} does not exist")
-    try:
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise SpawnError(f"cannot open log file {log_path}: {exc.strerror}") from exc
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=log_fd,
-            close_fds=True,
-            process_group=0,
-        )
-    except FileNotFoundError as exc:
-        raise SpawnError(f"command not found: {argv[0]}") from exc
-    except PermissionError as exc:
-        raise SpawnError(f"cannot execute {argv[0]}: permission denied") from exc
-    except OSError as exc:
-        raise SpawnError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(log_fd)
+    def spawn() -> subprocess.Popen[bytes]:
+        # File creation and fork/exec each cost up to a millisecond and release the GIL:
+        # in a worker thread they overlap with other spawns and with the scheduler.
+        if not cwd.is_dir():
+            raise SpawnError(f"working directory {cwd} does not exist")
+        if before_spawn is not None:
+            before_spawn()
+        try:
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise SpawnError(f"cannot open log file {log_path}: {exc.strerror}") from exc
+        try:
+            return subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                close_fds=True,
+                process_group=0,
+            )
+        except FileNotFoundError as exc:
+            raise SpawnError(f"command not found: {argv[0]}") from exc
+        except PermissionError as exc:
+            raise SpawnError(f"cannot execute {argv[0]}: permission denied") from exc
+        except OSError as exc:
+            raise SpawnError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+        finally:
+            os.close(log_fd)
+
+    # Not abandoned on cancel: the child is always known here, so it can always be killed.
+    proc = await trio.to_thread.run_sync(spawn)
     if on_spawn is not None:
         on_spawn(proc.pid)
     try:

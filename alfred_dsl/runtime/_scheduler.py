@@ -139,6 +139,7 @@ class _Stage:
     reused: bool = False
     scope: trio.CancelScope | None = None
     attempt_started: float | None = None
+    cwd: Path = Path()
 
     @property
     def name(self) -> str:
@@ -160,9 +161,11 @@ class _Run:
         self.agent_running: dict[str, int] = dict.fromkeys(self.agents, 0)
         names = {s.name for s in plan.stages}
         self.stages: dict[str, _Stage] = {}
+        cwds: dict[str, Path] = {}
         for index, spec in enumerate(plan.stages):
             deps = tuple(dict.fromkeys(d for d in spec.after if d in names))
-            self.stages[spec.name] = _Stage(spec=spec, index=index, deps=deps)
+            cwd = cwds.setdefault(spec.cwd, Path(spec.cwd))
+            self.stages[spec.name] = _Stage(spec=spec, index=index, deps=deps, cwd=cwd)
         for st in self.stages.values():
             for dep in st.deps:
                 self.stages[dep].dependents.append(st.name)
@@ -577,7 +580,7 @@ class _Run:
             call=spec.call or agent.call,
             url=_text(render_value(url, scope)) if url else None,
             env=env,
-            cwd=Path(spec.cwd),
+            cwd=st.cwd,
             log_path=Path(log),
             work_dir=self.work_dir,
             timeout_s=spec.timeout_s,

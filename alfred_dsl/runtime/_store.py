@@ -152,6 +152,8 @@ def _loads(text: str | None) -> Any:
 
 
 def _dumps(value: Any) -> str:
+    if not value:  # most events and stage rows carry nothing: skip the encoder
+        return "{}" if isinstance(value, dict) else json.dumps(value)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -390,7 +392,10 @@ class StateStore:
             " ON CONFLICT (run, name) DO UPDATE SET state = excluded.state, agent = excluded.agent,"
             " outputs = excluded.outputs, started = excluded.started,"
             " finished = excluded.finished, attempts = excluded.attempts, error = excluded.error",
-            (run_id, name, state, agent, _dumps(dict(outputs or {})), started, finished, attempts, error),
+            (
+                run_id, name, state, agent, _dumps(dict(outputs) if outputs else {}), started, finished,
+                attempts, error,
+            ),
         ))
 
     def stages(self, run_id: str) -> list[StageRecord]:
