@@ -99,3 +99,16 @@ def test_the_python_api_example_of_docs_runtime_md_works(tmp_path: Path) -> None
     assert word == "lines" and int(lines) > 10
     assert done.stdout.splitlines()[1] == "run_completed"
     assert (state / "runs" / run_id).is_dir()
+
+
+def test_the_runtime_benchmark_runs_end_to_end_on_a_tiny_graph() -> None:
+    bench = DEMO.parent.parent / "bench" / "runtime.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--python-stages", "100", "--command-stages", "20", "--repeat", "1",
+         "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout[done.stdout.index("{\n"):])
+    assert figures["python_stages"] == 100 and figures["python"]["alfred"]["wall_s"] > 0
+    assert "per-stage overhead" in done.stdout
