@@ -30,9 +30,14 @@ workflow ci {
   stage build {
     agent = implementer
   }
+
+  stage test after build {
+    agent = implementer
+  }
 }
 """
-TYPO = CLEAN.replace("agent = implementer", "agent = implementor")
+# The second stage's agent misspelt (line 12); the first still uses the agent.
+TYPO = CLEAN[::-1].replace("implementer"[::-1], "implementor"[::-1], 1)[::-1]
 UNUSED_AGENT = CLEAN + '\nagent deployer {\n  kind = command\n  run  = ["make", "deploy"]\n}\n'
 
 
@@ -95,9 +100,9 @@ def test_error_exits_1_with_the_spec_text(alfredc: Run, tmp_path: Path) -> None:
     write(tmp_path, "typo.alfred", TYPO)
     result = alfredc("check", "typo.alfred", cwd=tmp_path, env={"NO_COLOR": "1"})
     assert result.status == 1
-    assert "typo.alfred:8:13: error[A201]: unknown agent `implementor`" in result.stdout
-    assert "8 |     agent = implementor\n" in result.stdout
-    assert "  |             ^^^^^^^^^^^ did you mean `implementer`?" in result.stdout
+    assert result.stdout.startswith("typo.alfred:12:13: error[A201]: unknown agent `implementor`\n")
+    assert "12 |     agent = implementor\n" in result.stdout
+    assert "\n   |             ^^^^^^^^^^^ did you mean `implementer`?\n" in result.stdout
     assert "error: 1 error, 0 warnings" in result.stdout
     assert "run 'alfredc explain A201' for more" in result.stdout
 
@@ -152,7 +157,7 @@ def test_json_and_sarif_stdout_is_only_the_document(alfredc: Run, tmp_path: Path
     path = write(tmp_path, "typo.alfred", TYPO)
     report = json.loads(alfredc("check", "--format", "json", str(path)).stdout)
     (diag,) = report["diagnostics"]
-    assert (diag["line"], diag["column"], diag["end_line"], diag["end_column"]) == (8, 13, 8, 24)
+    assert (diag["line"], diag["column"], diag["end_line"], diag["end_column"]) == (12, 13, 12, 24)
     assert report["summary"] == {"errors": 1, "warnings": 0}
     sarif = json.loads(alfredc("check", "--format", "sarif", str(path)).stdout)
     assert sarif["version"] == "2.1.0"
