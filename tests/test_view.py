@@ -203,6 +203,7 @@ def test_live_view_draws_progress_and_running_stages_and_ends_cleanly() -> None:
     assert "1/2 stages" in text                          # the progress bar's counter
     assert "agent tester" in text and "attempt 2" in text  # a running stage's line
     assert "━" in text                                   # the bar itself
+    assert "✔ build succeeded (0.6s)" in text            # a line per finished stage
     assert "\x1b[" in text                               # colour on a terminal
     assert "\x1b[?25l" in text and "\x1b[?25h" in text   # cursor hidden, then restored
     summary = "run R9 (release) succeeded: 2 succeeded in 1.2s"

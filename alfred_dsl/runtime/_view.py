@@ -340,6 +340,16 @@ _STATE_STYLE = {
 }
 
 
+_LIVE_VERB = {
+    STAGE_SUCCEEDED: "succeeded",
+    STAGE_FAILED: "failed",
+    STAGE_SKIPPED: "skipped",
+    STAGE_UPSTREAM_FAILED: "not run",
+    STAGE_CANCELLED: "cancelled",
+    STAGE_RETRYING: "will retry",
+}
+
+
 @contextmanager
 def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Callable[[Event], None]]:
     # rich is imported here only: `alfredc check` and the plain view never pay for it.
@@ -387,7 +397,11 @@ def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Calla
     def finished_line(event: Event) -> Text:
         symbol, style = _STATE_STYLE.get(_FINAL_STAGE_EVENTS.get(event.type, ""), ("•", ""))
         line = Text(f"{symbol} ", style=style)
-        line.append(describe_event(event, workflow=state.workflow))
+        text = describe_event(event, workflow=state.workflow)
+        prefix = f"{event.type} {event.stage}"
+        if event.stage and text.startswith(prefix):  # "build succeeded (2.1s)" reads better here
+            text = f"{event.stage} {_LIVE_VERB.get(event.type, event.type)}{text[len(prefix):]}"
+        line.append(text)
         return line
 
     live = Live(_Display(), console=console, refresh_per_second=8, transient=True, redirect_stdout=False)
