@@ -1,0 +1,93 @@
+"""``alfredc run`` as a user runs it: a real subprocess on a real .alfred file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+FLOW = """
+agent sh {
+  kind = command
+  concurrency = 2
+}
+workflow demo {
+  param name: string = "world"
+  param fail: bool = false
+  stage hello {
+    agent = sh
+    run = "echo hello ${params.name}; echo greeting=hi > $ALFRED_OUTPUTS; echo x >> runs.hello"
+  }
+  stage wait after hello {
+    agent = sh
+    run = ["sh", "-c", "echo x >> runs.wait; if [ -f block ]; then echo $$ > wait.pid; sleep 30; fi"]
+  }
+  stage last after wait {
+    agent = sh
+    run = ["sh", "-c", "echo ${stages.hello.outputs.greeting} > last.txt; test ${params.fail} = false"]
+  }
+}
+"""
+
+
+def _alfredc(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["alfredc", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "flow.alfred").write_text(FLOW)
+    return tmp_path
+
+
+def test_a_successful_run_exits_0_and_passes_outputs_and_quoted_params(tmp_path: Path) -> None:
+    _project(tmp_path)
+    evil = 'name=a"; touch pwned; "'
+    result = _alfredc(tmp_path, "run", "flow.alfred", "--param", evil, "--events", "ev.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "pwned").exists()
+    assert (tmp_path / "last.txt").read_text() == "hi\n"
+    logs = list((tmp_path / ".alfred" / "runs").glob("*/hello.1.log"))
+    assert [p.read_text() for p in logs] == ['hello a"; touch pwned; "\n']
+    events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert events[0]["type"] == "run_started" and events[-1]["type"] == "run_completed"
+
+
+def test_a_failed_stage_exits_1(tmp_path: Path) -> None:
+    _project(tmp_path)
+    result = _alfredc(tmp_path, "run", "flow.alfred", "--param", "fail=true", "--state", "elsewhere")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "elsewhere" / "state.db").exists() and not (tmp_path / ".alfred").exists()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    _project(tmp_path)
+    assert _alfredc(tmp_path, "run").returncode == 2
+    unknown = _alfredc(tmp_path, "run", "--resume", "no-such-run")
+    assert unknown.returncode == 2 and "no run `no-such-run`" in unknown.stderr
+
+
+def test_ctrl_c_exits_130_kills_the_stage_and_the_run_resumes(tmp_path: Path) -> None:
+    _project(tmp_path)
+    (tmp_path / "block").touch()
+    proc = subprocess.Popen(["alfredc", "run", "flow.alfred", "--grace", "0.5"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "wait.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pid = int((tmp_path / "wait.pid").read_text())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130 and "Traceback" not in err
+    time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    (tmp_path / "block").unlink()
+    resumed = _alfredc(tmp_path, "run", "--resume", "last")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len((tmp_path / "runs.hello").read_text().split()) == 1  # not run again
+    assert len((tmp_path / "runs.wait").read_text().split()) == 2
+    assert (tmp_path / "last.txt").read_text() == "hi\n"
