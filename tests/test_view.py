@@ -323,3 +323,23 @@ def test_plain_view_through_a_pipe_in_a_real_process(tmp_path: Path) -> None:
     ]
     assert lines[-2] == "run R9 (release) succeeded: 2 succeeded in 1.2s"
     assert "\x1b" not in done.stdout
+
+
+def test_alfredc_run_with_events_file_and_an_unwritable_one(tmp_path: Path) -> None:
+    (tmp_path / "p.alfred").write_text(
+        'agent sh {\n  kind = command\n}\n'
+        'workflow w {\n  stage a {\n    agent = sh\n    run = "echo hi"\n  }\n}\n'
+    )
+
+    def alfredc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "alfred_dsl", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60)
+
+    done = alfredc("run", "p.alfred", "--events", "ev.jsonl")
+    assert done.returncode == 0, done.stdout + done.stderr
+    types = [json.loads(line)["type"] for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert types[0] == "run_started" and types[-1] == "run_completed"
+    assert done.stdout.splitlines()[-1].endswith("(w) succeeded: 1 succeeded in " + done.stdout.split()[-1])
+    bad = alfredc("run", "p.alfred", "--events", "/proc/no-such-dir/ev.jsonl")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("alfredc: error: cannot write events to /proc/no-such-dir/ev.jsonl")
