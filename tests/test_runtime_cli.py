@@ -91,3 +91,22 @@ def test_ctrl_c_exits_130_kills_the_stage_and_the_run_resumes(tmp_path: Path) ->
     assert len((tmp_path / "runs.hello").read_text().split()) == 1  # not run again
     assert len((tmp_path / "runs.wait").read_text().split()) == 2
     assert (tmp_path / "last.txt").read_text() == "hi\n"
+
+
+def test_the_python_api_runs_a_file_and_raises_diagnostics_on_errors(tmp_path: Path) -> None:
+    import pytest
+
+    from alfred_dsl import DiagnosticError
+    from alfred_dsl._api import run
+
+    _project(tmp_path)
+    seen: list[str] = []
+    result = run(tmp_path / "flow.alfred", params={"name": "api", "fail": False},
+                 state_dir=tmp_path / "st", on_event=lambda e: seen.append(e.type))
+    assert result.state == "succeeded" and result.exit_status == 0
+    assert result.stages["hello"].outputs == {"greeting": "hi"} and result.stages["hello"].attempts == 1
+    assert seen[0] == "run_started" and seen[-1] == "run_completed"
+    (tmp_path / "bad.alfred").write_text("workflow w {\n  stage s {\n    agent = nobody\n  }\n}\n")
+    with pytest.raises(DiagnosticError) as raised:
+        run(tmp_path / "bad.alfred", state_dir=tmp_path / "st")
+    assert any(d.code == "A201" for d in raised.value.diagnostics)
