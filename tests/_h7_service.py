@@ -20,12 +20,16 @@ def env() -> dict[str, str]:
     return {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def alfredc(*args: str, cwd: Path, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def alfredc(
+    *args: str, cwd: Path, check: bool = False, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [*ALFREDC, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env()
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"alfredc {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"alfredc {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -73,7 +77,10 @@ def write(path: Path, text: str) -> Path:
 
 def flow(stages: Sequence[tuple[str, str, Sequence[str]]], *, name: str = "flow", extra: str = "") -> str:
     """An .alfred file: one command agent `sh` (concurrency 4) and stages (name, shell line, after)."""
-    parts = ['agent sh {\n  kind = command\n  run = ["true"]\n  concurrency = 4\n}\n', f"workflow {name} {{\n{extra}"]
+    parts = [
+        'agent sh {\n  kind = command\n  run = ["true"]\n  concurrency = 4\n}\n',
+        f"workflow {name} {{\n{extra}",
+    ]
     for stage_name, run, after in stages:
         header = f"  stage {stage_name}" + (f" after {', '.join(after)}" if after else "")
         parts.append(f'{header} {{\n    agent = sh\n    run = {json.dumps(run)}\n  }}\n')

@@ -10,8 +10,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from _h7_service import alfredc, flow, lines, start_worker, status, submit, wait_for, write
+
+from alfred_dsl.service import RunQueue
+
+
+def _enqueue(cwd: Path, count: int = 1, **fields: object) -> list[str]:
+    """Queue runs in-process (the CLI's `submit` is tested in test_service_queue.py)."""
+    with RunQueue(cwd / ".alfred") as queue:
+        return [queue.submit(entry=cwd / "flow.alfred", workflow="flow", **fields).id  # type: ignore[arg-type]
+                for _ in range(count)]
 
 
 def _events(state: Path, run_id: str) -> list[str]:
@@ -27,17 +35,17 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def test_two_workers_racing_execute_each_run_exactly_once(tmp_path: Path) -> None:
     write(tmp_path / "flow.alfred", flow([
-        ("one", "echo one $ALFRED_RUN_ID >> out.txt; sleep 0.1", []),
+        ("one", "echo one $ALFRED_RUN_ID >> out.txt", []),
         ("two", "echo two $ALFRED_RUN_ID >> out.txt", ["one"]),
     ]))
-    ids = [submit(tmp_path) for _ in range(8)]
+    ids = _enqueue(tmp_path, 10)
     workers = [
         start_worker(tmp_path, "--until-empty", "--max-workflows", "2", log=tmp_path / f"w{i}.log")
         for i in range(2)
     ]
     try:
         for proc in workers:
-            assert proc.wait(timeout=60) == 0, (tmp_path / "w0.log").read_text() + (tmp_path / "w1.log").read_text()
+            assert proc.wait(timeout=60) == 0, (tmp_path / "w0.log").read_text()
     finally:
         for proc in workers:
             _stop(proc)
@@ -49,11 +57,11 @@ def test_two_workers_racing_execute_each_run_exactly_once(tmp_path: Path) -> Non
 
 def test_priority_then_age_and_not_before_at(tmp_path: Path) -> None:
     write(tmp_path / "flow.alfred", flow([("only", "echo $ALFRED_RUN_ID >> order.txt", [])]))
-    low = submit(tmp_path, "flow.alfred", "--priority", "low")
-    medium_old = submit(tmp_path)
+    [low] = _enqueue(tmp_path, priority=0)
+    [medium_old] = _enqueue(tmp_path)
     later = submit(tmp_path, "flow.alfred", "--priority", "critical", "--at", "+1h")
-    critical = submit(tmp_path, "flow.alfred", "--priority", "critical")
-    medium_new = submit(tmp_path)
+    [critical] = _enqueue(tmp_path, priority=3)
+    [medium_new] = _enqueue(tmp_path)
     assert status(tmp_path, later)["state"] == "scheduled"
     alfredc("cancel", later, cwd=tmp_path, check=True)  # else --until-empty would wait an hour
     worker = start_worker(tmp_path, "--until-empty")
@@ -71,7 +79,7 @@ def test_worker_killed_with_sigkill_is_resumed_by_another_and_nothing_that_succe
         ("second", "echo second >> out.txt; if [ ! -e hung ]; then touch hung; sleep 30; fi", ["first"]),
         ("third", "echo third >> out.txt", ["second"]),
     ]))
-    run_id = submit(tmp_path)
+    [run_id] = _enqueue(tmp_path)
     doomed = start_worker(tmp_path, "--lease", "1s", log=tmp_path / "doomed.log")
     try:
         wait_for(lambda: "second" in lines(tmp_path / "out.txt"), what="the second stage to start")
@@ -91,7 +99,8 @@ def test_worker_killed_with_sigkill_is_resumed_by_another_and_nothing_that_succe
     assert lines(tmp_path / "out.txt") == ["first", "second", "second", "third"]
     data = status(tmp_path, run_id)
     assert data["state"] == "succeeded"
-    assert {s["name"]: s["state"] for s in data["stages"]} == dict.fromkeys(("first", "second", "third"), "succeeded")
+    states = {s["name"]: s["state"] for s in data["stages"]}
+    assert states == dict.fromkeys(("first", "second", "third"), "succeeded")
     assert "resuming" in (tmp_path / "rescuer.log").read_text()
     assert "run_resumed" in _events(tmp_path / ".alfred", run_id)
 
@@ -101,7 +110,7 @@ def test_cancel_arriving_while_a_stage_runs(tmp_path: Path) -> None:
         ("slow", "echo slow >> out.txt; sleep 30", []),
         ("after_slow", "echo after >> out.txt", ["slow"]),
     ]))
-    run_id = submit(tmp_path)
+    [run_id] = _enqueue(tmp_path)
     worker = start_worker(tmp_path, "--until-empty")
     try:
         wait_for(lambda: lines(tmp_path / "out.txt"), what="the stage to start")
@@ -126,7 +135,7 @@ def test_pause_lets_the_running_stage_finish_and_starts_nothing_until_resume(tmp
         ("a", "echo a-start >> out.txt; sleep 1; echo a-end >> out.txt", []),
         ("b", "echo b >> out.txt", ["a"]),
     ]))
-    run_id = submit(tmp_path)
+    [run_id] = _enqueue(tmp_path)
     worker = start_worker(tmp_path, "--until-empty")
     try:
         wait_for(lambda: "a-start" in lines(tmp_path / "out.txt"), what="stage a to start")
@@ -152,7 +161,7 @@ def test_ctrl_c_stops_the_worker_and_leaves_its_run_resumable(tmp_path: Path) ->
         ("quick", "echo quick >> out.txt", []),
         ("hang", "echo hang >> out.txt; if [ ! -e hung ]; then touch hung; sleep 30; fi", ["quick"]),
     ]))
-    run_id = submit(tmp_path)
+    [run_id] = _enqueue(tmp_path)
     worker = start_worker(tmp_path)
     try:
         wait_for(lambda: "hang" in lines(tmp_path / "out.txt"), what="the hanging stage")
@@ -173,12 +182,12 @@ def test_ctrl_c_stops_the_worker_and_leaves_its_run_resumable(tmp_path: Path) ->
     assert lines(tmp_path / "out.txt") == ["quick", "hang", "hang"]
 
 
-@pytest.mark.parametrize("command", ["pause", "resume", "cancel", "status"])
-def test_unknown_run_is_a_usage_error_with_a_suggestion(tmp_path: Path, command: str) -> None:
+def test_unknown_run_is_a_usage_error_with_a_suggestion(tmp_path: Path) -> None:
     write(tmp_path / "flow.alfred", flow([("only", "true", [])]))
-    run_id = submit(tmp_path)
+    [run_id] = _enqueue(tmp_path)
     typo = run_id[:-1] + ("0" if run_id[-1] != "0" else "1")
-    result = alfredc(command, typo, cwd=tmp_path)
-    assert result.returncode == 2
-    assert f"did you mean `{run_id}`?" in result.stderr
-    assert "Traceback" not in result.stderr
+    for command in ("pause", "resume", "cancel", "status"):
+        result = alfredc(command, typo, cwd=tmp_path)
+        assert result.returncode == 2, command
+        assert f"did you mean `{run_id}`?" in result.stderr
+        assert "Traceback" not in result.stderr
