@@ -34,7 +34,8 @@ def write_api_doc(inputs: dict[str, Any]) -> dict[str, Any]:
         if not inspect.isfunction(member):
             continue
         documented += 1
-        lines += [f"## `{name}{inspect.signature(member, eval_str=True)}`", "", inspect.getdoc(member) or "(undocumented)", ""]
+        signature = inspect.signature(member, eval_str=True)
+        lines += [f"## `{name}{signature}`", "", inspect.getdoc(member) or "(undocumented)", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines), encoding="utf-8")
     return {"functions": documented, "doc_path": str(out.relative_to(DEMO_DIR))}

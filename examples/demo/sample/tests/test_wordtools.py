@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wordtools import slugify, top_words, word_count  # noqa: E402
+from wordtools import slugify, top_words, word_count
 
 
 def test_word_count_counts_words_not_spaces() -> None:
