@@ -95,20 +95,55 @@ def problems(data: Any, spans: SpanIndex) -> list[Problem]:
             pass
     found: list[Problem] = []
     seen: set[tuple[DocPath, str]] = set()
-    for raw in _validator().iter_errors(data):
+    for raw in _validator().iter_errors(_failing_parts(data)):
         for problem in _explain(raw, spans):
             key = (problem.path, problem.diagnostic.code)
             if key not in seen:
                 seen.add(key)
                 found.append(problem)
-    return sorted(found, key=lambda p: _position(p.diagnostic))
+    return sorted(found, key=_order)
 
 
-def _position(diagnostic: Diagnostic) -> tuple[str, int, int]:
+def _order(problem: Problem) -> tuple[str, int, int, tuple[tuple[int, int, str], ...]]:
+    """Source order; the document path breaks ties (values without a span of their own)."""
+    path = tuple((0, part, "") if isinstance(part, int) else (1, 0, part) for part in problem.path)
+    diagnostic = problem.diagnostic
     if diagnostic.primary is None:
-        return (diagnostic.filename, 0, 0)
+        return (diagnostic.filename, 0, 0, path)
     span = diagnostic.primary.span
-    return (span.file, span.start, span.end)
+    return (span.file, span.start, span.end, path)
+
+
+def _failing_parts(data: Any) -> Any:
+    """``data`` without the stages that the fast path finds valid.
+
+    jsonschema is some thirty times slower than the compiled validator; in a document of
+    thousands of stages with one typo, it need only walk the stage with the typo. Stages
+    are checked independently and keyed by name, so the paths of the rest do not change.
+    """
+    check_stage = cast(Callable[[Any], Any] | None, getattr(_schema_compiled, "validate____defs_stage", None))
+    workflows = data.get("workflows") if isinstance(data, dict) else None
+    if check_stage is None or not isinstance(workflows, dict):
+        return data
+    name_pattern = re.compile(schema()["$defs"]["identifier"]["pattern"])
+
+    def fails(name: str, stage: Any) -> bool:
+        if not name_pattern.match(name):
+            return True
+        try:
+            check_stage(stage)
+        except Exception:
+            return True
+        return False
+
+    reduced: dict[str, Any] = {}
+    for name, workflow in workflows.items():
+        stages = workflow.get("stages") if isinstance(workflow, dict) else None
+        if isinstance(stages, dict):
+            kept = {key: stage for key, stage in stages.items() if fails(key, stage)}
+            workflow = {**workflow, "stages": kept}
+        reduced[name] = workflow
+    return {**data, "workflows": reduced}
 
 
 @functools.cache
