@@ -302,9 +302,10 @@ class _Printer:
     def fits(self, node: ast.Value, column: int) -> bool:
         if not isinstance(node, ast.ListValue | ast.MapValue):
             return True
-        if isinstance(node, ast.MapValue) and node.entries:
-            if "\n" in self.source.text[node.span.start : node.entries[0].span.start]:
-                return False  # expanded on purpose by its author
+        if isinstance(node, ast.MapValue) and node.entries and "\n" in self.source.text[
+            node.span.start : node.entries[0].span.start
+        ]:
+            return False  # expanded on purpose by its author
         return column + len(self.inline(node)) <= WIDTH and not self._comment_inside(node.span)
 
     def sequence(self, node: ast.ListValue, column: int, indent: str) -> str:

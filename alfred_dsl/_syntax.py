@@ -532,8 +532,13 @@ class _Lexer(Lexer):
             key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
         )
         self.ignore = frozenset(conf.ignore)
+        # Spaces are skipped by the same match as the token after them (one match per
+        # token instead of two); the other ignored terminal (comments) stays a group.
         self.scanner = re.compile(
-            "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals), conf.g_regex_flags
+            "[ \\t\\f]*(?:"
+            + "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals if t.name != "WS")
+            + ")",
+            conf.g_regex_flags,
         )
         self.checks: dict[str, Callable[[Any], Any]] = {
             "STRING": _on_string,
@@ -554,25 +559,35 @@ class _Lexer(Lexer):
         ignore = self.ignore
         checks = self.checks
         keywords = KEYWORDS
+        new_token: Callable[..., Token] = Token._future_new  # Token() minus its compatibility shim
         length = len(text)
         while True:
-            start = counter.char_pos
-            if start >= length:
+            position = counter.char_pos
+            if position >= length:
                 return
-            found = match(text, start)
-            if found is None:
+            found = match(text, position)
+            kind: str = (found.lastgroup or "") if found is not None else ""
+            if not kind:
+                # Only spaces left, or a character no terminal matches.
+                rest = text[position:].lstrip(" \t\f")
+                if not rest:
+                    counter.char_pos = length
+                    return
+                start = length - len(rest)
+                counter.char_pos = start
                 raise UnexpectedCharacters(text, start, 0, 0, state=parser_state)  # type: ignore[no-untyped-call]
-            kind: str = found.lastgroup or ""
+            assert found is not None
+            start = found.start(kind)
             end = found.end()
             counter.char_pos = end
             if kind in ignore:
                 if kind == "COMMENT":
-                    _on_comment(Token("COMMENT", found.group(), start, 0, 0, 0, 0, end))
+                    _on_comment(new_token("COMMENT", found.group(kind), start, 0, 0, 0, 0, end))
                 continue
-            value = found.group()
+            value = text[start:end]
             if kind == "NAME":
                 kind = keywords.get(value, "NAME")
-            token = Token(kind, value, start, 0, 0, 0, 0, end)
+            token = new_token(kind, value, start, 0, 0, 0, 0, end)
             check = checks.get(kind)
             if check is not None:
                 check(token)
@@ -582,7 +597,7 @@ class _Lexer(Lexer):
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(
+    lark = Lark(
         grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
         lexer=_Lexer,
@@ -592,6 +607,74 @@ def _parser() -> Lark:
         propagate_positions=False,
         cache=True,
     )
+    _install_fast_loop(lark)
+    return lark
+
+
+def _install_fast_loop(lark: Lark) -> None:
+    """Replace Lark's LALR main loop by the same loop over a pre-digested table.
+
+    Lark calls ``ParserState.feed_token`` per token and looks up each rule's size, name
+    and callback per reduction; here the table holds them directly. Errors fall back to
+    ``feed_token``, so recovery (``on_error``, the interactive parser) is Lark's own.
+    """
+    from lark.parsers.lalr_analysis import Shift
+    from lark.parsers.lalr_interactive_parser import InteractiveParser
+
+    core = lark.parser.parser.parser  # ParsingFrontend -> LALR_Parser -> _Parser
+    tables: dict[int, dict[Any, dict[str, tuple[bool, Any]]]] = {}
+
+    def digest(conf: Any) -> dict[Any, dict[str, tuple[bool, Any]]]:
+        table = tables.get(id(conf.states))
+        if table is None:
+            callbacks = conf.callbacks
+            table = {
+                state: {
+                    kind: (True, arg)
+                    if action is Shift
+                    else (False, (len(arg.expansion), arg.origin.name, callbacks[arg]))
+                    for kind, (action, arg) in actions.items()
+                }
+                for state, actions in conf.states.items()
+            }
+            tables[id(conf.states)] = table
+        return table
+
+    def parse_from_state(state: Any, last_token: Any = None) -> Any:
+        table = digest(state.parse_conf)
+        state_stack = state.state_stack
+        value_stack = state.value_stack
+        token = last_token
+        try:
+            for token in state.lexer.lex(state):
+                kind = token.type
+                while True:
+                    entry = table[state_stack[-1]].get(kind)
+                    if entry is None:
+                        state.feed_token(token)  # raises UnexpectedToken with Lark's details
+                        break
+                    shift, arg = entry
+                    if shift:
+                        state_stack.append(arg)
+                        value_stack.append(token)
+                        break
+                    size, name, callback = arg
+                    if size:
+                        children = value_stack[-size:]
+                        del state_stack[-size:]
+                        del value_stack[-size:]
+                    else:
+                        children = []
+                    value = callback(children)
+                    state_stack.append(table[state_stack[-1]][name][1])
+                    value_stack.append(value)
+            end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+            return state.feed_token(end, True)
+        except UnexpectedInput as exc:
+            exc.interactive_parser = InteractiveParser(core, state, state.lexer)
+            raise
+
+    core.parse_from_state = parse_from_state
 
 
 # -- error recovery ----------------------------------------------------------------------
@@ -795,7 +878,8 @@ def _on_unexpected_characters(ctx: _Context, exc: Any) -> bool:
             line_start = text.rfind("\n", 0, position) + 1
             for opened in _open_constructs(state):
                 closer = _synthetic(opened.closer, quote)
-                if opened.span.start < line_start or opened.closer == "RBRACE" or not _try_feed(state, [closer]):
+                same_line = opened.span.start >= line_start and opened.closer != "RBRACE"
+                if not same_line or not _try_feed(state, [closer]):
                     break
                 state.feed_token(closer)
         _skip_to(lexer_state, position + 1 + len(content))

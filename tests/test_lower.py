@@ -1,0 +1,172 @@
+"""Lowering .alfred files to the normalized document of docs/design.md, with spans."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given, settings, strategies as st
+from test_syntax import SPEC_EXAMPLE
+
+from alfred_dsl._lower import parse_document
+from alfred_dsl._source import SourceFile
+
+
+def lower(text: str):  # type: ignore[no-untyped-def]
+    return parse_document(SourceFile("test.alfred", text))
+
+
+def test_spec_example_lowers_to_the_normalized_document() -> None:
+    document, diags = lower(SPEC_EXAMPLE)
+    assert diags == []
+    assert document is not None
+    data = document.data
+    assert data["imports"] == ["agents/common.alfred"]
+    assert document.imports[0][0] == "agents/common.alfred"
+    assert data["agents"]["spec-builder"] == {
+        "kind": "command",
+        "run": ["python", "tools/spec.py", "--feature", "${inputs.feature}"],
+        "capabilities": ["requirements", "specification"],
+        "concurrency": 1,
+        "env": {"LOG_LEVEL": "info"},
+    }
+    workflow = data["workflows"]["feature_development"]
+    assert workflow["params"] == {
+        "feature_name": {"type": "string"},
+        "coverage": {"type": "int", "default": 80},
+        "auto_deploy": {"type": "bool", "default": False},
+    }
+    assert workflow["defaults"] == {"retries": 2, "backoff": "2s", "timeout": "30m"}
+    assert workflow["stages"]["specification"] == {
+        "agent": "spec-builder",
+        "inputs": {"feature": "${params.feature_name}"},
+        "estimate": "20m",
+        "priority": "high",
+    }
+    assert workflow["stages"]["implementation"]["after"] == ["specification"]
+    assert workflow["stages"]["testing"]["run"] == "pytest -q --cov-fail-under=${params.coverage}"
+    assert workflow["stages"]["deployment"]["when"] == "${params.auto_deploy}"
+    assert workflow["order"] == ["specification", "implementation", "testing", "deployment"]
+
+
+def test_every_key_and_value_has_a_span() -> None:
+    text = SPEC_EXAMPLE
+    document, _ = lower(text)
+    assert document is not None
+    spans = document.spans
+
+    def source(span) -> str:  # type: ignore[no-untyped-def]
+        return text[span.start : span.end]
+
+    path = ("workflows", "feature_development", "stages", "implementation")
+    assert source(spans.key(path)) == "implementation"
+    assert source(spans.key((*path, "agent"))) == "agent"
+    assert source(spans.value((*path, "agent"))) == "implementer"
+    assert source(spans.value((*path, "after", 0))) == "specification"
+    assert source(spans.value((*path, "inputs", "spec"))) == "stages.specification.outputs.spec_path"
+    assert source(spans.key((*path, "inputs", "spec"))) == "spec"
+    assert source(spans.value(("agents", "spec-builder", "run", 3))) == '"${inputs.feature}"'
+    params = ("workflows", "feature_development", "params", "coverage")
+    assert source(spans.key(params)) == "coverage"
+    assert source(spans.value((*params, "default"))) == "80"
+    assert source(spans.value((*params, "type"))) == "int"
+
+
+def test_use_hooks_expressions_and_durations() -> None:
+    document, diags = lower(
+        """workflow w {
+  schedule = "0 9 * * 1-5"
+  stage a { when = params.env == "prod" and not params.dry; timeout = 1h30m }
+  use tmpl(version = "1.2", n = 3) as rel after a
+  on failure { run = ["notify", "--loud"] }
+}
+"""
+    )
+    assert diags == []
+    assert document is not None
+    workflow = document.data["workflows"]["w"]
+    assert workflow["schedule"] == "0 9 * * 1-5"
+    assert workflow["stages"]["a"] == {
+        "when": '${params.env == "prod" and not params.dry}',
+        "timeout": "1h30m",
+    }
+    assert workflow["uses"] == {"rel": {"template": "tmpl", "params": {"version": "1.2", "n": 3}, "after": ["a"]}}
+    assert workflow["order"] == ["a", "rel"]
+    assert workflow["on"] == {"failure": {"run": ["notify", "--loud"]}}
+
+
+def test_duplicates_are_a208_and_the_first_wins() -> None:
+    document, diags = lower(
+        'agent a {\n  kind = command\n  kind = python\n}\n'
+        'workflow w {\n  stage s {}\n  stage s {}\n  stage t after s { after = ["x"] }\n}\n'
+    )
+    assert [(d.code, d.primary.span.line) for d in diags] == [("A208", 3), ("A208", 7), ("A208", 8)]
+    assert document is not None
+    assert document.data["agents"]["a"]["kind"] == "command"
+    assert document.data["workflows"]["w"]["stages"]["t"]["after"] == ["s"]
+    assert diags[0].secondary[0].span.line == 2
+
+
+def test_bad_interpolation_is_a108_at_its_position_even_after_escapes() -> None:
+    text = 'agent a {\n  run = "say \\"hi\\" ${params.x ==}"\n}\n'
+    document, diags = lower(text)
+    assert document is None
+    assert [d.code for d in diags] == ["A108"]
+    assert diags[0].primary.span.start == text.index("}\"")
+
+
+def test_syntax_errors_give_no_document() -> None:
+    document, diags = lower("agent a {\n  kind command\n}\n")
+    assert document is None and [d.code for d in diags] == ["A102"]
+
+
+def test_large_file_parses_and_lowers_quickly() -> None:
+    lines = ['agent worker {\n  kind = command\n  run = ["true"]\n}\n\nworkflow big {\n']
+    for i in range(10_000):
+        after = f" after s{i - 1}, s{i - 2}, s{i - 3}" if i >= 3 else ""
+        lines.append(f"  stage s{i}{after} {{\n    agent = worker\n    estimate = 5m\n    retries = 2\n  }}\n")
+    lines.append("}\n")
+    text = "".join(lines)
+    assert 900_000 < len(text) < 1_100_000
+    start = time.perf_counter()
+    document, diags = lower(text)
+    elapsed = time.perf_counter() - start
+    assert diags == [] and document is not None
+    assert len(document.data["workflows"]["big"]["stages"]) == 10_000
+    # About 0.8 s on an idle machine; the bound leaves room for a busy test run.
+    assert elapsed < 3.0, elapsed
+
+
+NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True).filter(
+    lambda n: n not in {"import", "agent", "workflow", "param", "defaults", "stage", "use", "as", "after", "on",
+                        "true", "false", "and", "or", "not"}
+)
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
+    agents = draw(st.lists(NAMES, min_size=1, max_size=3, unique=True))
+    stages = draw(st.lists(NAMES, min_size=1, max_size=6, unique=True))
+    out = []
+    for agent in agents:
+        out.append(f"agent {agent} {{\n  kind = command\n  run = [\"echo\", \"{agent}\"]\n}}\n")
+    out.append("workflow main {\n")
+    for index, stage in enumerate(stages):
+        after = ""
+        if index and draw(st.booleans()):
+            after = " after " + ", ".join(draw(st.lists(st.sampled_from(stages[:index]), min_size=1, unique=True)))
+        value = draw(st.sampled_from(["5m", "1h30m", "3", '"text ${params.x}"', "params.a == 2 or not true"]))
+        out.append(f"  stage {stage}{after} {{\n    agent = {draw(st.sampled_from(agents))}\n    x = {value}\n  }}\n")
+    out.append("}\n")
+    return "".join(out), agents, stages
+
+
+@settings(max_examples=60, deadline=None)
+@given(programs())
+def test_generated_programs_round_trip(program: tuple[str, list[str], list[str]]) -> None:
+    text, agents, stages = program
+    document, diags = lower(text)
+    assert diags == []
+    assert document is not None
+    assert list(document.data["agents"]) == agents
+    assert list(document.data["workflows"]["main"]["stages"]) == stages
+    assert document.data["workflows"]["main"]["order"] == stages

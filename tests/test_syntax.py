@@ -1,0 +1,298 @@
+"""The parser: the language of spec sections 1-2, error messages and recovery, limits."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from alfred_dsl import _ast as ast
+from alfred_dsl._expr import Binary, Literal, Ref, Unary
+from alfred_dsl._source import SourceFile
+from alfred_dsl._syntax import MAX_ERRORS, parse_ast, parse_expression, parse_template
+
+SPEC_EXAMPLE = """\
+import "agents/common.alfred"          # path relative to this file
+
+agent spec-builder {
+  kind         = command              # command | python | http (more may come)
+  run          = ["python", "tools/spec.py", "--feature", "${inputs.feature}"]   # argv, no shell
+  capabilities = ["requirements", "specification"]
+  concurrency  = 1                    # at most this many stages on this agent at once (default 1)
+  env          = { LOG_LEVEL = "info" }
+}
+
+agent implementer {
+  kind  = python
+  call  = "myteam.agents:implement"   # module:function, sync or async
+  capabilities = ["development"]
+  concurrency  = 2
+}
+
+workflow feature_development {
+  description = "From specification to documentation"
+
+  param feature_name: string
+  param coverage: int = 80
+  param auto_deploy: bool = false
+
+  defaults {                          # apply to every stage unless the stage says otherwise
+    retries = 2                       # attempts after the first
+    backoff = 2s                      # exponential: 2s, 4s, 8s ... with jitter, capped by max_backoff
+    timeout = 30m
+  }
+
+  stage specification {
+    agent    = spec-builder
+    inputs   = { feature = params.feature_name }
+    estimate = 20m                    # expected duration, used by the critical-path analysis
+    priority = high                   # low | medium | high | critical, or an integer
+  }
+
+  stage implementation after specification {
+    agent    = implementer
+    inputs   = { spec = stages.specification.outputs.spec_path }
+    estimate = 2h
+  }
+
+  stage testing after implementation {
+    requires = ["testing"]            # capability match: any agent that has all of them
+    run      = "pytest -q --cov-fail-under=${params.coverage}"   # a string runs under /bin/sh -c
+    estimate = 30m
+  }
+
+  stage deployment after testing {
+    agent = deployer
+    when  = params.auto_deploy        # false: the stage is skipped, and so are stages that need it
+  }
+}
+"""
+
+
+def parse(text: str) -> tuple[ast.File | None, list]:
+    return parse_ast(SourceFile("test.alfred", text))
+
+
+def errors(text: str) -> list:
+    tree, diags = parse(text)
+    return diags
+
+
+def where(diag) -> tuple[int, int]:
+    return diag.primary.span.line, diag.primary.span.column
+
+
+def test_spec_example_parses_without_diagnostics() -> None:
+    tree, diags = parse(SPEC_EXAMPLE)
+    assert diags == []
+    assert tree is not None
+    kinds = [type(item).__name__ for item in tree.items]
+    assert kinds == ["Import", "Agent", "Agent", "Workflow"]
+    workflow = tree.items[3]
+    assert isinstance(workflow, ast.Workflow)
+    stages = [item for item in workflow.items if isinstance(item, ast.Stage)]
+    assert [s.name for s in stages] == ["specification", "implementation", "testing", "deployment"]
+    assert [t.name for t in stages[1].after] == ["specification"]
+    agent = stages[0].attributes[0]
+    assert agent.name == "agent" and agent.value == ast.Name(name="spec-builder", span=agent.value.span)
+    inputs = stages[1].attributes[1].value
+    assert isinstance(inputs, ast.MapValue)
+    assert inputs.entries[0].value == Ref(parts=("stages", "specification", "outputs", "spec_path"))
+    # comments are collected, with their positions, for the formatter
+    assert any(c.text == "# argv, no shell" for c in tree.comments)
+    assert all(SPEC_EXAMPLE[c.span.start : c.span.end] == c.text for c in tree.comments)
+
+
+def test_spans_point_at_the_source_text() -> None:
+    text = 'agent a {\n  kind = command\n}\n'
+    tree, _ = parse(text)
+    assert tree is not None
+    agent = tree.items[0]
+    assert isinstance(agent, ast.Agent)
+    attribute = agent.attributes[0]
+    assert text[attribute.name_span.start : attribute.name_span.end] == "kind"
+    assert (attribute.value.span.line, attribute.value.span.column) == (2, 10)
+    assert text[agent.span.start : agent.span.end] == text.strip()
+
+
+def test_literals_lists_maps_and_separators() -> None:
+    text = """agent a {
+  s = "q\\"uote\\\\ \\n\\t"; i = -3; f = 2.5; t = true; d = 1h30m; ms = 500ms
+  l = [1,
+    2,
+  ]
+  m = { a = 1, b = "x"
+        c = [] }
+  e = {}
+}
+"""
+    tree, diags = parse(text)
+    assert diags == []
+    assert tree is not None
+    values = {a.name: a.value for a in tree.items[0].attributes}  # type: ignore[union-attr]
+    assert values["s"].value == 'q"uote\\ \n\t'  # type: ignore[union-attr]
+    assert values["i"].value == -3 and values["f"].value == 2.5  # type: ignore[union-attr]
+    assert values["t"].value is True  # type: ignore[union-attr]
+    assert isinstance(values["d"], ast.Duration) and values["d"].seconds == 5400
+    assert isinstance(values["ms"], ast.Duration) and values["ms"].seconds == 0.5
+    assert [i.value for i in values["l"].items] == [1, 2]  # type: ignore[union-attr]
+    assert [e.key for e in values["m"].entries] == ["a", "b", "c"]  # type: ignore[union-attr]
+    assert values["e"].entries == ()  # type: ignore[union-attr]
+
+
+def test_use_param_and_hook() -> None:
+    text = """workflow w {
+  param n: int = 3
+  use build(version = params.v, dry = true) as b after x, y.z
+  on failure { run = "notify" }
+}
+"""
+    tree, diags = parse(text)
+    assert diags == []
+    items = tree.items[0].items  # type: ignore[union-attr]
+    assert isinstance(items[0], ast.Param) and items[0].type == "int"
+    use = items[1]
+    assert isinstance(use, ast.Use)
+    assert (use.template, use.alias) == ("build", "b")
+    assert [a.name for a in use.arguments] == ["version", "dry"]
+    assert [t.name for t in use.after] == ["x", "y.z"]
+    assert isinstance(items[2], ast.Hook) and items[2].event == "failure"
+
+
+def test_operator_precedence_follows_python() -> None:
+    text = "not a == b and c or d"
+    expr, diags = parse_expression(text, SourceFile("e", text).span(0, len(text)), 0)
+    assert diags == []
+    # ((not (a == b)) and c) or d
+    assert isinstance(expr, Binary) and expr.op == "or"
+    assert isinstance(expr.left, Binary) and expr.left.op == "and"
+    assert isinstance(expr.left.left, Unary)
+    assert isinstance(expr.left.left.operand, Binary) and expr.left.left.operand.op == "=="
+
+
+def test_keywords_are_not_names_but_may_be_attribute_keys() -> None:
+    diags = errors("workflow w {\n  stage after {\n  }\n}\n")
+    assert [d.code for d in diags] == ["A107"]
+    assert where(diags[0]) == (2, 9)
+    assert "`after` is a keyword" in diags[0].message
+    # a name that merely starts with a keyword is a name
+    assert errors("workflow w {\n  stage afterwards after stage2 {\n    agent = x\n  }\n}\n") == []
+
+
+def test_three_independent_mistakes_give_three_diagnostics() -> None:
+    text = """agent a {
+  kind command
+  run = "ok"
+}
+
+workflow w {
+  stage s {
+    retries = = 3
+  }
+  stage t {
+    estimate = 5x
+  }
+}
+"""
+    diags = errors(text)
+    assert [(d.code, where(d)) for d in diags] == [("A102", (2, 8)), ("A102", (8, 15)), ("A106", (11, 16))]
+    assert diags[0].message == "expected `=` after `kind`"
+    assert diags[1].message == "expected a value"
+
+
+def test_missing_brace_names_the_open_block() -> None:
+    text = """workflow w {
+  description = "x"
+
+  stage build {
+    agent = a
+
+  stage next {
+    agent = b
+  }
+}
+"""
+    diags = errors(text)
+    assert len(diags) == 1
+    assert diags[0].code == "A103"
+    assert diags[0].message == "expected `}` to close stage `build` opened at 4:3"
+    assert where(diags[0]) == (7, 3)
+
+
+def test_missing_brace_at_end_of_file() -> None:
+    diags = errors("workflow w {\n  stage a {\n    agent = x\n")
+    assert [d.code for d in diags] == ["A103"]
+    assert "stage `a` opened at 2:3" in diags[0].message
+
+
+def test_unterminated_string_is_reported_at_its_quote() -> None:
+    text = 'agent a {\n  run = "echo hi\n  kind = command\n}\n' + "\n" * 40 + 'workflow w {\n}\n'
+    diags = errors(text)
+    assert [(d.code, where(d)) for d in diags] == [("A104", (2, 9))]
+
+
+def test_invalid_escape_and_literals() -> None:
+    diags = errors('agent a {\n  run = "a\\qb"\n  x = 1m30h\n  y = 5x\n}\n')
+    assert [(d.code, where(d)) for d in diags] == [("A105", (2, 11)), ("A106", (3, 7)), ("A106", (4, 7))]
+    assert "largest to smallest" in diags[1].message
+
+
+def test_unexpected_character_and_did_you_mean() -> None:
+    diags = errors("agnet a {\n  kind = command\n}\n\nagent b {\n  x = 1 @\n}\n")
+    assert [(d.code, where(d)) for d in diags] == [("A102", (1, 1)), ("A101", (6, 9))]
+    assert diags[0].help == "did you mean `agent`?"
+
+
+def test_errors_are_capped_and_positions_unique() -> None:
+    text = "".join(f"agent a{i} {{\n  x = = 1\n}}\n" for i in range(200))
+    diags = errors(text)
+    assert len(diags) == MAX_ERRORS
+    starts = [d.primary.span.start for d in diags]
+    assert len(starts) == len(set(starts))
+
+
+def test_deep_nesting_is_a003_not_a_crash() -> None:
+    diags = errors("agent a {\n  x = " + "[" * 5000 + "]" * 5000 + "\n}\n")
+    assert [d.code for d in diags] == ["A003"]
+    expr, diags = parse_expression("(" * 3000 + "a" + ")" * 3000, SourceFile("e", "").whole())
+    assert expr is None and [d.code for d in diags] == ["A003"]
+
+
+def test_template_splitting() -> None:
+    text = 'a ${params.x == 3} $${not} $HOME $(cmd) ${stages.b.outputs.p}'
+    source = SourceFile("t", '"' + text + '"')
+    template, diags = parse_template(text, source.span(0, len(text) + 2), 1)
+    assert diags == []
+    assert template is not None
+    parts = template.parts
+    assert parts[0] == "a "
+    assert parts[1] == Binary(op="==", left=Ref(parts=("params", "x")), right=Literal(value=3))
+    assert parts[2] == " ${not} $HOME $(cmd) "
+    assert parts[3] == Ref(parts=("stages", "b", "outputs", "p"))
+    ref = parts[1].left  # type: ignore[union-attr]
+    assert source.text[ref.span.start : ref.span.end] == "params.x"
+
+
+def test_template_errors_are_a108_at_the_exact_place() -> None:
+    text = "x ${params.a ==}"
+    source = SourceFile("t", text)
+    _, diags = parse_template(text, source.span(0, len(text)), 0)
+    assert [d.code for d in diags] == ["A108"]
+    assert diags[0].primary.span.start == text.index("}")
+    _, diags = parse_template("x ${params.a", source.whole())
+    assert [d.code for d in diags] == ["A108"] and "no closing" in diags[0].message
+    _, diags = parse_template("${}", source.whole())
+    assert [d.code for d in diags] == ["A108"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list('agentworkflowstage{}[]()=,."$#;\n \\-:5xms@')), max_size=120))
+def test_any_input_gives_a_tree_or_diagnostics_never_an_exception(text: str) -> None:
+    tree, diags = parse(text)
+    assert tree is not None or diags
+    assert len(diags) <= MAX_ERRORS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_any_expression_text_never_raises(text: str) -> None:
+    expr, diags = parse_expression(text, SourceFile("e", text).whole())
+    assert (expr is None) == bool(diags)
