@@ -63,10 +63,11 @@ IO_CODES = frozenset({"A001"})
 def exit_status(diags: Sequence[Diagnostic], *, strict: bool = False) -> int:
     """The exit status of a command that reports ``diags``.
 
-    2 when an input could not be read (A001), 1 when there are errors (or warnings and
-    ``strict``), else 0.
+    2 when a file named on the command line could not be read (A001 without a place in
+    another file), 1 when there are errors (or warnings and ``strict``), else 0. An
+    unreadable *import* is pointed at in the importing file: an error of that file (1).
     """
-    if any(d.code in IO_CODES for d in diags):
+    if any(d.code in IO_CODES and d.primary is None for d in diags):
         return 2
     errors, warnings = summary(diags)
     if errors or (strict and warnings):
@@ -109,8 +110,19 @@ def _cell(char: str) -> tuple[str, int]:
     return char, 1
 
 
+#: Longest message, label or note printed; longer ones (quoting a huge token) are cut.
+MAX_MESSAGE_LENGTH = 1000
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_LENGTH:
+        return text
+    return f"{text[:MAX_MESSAGE_LENGTH]}… ({len(text) - MAX_MESSAGE_LENGTH} more characters)"
+
+
 def _clean(text: str) -> str:
-    """A message or label with control characters escaped (they come from user input)."""
+    """A message or label, shortened, with control characters escaped (they come from user input)."""
+    text = _shorten(text)
     if text.isprintable():
         return text
     return "".join(
@@ -328,15 +340,15 @@ def _json_diagnostic(diag: Diagnostic) -> dict[str, Any]:
     primary = diag.primary
     notes: list[str] = []
     if primary is not None and primary.text:
-        notes.append(primary.text)
-    notes.extend(diag.notes)
+        notes.append(_shorten(primary.text))
+    notes.extend(_shorten(note) for note in diag.notes)
     if diag.help:
-        notes.append(diag.help)
+        notes.append(_shorten(diag.help))
     entry = CODES.get(diag.code)
     out: dict[str, Any] = {
         "code": diag.code,
         "severity": diag.severity.value,
-        "message": diag.message,
+        "message": _shorten(diag.message),
         "file": diag.filename,
         "line": None,
         "column": None,
@@ -344,8 +356,10 @@ def _json_diagnostic(diag: Diagnostic) -> dict[str, Any]:
         "end_column": None,
         "notes": notes,
         "name": entry.name if entry else None,
-        "help": diag.help,
-        "related": [{"file": s.span.file, **_position(s.span), "message": s.text} for s in diag.secondary],
+        "help": None if diag.help is None else _shorten(diag.help),
+        "related": [
+            {"file": s.span.file, **_position(s.span), "message": _shorten(s.text)} for s in diag.secondary
+        ],
         "fix": [{"file": e.span.file, **_position(e.span), "replacement": e.replacement} for e in diag.fix],
     }
     if primary is not None:
@@ -431,6 +445,7 @@ def render_sarif(diags: Sequence[Diagnostic]) -> str:
         extra += list(diag.notes) + ([diag.help] if diag.help else [])
         if extra:
             text += "\n" + "\n".join(extra)
+        text = _shorten(text)
         span = diag.primary.span if diag.primary else None
         result: dict[str, Any] = {
             "ruleId": diag.code,
@@ -441,7 +456,7 @@ def render_sarif(diags: Sequence[Diagnostic]) -> str:
         }
         if diag.secondary:
             result["relatedLocations"] = [
-                {"id": i, **_location(label.span, diag.filename, label.text)}
+                {"id": i, **_location(label.span, diag.filename, _shorten(label.text))}
                 for i, label in enumerate(diag.secondary)
             ]
         if diag.fix:

@@ -317,3 +317,20 @@ def test_ascii_carets_sit_exactly_under_the_span(prefix: str, word: str) -> None
     column = carets.index("^")
     assert shown[column : column + len(word)] == word
     assert carets[column:].split(" ")[0] == "^" * len(word)
+
+
+def test_an_unreadable_import_is_an_error_of_the_importing_file() -> None:
+    source = SourceFile("main.alfred", 'import "sub"\n')
+    import_error = error("A001", "cannot import `sub`", source.span(7, 12))
+    assert exit_status([import_error]) == 1
+    unreadable = Diagnostic(code="A001", severity=Severity.ERROR, message="cannot read", file="x.alfred")
+    assert exit_status([import_error, unreadable]) == 2
+
+
+def test_a_message_quoting_a_huge_token_is_cut_in_every_format() -> None:
+    token = "x" * 1_000_000
+    source = SourceFile("big.alfred", token + "\n")
+    diag = error("A102", f"unexpected `{token}`", source.span(0, len(token)), f"found `{token}`", help=token)
+    for output in (render_text([diag]), render_json([diag]), render_sarif([diag])):
+        assert len(output) < 20_000
+        assert "more characters)" in output
