@@ -338,6 +338,13 @@ class RunQueue:
         moment = time.time() if now is None else now
         try:
             with self._transaction() as db:
+                # A run cancelled while its worker died is not resumed: it ends here.
+                db.execute(
+                    "UPDATE queue SET state = 'cancelled', result = 'cancelled', finished = ?,"
+                    " lease_until = NULL WHERE state = 'claimed' AND lease_until < ?"
+                    " AND id IN (SELECT run FROM control WHERE command = 'cancel')",
+                    (moment, moment),
+                )
                 row = db.execute(
                     "SELECT id FROM queue WHERE"
                     " ((state = 'queued' AND not_before <= ?) OR (state = 'claimed' AND lease_until < ?))"
