@@ -202,6 +202,7 @@ class _Printer:
                 self.attribute(item, indent, widths[index])
             elif isinstance(item, ast.Param):
                 text = f"param {item.name}: {item.type}"
+                self.leading(item.span.start, indent)  # before the value takes comments inside it
                 if item.default is not None:
                     text += " = " + self.value(item.default, len(indent) + len(text) + 3, indent)
                 self.line(text, item.span.start, item.span.end, indent)
