@@ -97,5 +97,6 @@ def test_broken_example_output_matches_golden(
     output = result.stdout.replace(f'"version": "{__version__}"', '"version": "VERSION"')
     output = output.replace(f'"semanticVersion": "{__version__}"', '"semanticVersion": "VERSION"')
     # Nor is where the checkout lives (A211 names the project root).
-    output = output.replace(str(REPO_ROOT), "<root>").replace(str(REPO_ROOT.parent), "<root>/..")
+    output = output.replace(f"{REPO_ROOT}/", "<root>/").replace(f"{REPO_ROOT}`", "<root>`")
+    output = output.replace(f"{REPO_ROOT.parent}/", "<root>/../")
     golden(path.with_suffix(suffix), output)
