@@ -9,6 +9,7 @@ from test_syntax import SPEC_EXAMPLE
 
 from alfred_dsl._lower import parse_document
 from alfred_dsl._source import SourceFile
+from alfred_dsl._syntax import KEYWORDS
 
 
 def lower(text: str):  # type: ignore[no-untyped-def]
@@ -89,7 +90,9 @@ def test_use_hooks_expressions_and_durations() -> None:
         "when": '${params.env == "prod" and not params.dry}',
         "timeout": "1h30m",
     }
-    assert workflow["uses"] == {"rel": {"template": "tmpl", "params": {"version": "1.2", "n": 3}, "after": ["a"]}}
+    assert workflow["uses"] == {
+        "rel": {"template": "tmpl", "params": {"version": "1.2", "n": 3}, "after": ["a"]}
+    }
     assert workflow["order"] == ["a", "rel"]
     assert workflow["on"] == {"failure": {"run": ["notify", "--loud"]}}
 
@@ -123,7 +126,8 @@ def test_large_file_parses_and_lowers_quickly() -> None:
     lines = ['agent worker {\n  kind = command\n  run = ["true"]\n}\n\nworkflow big {\n']
     for i in range(10_000):
         after = f" after s{i - 1}, s{i - 2}, s{i - 3}" if i >= 3 else ""
-        lines.append(f"  stage s{i}{after} {{\n    agent = worker\n    estimate = 5m\n    retries = 2\n  }}\n")
+        body = "    agent = worker\n    estimate = 5m\n    retries = 2\n"
+        lines.append(f"  stage s{i}{after} {{\n{body}  }}\n")
     lines.append("}\n")
     text = "".join(lines)
     assert 900_000 < len(text) < 1_100_000
@@ -136,10 +140,7 @@ def test_large_file_parses_and_lowers_quickly() -> None:
     assert elapsed < 3.0, elapsed
 
 
-NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True).filter(
-    lambda n: n not in {"import", "agent", "workflow", "param", "defaults", "stage", "use", "as", "after", "on",
-                        "true", "false", "and", "or", "not"}
-)
+NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True).filter(lambda n: n not in KEYWORDS)
 
 
 @st.composite
@@ -153,9 +154,11 @@ def programs(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
     for index, stage in enumerate(stages):
         after = ""
         if index and draw(st.booleans()):
-            after = " after " + ", ".join(draw(st.lists(st.sampled_from(stages[:index]), min_size=1, unique=True)))
+            chosen = draw(st.lists(st.sampled_from(stages[:index]), min_size=1, unique=True))
+            after = " after " + ", ".join(chosen)
         value = draw(st.sampled_from(["5m", "1h30m", "3", '"text ${params.x}"', "params.a == 2 or not true"]))
-        out.append(f"  stage {stage}{after} {{\n    agent = {draw(st.sampled_from(agents))}\n    x = {value}\n  }}\n")
+        agent = draw(st.sampled_from(agents))
+        out.append(f"  stage {stage}{after} {{\n    agent = {agent}\n    x = {value}\n  }}\n")
     out.append("}\n")
     return "".join(out), agents, stages
 

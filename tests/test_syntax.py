@@ -72,7 +72,7 @@ def parse(text: str) -> tuple[ast.File | None, list]:
 
 
 def errors(text: str) -> list:
-    tree, diags = parse(text)
+    _tree, diags = parse(text)
     return diags
 
 
