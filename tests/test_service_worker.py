@@ -191,3 +191,18 @@ def test_unknown_run_is_a_usage_error_with_a_suggestion(tmp_path: Path) -> None:
         assert result.returncode == 2, command
         assert f"did you mean `{run_id}`?" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_file_broken_after_submission_ends_the_run_as_invalid(tmp_path: Path) -> None:
+    write(tmp_path / "flow.alfred", flow([("only", "true", [])]))
+    [run_id] = _enqueue(tmp_path)
+    write(tmp_path / "flow.alfred", flow([("only", "true", ["nowhere"])]))
+    worker = start_worker(tmp_path, "--until-empty")
+    try:
+        assert worker.wait(timeout=30) == 0
+    finally:
+        _stop(worker)
+    data = status(tmp_path, run_id)
+    assert data["state"] == "invalid"
+    assert "error" in data["error"] and "flow.alfred" in data["error"]
+    assert "stages" not in data  # it never started
