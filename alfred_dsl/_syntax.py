@@ -505,6 +505,19 @@ class _Builder(Transformer[Token, Any]):
 
     def operation(self, children: list[Any]) -> Expr:
         """Group a flat ``[not]* operand (op [not]* operand)*`` sequence by precedence."""
+        if len(children) > 2 * MAX_DEPTH:
+            # Each operator adds a level to the tree that later passes walk recursively.
+            ctx = _context()
+            ctx.diagnostics.append(
+                error(
+                    "A003",
+                    f"expression with more than {MAX_DEPTH} operators",
+                    _cover(children[0], children[-1]),
+                    "too long",
+                    help="split the condition into several params or stages",
+                )
+            )
+            raise _Abort
         expr, _ = _climb(children, 0, 0)
         return expr
 

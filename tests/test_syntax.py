@@ -254,6 +254,9 @@ def test_deep_nesting_is_a003_not_a_crash() -> None:
     assert [d.code for d in diags] == ["A003"]
     expr, diags = parse_expression("(" * 3000 + "a" + ")" * 3000, SourceFile("e", "").whole())
     assert expr is None and [d.code for d in diags] == ["A003"]
+    # long operator chains build deep trees too
+    for chain in (" and ".join(["x"] * 3000), "not " * 3000 + "x"):
+        assert [d.code for d in errors("workflow w {\n  stage a { when = " + chain + " }\n}\n")] == ["A003"]
 
 
 def test_template_splitting() -> None:
