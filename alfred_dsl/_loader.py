@@ -735,7 +735,7 @@ def _follow(state: _Loading, importer: Path, importer_name: str, written: str, s
             error("A206", f"cannot find imported file `{written}`", span, "no such file", help=hint)
         )
         return
-    if target.suffix.lower() not in EXTENSIONS:
+    if target.suffix.lower() not in EXTENSIONS and not target.is_dir():
         state.diags.append(
             error(
                 "A001",

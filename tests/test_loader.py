@@ -437,14 +437,15 @@ def test_name_declared_in_two_files_is_a208_with_both_places(project: Path) -> N
 
 
 def test_unreadable_import_is_reported_at_the_import(project: Path) -> None:
-    (project / "folder.yaml").mkdir()
+    (project / "folder").mkdir()
     (project / "bad.yaml").write_bytes(b"a: \xff\n")
     write(project / "notes.txt", "hello")
-    entry = write(project / "main.yaml", "imports: [folder.yaml, bad.yaml, notes.txt]\n")
+    entry = write(project / "main.yaml", "imports: [folder, bad.yaml, notes.txt]\n")
     _, diags = load(entry)
     assert codes(diags) == ["A001", "A002", "A001"]
     assert diags[0].primary is not None and diags[0].primary.span.file == str(entry)
-    assert where(diags[2]) == (1, 34) and "unsupported file type" in diags[2].message
+    assert "is a directory" in diags[0].message
+    assert where(diags[2]) == (1, 29) and "unsupported file type" in diags[2].message
 
 
 def test_entry_problems_return_no_workspace(tmp_path: Path) -> None:
