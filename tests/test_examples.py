@@ -100,3 +100,10 @@ def test_broken_example_output_matches_golden(
     output = output.replace(f"{REPO_ROOT}/", "<root>/").replace(f"{REPO_ROOT}`", "<root>`")
     output = output.replace(f"{REPO_ROOT.parent}/", "<root>/../")
     golden(path.with_suffix(suffix), output)
+
+
+def test_dsl_examples_are_formatted(alfredc: Callable[..., CliResult]) -> None:
+    """The examples are what users copy: they are in the canonical layout of `alfredc fmt`."""
+    paths = [rel(p) for p in GOOD_EXAMPLES if p.suffix == ".alfred"]
+    result = alfredc("fmt", "--check", *paths, cwd=REPO_ROOT)
+    assert result.status == 0, result.stdout + result.stderr
