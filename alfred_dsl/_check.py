@@ -382,6 +382,8 @@ class _Model:
     templates: dict[DocPath, Template | None] = field(default_factory=dict)
     parse_diagnostics: list[Diagnostic] = field(default_factory=list)
     flat: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    _stages: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    _uses: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ws: WorkspaceLike) -> _Model:
@@ -391,7 +393,8 @@ class _Model:
         return cls(ws=ws, agents=agents, workflows=workflows)
 
     def value_span(self, path: DocPath) -> Span:
-        return self.ws.spans.value(path)
+        spans = self.ws.spans
+        return spans.values.get(path) or spans.value(path)
 
     def key_span(self, path: DocPath) -> Span:
         return self.ws.spans.key(path)
@@ -408,10 +411,18 @@ class _Model:
         return parsed
 
     def uses_of(self, workflow: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in _map(self.workflows[workflow].get("uses")).items() if isinstance(v, dict)}
+        found = self._uses.get(workflow)
+        if found is None:
+            uses = _map(self.workflows[workflow].get("uses"))
+            found = self._uses[workflow] = {k: v for k, v in uses.items() if isinstance(v, dict)}
+        return found
 
     def stages_of(self, workflow: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in _map(self.workflows[workflow].get("stages")).items() if isinstance(v, dict)}
+        found = self._stages.get(workflow)
+        if found is None:
+            stages = _map(self.workflows[workflow].get("stages"))
+            found = self._stages[workflow] = {k: v for k, v in stages.items() if isinstance(v, dict)}
+        return found
 
     def flat_stages(self, workflow: str, stack: tuple[str, ...] = ()) -> dict[str, tuple[str, str]]:
         """Stage names of a workflow with its templates expanded (``auth.spec``) ->
@@ -1112,6 +1123,8 @@ class _Resolver:
         self.instances: list[_Instance] = []
         self.edges: list[Edge] = []
         self.secrets: dict[str, None] = {}
+        self._defaults: dict[int, dict[str, Any]] = {}
+        self._cwds: dict[tuple[str, str | None, str | None], str] = {}
 
     # -- template expansion and edges ----------------------------------------------------
 
@@ -1288,20 +1301,23 @@ class _Resolver:
             return merged[0].value
         return unparse_template(Template(parts=tuple(merged)))
 
-    def field(self, instance: _Instance, key: str) -> Any:
+    def field(self, instance: _Instance, stage: Mapping[str, Any], key: str) -> Any:
         """A stage attribute, else the nearest enclosing workflow's `defaults`."""
-        model = self.model
-        stage = model.stages_of(instance.ctx.workflow)[instance.stage]
         if key in stage:
             path: DocPath = ("workflows", instance.ctx.workflow, "stages", instance.stage, key)
             return self.materialize(stage[key], instance.ctx, path)
-        ctx: _Context | None = instance.ctx
-        while ctx is not None:
-            defaults = _map(model.workflows[ctx.workflow].get("defaults"))
-            if key in defaults:
-                return self.materialize(defaults[key], ctx, ("workflows", ctx.workflow, "defaults", key))
-            ctx = ctx.parent
-        return None
+        return self.defaults(instance.ctx).get(key)
+
+    def defaults(self, ctx: _Context) -> dict[str, Any]:
+        """The `defaults` in force in a context: its workflow's over the enclosing ones'."""
+        found = self._defaults.get(id(ctx))
+        if found is None:
+            found = dict(self.defaults(ctx.parent)) if ctx.parent is not None else {}
+            own = _map(self.model.workflows[ctx.workflow].get("defaults"))
+            for key, value in own.items():
+                found[key] = self.materialize(value, ctx, ("workflows", ctx.workflow, "defaults", key))
+            self._defaults[id(ctx)] = found
+        return found
 
     def evaluate_now(self, value: Any) -> Any:
         """The value of a one-interpolation string over the params known now (else the value)."""
@@ -1340,13 +1356,15 @@ class _Resolver:
         return value if isinstance(value, str) else True
 
     def collect_secrets(self, value: Any) -> None:
-        for text, _ in _strings(value, ()):
-            if "secrets." not in text or "${" not in text:
-                continue
-            template = _spanless(text)
-            if template is None:
-                continue
-            for ref in references(template):
+        if isinstance(value, dict):
+            for item in value.values():
+                self.collect_secrets(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                self.collect_secrets(item)
+        elif isinstance(value, str) and "secrets." in value and "${" in value:
+            template = _spanless(value)
+            for ref in references(template) if template is not None else ():
                 if ref.root == "secrets" and len(ref.parts) >= 2:
                     self.secrets.setdefault(ref.parts[1], None)
 
@@ -1362,14 +1380,14 @@ class _Resolver:
         kind = first.get("kind", "command") if isinstance(first.get("kind", "command"), str) else "command"
         # The stage's own command, else its agent's when there is only one to choose from.
         only = first if len(agents) == 1 else {}
-        run = self.field(instance, "run") if "run" in stage else only.get("run")
-        call = self.field(instance, "call") if "call" in stage else only.get("call")
-        inputs = _map(self.field(instance, "inputs"))
-        env = _map(self.field(instance, "env"))
-        retries = self.evaluate_now(self.field(instance, "retries"))
-        on_failure = self.field(instance, "on_failure")
-        description = self.field(instance, "description")
-        when = self.when(self.field(instance, "when"))
+        run = self.field(instance, stage, "run") if "run" in stage else only.get("run")
+        call = self.field(instance, stage, "call") if "call" in stage else only.get("call")
+        inputs = _map(self.field(instance, stage, "inputs"))
+        env = _map(self.field(instance, stage, "env"))
+        retries = self.evaluate_now(self.field(instance, stage, "retries"))
+        on_failure = self.field(instance, stage, "on_failure")
+        description = self.field(instance, stage, "description")
+        when = self.when(self.field(instance, stage, "when"))
         for value in (run, call, inputs, env, when):
             self.collect_secrets(value)
         outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
@@ -1385,12 +1403,12 @@ class _Resolver:
             cwd=self._cwd(ctx.workflow, stage, agents),
             after=after,
             outputs=tuple(outputs),
-            estimate_s=self.seconds(self.field(instance, "estimate")) or 0,
-            priority=self.priority(self.field(instance, "priority")),
-            timeout_s=self.seconds(self.field(instance, "timeout")),
+            estimate_s=self.seconds(self.field(instance, stage, "estimate")) or 0,
+            priority=self.priority(self.field(instance, stage, "priority")),
+            timeout_s=self.seconds(self.field(instance, stage, "timeout")),
             retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
-            backoff_s=self.seconds(self.field(instance, "backoff")) or 0,
-            max_backoff_s=self.seconds(self.field(instance, "max_backoff")),
+            backoff_s=self.seconds(self.field(instance, stage, "backoff")) or 0,
+            max_backoff_s=self.seconds(self.field(instance, stage, "max_backoff")),
             when=when,
             on_failure="continue" if on_failure == "continue" else "stop",
             description=description if isinstance(description, str) else "",
@@ -1398,6 +1416,14 @@ class _Resolver:
         )
 
     def _cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+        cwd = stage.get("cwd")
+        key = (workflow, cwd if isinstance(cwd, str) else None, agents[0] if len(agents) == 1 else None)
+        found = self._cwds.get(key)
+        if found is None:
+            found = self._cwds[key] = self._compute_cwd(workflow, stage, agents)
+        return found
+
+    def _compute_cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
         ws = self.model.ws
         base = ws.base_dirs.get(f"workflows/{workflow}", ws.root)
         cwd = stage.get("cwd")
