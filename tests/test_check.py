@@ -182,7 +182,8 @@ def test_use_bindings_unknown_missing_and_ill_typed(tmp_path: Path) -> None:
     text = AGENTS + (
         "workflows:\n"
         "  lib:\n    params:\n      target: {type: string}\n      level: {type: int, default: 1}\n"
-        "    stages:\n      s:\n        agent: builder\n        run: 'make ${params.target} ${params.level}'\n"
+        "    stages:\n      s:\n        agent: builder\n"
+        "        run: 'make ${params.target} ${params.level}'\n"
         "  ci:\n    params:\n      name: {type: string, default: x}\n"
         "    stages: {t: {agent: tester}}\n"
         "    uses:\n"
@@ -346,7 +347,7 @@ def test_unused_agent_a501_and_unused_param_a502(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_in_one_pass(tmp_path: Path) -> None:
-    workspace, diagnostics = _loader.load(DATA / "many_problems.yaml")
+    workspace, _ = _loader.load(DATA / "many_problems.yaml")
     assert workspace is not None
     codes = sorted(d.code for d in check_workspace(workspace))
     assert codes == ["A201", "A202", "A203", "A204", "A207", "A303", "A310", "A501", "A502"]
