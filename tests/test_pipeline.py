@@ -1,0 +1,116 @@
+"""The check and compile pipeline on real files, and `alfredc check` as a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from alfred_dsl._pipeline import check_paths, compile_path
+from alfred_dsl._plan import thaw
+
+DATA = Path(__file__).parent / "data" / "check"
+
+
+def summary(path: Path | str) -> list[tuple[str, str, int, int, str]]:
+    return [
+        (
+            d.code,
+            Path(d.filename).name,
+            d.primary.span.line if d.primary else 0,
+            d.primary.span.column if d.primary else 0,
+            d.message,
+        )
+        for d in check_paths([str(path)])
+    ]
+
+
+def test_check_reports_every_problem_of_a_file_sorted_with_graph_analysis() -> None:
+    assert summary(DATA / "broken.alfred") == [
+        ("A501", "broken.alfred", 6, 7, "agent `spare` is never used"),
+        (
+            "A310",
+            "broken.alfred",
+            18,
+            23,
+            "invalid cron schedule `0 9 * * 1-9`: `9` is not a valid day of week (0-7)",
+        ),
+        ("A201", "broken.alfred", 20, 21, "unknown agent `implementor`"),
+        ("A401", "broken.alfred", 21, 20, "dependency cycle: b -> c -> b"),
+        ("A203", "broken.alfred", 22, 44, "unknown param `lvl` in workflow `ci`"),
+        ("A303", "broken.alfred", 24, 12, "`when` must be a boolean, but `params.level` is an int"),
+    ]
+
+
+def test_a_required_param_without_value_is_not_an_error_in_check() -> None:
+    assert check_paths([str(DATA / "feature.alfred")]) == []
+    assert check_paths([str(DATA / "feature.yaml")]) == []
+
+
+def test_check_of_several_files_and_a_missing_one(tmp_path: Path) -> None:
+    found = check_paths(
+        [str(DATA / "broken.alfred"), str(tmp_path / "nope.alfred"), str(DATA / "feature.alfred")]
+    )
+    files = [d.filename for d in found]
+    assert files == sorted(files)  # sorted by file, then position
+    assert "A001" in {d.code for d in found}
+    assert len(found) == len({(d.code, d.filename, d.message) for d in found})
+
+
+def test_compile_the_spec_example_from_dsl_and_yaml_to_the_same_plan() -> None:
+    plans = []
+    for name in ("feature.alfred", "feature.yaml"):
+        plan, diagnostics = compile_path(str(DATA / name), params={"feature_name": "login"})
+        assert diagnostics == [] and plan is not None
+        plans.append(plan)
+        assert plan.workflow == "feature_development"
+        assert plan.critical_path == ("specification", "implementation", "testing", "deployment")
+        assert plan.duration_s == 10200
+        spec, impl, test, deploy = plan.stages
+        assert (spec.priority, spec.retries, spec.backoff_s, spec.timeout_s) == (2, 2, 2, 1800)
+        assert impl.kind == "python" and impl.call == "myteam.agents:implement"
+        assert test.agents == ("tester",) and test.run == "pytest -q --cov-fail-under=${params.coverage}"
+        assert deploy.when is False  # auto_deploy defaults to false: folded now
+        assert dict(plan.params) == {"feature_name": "login", "coverage": 80, "auto_deploy": False}
+        assert spec.cwd == str(DATA.resolve()) or spec.cwd == str(DATA)
+    dsl, yaml = (thaw({s.name: (s.after, s.inputs, s.estimate_s, s.when) for s in p.stages}) for p in plans)
+    assert dsl == yaml
+
+
+def test_compile_reports_param_problems_and_returns_no_plan() -> None:
+    plan, diagnostics = compile_path(str(DATA / "feature.alfred"))
+    assert plan is None
+    assert [(d.code, d.message) for d in diagnostics] == [
+        ("A213", "missing required param `feature_name` of workflow `feature_development`")
+    ]
+    plan, diagnostics = compile_path(
+        str(DATA / "feature.alfred"), "feature_development", {"feature_name": "x", "coverage": "high"}
+    )
+    assert plan is None
+    assert [d.code for d in diagnostics] == ["A308"]
+    plan, diagnostics = compile_path(str(DATA / "feature.alfred"), "feature_developmnt", {})
+    assert plan is None
+    assert [(d.code, d.help) for d in diagnostics] == [("A209", "did you mean `feature_development`?")]
+
+
+def test_check_does_not_import_the_runtime_or_renderers() -> None:
+    code = (
+        "import sys\n"
+        "from alfred_dsl._pipeline import check_paths\n"
+        f"assert check_paths([{str(DATA / 'feature.alfred')!r}]) == []\n"
+        "print(sorted(m for m in ('trio', 'rich', 'jinja2', 'jsonschema') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_alfredc_check_exit_status_and_spec_format() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "alfred_dsl", "check", str(DATA / "broken.alfred")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "broken.alfred:20:21: error[A201]: unknown agent `implementor`" in result.stdout
+    assert "did you mean `implementer`?" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
