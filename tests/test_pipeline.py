@@ -36,8 +36,8 @@ def test_check_reports_every_problem_of_a_file_sorted_with_graph_analysis() -> N
             "invalid cron schedule `0 9 * * 1-9`: `9` is not a valid day of week (0-7)",
         ),
         ("A201", "broken.alfred", 20, 21, "unknown agent `implementor`"),
-        ("A401", "broken.alfred", 21, 20, "dependency cycle: b -> c -> b"),
         ("A203", "broken.alfred", 22, 44, "unknown param `lvl` in workflow `ci`"),
+        ("A401", "broken.alfred", 23, 17, "dependency cycle: b -> c -> b"),
         ("A303", "broken.alfred", 24, 12, "`when` must be a boolean, but `params.level` is an int"),
     ]
 
