@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alfred_dsl import _loader
 from alfred_dsl._check import check_workspace, cron_problem, parse_duration, parse_param, resolve
+from alfred_dsl._codes import CODES
 from alfred_dsl._diagnostics import Diagnostic
 from alfred_dsl._model import ResolvedWorkflow
 
@@ -565,3 +568,46 @@ def test_resolve_of_10000_stages_is_fast(tmp_path: Path) -> None:
     assert len(resolved.edges) == 3 * 10_000 - 6
     print(f"resolve of 10,000 stages: {best * 1000:.0f} ms")
     assert best < 0.5
+
+
+_text = st.text(alphabet="ab.${}\"' =<>!()and ornotparamsstagesoutputs", max_size=30)
+_name = st.sampled_from(["a", "b", "c", "lib", "x"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    run=_text,
+    when=st.one_of(st.booleans(), _text),
+    inputs=st.dictionaries(_name, _text, max_size=3),
+    after=st.lists(_name, max_size=3),
+    agent=_name,
+    binding=st.one_of(_text, st.integers(), st.booleans()),
+)
+def test_check_and_resolve_never_raise_on_odd_values(
+    run: str, when: bool | str, inputs: dict[str, str], after: list[str], agent: str, binding: Any
+) -> None:
+    document = {
+        "agents": {"a": {"kind": "command", "run": "true", "capabilities": ["x"]}},
+        "workflows": {
+            "lib": {
+                "params": {"p": {"type": "int", "default": 1}},
+                "stages": {"a": {"agent": "a", "run": run or "x", "when": when, "inputs": inputs}},
+                "uses": {"c": {"template": "main", "params": {"p": binding}}},
+            },
+            "main": {
+                "params": {"q": {"type": "string", "default": "v"}},
+                "stages": {"b": {"agent": agent, "after": after, "inputs": inputs}},
+                "uses": {"c": {"template": "lib", "params": {"p": binding}, "after": after}},
+            },
+        },
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "wf.json"
+        path.write_text(json.dumps(document))
+        (Path(folder) / "alfred.toml").write_text("")
+        workspace, _ = _loader.load(path)
+        assert workspace is not None
+        diagnostics = check_workspace(workspace)
+        assert all(d.code in CODES for d in diagnostics)
+        for name in ("main", "lib"):
+            resolve(workspace, name, {"q": run}, require_all=False)
