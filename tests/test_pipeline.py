@@ -114,3 +114,30 @@ def test_alfredc_check_exit_status_and_spec_format() -> None:
     assert "broken.alfred:20:21: error[A201]: unknown agent `implementor`" in result.stdout
     assert "did you mean `implementer`?" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_compile_dsl_templates_prefixes_binds_and_orders() -> None:
+    plan, diagnostics = compile_path(str(DATA / "templates.alfred"))
+    assert diagnostics == [] and plan is not None
+    assert plan.workflow == "release"  # the first workflow that is not only a template
+    stages = {s.name: s for s in plan.stages}
+    assert list(stages) == [
+        "prepare",
+        "auth.spec",
+        "auth.impl",
+        "auth.docs.write",
+        "billing.spec",
+        "billing.impl",
+        "billing.docs.write",
+        "ship",
+    ]
+    assert stages["auth.spec"].after == ("prepare",)
+    assert stages["billing.spec"].after == ("auth.docs.write",)
+    assert stages["ship"].after == ("billing.docs.write", "auth.docs.write")  # `after`, then the reference
+    assert stages["auth.spec"].inputs["feature"] == "${params.feature}"
+    assert stages["billing.spec"].inputs["feature"] == "billing"
+    assert stages["auth.docs.write"].run == "write 'docs of ${params.feature}'"
+    assert stages["billing.docs.write"].run == "write 'docs of billing'"
+    assert (stages["auth.impl"].when, stages["billing.impl"].when) == (False, True)
+    assert stages["billing.docs.write"].group == ("billing", "docs")
+    assert plan.layers[0] == ("prepare",)
