@@ -611,3 +611,14 @@ def test_check_and_resolve_never_raise_on_odd_values(
         assert all(d.code in CODES for d in diagnostics)
         for name in ("main", "lib"):
             resolve(workspace, name, {"q": run}, require_all=False)
+
+
+def test_duration_param_default_must_be_a_duration_a304(tmp_path: Path) -> None:
+    text = AGENTS + (
+        "workflows:\n  ci:\n    params:\n      wait: {type: duration, default: soon}\n"
+        "    stages: {s: {agent: builder, timeout: '${params.wait}'}, t: {agent: tester}}\n"
+    )
+    diag = only(tmp_path, text, "A304")
+    assert diag.message == "invalid duration `soon`"
+    assert at(diag) == "14:39"
+    assert diag.help == "write a duration such as `500ms`, `30s`, `5m`, `2h`, `1d` or `1h30m`"
