@@ -175,7 +175,7 @@ def breakdown(path: Path) -> dict[str, float]:
     def module(name: str) -> Any:
         try:
             return importlib.import_module(f"alfred_dsl.{name}")
-        except ImportError as exc:  # a module still being built: its steps show as nan
+        except Exception as exc:  # a module still being built: its steps show as nan
             sys.stderr.write(f"  {name}: {exc}\n")
             return None
 
