@@ -1,30 +1,102 @@
 """alfred: a declarative workflow compiler for multi-agent pipelines.
 
-Layout: ``_source`` -> ``_syntax``/``_ast``/``_lower`` -> ``_loader``/``_schema``/``_check``
--> ``_graph`` -> ``_plan`` -> ``runtime``/``render``. See docs/design.md.
+Layout, one private module per pipeline step (data flows one way):
+``_source`` -> ``_syntax``/``_ast``/``_lower`` (and ``_loader`` for YAML/JSON and imports)
+-> ``_schema``/``_check`` -> ``_graph`` -> ``_plan`` -> back ends: ``runtime`` (Trio),
+``render`` (Mermaid, DOT, Markdown, HTML), ``service`` (queue, workers, metrics).
+See docs/design.md.
+
+The names below are the public API. Names from the runtime and the service are loaded on
+first use, so that ``import alfred_dsl`` (and ``alfredc check``) stays fast.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from ._api import check as check, compile as compile, parse as parse, run as run, run_async as run_async
 from ._diagnostics import (
     AlfredError as AlfredError,
     Diagnostic as Diagnostic,
     DiagnosticError as DiagnosticError,
+    Label as Label,
     Severity as Severity,
 )
+from ._document import Document as Document
 from ._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
 from ._source import SourceFile as SourceFile, Span as Span
 
+if TYPE_CHECKING:
+    from .runtime import (
+        Event as Event,
+        EventBus as EventBus,
+        RunResult as RunResult,
+        StageResult as StageResult,
+        StateStore as StateStore,
+    )
+    from .service import Engine as Engine
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Event": "alfred_dsl.runtime",
+    "EventBus": "alfred_dsl.runtime",
+    "RunResult": "alfred_dsl.runtime",
+    "StageResult": "alfred_dsl.runtime",
+    "StateStore": "alfred_dsl.runtime",
+    "Engine": "alfred_dsl.service",
+}
 
 __all__ = [
     "AlfredError",
     "Diagnostic",
     "DiagnosticError",
+    "Document",
+    "Engine",
+    "Event",
+    "EventBus",
+    "Label",
     "Plan",
     "PlanAgent",
     "PlanStage",
+    "RunResult",
     "Severity",
     "SourceFile",
     "Span",
+    "StageResult",
+    "StateStore",
+    "check",
+    "compile",
+    "format_source",
+    "parse",
+    "run",
+    "run_async",
 ]
+
+
+def format_source(text: str, filename: str = "<input>") -> str:
+    """The canonical layout of alfred source text (what ``alfredc fmt`` writes).
+
+    Comments are kept. Raises :class:`DiagnosticError` when the text has syntax errors.
+    """
+    from ._format import format_source as _format
+
+    formatted, diagnostics = _format(text, filename)
+    if formatted is None:
+        raise DiagnosticError(diagnostics)
+    return formatted
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'alfred_dsl' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -15,12 +15,14 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._diagnostics import DiagnosticError
+from ._diagnostics import Diagnostic, DiagnosticError
 
 if TYPE_CHECKING:  # the runtime imports trio: only when a run is asked for
+    from ._document import Document
+    from ._plan import Plan
     from .runtime import Event, RunResult
 
-__all__ = ["run", "run_async"]
+__all__ = ["check", "compile", "parse", "run", "run_async"]
 
 Params = Mapping[str, Any]
 
@@ -40,6 +42,45 @@ def _raw_params(params: Params | None) -> dict[str, str]:
     return raw
 
 
+def parse(text: str, filename: str = "<input>") -> Document:
+    """Parse and lower alfred source text to the normalized document.
+
+    Raises :class:`~alfred_dsl.DiagnosticError` when the text has syntax errors.
+    """
+    from ._lower import parse_document
+    from ._source import SourceFile
+
+    document, diagnostics = parse_document(SourceFile(filename, text))
+    if document is None or any(d.is_error for d in diagnostics):
+        raise DiagnosticError(diagnostics)
+    return document
+
+
+def check(*paths: str | os.PathLike[str]) -> list[Diagnostic]:
+    """Everything ``alfredc check`` reports for these files, in source order (never raises for bad input)."""
+    from ._pipeline import check_paths
+
+    return check_paths([os.fspath(p) for p in paths])
+
+
+def compile(
+    path: str | os.PathLike[str],
+    workflow: str | None = None,
+    params: Params | None = None,
+) -> Plan:
+    """Compile one workflow of a file to its immutable :class:`~alfred_dsl.Plan`.
+
+    ``params`` are given as values or as ``--param`` strings. Raises
+    :class:`~alfred_dsl.DiagnosticError` (holding every diagnostic) when there are errors.
+    """
+    from ._pipeline import compile_path
+
+    plan, diagnostics = compile_path(os.fspath(path), workflow, _raw_params(params))
+    if plan is None or any(d.is_error for d in diagnostics):
+        raise DiagnosticError(diagnostics)
+    return plan
+
+
 async def run_async(
     path: str | os.PathLike[str],
     workflow: str | None = None,
@@ -57,13 +98,10 @@ async def run_async(
     ``"last"``) to continue; stages that succeeded then are not run again
     (at-least-once: a stage that was running when that run died runs again).
     """
-    from ._pipeline import compile_path
     from .runtime import EventBus, RunOptions, StateStore, StoreError, execute
 
     raw = _raw_params(params)
-    plan, diagnostics = compile_path(str(path), workflow, raw)
-    if plan is None or any(d.is_error for d in diagnostics):
-        raise DiagnosticError(diagnostics)
+    plan = compile(path, workflow, raw)
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)

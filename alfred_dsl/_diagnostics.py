@@ -20,6 +20,8 @@ __all__ = [
 
 
 class Severity(enum.Enum):
+    """How bad a diagnostic is: errors fail ``alfredc check`` (exit 1), warnings only with ``--strict``."""
+
     ERROR = "error"
     WARNING = "warning"
     NOTE = "note"

@@ -77,6 +77,8 @@ def thaw(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanAgent:
+    """An executor that stages run on: its kind, what it runs, its capabilities and concurrency limit."""
+
     name: str
     kind: ExecutorKind
     run: str | tuple[str, ...] | None = None
@@ -92,6 +94,8 @@ class PlanAgent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanStage:
+    """One stage of a plan: what to run, on which agents, after which stages, and its CPM figures."""
+
     name: str                         # full name, e.g. "auth.specification"
     group: tuple[str, ...] = ()       # the `use` aliases it came through, outermost first
     agents: tuple[str, ...]           # the agent, or every agent matching `requires`
@@ -134,6 +138,8 @@ class Hook:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
+    """The compiled, immutable form of one workflow: stages in declaration order and their analysis."""
+
     workflow: str
     source: str                       # path of the file that declares the workflow
     description: str = ""
