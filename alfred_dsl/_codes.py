@@ -123,6 +123,10 @@ or in the `use` that includes the template. Fix: pass a value or declare a defau
     ("A214", "unknown-attribute", "an attribute that the block does not have", """
 Each block accepts a fixed set of attributes (see docs/language.md). Fix: remove the
 attribute or correct its spelling."""),
+    ("A215", "template-cycle", "templates include each other in a cycle", """
+Workflow A uses template B which (directly or not) uses A again, so the expansion would
+never end. The message names the chain of templates. Fix: break the cycle, e.g. by moving
+the shared stages into a third template that both use."""),
     # -- A3xx: types and schema ---------------------------------------------------
     ("A301", "schema-violation", "the normalized document does not match the schema", """
 The document (from the DSL, YAML or JSON) does not satisfy
