@@ -20,10 +20,11 @@ from _h3_workflows import (
     make_plan,
     make_resolved,
 )
+from hypothesis import given, settings, strategies as st
 
 from alfred_dsl._graph import analyse
 from alfred_dsl._plan import build_plan
-from alfred_dsl.render import plan_to_json, plan_to_text
+from alfred_dsl.render import dumps, plan_to_json, plan_to_text
 
 GOLDEN = Path(__file__).parent / "golden" / "render"
 
@@ -272,3 +273,28 @@ def test_cli_plan_prints_warnings_but_succeeds(tmp_path: Path) -> None:
         "release",
     ]
     assert data["stages"][1]["group"] == ["auth"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=5), json_values | st.lists(st.dictionaries(st.text(max_size=3), json_values))
+    )
+)
+def test_dumps_round_trips(data: dict[str, object]) -> None:
+    assert json.loads(dumps(data)) == data
+
+
+def test_dumps_puts_each_stage_on_its_own_line() -> None:
+    text = dumps(plan_to_json(make_plan(BRANCHES)))
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert lines[1] == '  "workflow": "w",'
+    assert sum(line.startswith('    {"name": ') for line in lines) == len(BRANCHES)

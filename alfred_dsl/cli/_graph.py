@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -42,10 +41,10 @@ def graph(
     compiled = compile_for_cli(file, workflow, params, colour)
     if isinstance(compiled, int):
         return compiled
-    from ..render import graph_to_json, to_dot, to_mermaid
+    from ..render import dumps, graph_to_json, to_dot, to_mermaid
 
     if fmt == "json":
-        text = json.dumps(graph_to_json(compiled), indent=2, ensure_ascii=False) + "\n"
+        text = dumps(graph_to_json(compiled))
     elif fmt == "dot":
         text = to_dot(compiled)
     else:

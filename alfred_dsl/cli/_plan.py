@@ -6,7 +6,6 @@ status 1 on errors, 2 when the file cannot be read (A001) or the usage is wrong.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -116,10 +115,10 @@ def plan(file: str, workflow: str | None, params: tuple[str, ...], colour: str, 
     compiled = compile_for_cli(file, workflow, params, colour)
     if isinstance(compiled, int):
         return compiled
-    from ..render import plan_to_json, plan_to_text
+    from ..render import dumps, plan_to_json, plan_to_text
 
     if fmt == "json":
-        click.echo(json.dumps(plan_to_json(compiled), indent=2, ensure_ascii=False))
+        click.echo(dumps(plan_to_json(compiled)), nl=False)
     else:
         coloured = use_colour(colour, "stdout")
         click.echo(plan_to_text(compiled, colour=coloured), nl=False, color=coloured)

@@ -7,6 +7,6 @@ Only light modules are imported here (no jinja2, no rich), so that ``alfredc pla
 from __future__ import annotations
 
 from ._graph import graph_to_json, to_dot, to_mermaid
-from ._plan import plan_to_json, plan_to_text
+from ._plan import dumps, plan_to_json, plan_to_text
 
-__all__ = ["graph_to_json", "plan_to_json", "plan_to_text", "to_dot", "to_mermaid"]
+__all__ = ["dumps", "graph_to_json", "plan_to_json", "plan_to_text", "to_dot", "to_mermaid"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._plan import Plan, PlanStage, thaw
 from ._units import format_duration
 
-__all__ = ["number", "plan_to_json", "plan_to_text"]
+__all__ = ["dumps", "number", "plan_to_json", "plan_to_text"]
 
 _BOLD_RED = "\x1b[1;31m"
 _DIM = "\x1b[2m"
@@ -24,6 +25,25 @@ def number(value: float) -> int | float:
 
 def _stage_agent(stage: PlanStage) -> str | None:
     return stage.agents[0] if stage.agents else None
+
+
+def dumps(data: Mapping[str, Any]) -> str:
+    """JSON text of a top-level object: one key per line, and one line per element of a list
+    of objects (a stage, a node, an edge).
+
+    Readable and diff-friendly, and every piece goes through the C encoder: ``indent=``
+    falls back to the pure-Python encoder, three times slower on a 10,000-stage plan.
+    """
+    lines = []
+    for number_, (key, value) in enumerate(data.items()):
+        comma = "," if number_ < len(data) - 1 else ""
+        name = json.dumps(key, ensure_ascii=False)
+        if isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
+            items = ",\n".join(f"    {json.dumps(item, ensure_ascii=False)}" for item in value)
+            lines.append(f"  {name}: [\n{items}\n  ]{comma}")
+        else:
+            lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}{comma}")
+    return "{\n" + "\n".join(lines) + "\n}\n" if lines else "{}\n"
 
 
 def _stage_json(stage: PlanStage) -> dict[str, Any]:
