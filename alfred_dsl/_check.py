@@ -496,6 +496,7 @@ def check_workspace(ws: WorkspaceLike) -> list[Diagnostic]:
         _check_agent(model, name, agent, out)
     for name in model.workflows:
         _WorkflowChecker(model, name, out).run()
+    out.extend(_template_cycles(model))
     out.extend(_unused_agents(model))
     out.extend(model.parse_diagnostics)
     return out
@@ -964,19 +965,8 @@ class _WorkflowChecker:
                 )
             )
             return
-        cycle = _template_cycle(model, self.name, template)
-        if cycle is not None:
-            chain = " -> ".join(f"`{n}`" for n in cycle)
-            self.out.append(
-                error(
-                    "A205",
-                    f"workflow `{template}` is used recursively: {chain}",
-                    model.value_span((*path, "template")),
-                    "this use includes the workflow that contains it",
-                    help="a template cannot include itself, directly or through another template",
-                )
-            )
-            return
+        if _template_cycle(model, self.name, alias) is not None:
+            return  # reported once per cycle (A215) by _template_cycles
         declared = _map(model.workflows[template].get("params"))
         types = model.param_types(template)
         for key, value in bindings.items():
@@ -1025,25 +1015,63 @@ class _WorkflowChecker:
             )
 
 
-def _template_cycle(model: _Model, start: str, template: str) -> list[str] | None:
-    """The chain start -> template -> ... -> start, if ``template`` (transitively) uses ``start``."""
+def _template_cycle(model: _Model, workflow: str, alias: str) -> list[tuple[str, str]] | None:
+    """The `use` edges (workflow, alias) of a cycle through ``use ... as alias`` of ``workflow``.
+
+    The first edge is that use; the last one uses ``workflow`` again. None when the use's
+    template does not (transitively) include ``workflow``.
+    """
     seen: set[str] = set()
 
-    def walk(name: str, chain: list[str]) -> list[str] | None:
-        if name == start:
+    def walk(name: str, chain: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+        if name == workflow:
             return chain
         if name in seen or name not in model.workflows:
             return None
         seen.add(name)
-        for use in model.uses_of(name).values():
+        for inner_alias, use in model.uses_of(name).items():
             inner = use.get("template")
             if isinstance(inner, str):
-                found = walk(inner, [*chain, inner])
+                found = walk(inner, [*chain, (name, inner_alias)])
                 if found is not None:
                     return found
         return None
 
-    return walk(template, [start, template])
+    template = model.uses_of(workflow).get(alias, {}).get("template")
+    if not isinstance(template, str):
+        return None
+    return walk(template, [(workflow, alias)])
+
+
+def _template_cycles(model: _Model) -> list[Diagnostic]:
+    """A215 once per cycle of `use`s, found from the first workflow (in declaration order) on it."""
+    out: list[Diagnostic] = []
+    reported: set[frozenset[tuple[str, str]]] = set()
+    for workflow in model.workflows:
+        for alias in model.uses_of(workflow):
+            cycle = _template_cycle(model, workflow, alias)
+            if cycle is None or frozenset(cycle) in reported:
+                continue
+            reported.add(frozenset(cycle))
+            names = [name for name, _ in cycle]
+            labels = [
+                Label(
+                    model.value_span(("workflows", name, "uses", used_as, "template")),
+                    f"`{name}` uses `{model.uses_of(name)[used_as]['template']}` here",
+                )
+                for name, used_as in cycle
+            ]
+            out.append(
+                error(
+                    "A215",
+                    "template cycle: " + " -> ".join([*names, names[0]]),
+                    labels[0].span,
+                    labels[0].text,
+                    secondary=labels[1:],
+                    help="a template cannot include itself, directly or through another template",
+                )
+            )
+    return out
 
 
 def _invalid_duration(value: Any, span: Span) -> Diagnostic:

@@ -133,10 +133,34 @@ def test_unknown_template_a205_and_recursive_use(tmp_path: Path) -> None:
     )
     found = problems(tmp_path, text)
     assert found == [
-        ("A205", "14:30", "workflow `b` is used recursively: `a` -> `b` -> `a`"),
-        ("A205", "17:29", "workflow `a` is used recursively: `b` -> `a` -> `b`"),
+        ("A215", "14:30", "template cycle: a -> b -> a"),
         ("A205", "20:26", "unknown workflow `bb` in `use`"),
     ]
+
+
+def test_template_cycle_a215_once_per_cycle_with_a_label_at_each_use(tmp_path: Path) -> None:
+    text = AGENTS + (
+        "workflows:\n"
+        "  main:\n    stages: {m: {agent: tester}}\n    uses: {top: {template: x}}\n"
+        "  x:\n    stages: {s: {agent: tester}}\n    uses: {to_y: {template: y}}\n"
+        "  y:\n    stages: {s: {agent: tester}}\n    uses: {to_z: {template: z}}\n"
+        "  z:\n    stages: {s: {agent: tester}}\n    uses: {to_x: {template: x}}\n"
+        "  self:\n    stages: {s: {agent: tester}}\n    uses: {again: {template: self}}\n"
+    )
+    found = [d for d in check_workspace(load(tmp_path, text)) if d.is_error]
+    assert [(d.code, at(d), d.message) for d in found] == [
+        ("A215", "17:29", "template cycle: x -> y -> z -> x"),
+        ("A215", "26:30", "template cycle: self -> self"),
+    ]
+    cycle = found[0]
+    assert cycle.primary is not None and cycle.primary.text == "`x` uses `y` here"
+    assert [(f"{label.span.line}:{label.span.column}", label.text) for label in cycle.secondary] == [
+        ("20:29", "`y` uses `z` here"),
+        ("23:29", "`z` uses `x` here"),
+    ]
+    # The workflow that only uses the cycle compiles no plan, but is not blamed for it.
+    resolved, diagnostics = resolve(load(tmp_path, text), "main", {})
+    assert resolved is not None and [d.code for d in diagnostics] == []
 
 
 def test_unknown_capability_a207(tmp_path: Path) -> None:
