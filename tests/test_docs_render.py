@@ -6,8 +6,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 from _h6_plans import feature_plan, make_plan
+from conftest import EXAMPLES, REPO_ROOT, run_alfredc
 from hypothesis import given, settings, strategies as st
 
 from alfred_dsl.render._docs import (
@@ -153,34 +153,72 @@ def test_site_files_link_to_each_other(tmp_path: Path) -> None:
     assert 'href="feature_development.html"' in index_html and 'href="other.html"' in index_html
 
 
-def _examples(examples_dir: Path) -> list[Path]:
-    found = sorted(p for p in examples_dir.rglob("*.alfred") if "broken" not in p.parts)
-    if not found:
-        pytest.skip("no examples yet")
-    return found
+#: The example files documented under docs/examples/ (the broken ones are left out).
+EXAMPLE_DOCS = REPO_ROOT / "docs" / "examples"
+EXAMPLE_TITLE = "Example workflows"
 
 
-@pytest.mark.parametrize("fmt", ["md", "html"])
-def test_docs_over_the_examples(fmt: str, examples_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("alfred_dsl._lower", reason="the .alfred parser (H1) has not landed")
-    from click.testing import CliRunner
+def _example_sources() -> list[Path]:
+    return [
+        *sorted(EXAMPLES.glob("*.alfred")),
+        *sorted(EXAMPLES.glob("*.yaml")),
+        *sorted(EXAMPLES.glob("*.json")),
+        EXAMPLES / "demo" / "pipeline.alfred",
+    ]
 
-    from alfred_dsl.cli._docs import docs
 
-    files = [str(p) for p in _examples(examples_dir)]
-    args = [*files, "-o", str(tmp_path), "--format", fmt]
-    result = CliRunner().invoke(docs, args, standalone_mode=False, catch_exceptions=False)
-    assert result.return_value == 0, result.output
-    index = (tmp_path / f"index.{fmt}").read_text(encoding="utf-8")
-    pages = sorted(p for p in tmp_path.iterdir() if p.name != f"index.{fmt}")
-    assert pages, "no workflow page written"
+def _render_example_docs(out: Path, fmt: str) -> None:
+    # Absolute paths in, run from elsewhere: the pages must not depend on either.
+    files = [str(p) for p in _example_sources()]
+    args = ["docs", *files, "-o", str(out), "--format", fmt, "--title", EXAMPLE_TITLE]
+    result = run_alfredc(*args, cwd=out.parent)
+    assert result.status == 0, result.stderr
+
+
+def test_committed_example_docs_are_fresh(tmp_path: Path, update_golden: bool) -> None:
+    out = tmp_path / "examples"
+    _render_example_docs(out, "md")
+    fresh = {p.name: p.read_text(encoding="utf-8") for p in sorted(out.iterdir())}
+    if update_golden:
+        for stale in EXAMPLE_DOCS.glob("*.md"):
+            stale.unlink()
+        EXAMPLE_DOCS.mkdir(parents=True, exist_ok=True)
+        for name, text in fresh.items():
+            (EXAMPLE_DOCS / name).write_text(text, encoding="utf-8")
+        return
+    committed = {p.name: p.read_text(encoding="utf-8") for p in sorted(EXAMPLE_DOCS.glob("*.md"))}
+    hint = "docs/examples/ is stale: `pytest tests/test_docs_render.py --update-golden` rewrites it"
+    assert sorted(committed) == sorted(fresh), hint
+    for name, text in fresh.items():
+        assert committed[name] == text, f"{name}: {hint}"
+    # Deterministic and relocatable: no build directory, checkout path or date in any page.
+    for text in fresh.values():
+        assert str(tmp_path) not in text and str(REPO_ROOT) not in text
+        assert re.search(r"\b20\d\d-\d\d-\d\d", text) is None
+    index = fresh["index.md"]
+    assert index.startswith(f"# {EXAMPLE_TITLE}\n")
+    linked = re.findall(r"\]\(([^)]+\.md)\)", index)
+    assert sorted(linked) == sorted(n for n in fresh if n != "index.md")
+    assert "| examples/release.yaml |" in index and "| examples/demo/pipeline.alfred |" in index
+
+
+def test_example_docs_as_html_draw_every_stage_inline_without_script(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    _render_example_docs(out, "html")
+    pages = sorted(p for p in out.iterdir() if p.name != "index.html")
+    committed = sorted(p.stem for p in EXAMPLE_DOCS.glob("*.md") if p.name != "index.md")
+    assert sorted(p.stem for p in pages) == committed
+    index = (out / "index.html").read_text(encoding="utf-8")
     for page in pages:
-        assert page.name in index
-        text = page.read_text(encoding="utf-8")
-        if fmt == "md":
-            assert "## Stages" in text and "```mermaid" in text and "Planned duration" in text
-        else:
-            assert "<svg" in text and "<script" not in text.lower()
+        assert f'href="{page.name}"' in index
+        html = page.read_text(encoding="utf-8")
+        assert "<script" not in html.lower() and str(tmp_path) not in html
+        assert "src=\"http" not in html and "href=\"http" not in html        # nothing loaded from the network
+        root = ET.fromstring(html[html.index("<svg") : html.index("</svg>") + 6])  # inline, well-formed
+        groups = root.iter(f"{SVG}g")
+        drawn = [g.get("data-stage") for g in groups if "stage" in (g.get("class") or "").split()]
+        listed = _table_rows((EXAMPLE_DOCS / f"{page.stem}.md").read_text(encoding="utf-8"), "Stage")
+        assert drawn and sorted(drawn) == sorted(row[0].removeprefix("★ ") for row in listed), page.name
 
 
 _YAML = """\

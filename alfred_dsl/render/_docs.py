@@ -142,15 +142,36 @@ def _agents_of_data(workflow: Mapping[str, Any], agents: Mapping[str, Any]) -> t
     return tuple(out)
 
 
-def _unique_slug(name: str, taken: set[str]) -> str:
-    base = "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "workflow"
+def _slugify(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+
+
+def _unique_slug(name: str, taken: set[str], source: str = "") -> str:
+    """A page name for workflow ``name``, unique (case-insensitively) among ``taken``.
+
+    A name already taken by another file's workflow gets that file's name appended
+    (``release_train-release-yaml``), so the page says where it comes from; a number
+    is the last resort.
+    """
+    base = _slugify(name) or "workflow"
     if base.lower() == "index":
         base = "workflow-index"
-    slug, n = base, 2
+    slug = base
+    if slug.lower() in taken and source:
+        base = slug = f"{base}-{_slugify(Path(source).name)}"
+    n = 2
     while slug.lower() in taken:
         slug, n = f"{base}-{n}", n + 1
     taken.add(slug.lower())
     return slug
+
+
+def _display_path(path: Path, root: Path) -> str:
+    """``path`` relative to the project root, with ``/``: the same page wherever it is built from."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except (OSError, ValueError):
+        return path.as_posix()
 
 
 def doc_from_plan(plan: Plan, *, params: Sequence[ParamDoc] = (), slug: str | None = None) -> WorkflowDoc:
@@ -208,11 +229,12 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[WorkflowDoc], list[Diagno
                 )
             description = workflow.get("description", "")
             schedule = workflow.get("schedule")
+            source = _display_path(Path(path), workspace.root)
             docs.append(
                 WorkflowDoc(
                     name=str(name),
-                    source=str(path),
-                    slug=_unique_slug(str(name), taken),
+                    source=source,
+                    slug=_unique_slug(str(name), taken, source),
                     description=str(description) if description else "",
                     schedule=str(schedule) if schedule else None,
                     params=params,
