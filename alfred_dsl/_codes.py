@@ -95,7 +95,9 @@ correct the spelling."""),
 `use NAME(...) as ALIAS` includes the stages of workflow NAME. Fix: declare or import it,
 or correct the spelling."""),
     ("A206", "unknown-import", "an imported file does not exist", """
-`import "path"` is resolved relative to the importing file. Fix: correct the path."""),
+`import "path"` is resolved relative to the importing file. The path must name a
+`.alfred`, `.yaml`, `.yml` or `.json` file: a directory or another kind of file is
+reported here too. Fix: correct the path."""),
     ("A207", "unknown-capability", "no agent has every capability a stage requires", """
 `requires = [...]` selects the agents that have all of the listed capabilities. No
 declared agent has them all. Fix: add the capability to an agent, or correct the

@@ -23,6 +23,7 @@ import json
 import json.decoder
 import json.scanner
 import os
+import posixpath
 import re
 import stat
 from collections.abc import Callable
@@ -693,13 +694,21 @@ def _follow(state: _Loading, importer: Path, importer_name: str, written: str, s
     name = os.path.normpath(os.path.join(os.path.dirname(importer_name), written))
     real = _real(target)
     if not real.is_relative_to(state.real_root):
+        # Relative paths keep the message short and the same on every machine.
+        root_shown = _relative(state.root, importer.parent)
+        where_root = "this file's folder" if root_shown == "." else f"`{root_shown}`, relative to this file"
+        via_link = "" if real == _real(target.parent) / target.name else " (through a symbolic link)"
         state.diags.append(
             error(
                 "A211",
-                f"import `{written}` leaves the project root `{state.root}`",
+                f"import `{written}` leaves the project root",
                 span,
                 "outside the project root",
-                notes=[f"it resolves to `{real}`"],
+                notes=[
+                    f"the project root is {where_root}",
+                    f"the import resolves{via_link} to `{_relative(real, state.real_root)}`, "
+                    "relative to the project root",
+                ],
                 help="the project root is the nearest folder above the checked file with alfred.toml or .git",
             )
         )
@@ -735,14 +744,26 @@ def _follow(state: _Loading, importer: Path, importer_name: str, written: str, s
             error("A206", f"cannot find imported file `{written}`", span, "no such file", help=hint)
         )
         return
-    if target.suffix.lower() not in EXTENSIONS and not target.is_dir():
+    if target.is_dir():
         state.diags.append(
             error(
-                "A001",
-                f"cannot import `{written}`: unsupported file type `{target.suffix or '(none)'}`",
+                "A206",
+                f"`{written}` is a directory; import {_SUPPORTED} file",
+                span,
+                "a directory",
+                help=_files_in(target, written),
+            )
+        )
+        return
+    if target.suffix.lower() not in EXTENSIONS:
+        kind = f"is a `{target.suffix}` file" if target.suffix else "has no file extension"
+        state.diags.append(
+            error(
+                "A206",
+                f"`{written}` {kind}; import {_SUPPORTED} file",
                 span,
                 "unsupported file type",
-                help="alfred reads .alfred, .yaml, .yml and .json files",
+                help=_same_stem(target, written),
             )
         )
         return
@@ -754,6 +775,40 @@ def _follow(state: _Loading, importer: Path, importer_name: str, written: str, s
     if source is None:
         return
     _visit(state, source, target, span)
+
+
+_SUPPORTED = "a `.alfred`, `.yaml`, `.yml` or `.json`"
+
+
+def _relative(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` (absolute when there is no relative way, e.g. another drive)."""
+    try:
+        return Path(os.path.relpath(path, start)).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _files_in(folder: Path, written: str) -> str | None:
+    """Which importable files an imported directory holds, as import paths."""
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+    except OSError:
+        return None
+    if not names:
+        return None
+    paths = [f"`{posixpath.join(written, name)}`" for name in names]
+    if len(paths) == 1:
+        return f"did you mean {paths[0]}?"
+    return "it holds " + ", ".join(paths[:4]) + (", ..." if len(paths) > 4 else "")
+
+
+def _same_stem(target: Path, written: str) -> str | None:
+    """A "did you mean" for an import of ``notes.txt`` when ``notes.yaml`` exists."""
+    for extension in EXTENSIONS:
+        candidate = target.with_suffix(extension)
+        if candidate.is_file():
+            return f"did you mean `{posixpath.join(posixpath.dirname(written), candidate.name)}`?"
+    return None
 
 
 def _prune_until_valid(data: dict[str, Any], spans: SpanIndex, paths: list[DocPath]) -> None:

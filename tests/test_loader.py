@@ -393,6 +393,30 @@ def test_import_outside_the_root_is_a211_symlinks_included(project: Path, tmp_pa
     assert ws is not None and codes(diags) == ["A211", "A211"]
     assert "evil" not in ws.data["agents"]
     assert [where(d) for d in diags] == [(1, 11), (1, 28)]
+    # Paths are shown relative (to the importing file, to the root): short and the same anywhere.
+    assert [d.message for d in diags] == [
+        "import `../outside.yaml` leaves the project root",
+        "import `link.yaml` leaves the project root",
+    ]
+    assert diags[0].notes == (
+        "the project root is this file's folder",
+        "the import resolves to `../outside.yaml`, relative to the project root",
+    )
+    assert diags[1].notes[1] == (
+        "the import resolves (through a symbolic link) to `../outside.yaml`, relative to the project root"
+    )
+    assert not any(str(tmp_path) in text for d in diags for text in (d.message, *d.notes))
+
+
+def test_a211_from_a_subfolder_names_the_root_relative_to_the_importer(project: Path) -> None:
+    flows = project / "flows"
+    write(flows / "main.yaml", "imports: [../../secret.yaml]\n")
+    _, diags = load(flows / "main.yaml")
+    assert codes(diags) == ["A211"]
+    assert diags[0].notes == (
+        "the project root is `..`, relative to this file",
+        "the import resolves to `../secret.yaml`, relative to the project root",
+    )
 
 
 def test_import_cycle_is_a212_naming_the_chain(project: Path) -> None:
@@ -442,10 +466,41 @@ def test_unreadable_import_is_reported_at_the_import(project: Path) -> None:
     write(project / "notes.txt", "hello")
     entry = write(project / "main.yaml", "imports: [folder, bad.yaml, notes.txt]\n")
     _, diags = load(entry)
-    assert codes(diags) == ["A001", "A002", "A001"]
+    assert codes(diags) == ["A206", "A002", "A206"]
     assert diags[0].primary is not None and diags[0].primary.span.file == str(entry)
-    assert "is a directory" in diags[0].message
-    assert where(diags[2]) == (1, 29) and "unsupported file type" in diags[2].message
+    assert diags[0].message == "`folder` is a directory; import a `.alfred`, `.yaml`, `.yml` or `.json` file"
+    assert where(diags[2]) == (1, 29)
+    assert diags[2].message == (
+        "`notes.txt` is a `.txt` file; import a `.alfred`, `.yaml`, `.yml` or `.json` file"
+    )
+
+
+def test_imported_directory_or_other_file_type_is_a206_with_a_suggestion(project: Path) -> None:
+    write(project / "one" / "agents.alfred", "")
+    write(project / "many" / "a.yaml", "agents: {}\n")
+    write(project / "many" / "b.json", "{}")
+    write(project / "many" / "readme.md", "")
+    (project / "empty").mkdir()
+    write(project / "notes.txt", "")
+    write(project / "notes.yaml", "agents: {}\n")
+    write(project / "Makefile", "")
+    entry = write(project / "main.yaml", "imports: [one/, many, empty, notes.txt, Makefile]\n")
+    ws, diags = load(entry)
+    assert ws is not None and codes(diags) == ["A206"] * 5
+    assert [d.message.split(";")[0] for d in diags] == [
+        "`one/` is a directory",
+        "`many` is a directory",
+        "`empty` is a directory",
+        "`notes.txt` is a `.txt` file",
+        "`Makefile` has no file extension",
+    ]
+    assert [d.help for d in diags] == [
+        "did you mean `one/agents.alfred`?",
+        "it holds `many/a.yaml`, `many/b.json`",
+        None,
+        "did you mean `notes.yaml`?",
+        None,
+    ]
 
 
 def test_entry_problems_return_no_workspace(tmp_path: Path) -> None:
