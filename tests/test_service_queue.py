@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _h7_service import alfredc, flow, status, write
+from conftest import run_alfredc
 from hypothesis import given, settings, strategies as st
 
 from alfred_dsl.service import RunQueue, Schedule
@@ -174,3 +176,42 @@ def test_submit_status_and_cancel_of_a_queued_run(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown priority" in bad.stderr
     bad = alfredc("submit", "flow.alfred", "--at", "someday", cwd=tmp_path)
     assert bad.returncode == 2 and "--at" in bad.stderr
+
+
+_LOOKING = [
+    ["status"], ["status", "--format", "json"], ["status", "last"], ["cancel", "x"], ["pause", "x"],
+    ["resume", "x"], ["metrics"], ["report", "last"], ["report"],
+]
+
+
+def test_looking_at_a_directory_without_state_creates_nothing(tmp_path: Path) -> None:
+    outcomes = {" ".join(args): run_alfredc(*args, cwd=tmp_path) for args in _LOOKING}
+    assert list(tmp_path.iterdir()) == [], "a reading command created the state directory"
+    assert outcomes["status"].status == 0 and "queue: empty" in outcomes["status"].stdout
+    empty = {"workers": [], "runs": [], "queue_length": 0}
+    assert json.loads(outcomes["status --format json"].stdout) == empty
+    for command in ("status last", "cancel x", "pause x", "resume x", "report last"):
+        assert outcomes[command].status == 2 and "no run" in outcomes[command].stderr, command
+    assert outcomes["metrics"].status == 0 and outcomes["report"].status == 0
+
+
+def _tables(db: Path) -> set[str]:
+    with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        return {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
+
+
+def test_status_of_a_run_made_by_alfredc_run_reads_without_adding_the_queue(tmp_path: Path) -> None:
+    write(tmp_path / "flow.alfred", flow([("a", "true", []), ("b", "true", ["a"])]))
+    assert run_alfredc("run", "flow.alfred", cwd=tmp_path).status == 0
+    db = tmp_path / ".alfred" / "state.db"
+    before = _tables(db)
+    assert "queue" not in before
+    with RunQueue(tmp_path / ".alfred", read_only=True) as queue:
+        (run_id,) = queue.all_ids()
+        assert queue.entries() == [] and queue.resolve(run_id[:10]) == run_id
+    result = run_alfredc("status", run_id, "--format", "json", cwd=tmp_path)
+    assert result.status == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["state"] == "succeeded" and [s["name"] for s in data["stages"]] == ["a", "b"]
+    assert run_alfredc("status", cwd=tmp_path).status == 0
+    assert _tables(db) == before

@@ -37,11 +37,11 @@ def _fail(message: str, status: int = EXIT_USAGE) -> int:
     return status
 
 
-def _open_queue(state_dir: str | None) -> Any:
+def _open_queue(state_dir: str | None, *, read_only: bool = False) -> Any:
     from ..service._queue import QueueError, RunQueue
 
     try:
-        return RunQueue(_state(state_dir))
+        return RunQueue(_state(state_dir), read_only=read_only)
     except QueueError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -276,10 +276,8 @@ def _status_json(queue: Any, store: Any, run_id: str) -> dict[str, Any]:
 @_state_option
 def status(run_id: str | None, fmt: str, state_dir: str | None) -> int:
     """The queue and the workers, or the state of run RUN_ID (an id, a unique prefix, or `last`)."""
-    from ..runtime import StateStore
-
-    with _open_queue(state_dir) as queue:
-        store = StateStore(queue.state_dir)
+    with _open_queue(state_dir, read_only=True) as queue:
+        store = _open_store(queue)
         try:
             if run_id is not None:
                 found = _resolve(queue, run_id)
@@ -294,6 +292,29 @@ def status(run_id: str | None, fmt: str, state_dir: str | None) -> int:
             return _overview(queue, store, fmt)
         finally:
             store.close()
+
+
+class _NoRuns:
+    """The run store of a state directory without a database: it holds no run."""
+
+    def run(self, run_id: str) -> None:
+        return None
+
+    def stages(self, run_id: str) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def _open_store(queue: Any) -> Any:
+    # Opened only on an existing database: looking must not create the state directory.
+    # TODO(F2's read-only StateStore): open it read-only then, so status never writes.
+    if not queue.db_path.is_file():
+        return _NoRuns()
+    from ..runtime import StateStore
+
+    return StateStore(queue.state_dir)
 
 
 def _status_text(data: dict[str, Any]) -> str:
@@ -362,6 +383,9 @@ def _overview(queue: Any, store: Any, fmt: str) -> int:
 def _control(run_ref: str, command: str, state_dir: str | None) -> int:
     from ..service._queue import QueueError
 
+    if not (_state(state_dir) / "state.db").is_file():  # nothing to control: create nothing
+        click.echo(f"alfredc: error: no run `{run_ref}` in {_state(state_dir)}", err=True)
+        return EXIT_USAGE
     with _open_queue(state_dir) as queue:
         run_id = _resolve(queue, run_ref)
         if run_id is None:

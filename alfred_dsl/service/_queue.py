@@ -198,7 +198,7 @@ def new_worker_id() -> str:
 
 def latest_tick(cron: str, now: float) -> float:
     """The latest tick of ``cron`` at or before ``now``, in local time (as cron does)."""
-    from croniter import croniter  # type: ignore[import-untyped]
+    from croniter import croniter
 
     # Ticks are whole minutes: asking for the tick before floor(now) + 1 includes `now` itself.
     start = datetime.fromtimestamp(math.floor(now) + 1).astimezone()
@@ -212,9 +212,18 @@ def latest_tick(cron: str, now: float) -> float:
 class RunQueue:
     """The queue of one state directory. One connection; use it from one thread."""
 
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
+        """Open (and create, unless ``read_only``) the queue of ``state_dir``.
+
+        ``read_only``: for commands that only look (``alfredc status``): nothing is created
+        or written, not even the directory; a missing database reads as an empty queue.
+        """
         self.state_dir = Path(state_dir) if state_dir is not None else Path.cwd() / ".alfred"
         self.db_path = self.state_dir / "state.db"
+        self.read_only = read_only
+        if read_only:
+            self._db = self._open_read_only()
+            return
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None,
@@ -229,6 +238,27 @@ class RunQueue:
         except (OSError, sqlite3.Error) as exc:
             raise QueueError(f"cannot use state directory {self.state_dir}: {exc}") from exc
         self._ensure_runs_table()
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        exists = self.db_path.is_file()
+        target = f"{self.db_path.resolve().as_uri()}?mode=ro" if exists else ":memory:"
+        try:
+            db = sqlite3.connect(
+                target, uri=exists, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA busy_timeout = 30000")
+            present = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            # Tables the file lacks (a directory only `alfredc run` used, or no file at all) are
+            # empty TEMP tables: every read works unchanged and nothing reaches the file.
+            for statement in _SCHEMA.split(";"):
+                words = statement.split()
+                if words[:5] == ["CREATE", "TABLE", "IF", "NOT", "EXISTS"] and words[5] not in present:
+                    db.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+            if "runs" not in present:
+                db.execute("CREATE TEMP TABLE runs (id TEXT PRIMARY KEY)")
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot read state directory {self.state_dir}: {exc}") from exc
+        return db
 
     def _ensure_runs_table(self) -> None:
         # The runtime owns the runs table; make sure it exists so reads never fail.
