@@ -53,6 +53,7 @@ __all__ = [
     "parse_param",
     "parse_string",
     "resolve",
+    "templates_of",
     "workflows_to_analyse",
 ]
 
@@ -1524,6 +1525,23 @@ def workflows_to_analyse(ws: WorkspaceLike) -> list[str]:
         for name in _map(ws.entry.data.get("workflows"))
         if name in model.workflows and name not in templates
     ]
+
+
+def templates_of(ws: WorkspaceLike, workflow: str) -> set[str]:
+    """``workflow`` and every workflow it includes through `use`, directly or not."""
+    model = _Model.of(ws)
+    found: set[str] = set()
+    pending = [workflow]
+    while pending:
+        name = pending.pop()
+        if name in found or name not in model.workflows:
+            continue
+        found.add(name)
+        for use in model.uses_of(name).values():
+            template = use.get("template")
+            if isinstance(template, str):
+                pending.append(template)
+    return found
 
 
 def _read_params(

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from . import _check, _graph, _loader
 from ._diagnostics import Diagnostic
 from ._plan import Plan, build_plan
+from ._source import Span
 
 __all__ = ["check_paths", "compile_path", "finish"]
 
@@ -60,17 +61,55 @@ def check_paths(paths: Sequence[str]) -> list[Diagnostic]:
     return finish(diagnostics)
 
 
+def _blocks_of_workflows(workspace: _loader.Workspace) -> list[tuple[str, Span]]:
+    """The span of each workflow declaration in every file (a name declared twice: both)."""
+    blocks: list[tuple[str, Span]] = []
+    for document in workspace.documents:
+        workflows = document.data.get("workflows") if isinstance(document.data, dict) else None
+        if not isinstance(workflows, dict):
+            continue
+        for name in workflows:
+            span = document.spans.values.get(("workflows", name))
+            if span is not None:
+                blocks.append((name, span))
+    return blocks
+
+
+def _concerns_only_others(diagnostic: Diagnostic, others: list[Span]) -> bool:
+    """Whether a diagnostic lies inside the declaration of a workflow not being compiled.
+
+    Input and syntax problems (A0xx, A1xx) concern the whole file wherever they are.
+    """
+    if diagnostic.primary is None or diagnostic.code[:2] in ("A0", "A1"):
+        return False
+    span = diagnostic.primary.span
+    return any(
+        block.source is span.source and block.start <= span.start and span.end <= block.end
+        for block in others
+    )
+
+
 def compile_path(
     path: str,
     workflow: str | None = None,
     params: Mapping[str, str] = _NO_PARAMS,
 ) -> tuple[Plan | None, list[Diagnostic]]:
-    """The plan of one workflow of a file (None when there are errors), and the diagnostics."""
+    """The plan of one workflow of a file (None when there are errors), and the diagnostics.
+
+    Problems inside other workflows (that this one does not use as templates) neither
+    block the plan nor are reported here: ``alfredc check`` reports them. Problems of the
+    shared parts (input, syntax, agents, imports) are always fatal.
+    """
     workspace, diagnostics = _loader.load(str(path))
     if workspace is None:
         return None, finish(diagnostics)
     diagnostics.extend(_check.check_workspace(workspace))
     resolved, problems = _check.resolve(workspace, workflow, params)
+    chosen = resolved.name if resolved is not None else workflow
+    if chosen is not None:
+        wanted = _check.templates_of(workspace, chosen)
+        others = [span for name, span in _blocks_of_workflows(workspace) if name not in wanted]
+        diagnostics = [d for d in diagnostics if not _concerns_only_others(d, others)]
     diagnostics.extend(problems)
     if resolved is None or any(d.is_error for d in diagnostics):
         return None, finish(diagnostics)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alfred_dsl._diagnostics import Diagnostic
 from alfred_dsl._pipeline import check_paths, compile_path
 from alfred_dsl._plan import thaw
 
@@ -141,3 +142,115 @@ def test_compile_dsl_templates_prefixes_binds_and_orders() -> None:
     assert (stages["auth.impl"].when, stages["billing.impl"].when) == (False, True)
     assert stages["billing.docs.write"].group == ("billing", "docs")
     assert plan.layers[0] == ("prepare",)
+
+
+SHARED = """\
+agent worker {
+  kind = command
+  run  = ["true"]
+}
+"""
+
+GOOD_AND_BAD = """
+workflow good {
+  stage build {
+    agent = worker
+  }
+  use base() as lib
+}
+
+workflow base {
+  stage prepare {
+    agent = worker
+  }
+}
+
+workflow bad {
+  param n: int = "many"
+  stage one {
+    agent   = wroker
+    retires = 3
+  }
+  stage one {
+    agent = worker
+  }
+  stage two after nothing {
+    agent  = worker
+    inputs = { x = params.missing }
+  }
+}
+"""
+
+
+def codes_of(diagnostics: list[Diagnostic]) -> list[str]:
+    return [d.code for d in diagnostics]
+
+
+def test_errors_local_to_another_workflow_do_not_block_compiling_this_one(tmp_path: Path) -> None:
+    path = tmp_path / "flows.alfred"
+    path.write_text(SHARED + GOOD_AND_BAD)
+    everything = check_paths([str(path)])
+    assert {"A201", "A202", "A203", "A208", "A214", "A302"} <= set(codes_of(everything))
+    plan, diagnostics = compile_path(str(path), "good")
+    assert diagnostics == [] and plan is not None
+    assert [s.name for s in plan.stages] == ["build", "lib.prepare"]
+    plan, diagnostics = compile_path(str(path))  # the default workflow is the first: good
+    assert plan is not None and plan.workflow == "good"
+    # The broken workflow itself still fails, with all of its own problems.
+    plan, diagnostics = compile_path(str(path), "bad")
+    assert plan is None
+    assert sorted(set(codes_of(diagnostics))) == ["A201", "A202", "A203", "A208", "A214", "A302", "A502"]
+
+
+def test_the_same_holds_for_a_yaml_document_and_across_imports(tmp_path: Path) -> None:
+    (tmp_path / "alfred.toml").write_text("")
+    (tmp_path / "other.yaml").write_text(
+        "workflows:\n  elsewhere:\n    stages: {x: {agent: nobody, timeout: forever}}\n"
+    )
+    path = tmp_path / "main.yaml"
+    path.write_text(
+        "imports: [other.yaml]\n"
+        "agents: {worker: {kind: command, run: 'true'}}\n"
+        "workflows:\n"
+        "  good:\n    stages: {build: {agent: worker}}\n"
+        "  bad:\n    stages: {test: {agent: worker, after: [biuld], when: maybe}}\n"
+    )
+    assert {"A201", "A202", "A303", "A304"} <= set(codes_of(check_paths([str(path)])))
+    plan, diagnostics = compile_path(str(path), "good")
+    assert diagnostics == [] and plan is not None
+
+
+def test_shared_parts_and_used_templates_stay_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "flows.alfred"
+    # A broken template that `good` uses: its errors are this workflow's errors.
+    tail = "  }\n}\n\nworkflow bad"
+    broken_base = GOOD_AND_BAD.replace("agent = worker\n" + tail, "agent = wrker\n" + tail)
+    assert broken_base != GOOD_AND_BAD
+    path.write_text(SHARED + broken_base)
+    plan, diagnostics = compile_path(str(path), "good")
+    assert plan is None and "A201" in codes_of(diagnostics)
+    assert all(d.primary is None or d.primary.span.line < 20 for d in diagnostics)  # not bad's
+    # A broken agent, a missing import and a syntax error anywhere are fatal.
+    for broken, code in (
+        (SHARED.replace("run  =", "runs ="), "A214"),
+        ('import "missing.alfred"\n' + SHARED, "A206"),
+        (SHARED + "\nworkflow other {\n  stage s {\n    agent = = worker\n  }\n}\n", "A102"),
+    ):
+        path.write_text(broken + GOOD_AND_BAD)
+        plan, diagnostics = compile_path(str(path), "good")
+        assert plan is None and code in codes_of(diagnostics), codes_of(diagnostics)
+
+
+def test_template_cycle_blocks_the_workflows_that_use_it_only(tmp_path: Path) -> None:
+    path = tmp_path / "flows.alfred"
+    path.write_text(
+        SHARED
+        + "workflow a {\n  stage s { agent = worker }\n  use b() as to_b\n}\n"
+        + "workflow b {\n  stage s { agent = worker }\n  use a() as to_a\n}\n"
+        + "workflow uses_a {\n  use a() as inner\n}\n"
+        + "workflow alone {\n  stage s { agent = worker }\n}\n"
+    )
+    plan, diagnostics = compile_path(str(path), "uses_a")
+    assert plan is None and codes_of(diagnostics) == ["A215"]
+    plan, diagnostics = compile_path(str(path), "alone")
+    assert plan is not None and diagnostics == []
