@@ -25,6 +25,7 @@ from hypothesis import given, settings, strategies as st
 from alfred_dsl._graph import analyse
 from alfred_dsl._plan import build_plan
 from alfred_dsl.render import dumps, plan_to_json, plan_to_text
+from alfred_dsl.render._plan import duration_text
 
 GOLDEN = Path(__file__).parent / "golden" / "render"
 
@@ -298,3 +299,19 @@ def test_dumps_puts_each_stage_on_its_own_line() -> None:
     assert lines[0] == "{" and lines[-1] == "}"
     assert lines[1] == '  "workflow": "w",'
     assert sum(line.startswith('    {"name": ') for line in lines) == len(BRANCHES)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (0.5, "500ms"),
+        (4.5, "4.5s"),
+        (90.5, "1m30.5s"),
+        (5400, "1h30m"),
+        (3611, "1h11s"),
+        (60.25, "1m0.25s"),
+    ],
+)
+def test_durations_in_the_table_keep_fractions(seconds: float, text: str) -> None:
+    assert duration_text(seconds) == text

@@ -13,8 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .._plan import Plan, PlanStage
-from ._plan import number
-from ._units import format_duration
+from ._plan import duration_text, number
 
 __all__ = ["graph_edges", "graph_to_json", "to_dot", "to_mermaid"]
 
@@ -70,7 +69,7 @@ def to_mermaid(plan: Plan) -> str:
     def emit(stages: Sequence[PlanStage], prefix: tuple[str, ...], indent: str) -> None:
         for kind, item in _groups(stages, prefix):
             if kind == "stage":
-                label = f"{_mermaid_text(item.name)}<br/>{format_duration(item.estimate_s)}"
+                label = f"{_mermaid_text(item.name)}<br/>{duration_text(item.estimate_s)}"
                 lines.append(f'{indent}{ids[item.name]}["{label}"]')
             else:
                 path, members = item
@@ -121,7 +120,7 @@ def to_dot(plan: Plan) -> str:
     def emit(stages: Sequence[PlanStage], prefix: tuple[str, ...], indent: str) -> None:
         for kind, item in _groups(stages, prefix):
             if kind == "stage":
-                attributes = f"label={_dot_label(item.name, format_duration(item.estimate_s))}"
+                attributes = f"label={_dot_label(item.name, duration_text(item.estimate_s))}"
                 if item.name in on_path:
                     attributes += f', color="{_CRITICAL_COLOUR}", penwidth=2.5'
                 lines.append(f"{indent}{_dot_quote(item.name)} [{attributes}];")

@@ -9,7 +9,7 @@ from typing import Any
 from .._plan import Plan, PlanStage, thaw
 from ._units import format_duration
 
-__all__ = ["dumps", "number", "plan_to_json", "plan_to_text"]
+__all__ = ["dumps", "duration_text", "number", "plan_to_json", "plan_to_text"]
 
 _BOLD_RED = "\x1b[1;31m"
 _DIM = "\x1b[2m"
@@ -21,6 +21,15 @@ def number(value: float) -> int | float:
     """Seconds as JSON wants them: ``1200`` rather than ``1200.0`` when whole."""
     as_float = float(value)
     return int(as_float) if as_float.is_integer() else as_float
+
+
+def duration_text(seconds: float) -> str:
+    """``5400`` -> ``1h30m``, ``0.5`` -> ``500ms``, and fractions kept: ``90.5`` -> ``1m30.5s``."""
+    if seconds < 1 or float(seconds).is_integer():
+        return format_duration(seconds)
+    whole_minutes = int(seconds // 60) * 60
+    rest = f"{seconds - whole_minutes:.3f}".rstrip("0").rstrip(".")
+    return (format_duration(whole_minutes) if whole_minutes else "") + f"{rest}s"
 
 
 def _stage_agent(stage: PlanStage) -> str | None:
@@ -92,10 +101,10 @@ def _row(stage: PlanStage) -> tuple[str, ...]:
         stage.name,
         agent,
         ", ".join(stage.after) or "-",
-        format_duration(stage.estimate_s),
-        format_duration(stage.earliest_start_s),
-        format_duration(stage.earliest_finish_s),
-        format_duration(stage.slack_s),
+        duration_text(stage.estimate_s),
+        duration_text(stage.earliest_start_s),
+        duration_text(stage.earliest_finish_s),
+        duration_text(stage.slack_s),
         str(stage.layer),
     )
 
@@ -129,7 +138,7 @@ def plan_to_text(plan: Plan, *, colour: bool) -> str:
     lines.append("")
     path = " -> ".join(plan.critical_path) or "-"
     lines.append(f"critical path: {path}")
-    lines.append(f"duration: {format_duration(plan.duration_s)} ({number(plan.duration_s)} s)")
+    lines.append(f"duration: {duration_text(plan.duration_s)} ({number(plan.duration_s)} s)")
     lines.append(f"layers: {len(plan.layers)}, max parallelism: {plan.max_parallelism}")
     if colour:
         lines[-3] = f"{_BOLD}{lines[-3]}{_RESET}"
