@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from _h6_plans import make_plan
@@ -11,6 +14,7 @@ from alfred_dsl.runtime._store import StateStore
 
 T0 = 1_800_000_000.0
 SCRIPT = "<script>alert(1)</script>"
+ALFREDC = [sys.executable, "-m", "alfred_dsl"]
 
 
 def write_run(state_dir: Path, *, secret: str = "hunter2-token", hostile: bool = False) -> str:
@@ -55,3 +59,45 @@ def write_run(state_dir: Path, *, secret: str = "hunter2-token", hostile: bool =
     store.flush()
     store.close()
     return run_id
+
+
+#: A workflow whose `flaky` stage fails its first attempt and passes its second (a marker
+#: file remembers the first try), then `report` runs once: three attempts in all.
+RETRY_FLOW = """\
+agent sh {
+  kind = command
+  run  = ["true"]
+}
+
+workflow retry {
+  stage flaky {
+    agent   = sh
+    run     = "echo attempt $ALFRED_ATTEMPT; test -f tried || { touch tried; echo flaky >&2; exit 3; }"
+    retries = 2
+    backoff = 50ms
+  }
+  stage report after flaky {
+    agent = sh
+    run   = "echo done"
+  }
+}
+"""
+
+
+def real_run_report(workdir: Path) -> tuple[Path, list[tuple[str, int, int | None]]]:
+    """``alfredc run`` of RETRY_FLOW then ``alfredc report last --format html -o FILE``, both as
+    real subprocesses in ``workdir``; returns the report and the (stage, attempt, exit code)
+    of every attempt the run recorded."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    (workdir / "retry.alfred").write_text(RETRY_FLOW, encoding="utf-8")
+    ran = subprocess.run([*ALFREDC, "run", "retry.alfred"], cwd=workdir, capture_output=True, text=True,
+                         timeout=60, env=env, check=False)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    report = workdir / "report.html"
+    made = subprocess.run([*ALFREDC, "report", "last", "--format", "html", "-o", str(report)], cwd=workdir,
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert made.returncode == 0, made.stderr
+    with StateStore(workdir / ".alfred") as store:
+        (run,) = store.runs()
+        attempts = [(a.stage, a.n, a.exit_code) for a in store.attempts(run.id)]
+    return report, attempts

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from _h6_plans import feature_plan
-from _h6_runs import write_run
+from _h6_runs import real_run_report, write_run
 
 from alfred_dsl.render._docs import doc_from_plan, write_html
 from alfred_dsl.render._report import load_report, report_to_html
@@ -56,7 +56,9 @@ def _install_chromium() -> None:
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        subprocess.run(step, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900, check=False)
+        subprocess.run(
+            step, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900, check=False
+        )
 
 
 def _chromium() -> str:
@@ -129,3 +131,13 @@ def test_docs_site_in_chromium(tmp_path: Path) -> None:
     assert result["resources"] == 0
     assert result["svgs"] == 7                            # the graph is drawn without any script
     assert _screenshot(tmp_path / "site" / "feature_development.html", "docs-page.png", tmp_path, "1300,1500")
+
+
+def test_report_of_a_real_run_with_a_retry_in_chromium(tmp_path: Path) -> None:
+    _chromium()                                           # skip before running anything without a browser
+    page, attempts = real_run_report(tmp_path)
+    assert [n for stage, n, _ in attempts if stage == "flaky"] == [1, 2]
+    result, stderr = _probe(page.read_text(encoding="utf-8"), tmp_path)
+    assert result["errors"] == [] and _console_errors(stderr) == []
+    assert result["resources"] == 0
+    assert result["bars"] == result["drawn"] == len(attempts) == 3   # one visible bar per real attempt

@@ -8,7 +8,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from _h6_runs import SCRIPT, write_run
+from _h6_runs import SCRIPT, real_run_report, write_run
 from click.testing import CliRunner
 
 from alfred_dsl.cli._report import report
@@ -151,3 +151,18 @@ def test_cli_writes_the_file_and_refuses_unknown_runs(state: Path, tmp_path: Pat
     missing = runner.invoke(report, ["last", "--state", str(tmp_path / "absent")])
     assert missing.exit_code == 1 and "no run state" in missing.output
     assert not (tmp_path / "absent").exists()     # reading never creates a state directory
+
+
+def test_report_of_a_real_run_with_a_retry_has_one_bar_per_attempt(tmp_path: Path) -> None:
+    page_path, attempts = real_run_report(tmp_path)
+    assert attempts == [("flaky", 1, 3), ("flaky", 2, 0), ("report", 1, 0)]
+    html = page_path.read_text(encoding="utf-8")
+    page = _parse(html)
+    assert page.scripts == 0 and page.external == []
+    bars = [(b["data-stage"], int(b["data-attempt"] or 0), (b["class"] or "").split()[1]) for b in page.bars]
+    assert sorted(bars) == sorted(
+        (stage, n, "succeeded" if code == 0 else "failed") for stage, n, code in attempts
+    )
+    first = next(b for b in page.bars if b["data-stage"] == "flaky" and b["data-attempt"] == "1")
+    assert "exit 3" in (first["title"] or "")        # the hover says why the attempt failed
+    assert "<title>Run " in html and " · retry</title>" in html
