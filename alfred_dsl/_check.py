@@ -120,7 +120,9 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return value if value >= 0 and math.isfinite(value) else None
+        if not (math.isfinite(value) and value >= 0):
+            return None
+        return int(value) if isinstance(value, float) and value.is_integer() else value
     if not isinstance(value, str) or not value:
         return None
     match = _DURATION_RE.fullmatch(value)

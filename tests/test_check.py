@@ -287,6 +287,8 @@ def test_parse_duration() -> None:
     assert parse_duration("500ms") == 0.5
     assert parse_duration("2d") == 172800
     assert parse_duration(90) == 90
+    # A whole number of seconds is an int, so that plan JSON reads `90`, not `90.0`.
+    assert type(parse_duration(90.0)) is int and parse_duration(1.5) == 1.5
     for bad in ("", "30", "1m1h", "5 m", "-1s", -3, True, "1.5h"):
         assert parse_duration(bad) is None, bad
 
@@ -591,7 +593,7 @@ def test_resolve_of_10000_stages_is_fast(tmp_path: Path) -> None:
     assert resolved is not None and len(resolved.stages) == 10_000 and diagnostics == []
     assert len(resolved.edges) == 3 * 10_000 - 6
     print(f"resolve of 10,000 stages: {best * 1000:.0f} ms")
-    assert best < 0.5
+    assert best < 1.5  # about 0.3 s; the margin is for a loaded machine, a quadratic pass takes far longer
 
 
 _text = st.text(alphabet="ab.${}\"' =<>!()and ornotparamsstagesoutputs", max_size=30)
