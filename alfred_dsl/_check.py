@@ -34,6 +34,7 @@ from ._expr import (
     check_when,
     evaluate,
     references,
+    render,
     substitute,
     to_text,
     unparse_template,
@@ -1365,6 +1366,21 @@ class _Resolver:
         except ExprError:
             return value
 
+    def text(self, value: Any) -> str:
+        """A description as users read it: params filled in, `$${` shown as `${`.
+
+        Text that refers to anything only known at run time is kept as written.
+        """
+        if not isinstance(value, str):
+            return ""
+        template = _spanless(value) if "${" in value else None
+        if template is None or any(ref.root != "params" for ref in references(template)):
+            return value
+        try:
+            return to_text(render(template, {"params": self.params}))
+        except ExprError:
+            return value
+
     def seconds(self, value: Any) -> float | None:
         return None if value is None else parse_duration(self.evaluate_now(value))
 
@@ -1442,7 +1458,7 @@ class _Resolver:
             max_backoff_s=self.seconds(self.field(instance, stage, "max_backoff")),
             when=when,
             on_failure="continue" if on_failure == "continue" else "stop",
-            description=description if isinstance(description, str) else "",
+            description=self.text(description),
             span=model.key_span(path),
         )
 
@@ -1645,7 +1661,7 @@ def resolve(
         ResolvedWorkflow(
             name=name,
             source=span.file,
-            description=description if isinstance(description, str) else "",
+            description=resolver.text(description),
             params=FrozenMap(values),
             secrets=tuple(resolver.secrets),
             agents=agents,

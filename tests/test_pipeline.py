@@ -254,3 +254,20 @@ def test_template_cycle_blocks_the_workflows_that_use_it_only(tmp_path: Path) ->
     assert plan is None and codes_of(diagnostics) == ["A215"]
     plan, diagnostics = compile_path(str(path), "alone")
     assert plan is not None and diagnostics == []
+
+
+def test_descriptions_read_as_written_for_users(tmp_path: Path) -> None:
+    """`$${` is a literal `${` everywhere, and params known at compile time are filled in."""
+    path = tmp_path / "d.alfred"
+    path.write_text(
+        SHARED
+        + 'workflow d {\n  description = "release $${VERSION} of ${params.v}"\n'
+        + '  param v: string = "1.0"\n'
+        + '  stage s {\n    agent = worker\n    description = "costs $5, ${stages.t.outputs.x}"\n  }\n'
+        + "  stage t {\n    agent = worker\n  }\n}\n"
+    )
+    plan, diagnostics = compile_path(str(path))
+    assert diagnostics == [] and plan is not None
+    assert plan.description == "release ${VERSION} of 1.0"
+    # Known only at run time: kept as written.
+    assert plan.stages[0].description == "costs $5, ${stages.t.outputs.x}"
