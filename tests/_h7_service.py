@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from conftest import run_alfredc
+
 ALFREDC = [sys.executable, "-m", "alfred_dsl"]
 #: Short leases and polls keep the tests fast.
 FAST = ["--poll", "50ms", "--control-interval", "50ms", "--grace", "0.5"]
@@ -65,7 +67,10 @@ def submit(cwd: Path, file: str = "flow.alfred", *args: str) -> str:
 
 
 def status(cwd: Path, run_id: str) -> dict[str, Any]:
-    result = alfredc("status", run_id, "--format", "json", cwd=cwd, check=True)
+    """`alfredc status RUN_ID --format json`, in-process: it only reads the database the
+    worker processes write, and polling it through a new interpreter each time is slow."""
+    result = run_alfredc("status", run_id, "--format", "json", cwd=cwd)
+    assert result.status == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data
 

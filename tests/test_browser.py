@@ -35,7 +35,7 @@ _WATCH = (
 _PROBE = """<script>(function(){
 var bars=document.querySelectorAll('.bar'), drawn=0;
 bars.forEach(function(b){var r=b.getBoundingClientRect(); if(r.width>0&&r.height>0){drawn++;}});
-var out=document.createElement('pre'); out.id='probe-result';
+var out=document.createElement('pre'); out.id='probe-result'; out.style.display='none';
 out.textContent=JSON.stringify({bars:bars.length, drawn:drawn, errors:window.__errors,
   resources:performance.getEntriesByType('resource').length,
   svgs:document.querySelectorAll('svg g.stage').length});
@@ -73,22 +73,33 @@ def _chromium() -> str:
     pytest.skip("chromium is not installed (apt-get install chromium); set CI=1 to make this a failure")
 
 
-def _run_chromium(page: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _run_chromium(
+    page: Path, tmp_path: Path, *extra: str, size: str = "1400,900"
+) -> subprocess.CompletedProcess[str]:
     command = [
         _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
         "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,900", *extra, page.as_uri(),
+        f"--window-size={size}", *extra, page.as_uri(),
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
 
 
-def _probe(html: str, tmp_path: Path) -> tuple[dict[str, object], str]:
+def _probe(
+    html: str, tmp_path: Path, *, screenshot: str | None = None, size: str = "1400,900"
+) -> tuple[dict[str, object], str]:
+    """Load ``html`` once: what the probe measured, Chromium's stderr, and (with ``screenshot``)
+    a PNG of the page in test-artifacts/ (one browser start for both: it is the slow part)."""
     probed = html.replace("<head>", "<head>" + _WATCH, 1).replace("</body>", _PROBE + "</body>", 1)
     page = tmp_path / "probe.html"
     page.write_text(probed, encoding="utf-8")
-    done = _run_chromium(page, tmp_path, "--virtual-time-budget=3000", "--dump-dom")
-    match = re.search(r'<pre id="probe-result">(.*?)</pre>', done.stdout, re.S)
+    extra = ["--virtual-time-budget=3000", "--dump-dom"]
+    if screenshot is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / screenshot).unlink(missing_ok=True)
+        extra.append(f"--screenshot={ARTIFACTS / screenshot}")
+    done = _run_chromium(page, tmp_path, *extra, size=size)
+    match = re.search(r'<pre id="probe-result"[^>]*>(.*?)</pre>', done.stdout, re.S)
     assert match, f"the probe did not run:\n{done.stderr[-2000:]}"
     result: dict[str, object] = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     return result, done.stderr
@@ -98,13 +109,9 @@ def _console_errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "CONSOLE" in line and ("rror" in line or "ERROR" in line)]
 
 
-def _screenshot(page: Path, name: str, tmp_path: Path, size: str = "1400,900") -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
+def _screenshot_of(name: str) -> Path:
     target = ARTIFACTS / name
-    target.unlink(missing_ok=True)
-    done = _run_chromium(page, tmp_path, f"--screenshot={target}", f"--window-size={size}")
-    assert target.is_file(), done.stderr[-2000:]
-    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert target.is_file() and target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no screenshot {name}"
     return target
 
 
@@ -113,24 +120,22 @@ def test_run_report_in_chromium(tmp_path: Path) -> None:
     loaded, problem = load_report(tmp_path / ".alfred", "last")
     assert loaded is not None, problem
     html = report_to_html(loaded)
-    result, stderr = _probe(html, tmp_path)
+    result, stderr = _probe(html, tmp_path, screenshot="run-report.png", size="1300,1200")
     assert result["errors"] == [] and _console_errors(stderr) == []
     assert result["resources"] == 0                       # self-contained: nothing fetched
     assert result["bars"] == len(loaded.attempts) == 6    # one bar per attempt
     assert result["drawn"] == 6                           # and each one is visible
-    page = tmp_path / "report.html"
-    page.write_text(html, encoding="utf-8")
-    assert _screenshot(page, "run-report.png", tmp_path, "1300,1200").stat().st_size > 10_000
+    assert _screenshot_of("run-report.png").stat().st_size > 10_000
 
 
 def test_docs_site_in_chromium(tmp_path: Path) -> None:
     write_html([doc_from_plan(feature_plan())], tmp_path / "site")
     html = (tmp_path / "site" / "feature_development.html").read_text(encoding="utf-8")
-    result, stderr = _probe(html, tmp_path)
+    result, stderr = _probe(html, tmp_path, screenshot="docs-page.png", size="1300,1500")
     assert result["errors"] == [] and _console_errors(stderr) == []
     assert result["resources"] == 0
     assert result["svgs"] == 7                            # the graph is drawn without any script
-    assert _screenshot(tmp_path / "site" / "feature_development.html", "docs-page.png", tmp_path, "1300,1500")
+    assert _screenshot_of("docs-page.png").stat().st_size > 10_000
 
 
 def test_report_of_a_real_run_with_a_retry_in_chromium(tmp_path: Path) -> None:

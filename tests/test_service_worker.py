@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from _h7_service import alfredc, flow, lines, start_worker, status, submit, wait_for, write
+from conftest import run_alfredc
 
 from alfred_dsl.service import RunQueue
 
@@ -187,8 +188,8 @@ def test_unknown_run_is_a_usage_error_with_a_suggestion(tmp_path: Path) -> None:
     [run_id] = _enqueue(tmp_path)
     typo = run_id[:-1] + ("0" if run_id[-1] != "0" else "1")
     for command in ("pause", "resume", "cancel", "status"):
-        result = alfredc(command, typo, cwd=tmp_path)
-        assert result.returncode == 2, command
+        result = run_alfredc(command, typo, cwd=tmp_path)
+        assert result.status == 2, command
         assert f"did you mean `{run_id}`?" in result.stderr
         assert "Traceback" not in result.stderr
 
