@@ -287,6 +287,7 @@ def cron_problem(expression: str) -> tuple[str, int, int] | None:
 
 # -- strings holding ${...} ------------------------------------------------------------------
 
+_PARAM_MENTION = re.compile(r"\bparams\.([A-Za-z_][A-Za-z0-9_-]*)")
 _SIMPLE_REF = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)+)\s*")
 _KEYWORDS = frozenset({"true", "false", "and", "or", "not", "null"})
 
@@ -837,6 +838,8 @@ class _WorkflowChecker:
             self.out.append(error("A303", f"`when` must be a boolean, not {kind}", span))
             return
         template = self._check_strings(when, path)
+        if template is None and "${" in when:
+            return  # it does not parse: A108 says why
         single = None if template is None else template.single
         if single is None:
             self.out.append(
@@ -860,6 +863,8 @@ class _WorkflowChecker:
             template = self.model.template(text, at)
             last = template
             if template is None:
+                if "${" in text:  # it does not parse (A108): count the params it seems to name
+                    self.used_params.update(_PARAM_MENTION.findall(text))
                 continue
             where = self.model.value_span(at)
             for ref in references(template):
@@ -1000,7 +1005,9 @@ class _WorkflowChecker:
     def _check_binding_type(self, key: str, value: Any, type_name: str, path: DocPath) -> None:
         if isinstance(value, str) and "${" in value:
             template = self.model.template(value, path)
-            single = None if template is None else template.single
+            if template is None:
+                return  # it does not parse: A108 says why
+            single = template.single
             kind = "string" if single is None else check_types(single, self.param_types)[0]
             ok = kind == "any" or type_name == "any" or kind == type_name or (
                 type_name in ("float", "duration") and kind in ("int", "float", "duration")

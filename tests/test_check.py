@@ -648,3 +648,16 @@ def test_duration_param_default_must_be_a_duration_a304(tmp_path: Path) -> None:
     assert diag.message == "invalid duration `soon`"
     assert at(diag) == "14:39"
     assert diag.help == "write a duration such as `500ms`, `30s`, `5m`, `2h`, `1d` or `1h30m`"
+
+
+def test_a_string_that_does_not_parse_is_a108_without_follow_up_errors(tmp_path: Path) -> None:
+    text = AGENTS + (
+        "workflows:\n"
+        "  lib:\n    params: {on: {type: bool}}\n    stages: {s: {agent: tester, when: '${params.on}'}}\n"
+        "  ci:\n    params: {env: {type: string}}\n"
+        "    stages: {s: {agent: tester, when: \"${params.env == 'prod'}\"}}\n"
+        "    uses: {l: {template: lib, params: {on: \"${params.env == 'prod'}\"}}}\n"
+    )
+    # Only the parse error: no A303 (`when` is a string), A302 (binding type) or A502 (unused `env`).
+    found = [code for code, _, _ in problems(tmp_path, text) if code != "A501"]  # builder is unused
+    assert found == ["A108", "A108"]
