@@ -213,5 +213,7 @@ def test_status_of_a_run_made_by_alfredc_run_reads_without_adding_the_queue(tmp_
     assert result.status == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["state"] == "succeeded" and [s["name"] for s in data["stages"]] == ["a", "b"]
+    latest = json.loads(run_alfredc("status", "last", "--format", "json", cwd=tmp_path).stdout)
+    assert latest["id"] == run_id                # `last` includes runs started by `alfredc run`
     assert run_alfredc("status", cwd=tmp_path).status == 0
     assert _tables(db) == before

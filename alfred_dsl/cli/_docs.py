@@ -19,7 +19,7 @@ __all__ = ["docs"]
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to write the pages to (created if needed).")
+              metavar="DIR", help="Directory to write the pages to (created if needed).")
 @click.option("--format", "fmt", type=click.Choice(("md", "html")), default="md", show_default=True,
               help="md: Markdown with Mermaid diagrams; html: a static site with inline SVG diagrams.")
 @click.option("--title", default="Workflows", show_default=True, help="Title of the index page.")

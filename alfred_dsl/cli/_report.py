@@ -28,10 +28,11 @@ __all__ = ["report"]
 @click.option("--since", "since", default=None, metavar="DURATION",
               help="Without RUN_ID: the period of the performance report (default 24h).")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write (run report default: report-RUN_ID.html in the current directory;"
-                   " - for stdout).")
-@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path(".alfred"), show_default=True, help="The run state directory.")
+              help="File to write (- for stdout). Default: report-RUN_ID.html for a run, stdout for a"
+                   " period.")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              default=Path(".alfred"),
+              help="The state directory (default: .alfred in the current directory).")
 def report(
     run_id: str | None, fmt: str | None, since: str | None, output: Path | None, state_dir: Path
 ) -> int:

@@ -69,7 +69,8 @@ def _seconds_option(text: str, what: str) -> float:
               help="Higher priority runs are taken first (then the oldest).")
 @click.option("--at", "at", metavar="TIME",
               help="Not before TIME: +DURATION (e.g. +10m), HH:MM (next one) or an ISO date-time.")
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
+              help="text: the run's id alone; json: id, workflow, priority and not_before.")
 @_state_option
 def submit(
     file: str, workflow: str | None, params: tuple[str, ...], priority: str, at: str | None, fmt: str,
@@ -114,7 +115,7 @@ def submit(
 
 @click.command()
 @click.argument("schedule_files", nargs=-1, type=click.Path(dir_okay=False, path_type=str))
-@click.option("--max-workflows", "-n", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--max-workflows", "-n", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Runs executed at once.")
 @click.option("--max-concurrency", "-j", type=click.IntRange(min=1), metavar="N",
               help="Stages at once within each run (default: the number of CPUs).")
@@ -272,7 +273,8 @@ def _status_json(queue: Any, store: Any, run_id: str) -> dict[str, Any]:
 
 @click.command()
 @click.argument("run_id", required=False)
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
+              help="text for people, json for scripts.")
 @_state_option
 def status(run_id: str | None, fmt: str, state_dir: str | None) -> int:
     """The queue and the workers, or the state of run RUN_ID (an id, a unique prefix, or `last`)."""
@@ -435,7 +437,8 @@ def resume(run_id: str, state_dir: str | None) -> int:
 @click.command()
 @click.option("--since", default="24h", show_default=True, metavar="DURATION",
               help="The period: runs that started this long ago or later.")
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
+              help="text for people, json for scripts (the same figures).")
 @_state_option
 def metrics(since: str, fmt: str, state_dir: str | None) -> int:
     """Runs, success rate, durations, estimate vs actual, agent utilization and queue figures."""

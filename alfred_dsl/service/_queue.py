@@ -485,10 +485,14 @@ class RunQueue:
         return None if row is None else _entry(row)
 
     def resolve(self, ref: str) -> str | None:
-        """``last`` (the latest submitted), a full id, or a unique prefix of one."""
+        """``last`` (the latest run, submitted or started by `alfredc run`), a full id, or a
+        unique prefix of one."""
         if ref == "last":
             row = self._db.execute("SELECT id FROM queue ORDER BY submitted DESC, id DESC LIMIT 1").fetchone()
-            return None if row is None else str(row[0])
+            # Ids start with their creation time (YYYYMMDD-HHMMSS), so the larger id is the later run.
+            direct = self._db.execute("SELECT max(id) FROM runs").fetchone()
+            found = [str(r[0]) for r in (row, direct) if r is not None and r[0] is not None]
+            return max(found) if found else None
         pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._db.execute(
             "SELECT id FROM queue WHERE id LIKE ? ESCAPE '\\'"
