@@ -1617,7 +1617,8 @@ def _read_params(
                     help=f"pass `--param {name}=VALUE`",
                 )
             )
-    return values, out
+    ordered = {name: values[name] for name in declared if name in values}  # declaration order
+    return ordered, out
 
 
 def resolve(

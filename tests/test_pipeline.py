@@ -271,3 +271,12 @@ def test_descriptions_read_as_written_for_users(tmp_path: Path) -> None:
     assert plan.description == "release ${VERSION} of 1.0"
     # Known only at run time: kept as written.
     assert plan.stages[0].description == "costs $5, ${stages.t.outputs.x}"
+
+
+def test_params_of_the_plan_are_in_declaration_order_whatever_the_command_line_order() -> None:
+    plan, diagnostics = compile_path(
+        str(DATA / "feature.alfred"), params={"auto_deploy": "true", "feature_name": "login"}
+    )
+    assert diagnostics == [] and plan is not None
+    assert list(plan.params) == ["feature_name", "coverage", "auto_deploy"]
+    assert plan.params["auto_deploy"] is True
