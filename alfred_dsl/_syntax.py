@@ -76,6 +76,8 @@ _CONTINUATIONS = frozenset({"DOT", "COMPARE", "AND", "OR"})
 
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _ESCAPE_RE = re.compile(r"\\(.)")
+# The next unknown escape: valid text and escapes are skipped inside the regex engine.
+_BAD_ESCAPE_RE = re.compile(r'(?:[^\\]++|\\["\\nt])*+(\\.)')
 _INT_RE = re.compile(r"-?[0-9]+")
 _FLOAT_RE = re.compile(r"-?(?:[0-9]+\.[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)")
 _DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+")
@@ -83,14 +85,28 @@ _DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_SECONDS: dict[str, int | float] = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 _UNIT_RANK = {"d": 4, "h": 3, "m": 2, "s": 1, "ms": 0}
 _COMMENT_RE = re.compile(r"#[^\n]*")
-_TOKEN_START_RE = re.compile(r"[A-Za-z0-9_\s\"{}\[\]()=,.:;#<>!\-]")
+_NOT_TOKEN_START_RE = re.compile(r"[^A-Za-z0-9_\s\"{}\[\]()=,.:;#<>!\-]*+")
 
 
 def unescape(raw: str) -> str:
-    """The value of a string literal from the text between its quotes."""
+    """The value of a string literal from the text between its quotes.
+
+    Escapes pair left to right, as ``str.split`` does: once the ``\\\\`` pairs are split
+    out, each piece holds only single backslashes, so plain replaces are exact (and run in
+    C: a callback per escape took seconds on a string of a million escapes). Unknown
+    escapes stay as written (they are reported as A105).
+    """
     if "\\" not in raw:
         return raw
-    return _ESCAPE_RE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), raw)
+    return "\\".join(
+        piece.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t") if "\\" in piece else piece
+        for piece in raw.split("\\\\")
+    )
+
+
+def shorten(text: str, limit: int = 30) -> str:
+    """``text`` cut to about ``limit`` characters with ``...``, for quoting in a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @lru_cache(maxsize=1024)
@@ -106,14 +122,14 @@ def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
     body = raw[1:] if raw.startswith("-") else raw
     if _DURATION_RE.fullmatch(body):
         if raw.startswith("-"):
-            return "invalid", None, f"a duration cannot be negative: `{raw}`"
+            return "invalid", None, f"a duration cannot be negative: `{shorten(raw)}`"
         total: int | float = 0
         last_rank = 99
         for amount, unit in _DURATION_PART_RE.findall(body):
             rank = _UNIT_RANK[unit]
             if rank >= last_rank:
                 return "invalid", None, (
-                    f"invalid duration `{raw}`: "
+                    f"invalid duration `{shorten(raw)}`: "
                     "units must go from largest to smallest, each once (like `1h30m`)"
                 )
             last_rank = rank
@@ -121,7 +137,7 @@ def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
         if isinstance(total, float) and total.is_integer():
             total = int(total)
         return "duration", total, None
-    return "invalid", None, f"invalid number or duration `{raw}`"
+    return "invalid", None, f"invalid number or duration `{shorten(raw)}`"
 
 
 # -- per-parse state --------------------------------------------------------------------
@@ -202,20 +218,22 @@ def _on_name(token: Any) -> Any:
 def _on_string(token: Any) -> Any:
     if "\\" in token.value:
         ctx = _context()
-        for match in _ESCAPE_RE.finditer(token.value, 1, len(token.value) - 1):
-            if match.group(1) not in _ESCAPES:
-                start = token.start_pos + match.start()
-                code = "A108" if ctx.expression else "A105"
-                ctx.report(
-                    error(
-                        code,
-                        f"unknown escape `{match.group(0)}` in string",
-                        ctx.span(start, start + 2),
-                        "not an escape",
-                        help='the escapes are `\\"`, `\\\\`, `\\n` and `\\t`; write `\\\\` for a backslash',
-                    ),
-                    start,
-                )
+        value: str = token.value
+        end = len(value) - 1
+        index = 1
+        while (match := _BAD_ESCAPE_RE.match(value, index, end)) is not None:
+            start = token.start_pos + match.start(1)
+            index = match.end()
+            ctx.report(
+                error(
+                    "A108" if ctx.expression else "A105",
+                    f"unknown escape `{match.group(1)}` in string",
+                    ctx.span(start, start + 2),
+                    "not an escape",
+                    help='the escapes are `\\"`, `\\\\`, `\\n` and `\\t`; write `\\\\` for a backslash',
+                ),
+                start,
+            )
     return token
 
 
@@ -226,7 +244,7 @@ def _on_number(token: Any) -> Any:
         ctx.report(
             error(
                 "A108" if ctx.expression else "A106",
-                problem or f"invalid literal `{token.value}`",
+                problem or f"invalid literal `{shorten(token.value)}`",
                 ctx.token_span(token),
                 "not a number or duration",
                 help="numbers are like `3` or `2.5`; durations are an integer and a unit "
@@ -722,6 +740,7 @@ class _Open:
     closer: str
     description: str
     span: Span
+    kind: str  # "list", "paren", "map", "defaults", or the block keyword: "agent", "workflow", "stage", "on"
 
 
 def _open_constructs(state: Any) -> list[_Open]:
@@ -735,17 +754,17 @@ def _open_constructs(state: Any) -> list[_Open]:
             continue
         where = ctx.token_span(value)
         if value.type == "LBRACK":
-            found.append(_Open("RBRACK", "the list", where))
+            found.append(_Open("RBRACK", "the list", where, "list"))
             continue
         if value.type == "LPAR":
-            found.append(_Open("RPAR", "the `(`", where))
+            found.append(_Open("RPAR", "the `(`", where, "paren"))
             continue
         previous = values[index - 1] if index >= 1 else None
         before = values[index - 2] if index >= 2 else None
         if isinstance(previous, tuple) and isinstance(before, Token):  # stage NAME after ... {
             previous, before = before, values[index - 3] if index >= 3 else None
         if isinstance(previous, Token) and previous.type == "DEFAULTS":
-            found.append(_Open("RBRACE", "`defaults`", ctx.token_span(previous)))
+            found.append(_Open("RBRACE", "`defaults`", ctx.token_span(previous), "defaults"))
         elif (
             isinstance(previous, Token)
             and previous.type == "NAME"
@@ -753,12 +772,12 @@ def _open_constructs(state: Any) -> list[_Open]:
             and before.type in {"AGENT", "WORKFLOW", "STAGE", "ON"}
         ):
             if before.type == "ON":
-                description = f"`on {previous.value}`"
+                description = f"`on {shorten(previous.value)}`"
             else:
-                description = f"{before.value} `{previous.value}`"
-            found.append(_Open("RBRACE", description, ctx.token_span(before)))
+                description = f"{before.value} `{shorten(previous.value)}`"
+            found.append(_Open("RBRACE", description, ctx.token_span(before), before.type.lower()))
         else:
-            found.append(_Open("RBRACE", "the map", where))
+            found.append(_Open("RBRACE", "the map", where, "map"))
     return found
 
 
@@ -775,22 +794,37 @@ def _unclosed(ctx: _Context, opened: _Open, at: Any, found: str) -> Diagnostic:
     )
 
 
-def _describe_found(token: Any) -> str:
+def _describe_found(token: Any, expression: bool = False) -> str:
     if token.type == "$END":
-        return "the end of the file"
+        return "the end of the interpolation" if expression else "the end of the file"
     if token.type == "_NL":
         return "the end of the line" if token.value.lstrip(" \t\f\r").startswith("\n") else "`;`"
     if token.type == "STRING":
         return "a string"
-    if token.type == "NUMBER":
-        return f"`{token.value}`"
-    return f"`{token.value}`"
+    return f"`{shorten(token.value)}`"
 
 
-def _describe_expected(expected: set[str]) -> str:
+#: Tokens that may start an attribute or map entry (the key): a dozen kinds, said in words.
+_KEY_STARTS = frozenset({"NAME", "STRING"} | _KEYWORD_TYPES)
+_DECLARATIONS = frozenset({"IMPORT", "AGENT", "WORKFLOW"})
+_WHAT_A_BLOCK_HOLDS = {
+    "workflow": "an attribute, `stage`, `param`, `use`, `defaults` or `on`",
+    "map": "an entry (`key = value`) or `}`",
+}
+
+
+def _describe_expected(expected: set[str], innermost: _Open | None = None, expression: bool = False) -> str:
+    """What the parser could take here, in words a user reads ("a value", "a declaration")."""
     kinds = set(expected)
+    if expression:
+        kinds.discard("_NL")  # a newline is allowed inside `${...}`, never what is missing
     if "_NL" in kinds or "RBRACE" in kinds:
         kinds -= _CONTINUATIONS
+    # The start of an item: the list of every token that could start one is noise.
+    if innermost is None and kinds >= _DECLARATIONS:
+        return "a declaration (`import`, `agent` or `workflow`)"
+    if innermost is not None and kinds >= _KEY_STARTS - _CONTINUATIONS:
+        return _WHAT_A_BLOCK_HOLDS.get(innermost.kind, "an attribute (`name = value`) or `}`")
     words: list[str] = []
     if "NUMBER" in kinds:  # numbers only start values
         words.append("a value")
@@ -798,6 +832,8 @@ def _describe_expected(expected: set[str]) -> str:
     for kind in sorted(kinds, key=lambda k: (k == "$END", k == "_NL", k)):
         if kind in _KEYWORD_TYPES:
             words.append(f"`{kind.lower()}`")
+        elif kind == "$END" and expression:
+            words.append("the end of the interpolation")
         else:
             words.append(_WORDS.get(kind, f"`{kind}`"))
     if not words:
@@ -884,33 +920,21 @@ def _on_unexpected_characters(ctx: _Context, exc: Any) -> bool:
         )
         if ctx.expression:
             return False
-        # Pretend the string was closed so that the attribute holding it survives.
-        quote = Token("STRING", '"' + content.replace('"', "") + '"', position, exc.line, exc.column)
-        quote.end_pos = position + 1 + len(content)
-        state = exc.interactive_parser.parser_state
-        if _try_feed(state, [quote]):
-            state.feed_token(quote)
-            # The closing `]` or `)` of a list on the same line was swallowed by the string.
-            line_start = text.rfind("\n", 0, position) + 1
-            for opened in _open_constructs(state):
-                closer = _synthetic(opened.closer, quote)
-                same_line = opened.span.start >= line_start and opened.closer != "RBRACE"
-                if not same_line or not _try_feed(state, [closer]):
-                    break
-                state.feed_token(closer)
+        _recover_unterminated(exc.interactive_parser.parser_state, position, content)
         _skip_to(lexer_state, position + 1 + len(content))
         return True
-    end = position + 1
-    while end < len(text) and not _TOKEN_START_RE.match(text[end]):
-        end += 1
-    characters = text[position:end]
+    found = _NOT_TOKEN_START_RE.match(text, position + 1)
+    end = found.end() if found is not None else position + 1
+    characters = text[position : min(end, position + 40)]
     shown = characters if characters.isprintable() else characters.encode("unicode_escape").decode("ascii")
-    plural = "s" if len(characters) > 1 else ""
+    if end - position > len(characters):
+        shown += "..."
+    plural = "s" if end - position > 1 else ""
     if position > ctx.quiet_until:
         ctx.report(
             error(
                 "A108" if ctx.expression else "A101",
-                f"unexpected character{plural} `{shown}`",
+                f"unexpected character{plural} `{shorten(shown)}`",
                 ctx.span(position, end),
                 "not part of the language here",
                 help="remove it, or put it inside a string",
@@ -923,6 +947,145 @@ def _on_unexpected_characters(ctx: _Context, exc: Any) -> bool:
     return True
 
 
+def _recover_unterminated(state: Any, position: int, content: str) -> None:
+    """Go on after a string left open at ``position``, as if it ended with its line.
+
+    The string is read as closed (so the attribute holding it survives). A closer it
+    swallowed (`run = "x }`) still closes its construct, so the block is not reported
+    as unclosed later. If what the line started cannot end at the newline (`use t(a =
+    "x) as b`), the line's items are dropped, keeping blocks the line opened.
+    """
+    text = _context().text
+    line_start = text.rfind("\n", 0, position) + 1
+    quote = Token("STRING", '"' + content.replace('"', "") + '"', position, 0, 0)
+    quote.end_pos = position + 1 + len(content)
+    if _try_feed(state, [quote]):
+        state.feed_token(quote)
+        # The closers still needed: those of the open constructs that the rest of the file
+        # does not close. `run = "echo }` followed by the stage's `}` swallowed nothing.
+        needed = len(_open_constructs(state))
+        missing = needed - _closers_ahead(text, quote.end_pos, needed)
+        for kind in _unmatched_closers(content)[: max(missing, 0)]:
+            closer = _synthetic(kind, quote)
+            if not _try_feed(state, [closer]):
+                break
+            state.feed_token(closer)
+            missing -= 1
+        # `run = ["a", "b` then `}`: the list opened on this line was meant to end on it.
+        for opened in _open_constructs(state)[: max(missing, 0)]:
+            closer = _synthetic(opened.closer, quote)
+            same_line = opened.span.start >= line_start and opened.closer != "RBRACE"
+            if not same_line or not _try_feed(state, [closer]):
+                break
+            state.feed_token(closer)
+    if not _try_feed(state, [_synthetic("_NL", quote)]):
+        _drop_line(state, line_start)
+
+
+def _start_of(value: Any) -> int | None:
+    """Source offset where a value on the parser stack starts (None if unknown)."""
+    if isinstance(value, Token):
+        return value.start_pos
+    span = getattr(value, "span", None)
+    if isinstance(span, Span):
+        return span.start
+    if isinstance(value, tuple) and value:
+        return _start_of(value[0])
+    return None
+
+
+def _drop_line(state: Any, line_start: int) -> None:
+    """Pop what the current line put on the parser stack, down to a block it opened."""
+    values = state.value_stack
+    stack = state.state_stack
+    while len(stack) > 1 and values:
+        value = values[-1]
+        start = _start_of(value)
+        if start is None or start < line_start or (isinstance(value, Token) and value.type == "LBRACE"):
+            return
+        stack.pop()
+        values.pop()
+
+
+# Strings (closed or not), comments and brackets: what a bracket count must see.
+_BRACKETS_RE = re.compile(r'"(?:[^"\\\n]++|\\.)*+"?|#[^\n]*+|[{}\[\]()]')
+_OPENER_OF = {"}": "{", "]": "[", ")": "("}
+_CLOSER_KIND = {"}": "RBRACE", "]": "RBRACK", ")": "RPAR"}
+
+
+def _unmatched_closers(content: str) -> list[str]:
+    """The closers in the text of an unterminated string that close nothing opened in it."""
+    opened: list[str] = []
+    found: list[str] = []
+    index = 0
+    while index < len(content):
+        char = content[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char in "{[(":
+            opened.append(char)
+        elif char in _OPENER_OF:
+            if opened and opened[-1] == _OPENER_OF[char]:
+                opened.pop()
+            elif not opened:
+                found.append(_CLOSER_KIND[char])
+        index += 1
+    return found
+
+
+def _closers_ahead(text: str, start: int, limit: int) -> int:
+    """How many closers from ``start`` on close something opened before it (at most ``limit``)."""
+    depth = 0
+    count = 0
+    if limit <= 0:
+        return 0
+    for match in _BRACKETS_RE.finditer(text, start):
+        char = match.group()
+        if len(char) != 1 or char in "\"#":
+            continue
+        if char in "{[(":
+            depth += 1
+        elif depth:
+            depth -= 1
+        else:
+            count += 1
+            if count >= limit:
+                break
+    return count
+
+
+def _line_brackets(text: str, start: int, stop: int) -> tuple[int | None, list[int]]:
+    """Scan ``text[start:stop]``: the first closer that closes nothing opened in it (or
+    None), and the openers it leaves open."""
+    opened: list[int] = []
+    for match in _BRACKETS_RE.finditer(text, start, stop):
+        char = match.group()
+        if len(char) != 1 or char in "\"#":
+            continue
+        if char in "{[(":
+            opened.append(match.start())
+        elif opened:
+            if text[opened[-1]] == _OPENER_OF[char]:
+                opened.pop()
+        else:
+            return match.start(), []
+    return None, opened
+
+
+def _end_of_block(text: str, opener: int) -> int:
+    """The offset just after the bracket that closes the one at ``opener`` (or the end)."""
+    depth = 0
+    for match in _BRACKETS_RE.finditer(text, opener):
+        char = match.group()
+        if len(char) != 1 or char in "\"#":
+            continue
+        depth += 1 if char in "{[(" else -1
+        if depth == 0:
+            return match.end()
+    return len(text)
+
+
 def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
     token: Any = exc.token
     parser = exc.interactive_parser
@@ -930,7 +1093,7 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
     text = ctx.text
     table = state.parse_conf.states
     expected = {kind for kind in table[state.position] if kind.isupper() or kind == "$END" or kind == "_NL"}
-    found = "the end of the expression" if ctx.expression and token.type == "$END" else _describe_found(token)
+    found = _describe_found(token, ctx.expression)
     at: int = token.start_pos if token.type != "$END" else len(text)
     if token.type == "$END":
         token = _synthetic("$END", token)
@@ -973,6 +1136,7 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
         and getattr(keyword, "type", None) in _ITEM_KEYWORDS - {"AGENT"}  # `agent` is a stage attribute
         and expected == {"EQUAL"}
         and _starts_line(text, keyword.start_pos)
+        and _opens_block_if_needed(text, keyword)
     ):
         backed_up = state.copy(deepcopy_values=False)
         backed_up.state_stack.pop()
@@ -997,6 +1161,11 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
         _finish(state, token)
         return True
 
+    # `stage test after {`: drop the word or two before a block's `{` that make it
+    # unexpected, and read the block, so that its `}` is not a second error.
+    if token.type == "LBRACE" and _repair_header(state, token, text.rfind("\n", 0, token.start_pos) + 1):
+        return True
+
     # Panic mode: back up to the start of the current item (a state that can take a
     # closer), drop the token, and skip the rest of the line (or, at top level, to the
     # next top-level keyword).
@@ -1018,11 +1187,61 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
         match = re.compile(r"^[ \t]*(?:" + "|".join(_TOP_KEYWORDS) + r")\b", re.MULTILINE).search(
             text, token.end_pos
         )
-        _skip_to(lexer_state, match.start() if match else len(text))
+        target = match.start() if match else len(text)
     elif token.type != "_NL":
+        # The rest of the line, but not a closer of something opened before it (`stage
+        # s { agent worker }`), and with any block the line opens (`stage {`).
         end_of_line = text.find("\n", token.end_pos)
-        _skip_to(lexer_state, len(text) if end_of_line < 0 else end_of_line)
+        end_of_line = len(text) if end_of_line < 0 else end_of_line
+        closer, left_open = _line_brackets(text, token.start_pos, end_of_line)
+        if closer is not None:
+            target = closer
+        elif left_open:
+            target = _end_of_block(text, left_open[0])
+        else:
+            target = end_of_line
+    else:
+        return True
+    # What was skipped, and the newline that ends it, are part of the same mistake.
+    ctx.quiet_until = max(ctx.quiet_until, target)
+    _skip_to(lexer_state, target)
     return True
+
+
+def _opens_block_if_needed(text: str, keyword: Any) -> bool:
+    """Does the line of a block keyword (`stage`, `defaults`, `on`) open its block?
+
+    Without a `{`, `stage worker` inside a stage is a mistyped attribute, not a
+    missing `}` before a new stage.
+    """
+    if keyword.type not in {"STAGE", "DEFAULTS", "ON", "WORKFLOW"}:
+        return True
+    end_of_line = text.find("\n", keyword.end_pos)
+    _, left_open = _line_brackets(text, keyword.end_pos, len(text) if end_of_line < 0 else end_of_line)
+    return any(text[offset] == "{" for offset in left_open)
+
+
+def _repair_header(state: Any, brace: Any, line_start: int) -> bool:
+    """Drop up to two tokens of this line before ``brace`` if that lets the parser take it."""
+    for count in (1, 2):
+        dropped = state.value_stack[-count:]
+        on_this_line = all(
+            isinstance(value, Token)
+            and value.type in {"AFTER", "COMMA"}
+            and (value.start_pos or 0) >= line_start
+            for value in dropped
+        )
+        if len(state.value_stack) <= count or not on_this_line:
+            return False
+        backed_up = state.copy(deepcopy_values=False)
+        del backed_up.state_stack[-count:]
+        del backed_up.value_stack[-count:]
+        if _try_feed(backed_up, [brace]):
+            state.state_stack[:] = backed_up.state_stack
+            state.value_stack[:] = backed_up.value_stack
+            state.feed_token(brace)
+            return True
+    return False
 
 
 def _finish(state: Any, at: Any) -> None:
@@ -1047,11 +1266,12 @@ def _finish(state: Any, at: Any) -> None:
 def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state: Any) -> Diagnostic:
     values = state.value_stack
     previous = values[-1] if values and isinstance(values[-1], Token) else None
-    wanted = _describe_expected(expected)
+    opened = _open_constructs(state)
+    wanted = _describe_expected(expected, opened[0] if opened else None, ctx.expression)
     message = f"expected {wanted}"
     names_something = previous is not None and (previous.type == "NAME" or previous.type in _KEYWORD_TYPES)
     if previous is not None and names_something and bool(expected & {"EQUAL", "NAME"}):
-        message += f" after `{previous.value}`"
+        message += f" after `{shorten(previous.value)}`"
     hint: str | None = None
     keywords = sorted(kind.lower() for kind in expected if kind in _KEYWORD_TYPES)
     if token.type == "NAME" and keywords:
@@ -1064,7 +1284,7 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
             hint = f"did you mean `{close[0]}`?"
     if ctx.expression:
         if token.type == "$END":
-            message = f"incomplete expression: expected {wanted}"
+            message = f"incomplete expression: expected {wanted} before `}}`"
         elif "NUMBER" not in expected:
             message = f"unexpected {found}"
         if not message.startswith("incomplete"):

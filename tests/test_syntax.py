@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+import tracemalloc
+
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alfred_dsl import _ast as ast
 from alfred_dsl._expr import Binary, Literal, Ref, Unary
 from alfred_dsl._source import SourceFile
-from alfred_dsl._syntax import MAX_ERRORS, parse_ast, parse_expression, parse_template
+from alfred_dsl._syntax import MAX_ERRORS, parse_ast, parse_expression, parse_template, unescape
 
 SPEC_EXAMPLE = """\
 import "agents/common.alfred"          # path relative to this file
@@ -299,3 +303,166 @@ def test_any_input_gives_a_tree_or_diagnostics_never_an_exception(text: str) -> 
 def test_any_expression_text_never_raises(text: str) -> None:
     expr, diags = parse_expression(text, SourceFile("e", text).whole())
     assert (expr is None) == bool(diags)
+
+
+# -- bounded memory on huge tokens --------------------------------------------------------
+
+
+def _peak_bytes(text: str) -> int:
+    """Peak of Python allocations while parsing ``text`` (the regex engine's stack included)."""
+    parse("")  # the parser itself is built before measuring
+    tracemalloc.start()
+    try:
+        parse(text)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("string", 'workflow w {\n  description = "' + "y" * 1_000_000 + '"\n}\n'),
+        ("escapes", 'workflow w {\n  description = "' + "\\n" * 500_000 + '"\n}\n'),
+        ("newlines", "workflow w {\n" + "\n" * 1_000_000 + "}\n"),
+        ("number", "workflow w {\n  x = 1" + "e+" * 500_000 + "\n}\n"),
+    ],
+    ids=["string", "escapes", "newlines", "number"],
+)
+def test_a_huge_token_costs_a_small_multiple_of_its_size(name: str, text: str) -> None:
+    # Plain `(a|b)*` regex groups kept ~150 bytes per character: 10 MB took 2 GB.
+    assert _peak_bytes(text) < 8 * len(text), name
+
+
+def test_a_huge_string_parses_in_linear_time() -> None:
+    def seconds(size: int) -> float:
+        text = 'workflow w {\n  description = "' + "ab\\n" * size + '"\n}\n'
+        start = time.process_time()
+        tree, diags = parse(text)
+        assert diags == [] and tree is not None
+        return time.process_time() - start
+
+    assert seconds(250_000) < 1.0  # 1 MB of text with 250,000 escapes
+
+
+def test_unescape_pairs_escapes_left_to_right() -> None:
+    cases = {
+        r"a\\nb": "a\\nb",
+        r"a\\\nb": "a\\\nb",
+        r"\"q\"": '"q"',
+        r"\t\\": "\t\\",
+        r"keep \q": "keep \\q",
+        "plain": "plain",
+    }
+    for raw, value in cases.items():
+        assert unescape(raw) == value, raw
+
+
+# -- messages: one mistake, one true diagnostic --------------------------------------------
+
+
+def messages(text: str) -> list[tuple[str, int, int, str]]:
+    return [(d.code, *where(d), d.message) for d in errors(text)]
+
+
+def test_missing_equal_in_a_one_line_block_is_one_a102() -> None:
+    assert messages("workflow w {\n  stage s { agent worker }\n}\n") == [
+        ("A102", 2, 19, "expected `=` after `agent`")
+    ]
+    # the same in a map keeps the map's closing brace
+    text = "workflow w {\n  stage s {\n    inputs = { a worker }\n  }\n}\n"
+    assert [d.code for d in errors(text)] == ["A102"]
+
+
+def test_block_keyword_without_brace_is_a_bad_attribute_not_a_missing_brace() -> None:
+    assert messages("workflow w {\n  stage s {\n    stage worker\n  }\n}\n") == [
+        ("A102", 3, 11, "expected `=` after `stage`")
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'workflow w {\n  stage s { run = "x }\n}\n',
+        'workflow w {\n  stage s {\n    run = "x }\n}\n',
+        'workflow w {\n  stage s {\n    inputs = { a = "x }\n  }\n}\n',
+        'workflow w {\n  use t(a = "x) as b\n}\n',
+        'workflow w {\n  use t(a = "x\n  ) as b\n}\n',
+        'workflow w {\n  stage s {\n    run = ["a", "b\n    ]\n  }\n}\n',
+        'workflow w {\n  stage s {\n    run = ["a", "b\n  }\n}\n',
+        # a `}` inside the string is text when the file closes every block anyway
+        'workflow w {\n  stage s {\n    run = "echo \\"hi }\n  }\n}\n',
+        'agent a { run = "x }\n',
+    ],
+    ids=["one-line-block", "block", "map", "use", "use-multiline", "list-multiline", "list-then-brace",
+         "brace-is-text", "agent"],
+)
+def test_unterminated_string_is_one_a104(text: str) -> None:
+    assert [d.code for d in errors(text)] == ["A104"]
+
+
+def test_interpolation_errors_speak_of_the_interpolation() -> None:
+    for body in ("a ==", "not", "a.", "(", "params.x and ("):
+        text = "${" + body + "}"
+        _, diags = parse_template(text, SourceFile("t", text).whole(), 0)
+        (diag,) = diags
+        assert diag.code == "A108"
+        assert diag.message.startswith("incomplete expression: expected")
+        assert diag.message.endswith("before `}`")
+        assert diag.primary.text == "found the end of the interpolation"
+    for body in ("(a", "==", "[1]", "a b"):
+        text = "${" + body + "}"
+        _, diags = parse_template(text, SourceFile("t", text).whole(), 0)
+        rendered = " ".join(f"{d.message} {d.primary.text}" for d in diags)
+        assert diags and "end of the file" not in rendered and "new line" not in rendered, rendered
+
+
+def test_many_expected_tokens_are_said_in_words() -> None:
+    assert messages("= worker\n") == [
+        ("A102", 1, 1, "expected a declaration (`import`, `agent` or `workflow`)")
+    ]
+    assert messages("workflow w {\n  = worker\n}\n") == [
+        ("A102", 2, 3, "expected an attribute, `stage`, `param`, `use`, `defaults` or `on`")
+    ]
+    assert messages("workflow w {\n  stage s {\n    = worker\n  }\n}\n") == [
+        ("A102", 3, 5, "expected an attribute (`name = value`) or `}`")
+    ]
+    assert messages("agent a {\n  env = {\n    = x\n  }\n}\n") == [
+        ("A102", 3, 5, "expected an entry (`key = value`) or `}`")
+    ]
+
+
+def test_missing_name_after_after_is_one_a102_and_the_block_is_read() -> None:
+    text = (
+        "workflow ci {\n  stage build {\n    agent = worker\n  }\n"
+        "  stage test after {\n    agent = worker\n  }\n}\n"
+    )
+    tree, diags = parse(text)
+    assert [(d.code, where(d), d.message) for d in diags] == [
+        ("A102", (5, 20), "expected a name after `after`")
+    ]
+    assert tree is not None
+    stages = [item for item in tree.items[0].items if isinstance(item, ast.Stage)]  # type: ignore[union-attr]
+    assert [(s.name, [a.name for a in s.attributes]) for s in stages] == [
+        ("build", ["agent"]),
+        ("test", ["agent"]),
+    ]
+    # a header beyond repair: the block it opens is skipped, its `}` is no second error
+    assert [d.code for d in errors("workflow ci {\n  stage {\n    agent = worker\n  }\n}\n")] == ["A102"]
+
+
+def test_huge_tokens_are_cut_in_messages() -> None:
+    long_name = "n" * 5000
+    cases = [
+        f"workflow w {{\n  {long_name} worker\n}}\n",  # after `NAME`
+        f"workflow w {{\n  x = 1 {long_name}\n}}\n",  # found `NAME`
+        f"workflow w {{\n  x = 5{long_name}\n}}\n",  # invalid number
+        "workflow w {\n  x = 1 " + "@" * 5000 + "\n}\n",  # unexpected characters
+    ]
+    for text in cases:
+        diags = errors(text)
+        assert diags
+        for diag in diags:
+            labels = [diag.primary, *diag.secondary] if diag.primary else []
+            assert len(diag.message) < 120 and all(len(label.text) < 120 for label in labels), diag
+            assert "..." in diag.message + " ".join(label.text for label in labels), diag
