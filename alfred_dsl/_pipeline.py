@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from . import _check, _graph, _loader
-from ._diagnostics import Diagnostic
+from ._diagnostics import Diagnostic, Label
 from ._plan import Plan, build_plan
 from ._source import Span
 
@@ -44,12 +44,29 @@ def _check_one(path: str) -> list[Diagnostic]:
         return diagnostics
     diagnostics.extend(_check.check_workspace(workspace))
     model_workflows = _check.workflows_to_analyse(workspace)
+    # A template used twice (or by two workflows) shows its graph problems once per use,
+    # under different prefixes but at the same places: report each place once.
+    places: set[tuple[object, ...]] = set()
     for name in model_workflows:
         resolved, problems = _check.resolve(workspace, name, {}, require_all=False)
         diagnostics.extend(problems)
-        if resolved is not None:
-            diagnostics.extend(_graph.analyse(resolved)[1])
+        if resolved is None:
+            continue
+        for problem in _graph.analyse(resolved)[1]:
+            place = (problem.code, *(_where(label.span) for label in _labels(problem)))
+            if place not in places:
+                places.add(place)
+                diagnostics.append(problem)
     return diagnostics
+
+
+def _labels(diagnostic: Diagnostic) -> tuple[Label, ...]:
+    primary = () if diagnostic.primary is None else (diagnostic.primary,)
+    return (*primary, *diagnostic.secondary)
+
+
+def _where(span: Span) -> tuple[str, int, int]:
+    return (span.file, span.start, span.end)
 
 
 def check_paths(paths: Sequence[str]) -> list[Diagnostic]:

@@ -280,3 +280,15 @@ def test_params_of_the_plan_are_in_declaration_order_whatever_the_command_line_o
     assert diagnostics == [] and plan is not None
     assert list(plan.params) == ["feature_name", "coverage", "auto_deploy"]
     assert plan.params["auto_deploy"] is True
+
+
+def test_a_cycle_inside_a_template_used_twice_is_reported_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.alfred"
+    path.write_text(
+        SHARED
+        + "workflow t {\n  stage a after b { agent = worker }\n  stage b after a { agent = worker }\n}\n"
+        + "workflow m {\n  use t() as one\n  use t() as two\n}\n"
+        + "workflow n {\n  use t() as three\n}\n"
+    )
+    found = [(d.code, d.message) for d in check_paths([str(path)])]
+    assert found == [("A401", "dependency cycle: one.a -> one.b -> one.a")]
