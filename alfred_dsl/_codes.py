@@ -28,8 +28,9 @@ def _table(*rows: tuple[str, str, str, str]) -> dict[str, Code]:
 CODES: dict[str, Code] = _table(
     # -- A0xx: reading input ------------------------------------------------------
     ("A001", "file-not-found", "the input file does not exist or cannot be read", """
-The path given on the command line (or found through a workflow's imports) does not
-exist, is a directory, or cannot be opened. `alfredc` exits with status 2.
+The path given on the command line does not exist, is a directory, or cannot be
+opened: `alfredc` exits with status 2. An imported file that exists but cannot be
+opened is reported at its `import` (status 1); a missing one is A206.
 Fix: check the path and its permissions."""),
     ("A002", "not-utf8", "the input file is not valid UTF-8 text", """
 alfred files are UTF-8 text. The file contains bytes that are not valid UTF-8 (it may be
