@@ -85,6 +85,8 @@ _DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_SECONDS: dict[str, int | float] = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 _UNIT_RANK = {"d": 4, "h": 3, "m": 2, "s": 1, "ms": 0}
 _COMMENT_RE = re.compile(r"#[^\n]*")
+_SPACES_RE = re.compile(r"[ \t\f]*+")
+_BLANK_RE = re.compile(r"[ \t\f\r]*+")
 _NOT_TOKEN_START_RE = re.compile(r"[^A-Za-z0-9_\s\"{}\[\]()=,.:;#<>!\-]*+")
 
 
@@ -603,11 +605,10 @@ class _Lexer(Lexer):
             kind: str = (found.lastgroup or "") if found is not None else ""
             if not kind:
                 # Only spaces left, or a character no terminal matches.
-                rest = text[position:].lstrip(" \t\f")
-                if not rest:
+                start = _SPACES_RE.match(text, position).end()  # type: ignore[union-attr]
+                if start >= length:
                     counter.char_pos = length
                     return
-                start = length - len(rest)
                 counter.char_pos = start
                 raise UnexpectedCharacters(text, start, 0, 0, state=parser_state)  # type: ignore[no-untyped-call]
             assert found is not None
@@ -845,7 +846,7 @@ def _describe_expected(expected: set[str], innermost: _Open | None = None, expre
 
 def _starts_line(text: str, offset: int) -> bool:
     line_start = text.rfind("\n", 0, offset) + 1
-    return text[line_start:offset].strip() == ""
+    return _BLANK_RE.match(text, line_start).end() >= offset  # type: ignore[union-attr]
 
 
 def _skip_to(lexer_state: Any, target: int) -> None:
@@ -930,6 +931,14 @@ def _on_unexpected_characters(ctx: _Context, exc: Any) -> bool:
     if end - position > len(characters):
         shown += "..."
     plural = "s" if end - position > 1 else ""
+    if position <= ctx.quiet_until and not ctx.expression:
+        # A consequence of an error reported on this line: drop the rest of the line, as
+        # panic mode does (one `@` at a time cost 50 µs each on a line of millions).
+        end_of_line = text.find("\n", position)
+        end_of_line = len(text) if end_of_line < 0 else end_of_line
+        closer, _ = _line_brackets(text, position, end_of_line)
+        _skip_to(lexer_state, end_of_line if closer is None else closer)
+        return True
     if position > ctx.quiet_until:
         ctx.report(
             error(
@@ -1009,6 +1018,7 @@ def _drop_line(state: Any, line_start: int) -> None:
 
 # Strings (closed or not), comments and brackets: what a bracket count must see.
 _BRACKETS_RE = re.compile(r'"(?:[^"\\\n]++|\\.)*+"?|#[^\n]*+|[{}\[\]()]')
+_ESCAPE_OR_BRACKET_RE = re.compile(r"\\.|[{}\[\]()]")
 _OPENER_OF = {"}": "{", "]": "[", ")": "("}
 _CLOSER_KIND = {"}": "RBRACE", "]": "RBRACK", ")": "RPAR"}
 
@@ -1017,12 +1027,8 @@ def _unmatched_closers(content: str) -> list[str]:
     """The closers in the text of an unterminated string that close nothing opened in it."""
     opened: list[str] = []
     found: list[str] = []
-    index = 0
-    while index < len(content):
-        char = content[index]
-        if char == "\\":
-            index += 2
-            continue
+    for match in _ESCAPE_OR_BRACKET_RE.finditer(content):
+        char = match.group()
         if char in "{[(":
             opened.append(char)
         elif char in _OPENER_OF:
@@ -1030,7 +1036,6 @@ def _unmatched_closers(content: str) -> list[str]:
                 opened.pop()
             elif not opened:
                 found.append(_CLOSER_KIND[char])
-        index += 1
     return found
 
 
@@ -1274,11 +1279,17 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
         message += f" after `{shorten(previous.value)}`"
     hint: str | None = None
     keywords = sorted(kind.lower() for kind in expected if kind in _KEYWORD_TYPES)
-    if token.type == "NAME" and keywords:
+    if token.type == "NAME" and keywords and len(token.value) <= 40:  # difflib is quadratic
         close = difflib.get_close_matches(token.value, keywords, n=1)
         if close:
             hint = f"did you mean `{close[0]}`?"
-    if hint is None and previous is not None and previous.type == "NAME" and expected == {"EQUAL"}:
+    if (
+        hint is None
+        and previous is not None
+        and previous.type == "NAME"
+        and expected == {"EQUAL"}
+        and len(previous.value) <= 40
+    ):
         close = difflib.get_close_matches(previous.value, sorted(KEYWORDS), n=1)
         if close and close[0] in {"stage", "param", "defaults", "use", "on", "agent", "workflow", "import"}:
             hint = f"did you mean `{close[0]}`?"

@@ -466,3 +466,11 @@ def test_huge_tokens_are_cut_in_messages() -> None:
             labels = [diag.primary, *diag.secondary] if diag.primary else []
             assert len(diag.message) < 120 and all(len(label.text) < 120 for label in labels), diag
             assert "..." in diag.message + " ".join(label.text for label in labels), diag
+
+
+def test_a_long_line_of_junk_is_one_error_in_linear_time() -> None:
+    for line in ("x = 1 " + "@ " * 200_000, "x = 1 " + "2 " * 200_000, "x" * 1_000_000):
+        start = time.process_time()
+        diags = errors("workflow w {\n  " + line + "\n}\n")
+        assert time.process_time() - start < 1.0, line[:20]  # 50 µs per `@` took 10 s here
+        assert len(diags) == 1, line[:20]
