@@ -1172,7 +1172,8 @@ class _Resolver:
         workflow = model.workflows[ctx.workflow]
         stages, uses = model.stages_of(ctx.workflow), model.uses_of(ctx.workflow)
         order = [n for n in _names(workflow.get("order")) if n in stages or n in uses]
-        order += [n for n in (*stages, *uses) if n not in order]
+        listed = set(order)
+        order += [n for n in (*stages, *uses) if n not in listed]
         units: dict[str, _Unit] = {}
         members: list[str] = []
         local: list[_Instance] = []
