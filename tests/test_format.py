@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,24 @@ def test_examples_keep_their_document(path: Path) -> None:
     once = fmt(text)
     assert fmt(once) == once
     assert document(once) == document(text)
+
+
+def _doc_blocks() -> list[tuple[str, str]]:
+    """The ```alfred code blocks of the docs and README that parse: what users copy."""
+    blocks = []
+    for page in sorted([*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]):
+        text = page.read_text(encoding="utf-8")
+        for index, match in enumerate(re.finditer(r"```alfred\n(.*?)```", text, re.S)):
+            if parse_document(SourceFile(page.name, match.group(1)))[0] is not None:
+                blocks.append((f"{page.name}#{index}", match.group(1)))
+    return blocks
+
+
+@pytest.mark.parametrize("name,text", _doc_blocks(), ids=lambda value: value if "#" in value else "")
+def test_doc_code_blocks_format_idempotently(name: str, text: str) -> None:
+    once = fmt(text)
+    assert fmt(once) == once, name
+    assert document(once) == document(text), name
 
 
 @settings(max_examples=60, deadline=None)
