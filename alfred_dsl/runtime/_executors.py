@@ -9,9 +9,11 @@ group) and lets ``Cancelled`` propagate.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
+import os
 import sys
 import traceback
 import urllib.error
@@ -78,10 +80,11 @@ class Executor(Protocol):
         ...
 
 
-def read_outputs_file(path: Path) -> dict[str, str]:
+def read_outputs_file(path: Path | str) -> dict[str, str]:
     """``key=value`` lines; blank lines and lines without ``=`` are ignored, later keys win."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
     except OSError:
         return {}
     outputs: dict[str, str] = {}
@@ -106,6 +109,20 @@ def _describe_status(status: int, shell: bool) -> str:
 class CommandExecutor:
     """A process: argv without a shell, or a string under ``/bin/sh -c``; its own process group."""
 
+    def __init__(self) -> None:
+        # The environment of most stages is the run's base environment, the same object
+        # every time: encode it once (Popen would encode ~100 strings per process).
+        self._encoded_for: Mapping[str, str] | None = None
+        self._encoded: dict[bytes, bytes] = {}
+        self._empty_inputs_written: set[str] = set()
+
+    def _encode_env(self, env: Mapping[str, str]) -> dict[bytes, bytes]:
+        if env is self._encoded_for:
+            return self._encoded
+        encoded = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        self._encoded_for, self._encoded = env, encoded
+        return encoded
+
     async def run(self, ctx: AttemptContext) -> AttemptOutcome:
         if ctx.run is None:
             return AttemptOutcome(ok=False, error="nothing to run: the stage and its agent have no `run`")
@@ -113,44 +130,46 @@ class CommandExecutor:
         argv: list[str] = ["/bin/sh", "-c", ctx.run] if isinstance(ctx.run, str) else list(ctx.run)
         if not argv or not argv[0]:
             return AttemptOutcome(ok=False, error="empty command")
-        stem = f"{ctx.stage.name}.{ctx.attempt}"
-        outputs_path = ctx.work_dir / f"{stem}.outputs"
-        # Stages without inputs share one `{}` file: a file write less per process.
-        inputs_path = ctx.work_dir / (f"{stem}.inputs.json" if ctx.inputs else "no.inputs.json")
-        inputs_text = json.dumps(dict(ctx.inputs), default=str)
-
-        def prepare() -> None:  # runs in the spawning thread
-            try:
-                if ctx.inputs or not inputs_path.exists():
-                    inputs_path.write_text(inputs_text, encoding="utf-8")
-                outputs_path.unlink(missing_ok=True)
-            except OSError as exc:
-                raise SpawnError(f"cannot write {inputs_path}: {exc.strerror}") from exc
-
-        env = dict(ctx.env)
-        env.update(
-            ALFRED_RUN_ID=ctx.run_id,
-            ALFRED_STAGE=ctx.stage.name,
-            ALFRED_ATTEMPT=str(ctx.attempt),
-            ALFRED_INPUTS=str(inputs_path),
-            ALFRED_OUTPUTS=str(outputs_path),
-        )
+        work_dir = str(ctx.work_dir)
+        stem = f"{work_dir}{os.sep}{ctx.stage.name}.{ctx.attempt}"
+        outputs_path = f"{stem}.outputs"
+        try:
+            if ctx.inputs:
+                inputs_path = f"{stem}.inputs.json"
+                with open(inputs_path, "w", encoding="utf-8") as handle:
+                    handle.write(json.dumps(dict(ctx.inputs), default=str))
+            else:
+                # Stages without inputs share one `{}` file: a file creation less per process.
+                inputs_path = f"{work_dir}{os.sep}no.inputs.json"
+                if inputs_path not in self._empty_inputs_written:
+                    with open(inputs_path, "w", encoding="utf-8") as handle:
+                        handle.write("{}")
+                    self._empty_inputs_written.add(inputs_path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(outputs_path)  # left by an attempt of the same number that was not recorded
+        except OSError as exc:
+            return AttemptOutcome(ok=False, error=f"cannot write {exc.filename}: {exc.strerror}")
+        env = dict(self._encode_env(ctx.env))
+        env[b"ALFRED_RUN_ID"] = os.fsencode(ctx.run_id)
+        env[b"ALFRED_STAGE"] = os.fsencode(ctx.stage.name)
+        env[b"ALFRED_ATTEMPT"] = str(ctx.attempt).encode()
+        env[b"ALFRED_INPUTS"] = os.fsencode(inputs_path)
+        env[b"ALFRED_OUTPUTS"] = os.fsencode(outputs_path)
         log = str(ctx.log_path)
         try:
             status = await run_in_group(
                 argv,
                 cwd=ctx.cwd,
                 env=env,
-                log_path=ctx.log_path,
+                log_path=log,
                 kill_grace_s=ctx.kill_grace_s,
                 kill_now=ctx.kill_now,
                 on_spawn=ctx.on_spawn,
-                before_spawn=prepare,
             )
         except SpawnError as exc:
             return AttemptOutcome(ok=False, error=str(exc), log_path=None)
         finally:
-            ctx.masker.file(ctx.log_path)
+            ctx.masker.file(log)
         if status != 0:
             error = _describe_status(status, shell)
             return AttemptOutcome(ok=False, exit_code=status, error=error, log_path=log)

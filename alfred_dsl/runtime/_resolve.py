@@ -124,6 +124,11 @@ class Masker:
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values masked, longest first."""
+        return self._secrets
+
     def text(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:

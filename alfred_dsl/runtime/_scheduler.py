@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import json
 import logging
 import math
 import os
@@ -30,7 +31,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,24 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     return data
 
 
+#: id(plan) -> (plan, masked plan JSON): a service running the same plan again and again
+#: encodes it once (the plan is kept alive here, so its id cannot be reused meanwhile).
+_PLAN_TEXTS: dict[int, tuple[Plan, tuple[str, ...], str]] = {}
+
+
+def _plan_text(plan: Plan, masker: Masker) -> str:
+    """The JSON text of ``plan`` for the runs table, secret values masked."""
+    key = masker.secrets
+    cached = _PLAN_TEXTS.get(id(plan))
+    if cached is not None and cached[0] is plan and cached[1] == key:
+        return cached[2]
+    text = json.dumps(masker.data(plan_json(plan)), separators=(",", ":"), ensure_ascii=False, default=str)
+    if len(_PLAN_TEXTS) >= 8:
+        _PLAN_TEXTS.pop(next(iter(_PLAN_TEXTS)))
+    _PLAN_TEXTS[id(plan)] = (plan, key, text)
+    return text
+
+
 @dataclasses.dataclass(slots=True, eq=False)
 class _Stage:
     spec: PlanStage
@@ -140,6 +159,8 @@ class _Stage:
     scope: trio.CancelScope | None = None
     attempt_started: float | None = None
     cwd: Path = Path()
+    #: The stage's argv when no part of it is a template (resolved once, not per attempt).
+    static_argv: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -202,7 +223,7 @@ class _Run:
             time=time.time(),
             stage=stage,
             attempt=attempt,
-            data=self.masker.data(data) if self.masker else data,
+            data=self.masker.data(data) if self.masker and data else data,
             seq=self.store.next_seq(self.run_id),
         )
         self.store.add_event(event)
@@ -252,7 +273,7 @@ class _Run:
                 entry=self.options.entry,
                 params=self.masker.data(thaw(self.plan.params)),
                 cli_params=dict(self.options.cli_params),
-                plan=self.masker.data(plan_json(self.plan)),
+                plan=_plan_text(self.plan, self.masker),
                 stages=stage_names,
                 started=self.started,
             )
@@ -553,22 +574,30 @@ class _Run:
     def _context(self, st: _Stage, agent: PlanAgent, attempt: int, log: str) -> AttemptContext:
         spec = st.spec
         scope = dict(self.scope_base)
-        inputs = render_value(thaw(spec.inputs), scope)
+        inputs = render_value(thaw(spec.inputs), scope) if spec.inputs else {}
         scope["inputs"] = inputs
         run = spec.run if spec.run is not None else agent.run
         resolved_run: str | tuple[str, ...] | None
-        if isinstance(run, str):
+        if run is not None and run is st.static_argv:
+            resolved_run = run
+        elif isinstance(run, str):
             resolved_run = render_shell(run, scope)
         elif run is not None:
-            resolved_run = tuple(_text(render_value(part, scope)) for part in run)
+            if any("${" in part for part in run):
+                resolved_run = tuple(_text(render_value(part, scope)) for part in run)
+            else:
+                resolved_run = st.static_argv = tuple(run)
         else:
             resolved_run = None
-        env: dict[str, str] = {}
-        if agent.kind == "command" or agent.env or spec.env:
-            env = self.base_env.copy()
+        env: Mapping[str, str] = {}
+        if agent.env or spec.env:
+            own = self.base_env.copy()
             for source in (agent.env, spec.env):
                 for key, value in source.items():
-                    env[key] = _text(render_value(value, scope))
+                    own[key] = _text(render_value(value, scope))
+            env = own
+        elif agent.kind == "command":
+            env = self.base_env  # shared, read-only: the command executor encodes it once
         url = agent.url
         return AttemptContext(
             run_id=self.run_id,

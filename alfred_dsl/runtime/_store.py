@@ -255,11 +255,14 @@ class StateStore:
         entry: str | None,
         params: Mapping[str, Any],
         cli_params: Mapping[str, str],
-        plan: Mapping[str, Any],
+        plan: Mapping[str, Any] | str,
         stages: Sequence[str],
         started: float,
     ) -> None:
-        """Record a new run (state ``running``, owned by this process) and its pending stages."""
+        """Record a new run (state ``running``, owned by this process) and its pending stages.
+
+        ``plan``: the plan as JSON data, or already encoded as JSON text.
+        """
         self.flush()
         try:
             with self._transaction():
@@ -268,7 +271,8 @@ class StateStore:
                     " plan, pid, host) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                     (
                         run_id, workflow, source, entry, _dumps(dict(params)), _dumps(dict(cli_params)),
-                        started, _dumps(plan), os.getpid(), socket.gethostname(),
+                        started, plan if isinstance(plan, str) else _dumps(plan), os.getpid(),
+                        socket.gethostname(),
                     ),
                 )
                 self._db.executemany(
