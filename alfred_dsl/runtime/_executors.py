@@ -133,22 +133,28 @@ class CommandExecutor:
         work_dir = str(ctx.work_dir)
         stem = f"{work_dir}{os.sep}{ctx.stage.name}.{ctx.attempt}"
         outputs_path = f"{stem}.outputs"
-        try:
-            if ctx.inputs:
-                inputs_path = f"{stem}.inputs.json"
-                with open(inputs_path, "w", encoding="utf-8") as handle:
-                    handle.write(json.dumps(dict(ctx.inputs), default=str))
-            else:
-                # Stages without inputs share one `{}` file: a file creation less per process.
-                inputs_path = f"{work_dir}{os.sep}no.inputs.json"
-                if inputs_path not in self._empty_inputs_written:
+        inputs_text: str | None = None
+        if ctx.inputs:
+            inputs_path = f"{stem}.inputs.json"
+            inputs_text = json.dumps(dict(ctx.inputs), default=str)
+        else:
+            # Stages without inputs share one `{}` file: a file creation less per process.
+            inputs_path = f"{work_dir}{os.sep}no.inputs.json"
+            if inputs_path not in self._empty_inputs_written:
+                inputs_text = "{}"
+                self._empty_inputs_written.add(inputs_path)
+
+        def prepare() -> None:  # runs in the spawning thread: file I/O off the event loop
+            try:
+                if inputs_text is not None:
                     with open(inputs_path, "w", encoding="utf-8") as handle:
-                        handle.write("{}")
-                    self._empty_inputs_written.add(inputs_path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(outputs_path)  # left by an attempt of the same number that was not recorded
-        except OSError as exc:
-            return AttemptOutcome(ok=False, error=f"cannot write {exc.filename}: {exc.strerror}")
+                        handle.write(inputs_text)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(outputs_path)  # left by an attempt of this number that was not recorded
+            except OSError as exc:
+                if not ctx.inputs:
+                    self._empty_inputs_written.discard(inputs_path)
+                raise SpawnError(f"cannot write {exc.filename}: {exc.strerror}") from exc
         env = dict(self._encode_env(ctx.env))
         env[b"ALFRED_RUN_ID"] = os.fsencode(ctx.run_id)
         env[b"ALFRED_STAGE"] = os.fsencode(ctx.stage.name)
@@ -165,6 +171,7 @@ class CommandExecutor:
                 kill_grace_s=ctx.kill_grace_s,
                 kill_now=ctx.kill_now,
                 on_spawn=ctx.on_spawn,
+                before_spawn=prepare,
             )
         except SpawnError as exc:
             return AttemptOutcome(ok=False, error=str(exc), log_path=None)

@@ -80,11 +80,15 @@ def spawn_in_group(
     cwd: str,
     env: Mapping[str, str] | Mapping[bytes, bytes],
     log_path: str,
+    before_spawn: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` as the leader of a new process group, output appended to ``log_path``.
 
+    ``before_spawn`` runs first, in the same thread (file preparation off the event loop).
     Raises :class:`SpawnError` with a message for the user when it cannot start.
     """
+    if before_spawn is not None:
+        before_spawn()
     try:
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     except OSError as exc:
@@ -142,6 +146,7 @@ async def run_in_group(
     kill_grace_s: float,
     kill_now: trio.Event | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    before_spawn: Callable[[], None] | None = None,
 ) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log_path``; return its exit status.
 
@@ -149,12 +154,15 @@ async def run_in_group(
     :mod:`subprocess`. When the calling task is cancelled, the process group is
     terminated (see :func:`terminate_group`) before ``Cancelled`` propagates.
     ``env`` may be bytes already (the scheduler encodes the run's environment once).
+    ``before_spawn`` runs in the spawning thread; a :class:`SpawnError` from it is reported.
     """
     # In a worker thread: creating the log file and fork/exec release the GIL, so spawns
     # overlap with each other and with the scheduler. On the Trio thread each spawn stalls
     # the event loop for the whole vfork/exec (measured: 2.4x ninja instead of 1.4x under
     # load, bench/RUNTIME.md). Not abandoned on cancel: the child must be known to be killed.
-    proc = await trio.to_thread.run_sync(spawn_in_group, argv, str(cwd), env, str(log_path))
+    proc = await trio.to_thread.run_sync(
+        spawn_in_group, argv, str(cwd), env, str(log_path), before_spawn
+    )
     if on_spawn is not None:
         on_spawn(proc.pid)
     try:
