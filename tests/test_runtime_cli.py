@@ -110,3 +110,67 @@ def test_the_python_api_runs_a_file_and_raises_diagnostics_on_errors(tmp_path: P
     with pytest.raises(DiagnosticError) as raised:
         run(tmp_path / "bad.alfred", state_dir=tmp_path / "st")
     assert any(d.code == "A201" for d in raised.value.diagnostics)
+
+
+# -- the live view on a terminal ------------------------------------------------------
+
+SIMPLE = 'agent sh {\n  kind = command\n}\nworkflow w {\n  stage a {\n    agent = sh\n    run = "echo hi"\n  }\n}\n'
+
+
+def _alfredc_on_a_terminal(tmp_path: Path, *args: str, stderr_to: Path | None = None) -> tuple[int, str]:
+    """``alfredc ARGS`` with stdout on a pseudo-terminal (stderr too, unless ``stderr_to``)."""
+    import os
+    import pty
+    import select
+    import shutil
+
+    alfredc = shutil.which("alfredc")
+    assert alfredc is not None
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a real terminal on stdout
+        os.chdir(tmp_path)
+        if stderr_to is not None:
+            err = os.open(stderr_to, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(err, 2)
+        os.execve(alfredc, [alfredc, *args], env)
+    output = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode("utf-8", errors="replace")
+
+
+def test_an_unwritable_events_file_exits_2_and_leaves_the_terminal_cursor_visible(tmp_path: Path) -> None:
+    (tmp_path / "p.alfred").write_text(SIMPLE)
+    status, text = _alfredc_on_a_terminal(tmp_path, "run", "p.alfred", "--events", "/proc/nope/ev.jsonl")
+    assert status == 2, text
+    assert "alfredc: error: cannot write events to /proc/nope/ev.jsonl" in text
+    assert "Traceback" not in text
+    # Whatever the view did, a hidden cursor (ESC[?25l) is shown again (ESC[?25h).
+    assert text.count("\x1b[?25l") <= text.count("\x1b[?25h")
+    assert not (tmp_path / ".alfred" / "runs").exists() or not any((tmp_path / ".alfred" / "runs").iterdir())
+
+
+def test_colour_follows_stdout_where_the_view_is_drawn(tmp_path: Path) -> None:
+    (tmp_path / "p.alfred").write_text(SIMPLE)
+    # stdout on a terminal, stderr to a file: the live view is drawn, in colour.
+    status, text = _alfredc_on_a_terminal(tmp_path, "run", "p.alfred", stderr_to=tmp_path / "err.txt")
+    assert status == 0, text + (tmp_path / "err.txt").read_text()
+    assert "\x1b[?25l" in text and "\x1b[?25h" in text  # the live view ran, and restored the cursor
+    assert "\x1b[3" in text or "\x1b[1;3" in text      # foreground colours
+    status, text = _alfredc_on_a_terminal(tmp_path, "run", "p.alfred", "--colour", "never")
+    assert status == 0, text
+    assert "\x1b[3" not in text and "\x1b[1;3" not in text

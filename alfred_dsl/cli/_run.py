@@ -2,88 +2,40 @@
 
 Exit status: 0 every stage succeeded or was skipped by ``when``; 1 a stage failed (or the
 file has errors); 2 usage or I/O error (unreadable file, unusable state directory, unknown
-run to resume); 130 interrupted (SIGINT/SIGTERM: children are killed, the run is saved
-as ``interrupted`` and can be continued with ``--resume``).
+run to resume, unwritable ``--events`` file); 130 interrupted (SIGINT/SIGTERM: children are
+killed, the run is saved as ``interrupted`` and can be continued with ``--resume``).
 
-The presentation pieces come from other modules, each imported only if present, with a
-plain fallback (one line per event on stderr):
-
-- ``alfred_dsl.runtime._view.attach(bus, plan, *, quiet: bool, colour: bool)
-  -> Callable[[RunResult | None], object]`` subscribes the live view; the returned function
-  is called once at the end with the result (None if the run raised).
-- ``alfred_dsl.runtime._eventlog.attach(bus, path: str) -> Callable[[], None]``: writes
-  ``--events FILE`` (JSON lines); the returned function closes it.
-- ``alfred_dsl.runtime._hooks.attach(bus, plan, *, options: RunOptions) -> None``:
-  workflow hooks (``on failure { run = ... }``).
-- ``alfred_dsl.runtime._dryrun.dry_run(plan, *, max_concurrency: int, colour: bool) -> int``:
-  ``--dry-run`` (prints what would run; returns the exit status).
-
-The ``runs``, ``show`` and ``logs`` commands are looked up in ``alfred_dsl.cli._runs``.
+The pieces: ``runtime._eventlog`` writes ``--events FILE``, ``runtime._hooks`` runs the
+workflow's hooks, ``runtime._view`` draws the run on stdout (a live display on a terminal,
+plain lines otherwise) and ``runtime._dryrun`` prints ``--dry-run``. The ``runs``, ``show``
+and ``logs`` commands live in ``alfred_dsl.cli._runs``.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._plan import Plan
+
+if TYPE_CHECKING:
+    from ..runtime import RunOptions, StateStore
 
 __all__ = ["run"]
 
 EXIT_USAGE = 2
 
 
-def _optional(module: str) -> Any:
-    """An optional presentation module, or None when it is not there (yet)."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-
-
 def __getattr__(name: str) -> Any:
-    # `alfredc runs/show/logs` live in their own module; the command table points here.
+    # `alfredc runs/show/logs` live in their own module; the command table points there.
     if name in ("runs", "show", "logs"):
         return getattr(importlib.import_module("alfred_dsl.cli._runs"), name)
     raise AttributeError(name)
-
-
-def _fallback_printer(quiet: bool) -> Callable[[Any], None]:
-    """One line per event on stderr (the live view's stand-in)."""
-    wanted = {"stage_failed", "stage_retrying", "run_completed", "run_failed", "run_interrupted"}
-
-    def show(event: Any) -> None:
-        if quiet and event.type not in wanted:
-            return
-        if event.type in ("stage_ready", "stage_output"):
-            return
-        clock = time.strftime("%H:%M:%S", time.localtime(event.time))
-        parts = [clock, event.type]
-        if event.stage:
-            parts.append(event.stage)
-        if event.attempt:
-            parts.append(f"(attempt {event.attempt})")
-        data = event.data
-        if event.type == "run_started" or event.type == "run_resumed":
-            parts.append(f"run {event.run_id} of workflow {data.get('workflow')}")
-        elif data.get("error"):
-            parts.append(f"- {data['error']}")
-        elif data.get("reason"):
-            parts.append(f"- {data['reason']}")
-        elif data.get("upstream"):
-            parts.append(f"- `{data['upstream']}` failed")
-        elif "counts" in data:
-            parts.append(", ".join(f"{n} {state}" for state, n in data["counts"].items()))
-        click.echo(" ".join(parts), err=True)
-
-    return show
 
 
 @click.command()
@@ -137,7 +89,8 @@ def run(
     run; stages that succeeded keep their outputs and are not run again. A stage that was
     running when the run died runs again (at-least-once).
     """
-    from ..runtime import EventBus, RunOptions, StateStore, StoreError, execute
+    from ..runtime import RunOptions, StateStore, StoreError
+    from ..runtime._eventlog import EventLogError
     from ._plan import compile_for_cli, parse_params, use_colour
 
     if file is None and resume is None:
@@ -165,54 +118,20 @@ def run(
         if isinstance(compiled, int):
             return compiled
         plan: Plan = compiled
-        coloured = use_colour(colour, "stderr")
+        # The view and --dry-run write to stdout: colour is decided for stdout.
+        coloured = use_colour(colour, "stdout")
         options = RunOptions(
             max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, handle_signals=True,
             cli_params=cli_params, entry=file,
         )
         if dry_run:
-            dryrun = _optional("alfred_dsl.runtime._dryrun")
-            if dryrun is not None:
-                return int(dryrun.dry_run(plan, max_concurrency=options.concurrency, colour=coloured))
-            for layer, names in enumerate(plan.layers or (tuple(s.name for s in plan.stages),)):
-                click.echo(f"layer {layer}: {', '.join(names)}")
-            return 0
-        bus = EventBus()
-        closers: list[Callable[[], object]] = []
-        view = _optional("alfred_dsl.runtime._view")
-        finish_view: Callable[[Any], object] | None = None
-        if view is not None:
-            finish_view = view.attach(bus, plan, quiet=quiet, colour=coloured)
-        else:
-            bus.subscribe(_fallback_printer(quiet))
-        if events_file is not None:
-            eventlog = _optional("alfred_dsl.runtime._eventlog")
-            if eventlog is not None:
-                closers.append(eventlog.attach(bus, events_file))
-            else:
-                closers.append(_write_events(bus, events_file))
-        hooks = _optional("alfred_dsl.runtime._hooks")
-        if hooks is not None:
-            hooks.attach(bus, plan, options=options)
-        import trio
+            from ..runtime._dryrun import dry_run as print_dry_run
 
-        result = None
-        try:
-            result = trio.run(
-                lambda: execute(plan, store=store, options=options, bus=bus, resume=run_id)
-            )
-        finally:
-            for close in closers:
-                close()
-            if finish_view is not None:
-                finish_view(result)
-        if view is None:
-            click.echo(
-                f"run {result.run_id}: {result.state} ({result.duration_s:.2f}s); "
-                f"state in {store.state_dir}",
-                err=True,
-            )
-        return result.exit_status
+            return int(print_dry_run(plan, max_concurrency=options.concurrency, colour=coloured))
+        return _execute(plan, store, options, run_id, events_file, quiet=quiet, colour=coloured)
+    except EventLogError as exc:
+        click.echo(f"alfredc: error: {exc}", err=True)
+        return EXIT_USAGE
     except StoreError as exc:
         click.echo(f"alfredc: error: {exc}", err=True)
         return EXIT_USAGE
@@ -220,21 +139,44 @@ def run(
         store.close()
 
 
-def _write_events(bus: Any, path: str) -> Callable[[], None]:
-    """JSON lines of every event (stand-in for runtime._eventlog)."""
-    import json
+def _execute(
+    plan: Plan,
+    store: StateStore,
+    options: RunOptions,
+    run_id: str | None,
+    events_file: str | None,
+    *,
+    quiet: bool,
+    colour: bool,
+) -> int:
+    """Run ``plan`` with the events file, the hooks and the view attached; the exit status."""
+    import trio
 
+    from ..runtime import EventBus, execute
+    from ..runtime._eventlog import attach as attach_events
+    from ..runtime._hooks import attach as attach_hooks
+    from ..runtime._view import attach as attach_view
+
+    bus = EventBus()
+    # Everything that can fail to open is opened before the live view takes the terminal
+    # (it hides the cursor), and the view is always finished, so no error leaves it hidden.
+    close_events: Callable[[], None] | None = None
+    if events_file is not None:
+        env = options.env if options.env is not None else os.environ
+        secrets = {name: env[name] for name in plan.secrets if name in env}
+        close_events = attach_events(bus, events_file, secrets=secrets)
     try:
-        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the returned function
-    except OSError as exc:
-        raise click.FileError(path, exc.strerror) from exc
-
-    def write(event: Any) -> None:
-        handle.write(json.dumps(event.to_json(), default=str) + "\n")
-        handle.flush()
-
-    bus.subscribe(write)
-    return handle.close
+        attach_hooks(bus, plan, options=options)
+        finish_view = attach_view(bus, plan, quiet=quiet, colour=colour)
+        result = None
+        try:
+            result = trio.run(lambda: execute(plan, store=store, options=options, bus=bus, resume=run_id))
+        finally:
+            finish_view(result)
+    finally:
+        if close_events is not None:
+            close_events()
+    return int(result.exit_status)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,17 +19,12 @@ from typing import Any
 from .._diagnostics import AlfredError
 from ._events import Event, EventBus
 from ._resolve import Masker
-from ._store import StoreError
 
 __all__ = ["EventLogError", "attach", "open_event_log", "read_event_log"]
 
 
-class EventLogError(StoreError, AlfredError):
-    """The events file cannot be opened for writing.
-
-    A :class:`StoreError` (the runtime's I/O error), so ``alfredc run`` reports it as
-    ``alfredc: error: ...`` with exit status 2 like an unusable state directory.
-    """
+class EventLogError(AlfredError):
+    """The events file cannot be opened for writing (``alfredc run`` exits with status 2)."""
 
 
 @contextmanager
