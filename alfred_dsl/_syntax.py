@@ -56,7 +56,11 @@ KEYWORDS: dict[str, str] = {
 _KEYWORD_TYPES = frozenset(KEYWORDS.values())
 #: Keywords that start a block or a workflow item: a sign that a `}` is missing before them.
 _ITEM_KEYWORDS = frozenset({"IMPORT", "AGENT", "WORKFLOW", "PARAM", "DEFAULTS", "STAGE", "USE", "ON"})
-_TOP_KEYWORDS = ("import", "agent", "workflow")
+# The start of a declaration, where a parse that lost its way at top level starts again
+# (not `agent = x` inside a stage, which also starts with a top-level keyword).
+_DECLARATION_RE = re.compile(
+    r'^[ \t]*(?:import[ \t]+"|(?:agent|workflow)[ \t]+[A-Za-z_][A-Za-z0-9_-]*[ \t]*\{)', re.MULTILINE
+)
 _OPENERS = {"LBRACE": "RBRACE", "LBRACK": "RBRACK", "LPAR": "RPAR"}
 _CLOSERS = frozenset(_OPENERS.values())
 _CLOSER_TEXT = {"RBRACE": "}", "RBRACK": "]", "RPAR": ")", "_NL": "\n"}
@@ -87,6 +91,7 @@ _UNIT_RANK = {"d": 4, "h": 3, "m": 2, "s": 1, "ms": 0}
 _COMMENT_RE = re.compile(r"#[^\n]*")
 _SPACES_RE = re.compile(r"[ \t\f]*+")
 _BLANK_RE = re.compile(r"[ \t\f\r]*+")
+_BLANK_OR_COMMENT_RE = re.compile(r"[ \t\f\r]*+(?:#.*+)?")
 _NOT_TOKEN_START_RE = re.compile(r"[^A-Za-z0-9_\s\"{}\[\]()=,.:;#<>!\-]*+")
 
 
@@ -163,6 +168,7 @@ class _Context:
     comments: list[ast.Comment] = field(default_factory=list)
     reported: set[int] = field(default_factory=set)
     quiet_until: int = -1  # errors starting at or before this offset are consequences: not reported
+    last_reported: int = -1  # offset of the last error reported
     depth: int = 0
     errors: int = 0
     simple: bool = False  # spans are plain token offsets (a whole file)
@@ -190,6 +196,7 @@ class _Context:
         if at in self.reported:
             return
         self.reported.add(at)
+        self.last_reported = max(self.last_reported, at)
         self.diagnostics.append(diagnostic)
         self.errors += 1
         end_of_line = self.text.find("\n", at)
@@ -909,6 +916,10 @@ def _on_unexpected_characters(ctx: _Context, exc: Any) -> bool:
         end_of_line = text.find("\n", position)
         end_of_line = len(text) if end_of_line < 0 else end_of_line
         content = text[position + 1 : end_of_line].rstrip("\r")
+        if position <= ctx.quiet_until and not ctx.expression:  # `1.0.0"`: one error is enough
+            _recover_unterminated(exc.interactive_parser.parser_state, position, content)
+            _skip_to(lexer_state, position + 1 + len(content))
+            return True
         ctx.report(
             error(
                 "A108" if ctx.expression else "A104",
@@ -937,7 +948,9 @@ def _on_unexpected_characters(ctx: _Context, exc: Any) -> bool:
         end_of_line = text.find("\n", position)
         end_of_line = len(text) if end_of_line < 0 else end_of_line
         closer, _ = _line_brackets(text, position, end_of_line)
-        _skip_to(lexer_state, end_of_line if closer is None else closer)
+        if closer is None or not _opened_on_line(exc.interactive_parser.parser_state, text, position):
+            closer = end_of_line
+        _skip_to(lexer_state, closer)
         return True
     if position > ctx.quiet_until:
         ctx.report(
@@ -970,23 +983,24 @@ def _recover_unterminated(state: Any, position: int, content: str) -> None:
     quote.end_pos = position + 1 + len(content)
     if _try_feed(state, [quote]):
         state.feed_token(quote)
-        # The closers still needed: those of the open constructs that the rest of the file
-        # does not close. `run = "echo }` followed by the stage's `}` swallowed nothing.
-        needed = len(_open_constructs(state))
-        missing = needed - _closers_ahead(text, quote.end_pos, needed)
-        for kind in _unmatched_closers(content)[: max(missing, 0)]:
-            closer = _synthetic(kind, quote)
-            if not _try_feed(state, [closer]):
-                break
-            state.feed_token(closer)
-            missing -= 1
-        # `run = ["a", "b` then `}`: the list opened on this line was meant to end on it.
-        for opened in _open_constructs(state)[: max(missing, 0)]:
-            closer = _synthetic(opened.closer, quote)
-            same_line = opened.span.start >= line_start and opened.closer != "RBRACE"
-            if not same_line or not _try_feed(state, [closer]):
-                break
-            state.feed_token(closer)
+    # The closers still needed: those of the open constructs that the rest of the file
+    # does not close. `run = "echo }` followed by the stage's `}` swallowed nothing.
+    # (They count even when the string had no place: `(service = auth") as x`.)
+    needed = len(_open_constructs(state))
+    missing = needed - _closers_ahead(text, quote.end_pos or 0, needed)
+    for kind in _unmatched_closers(content)[: max(missing, 0)]:
+        closer = _synthetic(kind, quote)
+        if not _try_feed(state, [closer]):
+            break
+        state.feed_token(closer)
+        missing -= 1
+    # `run = ["a", "b` then `}`: the list opened on this line was meant to end on it.
+    for opened in _open_constructs(state)[: max(missing, 0)]:
+        closer = _synthetic(opened.closer, quote)
+        same_line = opened.span.start >= line_start and opened.closer != "RBRACE"
+        if not same_line or not _try_feed(state, [closer]):
+            break
+        state.feed_token(closer)
     if not _try_feed(state, [_synthetic("_NL", quote)]):
         _drop_line(state, line_start)
 
@@ -1019,6 +1033,7 @@ def _drop_line(state: Any, line_start: int) -> None:
 # Strings (closed or not), comments and brackets: what a bracket count must see.
 _BRACKETS_RE = re.compile(r'"(?:[^"\\\n]++|\\.)*+"?|#[^\n]*+|[{}\[\]()]')
 _ESCAPE_OR_BRACKET_RE = re.compile(r"\\.|[{}\[\]()]")
+_LOOKAHEAD = 1_000_000
 _OPENER_OF = {"}": "{", "]": "[", ")": "("}
 _CLOSER_KIND = {"}": "RBRACE", "]": "RBRACK", ")": "RPAR"}
 
@@ -1040,12 +1055,17 @@ def _unmatched_closers(content: str) -> list[str]:
 
 
 def _closers_ahead(text: str, start: int, limit: int) -> int:
-    """How many closers from ``start`` on close something opened before it (at most ``limit``)."""
+    """How many closers from ``start`` on close something opened before it (at most ``limit``).
+
+    Only the next MB is read (recovery may ask up to MAX_ERRORS times); beyond it, the
+    file is assumed to close everything.
+    """
     depth = 0
     count = 0
     if limit <= 0:
         return 0
-    for match in _BRACKETS_RE.finditer(text, start):
+    stop = min(len(text), start + _LOOKAHEAD)
+    for match in _BRACKETS_RE.finditer(text, start, stop):
         char = match.group()
         if len(char) != 1 or char in "\"#":
             continue
@@ -1057,7 +1077,7 @@ def _closers_ahead(text: str, start: int, limit: int) -> int:
             count += 1
             if count >= limit:
                 break
-    return count
+    return count if stop == len(text) else limit
 
 
 def _line_brackets(text: str, start: int, stop: int) -> tuple[int | None, list[int]]:
@@ -1127,7 +1147,10 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
     if opened and (token.type == "$END" or starts_item):
         inserted = _close_for(state, token)
         if inserted is not None and any(t.type in _CLOSERS for t in inserted):
-            ctx.report(_unclosed(ctx, opened[0], token, found), at)
+            # A list or `(` with an error inside lost its closer to that error's recovery.
+            consequence = opened[0].closer != "RBRACE" and ctx.last_reported > opened[0].span.start
+            if not consequence:
+                ctx.report(_unclosed(ctx, opened[0], token, found), at)
             if ctx.expression:
                 return False
             _feed(state, inserted)
@@ -1138,7 +1161,7 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
     keyword: Any = state.value_stack[-1] if state.value_stack else None
     if (
         opened
-        and getattr(keyword, "type", None) in _ITEM_KEYWORDS - {"AGENT"}  # `agent` is a stage attribute
+        and getattr(keyword, "type", None) in _ITEM_KEYWORDS
         and expected == {"EQUAL"}
         and _starts_line(text, keyword.start_pos)
         and _opens_block_if_needed(text, keyword)
@@ -1166,6 +1189,16 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
         _finish(state, token)
         return True
 
+    # `stage build` (or `inputs =`) at the end of a line: the `{` is missing and the
+    # block follows; for a value, only if the rest of the file has a `}` to spare.
+    if token.type == "_NL" and "LBRACE" in expected:
+        needed = len(opened) + 1
+        if "NUMBER" not in expected or _closers_ahead(text, token.start_pos, needed) >= needed:
+            brace = _synthetic("LBRACE", token)
+            if _try_feed(state, [brace, token]):
+                _feed(state, [brace, token])
+                return True
+
     # `stage test after {`: drop the word or two before a block's `{` that make it
     # unexpected, and read the block, so that its `}` is not a second error.
     if token.type == "LBRACE" and _repair_header(state, token, text.rfind("\n", 0, token.start_pos) + 1):
@@ -1189,9 +1222,7 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
         return True
     lexer_state = parser.lexer_thread.state
     if not _open_constructs(state):
-        match = re.compile(r"^[ \t]*(?:" + "|".join(_TOP_KEYWORDS) + r")\b", re.MULTILINE).search(
-            text, token.end_pos
-        )
+        match = _DECLARATION_RE.search(text, token.end_pos)
         target = match.start() if match else len(text)
     elif token.type != "_NL":
         # The rest of the line, but not a closer of something opened before it (`stage
@@ -1199,10 +1230,12 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
         end_of_line = text.find("\n", token.end_pos)
         end_of_line = len(text) if end_of_line < 0 else end_of_line
         closer, left_open = _line_brackets(text, token.start_pos, end_of_line)
-        if closer is not None:
+        if closer is not None and _opened_on_line(state, text, token.start_pos):
             target = closer
-        elif left_open:
-            target = _end_of_block(text, left_open[0])
+        elif left_open and text[left_open[-1]] == "{" and _BLANK_OR_COMMENT_RE.match(
+            text, left_open[-1] + 1, end_of_line
+        ).end() == end_of_line:  # type: ignore[union-attr]
+            target = _end_of_block(text, left_open[0])  # a block header: skip its block
         else:
             target = end_of_line
     else:
@@ -1213,13 +1246,24 @@ def _on_unexpected_token(ctx: _Context, exc: Any) -> bool:
     return True
 
 
+def _opened_on_line(state: Any, text: str, offset: int) -> bool:
+    """Was the innermost open construct opened on the line of ``offset``?
+
+    Only then is a stray closer later on the line its closer (`stage s { agent worker }`);
+    in `inputs = a = 1 }` the `{` of the map is the mistake, and the `}` is not the
+    stage's.
+    """
+    opened = _open_constructs(state)
+    return bool(opened) and opened[0].span.start >= text.rfind("\n", 0, offset) + 1
+
+
 def _opens_block_if_needed(text: str, keyword: Any) -> bool:
     """Does the line of a block keyword (`stage`, `defaults`, `on`) open its block?
 
-    Without a `{`, `stage worker` inside a stage is a mistyped attribute, not a
-    missing `}` before a new stage.
+    Without a `{`, `stage worker` (or `agent worker`) inside a stage is a mistyped
+    attribute, not a missing `}` before a new block.
     """
-    if keyword.type not in {"STAGE", "DEFAULTS", "ON", "WORKFLOW"}:
+    if keyword.type not in {"STAGE", "DEFAULTS", "ON", "WORKFLOW", "AGENT"}:
         return True
     end_of_line = text.find("\n", keyword.end_pos)
     _, left_open = _line_brackets(text, keyword.end_pos, len(text) if end_of_line < 0 else end_of_line)
@@ -1293,6 +1337,8 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
         close = difflib.get_close_matches(previous.value, sorted(KEYWORDS), n=1)
         if close and close[0] in {"stage", "param", "defaults", "use", "on", "agent", "workflow", "import"}:
             hint = f"did you mean `{close[0]}`?"
+    if hint is None and not opened and token.type in _ITEM_KEYWORDS - _DECLARATIONS:
+        hint = f"`{token.value}` goes inside a workflow: does an extra `}}` above close it early?"
     if ctx.expression:
         if token.type == "$END":
             message = f"incomplete expression: expected {wanted} before `}}`"

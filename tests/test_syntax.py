@@ -474,3 +474,39 @@ def test_a_long_line_of_junk_is_one_error_in_linear_time() -> None:
         diags = errors("workflow w {\n  " + line + "\n}\n")
         assert time.process_time() - start < 1.0, line[:20]  # 50 µs per `@` took 10 s here
         assert len(diags) == 1, line[:20]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # an extra `}` ends the workflow early: the stages after it are not declarations,
+        # and `agent = x` inside them is no place to start again
+        (
+            "workflow w {\n  stage a {\n    agent = x\n  }}\n  stage b {\n    agent = x\n  }\n}\n",
+            [("A102", 5, 3)],
+        ),
+        # a block header without its `{`
+        (
+            "workflow w {\n  stage a\n    agent = x\n  }\n  stage b {\n    agent = x\n  }\n}\n",
+            [("A102", 2, 10)],
+        ),
+        # a multi-line map without its `{`
+        ("workflow w {\n  stage a {\n    inputs =\n      n = 1\n    }\n  }\n}\n", [("A102", 3, 13)]),
+        # an agent without its `}` before the next agent
+        ("agent a {\n  kind = command\n\nagent b {\n  kind = command\n}\n", [("A103", 4, 1)]),
+        # a string that lost its opening quote: one error for the line
+        ('workflow w {\n  param v: string = 1.0.0"\n}\n', [("A106", 2, 21)]),
+        ('workflow w {\n  use t(service = auth") as x\n  use t(service = "b") as y\n}\n', [("A104", 2, 23)]),
+        # a map that lost its `{` on a line with its `}`: that `}` is not the stage's
+        ("workflow w {\n  stage a {\n    inputs = a = 1 }\n  }\n}\n", [("A102", 3, 16)]),
+    ],
+    ids=["extra-brace", "header-without-brace", "map-without-brace", "agent-without-brace", "lost-quote",
+         "lost-quote-in-use", "map-brace-on-line"],
+)
+def test_one_mistake_one_diagnostic(text: str, expected: list[tuple[str, int, int]]) -> None:
+    assert [(d.code, *where(d)) for d in errors(text)] == expected
+
+
+def test_a_workflow_item_at_top_level_points_at_an_extra_brace() -> None:
+    (diag,) = errors("workflow w {\n  stage a {\n    agent = x\n  }}\n  stage b {\n    agent = x\n  }\n}\n")
+    assert diag.help == "`stage` goes inside a workflow: does an extra `}` above close it early?"
