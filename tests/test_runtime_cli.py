@@ -114,7 +114,10 @@ def test_the_python_api_runs_a_file_and_raises_diagnostics_on_errors(tmp_path: P
 
 # -- the live view on a terminal ------------------------------------------------------
 
-SIMPLE = 'agent sh {\n  kind = command\n}\nworkflow w {\n  stage a {\n    agent = sh\n    run = "echo hi"\n  }\n}\n'
+SIMPLE = (
+    'agent sh {\n  kind = command\n}\n'
+    'workflow w {\n  stage a {\n    agent = sh\n    run = "echo hi"\n  }\n}\n'
+)
 
 
 def _alfredc_on_a_terminal(tmp_path: Path, *args: str, stderr_to: Path | None = None) -> tuple[int, str]:
@@ -174,3 +177,40 @@ def test_colour_follows_stdout_where_the_view_is_drawn(tmp_path: Path) -> None:
     status, text = _alfredc_on_a_terminal(tmp_path, "run", "p.alfred", "--colour", "never")
     assert status == 0, text
     assert "\x1b[3" not in text and "\x1b[1;3" not in text
+
+
+WHEN_FLOW = """
+agent sh {
+  kind = command
+}
+workflow w {
+  param answer: string = "yes"
+  stage probe {
+    agent = sh
+    run = "echo ok=${params.answer} > $ALFRED_OUTPUTS"
+  }
+  stage deploy after probe {
+    agent = sh
+    when = stages.probe.outputs.ok == "yes"
+    run = "touch deployed"
+  }
+  stage announce after deploy {
+    agent = sh
+    run = "touch announced"
+  }
+}
+"""
+
+
+def test_when_on_a_stage_output_is_evaluated_at_run_time(tmp_path: Path) -> None:
+    (tmp_path / "w.alfred").write_text(WHEN_FLOW)
+    no = _alfredc(tmp_path, "run", "w.alfred", "--param", "answer=no", "--events", "no.jsonl")
+    assert no.returncode == 0, no.stderr
+    assert not (tmp_path / "deployed").exists() and not (tmp_path / "announced").exists()
+    skipped = [json.loads(line) for line in (tmp_path / "no.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["data"]["reason"]) for e in skipped if e["type"] == "stage_skipped"] == [
+        ("deploy", "`when` is false"), ("announce", "`deploy` was skipped"),
+    ]
+    yes = _alfredc(tmp_path, "run", "w.alfred")
+    assert yes.returncode == 0, yes.stderr
+    assert (tmp_path / "deployed").exists() and (tmp_path / "announced").exists()

@@ -126,8 +126,36 @@ def test_requires_goes_to_the_least_busy_matching_agent(tmp_path: Path) -> None:
     stages = [stage(f"s{i}", tmp_path, agents=["a1", "a2"], run=["sleep", "0.2"]) for i in range(4)]
     result, _ = run_plan(plan(stages, agents), tmp_path / "state", max_concurrency=4)
     assert result.ok
-    used = [result.stages[f"s{i}"].agent for i in range(4)]
+    used = [str(result.stages[f"s{i}"].agent) for i in range(4)]
     assert sorted(used) == ["a1", "a1", "a2", "a2"]
+
+
+def test_a_retry_moves_to_another_free_matching_agent_and_each_attempt_records_its_agent(
+    tmp_path: Path,
+) -> None:
+    import json
+    import subprocess
+
+    agents = [agent("a1", env={"AGENT": "a1"}), agent("a2", env={"AGENT": "a2"})]
+    # Fails on a1 (broken there), succeeds on a2.
+    picky = stage("picky", tmp_path, agents=["a1", "a2"], retries=2, backoff_s=0.01,
+                  run=["sh", "-c", 'echo "$AGENT" >> seen; [ "$AGENT" = a2 ]'])
+    result, events = run_plan(plan([picky], agents), tmp_path / "state")
+    assert result.ok and result.stages["picky"].attempts == 2
+    assert (tmp_path / "seen").read_text().split() == ["a1", "a2"]
+    assert result.stages["picky"].agent == "a2"
+    assert [e.data["agent"] for e in events if e.type == "stage_started"] == ["a1", "a2"]
+    with StateStore(tmp_path / "state") as store:
+        assert [(a.n, a.agent, a.exit_code) for a in store.attempts(result.run_id)] == [
+            (1, "a1", 1), (2, "a2", 0),
+        ]
+    shown = subprocess.run(
+        ["alfredc", "show", "last", "--state", str(tmp_path / "state"), "--format", "json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    details = json.loads(shown.stdout)["stages"][0]["attempt_details"]
+    assert [(d["n"], d["agent"]) for d in details] == [(1, "a1"), (2, "a2")]
 
 
 def test_when_false_skips_the_stage_and_its_dependents_and_the_run_succeeds(tmp_path: Path) -> None:

@@ -85,6 +85,67 @@ def test_a_run_owned_by_a_live_process_cannot_be_claimed_but_a_dead_ones_can(tmp
             store.claim_run("missing")
 
 
+def test_a_paused_run_of_a_live_worker_cannot_be_claimed_but_a_dead_workers_can(tmp_path: Path) -> None:
+    with StateStore(tmp_path) as store:
+        run_id = _new_run(store)
+        sleeper = subprocess.Popen(["sleep", "30"])
+        try:
+            store._db.execute("UPDATE runs SET pid = ?, state = 'paused' WHERE id = ?", (sleeper.pid, run_id))
+            with pytest.raises(StoreError, match=f"run `{run_id}` is still paused"):
+                store.claim_run(run_id)
+            assert store.run(run_id).state == "paused"  # type: ignore[union-attr]
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        record = store.claim_run(run_id)
+        assert record.state == "paused"
+        assert store.run(run_id).state == "running"  # type: ignore[union-attr]
+
+
+def test_read_only_store_never_creates_the_state_directory_and_refuses_writes(tmp_path: Path) -> None:
+    assert StateStore.open_readonly(tmp_path / ".alfred") is None
+    assert not (tmp_path / ".alfred").exists()
+    with StateStore(tmp_path / ".alfred") as store:
+        run_id = _new_run(store)
+    before = sorted(p.name for p in (tmp_path / ".alfred").iterdir())
+    reader = StateStore.open_readonly(tmp_path / ".alfred")
+    assert reader is not None
+    with reader:
+        assert [r.id for r in reader.runs()] == [run_id]
+        assert [s.name for s in reader.stages(run_id)] == ["a", "b"]
+        with pytest.raises(StoreError):
+            _new_run(reader)
+    after = {p.name for p in (tmp_path / ".alfred").iterdir()}
+    assert after - set(before) <= {"state.db-wal", "state.db-shm"}  # SQLite's own shared-memory files
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "state.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError):
+        StateStore.open_readonly(tmp_path / "bad")
+
+
+OLD_ATTEMPTS = """
+CREATE TABLE attempts (
+    run TEXT NOT NULL, stage TEXT NOT NULL, n INTEGER NOT NULL, started REAL NOT NULL, finished REAL,
+    exit_code INTEGER, error TEXT, log_path TEXT, pid INTEGER, PRIMARY KEY (run, stage, n)
+)
+"""
+
+
+def test_a_database_from_before_attempt_agents_is_read_and_then_upgraded(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute(OLD_ATTEMPTS)
+    db.execute("INSERT INTO attempts (run, stage, n, started) VALUES ('r', 'a', 1, 1.0)")
+    db.commit()
+    db.close()
+    with StateStore(tmp_path) as store:  # creates the other tables, adds the column
+        assert [(a.stage, a.agent) for a in store.attempts("r")] == [("a", None)]
+        store.queue_attempt("r", "a", 2, started=2.0, agent="builder")
+    reader = StateStore.open_readonly(tmp_path)
+    assert reader is not None
+    with reader:
+        assert [(a.n, a.agent) for a in reader.attempts("r")] == [(1, None), (2, "builder")]
+
+
 def test_an_unusable_state_directory_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(StoreError, match="cannot use state directory"):

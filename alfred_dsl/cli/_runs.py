@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, default_state_dir
+from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError
 
 __all__ = ["logs", "runs", "show"]
 
@@ -48,12 +48,9 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str | None:
 
 
 def _open_store(state_dir: str | None) -> StateStore | None:
-    """The store of ``state_dir``, or None when no run was ever recorded there."""
-    directory = Path(state_dir) if state_dir is not None else default_state_dir()
-    if not (directory / "state.db").is_file():
-        return None
+    """The store of ``state_dir`` opened read-only, or None when no run was ever recorded there."""
     try:
-        return StateStore(directory)
+        return StateStore.open_readonly(state_dir)
     except StoreError as exc:
         raise _Problem(str(exc)) from exc
 
@@ -234,6 +231,7 @@ def _stage_json(stage: StageRecord, attempts: Sequence[AttemptRecord]) -> dict[s
         "attempt_details": [
             {
                 "n": a.n,
+                "agent": a.agent,
                 "started": a.started,
                 "finished": a.finished,
                 "exit_code": a.exit_code,

@@ -564,7 +564,7 @@ class _Run:
         if st.attempt_started is not None:
             self.store.queue_attempt(
                 self.run_id, st.name, st.attempts, started=st.attempt_started, finished=time.time(),
-                error="cancelled",
+                error="cancelled", agent=st.agent,
             )
             st.attempt_started = None
         st.error = st.error or "cancelled"
@@ -622,25 +622,43 @@ class _Run:
     def _spawned(self, st: _Stage, pid: int, log: str) -> None:
         assert st.attempt_started is not None
         self.store.queue_attempt(
-            self.run_id, st.name, st.attempts, started=st.attempt_started, log_path=log, pid=pid
+            self.run_id, st.name, st.attempts, started=st.attempt_started, log_path=log, pid=pid,
+            agent=st.agent,
         )
         self.dirty.set()
 
+    def _move_for_retry(self, st: _Stage) -> None:
+        """Before a retry: the least busy of the stage's agents with a free slot, preferring
+        another agent than the one that just failed when they are equally busy."""
+        candidates = [a for a in st.spec.agents if a in self.agents]
+        if len(candidates) < 2 or st.agent is None:
+            return
+        failed = st.agent
+        self.agent_running[failed] -= 1  # its own slot counts as free
+        free = [a for a in candidates if self._agent_free(a)]
+        chosen = min(free, key=lambda a: (self.agent_running[a], a == failed, self.agent_order[a]))
+        self.agent_running[chosen] += 1
+        st.agent = chosen
+        if chosen != failed:
+            self.fill()  # the slot left on the failed agent may start a waiting stage
+
     async def attempts(self, st: _Stage) -> None:
         spec = st.spec
-        agent = self.agents[st.agent or ""]
-        executor = EXECUTORS.get(agent.kind)
         total = 1 + max(spec.retries, 0)
         st.started = time.time()
         st.finished = None
         for i in range(total):
+            agent = self.agents[st.agent or ""]
+            executor = EXECUTORS.get(agent.kind)
             attempt = st.attempt_base + i + 1
             st.attempts = attempt
             st.attempt_started = time.time()
             log = f"{self.work_dir_str}{os.sep}{st.name}.{attempt}.log"
             self.save(st)
             self.emit(ev.STAGE_STARTED, st.name, attempt, agent=agent.name, log=log, retries=spec.retries)
-            self.store.queue_attempt(self.run_id, st.name, attempt, started=st.attempt_started)
+            self.store.queue_attempt(
+                self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name
+            )
             outcome: AttemptOutcome
             if executor is None:
                 outcome = AttemptOutcome(ok=False, error=f"no executor for agents of kind `{agent.kind}`")
@@ -666,7 +684,7 @@ class _Run:
             error = self.masker.text(outcome.error) if outcome.error else None
             self.store.queue_attempt(
                 self.run_id, st.name, attempt, started=st.attempt_started, finished=time.time(),
-                exit_code=outcome.exit_code, error=error, log_path=outcome.log_path,
+                exit_code=outcome.exit_code, error=error, log_path=outcome.log_path, agent=agent.name,
             )
             st.attempt_started = None
             st.exit_code = outcome.exit_code
@@ -680,6 +698,7 @@ class _Run:
                 delay = self._backoff(spec, i + 1)
                 self.emit(ev.STAGE_RETRYING, st.name, attempt, error=error, delay_s=round(delay, 3))
                 await trio.sleep(delay)
+                self._move_for_retry(st)
         self.finalize(st, FAILED)
 
     def _backoff(self, spec: PlanStage, failed_attempt: int) -> float:

@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     error      TEXT,
     log_path   TEXT,
     pid        INTEGER,                 -- leader of the attempt's process group (command stages)
+    agent      TEXT,                    -- the agent the attempt ran on (retries may move)
     PRIMARY KEY (run, stage, n)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -94,6 +95,10 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (run, seq)
 );
 """
+
+
+#: Run states in which the recorded process owns the run (it is executing it).
+_LIVE_STATES = frozenset({"running", "paused"})
 
 
 class StoreError(AlfredError):
@@ -140,6 +145,7 @@ class AttemptRecord:
     error: str | None
     log_path: str | None
     pid: int | None
+    agent: str | None = None
 
 
 def default_state_dir() -> Path:
@@ -158,14 +164,29 @@ def _dumps(value: Any) -> str:
 
 
 class StateStore:
-    """The run database of one state directory. Not thread-safe: use it from one thread."""
+    """The run database of one state directory. Not thread-safe: use it from one thread.
 
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
+    ``StateStore(dir)`` creates the directory and the database when needed (``alfredc run``);
+    :meth:`open_readonly` opens an existing one for reading and never creates anything
+    (``alfredc runs``, ``show``, ``logs``, ``report``, ``status``).
+    """
+
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self.db_path = self.state_dir / "state.db"
+        self.readonly = readonly
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
         self._seq: dict[str, int] = {}
+        self._attempt_columns: str | None = None
         try:
+            if readonly:
+                if not self.db_path.is_file():
+                    raise StoreError(f"no state database in {self.state_dir}")
+                uri = self.db_path.resolve().as_uri() + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+                self._db.execute("PRAGMA busy_timeout = 30000")
+                self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # not a database: fail now
+                return
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 30000")
@@ -177,6 +198,18 @@ class StateStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot use state directory {self.state_dir}: {exc}") from exc
 
+    @classmethod
+    def open_readonly(cls, state_dir: str | os.PathLike[str] | None = None) -> StateStore | None:
+        """The store of ``state_dir`` opened for reading, or None when it holds no database.
+
+        Never creates the directory or the database. Raises :class:`StoreError` when the
+        file is there but cannot be read as a state database.
+        """
+        directory = Path(state_dir) if state_dir is not None else default_state_dir()
+        if not (directory / "state.db").is_file():
+            return None
+        return cls(directory, readonly=True)
+
     # -- plumbing -------------------------------------------------------------------
     def _create_schema(self) -> None:
         for statement in _SCHEMA.split(";"):
@@ -185,6 +218,12 @@ class StateStore:
         self._db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
+        # Databases written before attempts recorded their agent.
+        if "agent" not in self._columns("attempts"):
+            self._db.execute("ALTER TABLE attempts ADD COLUMN agent TEXT")
+
+    def _columns(self, table: str) -> set[str]:
+        return {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:
@@ -207,6 +246,9 @@ class StateStore:
         """Commit every queued write in one transaction."""
         if not self._pending:
             return
+        if self.readonly:
+            self._pending.clear()
+            raise StoreError(f"{self.db_path} was opened read-only")
         pending, self._pending = self._pending, []
         # Each statement writes its own table and keeps its rows in order, so statements
         # can be batched per kind: a few executemany calls per transaction.
@@ -287,8 +329,9 @@ class StateStore:
         """Take over an unfinished run for ``--resume``.
 
         Refused (:class:`StoreError`) when the run is unknown, or is still being executed
-        by a live process on this host. A run left ``running`` by a process that died
-        (``kill -9``, a crash) can be claimed.
+        by a live process on this host (state ``running``, or ``paused`` by the service: a
+        paused run still belongs to its worker). A run left ``running`` or ``paused`` by a
+        process that died (``kill -9``, a crash) can be claimed.
         """
         self.flush()
         try:
@@ -298,13 +341,14 @@ class StateStore:
                     raise StoreError(f"no run `{run_id}` in {self.state_dir}")
                 record = self._run_record(row)
                 if (
-                    record.state == "running"
+                    record.state in _LIVE_STATES
                     and record.pid is not None
                     and record.pid != os.getpid()
                     and record.host == socket.gethostname()
                     and _pid_alive(record.pid)
                 ):
-                    raise StoreError(f"run `{run_id}` is still running (process {record.pid})")
+                    doing = "paused" if record.state == "paused" else "running"
+                    raise StoreError(f"run `{run_id}` is still {doing} (process {record.pid})")
                 self._db.execute(
                     "UPDATE runs SET state = 'running', finished = NULL, pid = ?, host = ? WHERE id = ?",
                     (os.getpid(), socket.gethostname(), run_id),
@@ -431,20 +475,24 @@ class StateStore:
         error: str | None = None,
         log_path: str | None = None,
         pid: int | None = None,
+        agent: str | None = None,
     ) -> None:
         self._pending.append((
             "INSERT OR REPLACE INTO attempts"
-            " (run, stage, n, started, finished, exit_code, error, log_path, pid)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, stage, n, started, finished, exit_code, error, log_path, pid),
+            " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, stage, n, started, finished, exit_code, error, log_path, pid, agent),
         ))
 
     def attempts(self, run_id: str, stage: str | None = None) -> list[AttemptRecord]:
         self.flush()
-        sql = (
-            "SELECT run, stage, n, started, finished, exit_code, error, log_path, pid"
-            " FROM attempts WHERE run = ?"
-        )
+        if self._attempt_columns is None:
+            # A read-only store may look at a database older than the `agent` column.
+            agent = "agent" if "agent" in self._columns("attempts") else "NULL"
+            self._attempt_columns = (
+                f"run, stage, n, started, finished, exit_code, error, log_path, pid, {agent}"
+            )
+        sql = f"SELECT {self._attempt_columns} FROM attempts WHERE run = ?"
         args: tuple[Any, ...] = (run_id,)
         if stage is not None:
             sql += " AND stage = ?"
@@ -453,7 +501,7 @@ class StateStore:
         return [
             AttemptRecord(
                 run=r[0], stage=r[1], n=r[2], started=r[3], finished=r[4], exit_code=r[5], error=r[6],
-                log_path=r[7], pid=r[8],
+                log_path=r[7], pid=r[8], agent=r[9],
             )
             for r in rows
         ]
