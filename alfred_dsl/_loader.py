@@ -54,6 +54,7 @@ __all__ = [
 MAX_FILE_SIZE = 50 * 1024 * 1024
 #: Values nested deeper than this are refused (A003); so are longer chains of imports.
 MAX_DEPTH = 100
+_NESTING_MESSAGE = f"values are nested more than {MAX_DEPTH} levels deep"
 
 EXTENSIONS = (".alfred", ".yaml", ".yml", ".json")
 _ROOT_MARKERS = ("alfred.toml", ".git")
@@ -268,7 +269,7 @@ def _parse_json(source: SourceFile, spans: SpanIndex, diags: list[Diagnostic]) -
         value: Any
         if ch == "{" or ch == "[":
             if len(stack) >= MAX_DEPTH:
-                raise _InputError("A003", f"values are nested more than {MAX_DEPTH} levels deep", pos)
+                raise _InputError("A003", _NESTING_MESSAGE, pos)
             path = _child_path(stack[-1]) if stack else ()
             frame = _Frame({} if ch == "{" else [], path, pos)
             stack.append(frame)
@@ -406,8 +407,12 @@ def parse_yaml(source: SourceFile) -> tuple[Any, SpanIndex, list[Diagnostic]]:
             context = exc.context_mark
             notes.append(f"{exc.context} at line {context.line + 1}, column {context.column + 1}")
         span = source.span(offset, min(offset + 1, len(text)))
+        if "nesting depth" in problem:  # libyaml (PyYAML >= 6.0.4) has its own depth limit
+            return None, spans, [error("A003", _NESTING_MESSAGE, span, "too deep")]
         return None, spans, [error("A109", f"invalid YAML: {problem}", span, problem, notes=notes)]
     except yaml.YAMLError as exc:  # a reader error without a mark
+        if "nesting depth" in str(exc):
+            return None, spans, [error("A003", _NESTING_MESSAGE, source.whole(), "too deep")]
         return None, spans, [error("A109", f"invalid YAML: {exc}", source.whole())]
     except _InputError as exc:
         span = source.span(exc.start, min(exc.end, len(text)))
@@ -470,7 +475,7 @@ def _parse_yaml(source: SourceFile, spans: SpanIndex, diags: list[Diagnostic]) -
             finish(copy.deepcopy(value) if size > 1 else value, start, end, size)
         elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             if len(stack) >= MAX_DEPTH:
-                raise _InputError("A003", f"values are nested more than {MAX_DEPTH} levels deep", start, end)
+                raise _InputError("A003", _NESTING_MESSAGE, start, end)
             built += 1
             is_map = isinstance(event, yaml.MappingStartEvent)
             if event.tag not in (None, "!", _TAG + ("map" if is_map else "seq")):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def should_colour(stream: IO[str] | None = None) -> bool:
         return False
     if os.environ.get("TERM") == "dumb":
         return False
-    target = stream if stream is not None else click.get_text_stream("stdout")
+    target = stream if stream is not None else sys.stdout
     try:
         return target.isatty()
     except (AttributeError, ValueError):

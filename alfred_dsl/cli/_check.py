@@ -6,6 +6,7 @@ Exit status: 0 no errors (warnings allowed), 1 errors (or warnings with ``--stri
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import click
@@ -21,7 +22,7 @@ COLOUR_MODES = ("auto", "always", "never")
 
 def emit(diags: Sequence[Diagnostic], fmt: str = "text", *, colour: str = "auto", err: bool = False) -> None:
     """Print ``diags`` in ``fmt`` to stdout (or stderr with ``err``); colour only for text on a terminal."""
-    stream = click.get_text_stream("stderr" if err else "stdout")
+    stream = sys.stderr if err else sys.stdout
     use_colour = fmt == "text" and (colour == "always" or (colour == "auto" and should_colour(stream)))
     output = render(diags, fmt, colour=use_colour)
     if output:

@@ -7,6 +7,7 @@ Exit status: 0 pages written and no errors, 1 some workflow has errors, 2 a file
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -29,7 +30,7 @@ def docs(files: tuple[str, ...], output: Path, fmt: str, title: str) -> int:
 
     pages, diagnostics = collect(files)
     if diagnostics:
-        stream = click.get_text_stream("stderr")
+        stream = sys.stderr
         colour = should_colour(stream)
         click.echo(render(diagnostics, "text", colour=colour), file=stream, nl=False, color=colour)
     status = exit_status(diagnostics)

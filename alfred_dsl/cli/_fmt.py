@@ -52,7 +52,7 @@ def _write(path: Path, text: str) -> None:
 def _emit(diags: list[Diagnostic]) -> None:
     from .._render_diag import render_text, should_colour
 
-    stream = click.get_text_stream("stderr")
+    stream = sys.stderr
     colour = should_colour(stream)
     click.echo(render_text(diags, colour=colour), file=stream, nl=False, color=colour)
 

@@ -6,6 +6,7 @@ status 1 on errors, 2 when the file cannot be read (A001) or the usage is wrong.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -41,7 +42,7 @@ def use_colour(mode: str, stream_name: Literal["stdout", "stderr"]) -> bool:
         return True
     from .._render_diag import should_colour
 
-    return should_colour(click.get_text_stream(stream_name))
+    return should_colour(sys.stderr if stream_name == "stderr" else sys.stdout)
 
 
 def _print_diagnostics(diags: Sequence[Diagnostic], colour: str) -> None:
