@@ -105,9 +105,9 @@ def _alive(pid: int) -> bool:
 
 
 def _run_state(record: RunRecord) -> str:
-    """The recorded state, except that a ``running`` run whose process is gone is ``stale``."""
+    """The recorded state, except that a ``running`` or ``paused`` run whose process is gone is ``stale``."""
     if (
-        record.state == "running"
+        record.state in ("running", "paused")
         and record.pid is not None
         and record.host == socket.gethostname()
         and not _alive(record.pid)

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,49 @@ def _popen(
     )
 
 
+class _SpawnTimer:
+    """Where to spawn: on the Trio thread while spawns are quick, in worker threads when not.
+
+    The parent of a vfork/exec waits until the child has exec'd. On an idle machine that is
+    a few hundred microseconds, less than the two thread hand-offs a worker thread costs,
+    so spawning on the event loop is fastest (bench/RUNTIME.md: 1.75x ninja against 2.1x).
+    On a loaded machine the wait grows to milliseconds and, on the loop, it blocks every
+    other stage: then worker threads (fork/exec releases the GIL) let spawns overlap. A
+    moving average of recent spawn times picks the side, with hysteresis.
+    """
+
+    to_thread_above_s = 0.0012
+    to_loop_below_s = 0.0007
+
+    def __init__(self) -> None:
+        self.average_s = 0.0
+        self.in_thread = False
+
+    def record(self, seconds: float) -> None:
+        self.average_s += (seconds - self.average_s) * 0.1
+        if self.in_thread:
+            self.in_thread = self.average_s > self.to_loop_below_s
+        else:
+            self.in_thread = self.average_s > self.to_thread_above_s
+
+
+_SPAWN_TIMER = _SpawnTimer()
+
+
+def _timed_spawn(
+    argv: Sequence[str],
+    cwd: str,
+    env: Mapping[str, str] | Mapping[bytes, bytes],
+    log_path: str,
+    before_spawn: Callable[[], None] | None,
+) -> subprocess.Popen[bytes]:
+    started = time.perf_counter()
+    try:
+        return spawn_in_group(argv, cwd, env, log_path, before_spawn)
+    finally:
+        _SPAWN_TIMER.record(time.perf_counter() - started)
+
+
 async def run_in_group(
     argv: Sequence[str],
     *,
@@ -156,13 +200,12 @@ async def run_in_group(
     ``env`` may be bytes already (the scheduler encodes the run's environment once).
     ``before_spawn`` runs in the spawning thread; a :class:`SpawnError` from it is reported.
     """
-    # In a worker thread: creating the log file and fork/exec release the GIL, so spawns
-    # overlap with each other and with the scheduler. On the Trio thread each spawn stalls
-    # the event loop for the whole vfork/exec (measured: 2.4x ninja instead of 1.4x under
-    # load, bench/RUNTIME.md). Not abandoned on cancel: the child must be known to be killed.
-    proc = await trio.to_thread.run_sync(
-        spawn_in_group, argv, str(cwd), env, str(log_path), before_spawn
-    )
+    if _SPAWN_TIMER.in_thread:
+        proc = await trio.to_thread.run_sync(
+            _timed_spawn, argv, str(cwd), env, str(log_path), before_spawn
+        )
+    else:
+        proc = _timed_spawn(argv, str(cwd), env, str(log_path), before_spawn)
     if on_spawn is not None:
         on_spawn(proc.pid)
     try:
