@@ -16,8 +16,6 @@ import json
 import os
 import sys
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,6 +294,9 @@ class HttpExecutor:
         if isinstance(extra, Mapping):
             headers.update({str(k): str(v) for k, v in extra.items()})
         body = json.dumps(dict(ctx.inputs), default=str).encode()
+        import urllib.error  # here, not at the top: ~15 ms of imports that only http stages need
+        import urllib.request
+
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         timeout = ctx.timeout_s if ctx.timeout_s else 300.0
 
