@@ -153,11 +153,11 @@ t = time.time()
 with open_view(p, mode=mode, stream=sys.stdout) as h:
     h(Event(type="run_started", run_id="R9", time=t, data={{"stages": ["build", "test"]}}))
     h(Event(type="stage_started", run_id="R9", time=t, stage="build", attempt=1, data={{"agent": "worker"}}))
-    time.sleep(0.6)
+    time.sleep(0.3)
     h(Event(type="stage_succeeded", run_id="R9", time=t, stage="build", attempt=1,
             data={{"duration_s": 0.6}}))
     h(Event(type="stage_started", run_id="R9", time=t, stage="test", attempt=2, data={{"agent": "tester"}}))
-    time.sleep(0.6)
+    time.sleep(0.3)
     h(Event(type="stage_succeeded", run_id="R9", time=t, stage="test", attempt=2,
             data={{"duration_s": 0.6}}))
     h(Event(type="run_completed", run_id="R9", time=t, data={{"state": "succeeded",
