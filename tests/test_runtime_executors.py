@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from _h4a_runtime import agent, plan, run_plan, stage
@@ -74,9 +75,12 @@ def test_interpolated_param_is_shell_quoted_wherever_it_stands(tmp_path: Path, l
     assert (tmp_path / "got.txt").read_text() == (f"a'b{evil}c\"d" if mixed else evil)
 
 
+_NO_CS: tuple[Literal["Cs"]] = ("Cs",)  # not encodable: no process can receive them
+
+
 @needs_parser
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12))
+@given(value=st.text(st.characters(blacklist_categories=_NO_CS, blacklist_characters="\x00"), max_size=12))
 def test_any_param_value_reaches_the_shell_verbatim(
     tmp_path_factory: pytest.TempPathFactory, value: str
 ) -> None:
@@ -233,3 +237,53 @@ def test_http_agent_whose_server_is_down_fails_the_attempt(tmp_path: Path) -> No
     assert result.stages["s"].error is not None
     assert result.stages["s"].error.startswith(f"cannot reach {url}: ")
     assert "refused" in result.stages["s"].error.lower()
+
+
+# -- where processes are spawned ----------------------------------------------------------
+
+
+def test_slow_spawns_move_to_worker_threads_and_quick_ones_come_back() -> None:
+    from alfred_dsl.runtime._process import _SpawnTimer
+
+    timer = _SpawnTimer()
+    for _ in range(30):
+        timer.record(0.0003)
+    assert not timer.in_thread                    # quick spawns stay on the event loop
+    for _ in range(30):
+        timer.record(0.005)
+    assert timer.in_thread                        # a loaded machine: spawn in worker threads
+    timer.record(0.0009)
+    assert timer.in_thread                        # hysteresis: no flapping around one value
+    for _ in range(60):
+        timer.record(0.0003)
+    assert not timer.in_thread
+
+
+@pytest.fixture(params=["event loop", "worker thread"])
+def spawn_side(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test with spawns forced to one side (each must behave the same)."""
+    from alfred_dsl.runtime import _process
+
+    timer = _process._SPAWN_TIMER
+    saved = (timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread)
+    if request.param == "worker thread":
+        timer.to_loop_below_s, timer.in_thread = -1.0, True
+    else:
+        timer.to_thread_above_s, timer.in_thread = 1e9, False
+    yield str(request.param)
+    timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread = saved
+
+
+def test_commands_run_fail_and_time_out_alike_on_either_side(tmp_path: Path, spawn_side: str) -> None:
+    stages = [
+        stage("ok", tmp_path, run=["sh", "-c", 'echo "x=$ALFRED_STAGE" > "$ALFRED_OUTPUTS"'],
+              inputs={"n": 1}, on_failure="continue"),
+        stage("missing", tmp_path, run=["no-such-command-alfred"], on_failure="continue"),
+        stage("nowhere", tmp_path / "nope", run=["true"], on_failure="continue"),
+        stage("slow", tmp_path, run=["sleep", "30"], timeout_s=0.3, on_failure="continue"),
+    ]
+    result, _ = run_plan(plan(stages, [agent(concurrency=4)]), tmp_path / "state", kill_grace_s=0.2)
+    assert result.stages["ok"].outputs == {"x": "ok"}
+    assert result.stages["missing"].error == "command not found: no-such-command-alfred"
+    assert result.stages["nowhere"].error == f"working directory {tmp_path / 'nope'} does not exist"
+    assert result.stages["slow"].error == "timed out after 0.3s"
