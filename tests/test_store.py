@@ -52,6 +52,22 @@ def test_queued_writes_are_invisible_until_flushed_then_all_committed(tmp_path: 
     store.close()
 
 
+def test_several_versions_of_a_row_in_one_flush_keep_the_last(tmp_path: Path) -> None:
+    with StateStore(tmp_path) as store:
+        run_id = _new_run(store)
+        store.queue_stage(run_id, "b", state="running", attempts=1, agent="x")
+        store.queue_attempt(run_id, "b", 1, started=1.0, agent="x")
+        store.queue_attempt(run_id, "b", 1, started=1.0, pid=4242, log_path="b.1.log", agent="x")
+        store.queue_stage(run_id, "a", state="running", attempts=1)
+        store.queue_stage(run_id, "b", state="succeeded", attempts=1, agent="x", outputs={"k": 1})
+        store.queue_attempt(run_id, "b", 1, started=1.0, finished=2.0, exit_code=0, agent="x")
+        store.flush()
+        assert [(s.name, s.state, s.agent, dict(s.outputs)) for s in store.stages(run_id)] == [
+            ("a", "running", None, {}), ("b", "succeeded", "x", {"k": 1}),
+        ]
+        assert [(a.n, a.finished, a.exit_code, a.agent) for a in store.attempts(run_id)] == [(1, 2.0, 0, "x")]
+
+
 def test_runs_are_found_by_last_id_or_unique_prefix(tmp_path: Path) -> None:
     with StateStore(tmp_path) as store:
         first = _new_run(store)

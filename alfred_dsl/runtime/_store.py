@@ -97,6 +97,21 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+_UPSERT_STAGE = (
+    "INSERT INTO stages (run, name, state, agent, outputs, started, finished, attempts, error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (run, name) DO UPDATE SET state = excluded.state, agent = excluded.agent,"
+    " outputs = excluded.outputs, started = excluded.started,"
+    " finished = excluded.finished, attempts = excluded.attempts, error = excluded.error"
+)
+_UPSERT_ATTEMPT = (
+    "INSERT OR REPLACE INTO attempts"
+    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: Statements that write a whole row -> the length of the row's key (its first parameters).
+_UPSERT_KEYS = {_UPSERT_STAGE: 2, _UPSERT_ATTEMPT: 3}
+
 #: Run states in which the recorded process owns the run (it is executing it).
 _LIVE_STATES = frozenset({"running", "paused"})
 
@@ -251,14 +266,26 @@ class StateStore:
             raise StoreError(f"{self.db_path} was opened read-only")
         pending, self._pending = self._pending, []
         # Each statement writes its own table and keeps its rows in order, so statements
-        # can be batched per kind: a few executemany calls per transaction.
+        # can be batched per kind: a few executemany calls per transaction. A stage or an
+        # attempt row is written whole each time: only its last version in the batch counts
+        # (a quick stage is queued running, then succeeded, within one flush).
         batches: dict[str, list[tuple[Any, ...]]] = {}
+        latest: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
         for sql, params in pending:
-            batches.setdefault(sql, []).append(params)
+            key_length = _UPSERT_KEYS.get(sql)
+            if key_length is None:
+                batches.setdefault(sql, []).append(params)
+            else:
+                rows = latest.setdefault(sql, {})
+                key = params[:key_length]
+                rows.pop(key, None)  # re-inserted last: rows keep the order of their last write
+                rows[key] = params
+        for sql, by_key in latest.items():
+            batches[sql] = list(by_key.values())
         try:
             with self._transaction():
-                for sql, rows in batches.items():
-                    self._db.executemany(sql, rows)
+                for sql, rows_of_kind in batches.items():
+                    self._db.executemany(sql, rows_of_kind)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to {self.db_path}: {exc}") from exc
 
@@ -435,11 +462,7 @@ class StateStore:
     ) -> None:
         """Queue the whole row of a stage (values must already be masked)."""
         self._pending.append((
-            "INSERT INTO stages (run, name, state, agent, outputs, started, finished, attempts, error)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (run, name) DO UPDATE SET state = excluded.state, agent = excluded.agent,"
-            " outputs = excluded.outputs, started = excluded.started,"
-            " finished = excluded.finished, attempts = excluded.attempts, error = excluded.error",
+            _UPSERT_STAGE,
             (
                 run_id, name, state, agent, _dumps(dict(outputs) if outputs else {}), started, finished,
                 attempts, error,
@@ -478,9 +501,7 @@ class StateStore:
         agent: str | None = None,
     ) -> None:
         self._pending.append((
-            "INSERT OR REPLACE INTO attempts"
-            " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _UPSERT_ATTEMPT,
             (run_id, stage, n, started, finished, exit_code, error, log_path, pid, agent),
         ))
 
