@@ -8,6 +8,7 @@ import json
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -287,3 +288,32 @@ def test_commands_run_fail_and_time_out_alike_on_either_side(tmp_path: Path, spa
     assert result.stages["missing"].error == "command not found: no-such-command-alfred"
     assert result.stages["nowhere"].error == f"working directory {tmp_path / 'nope'} does not exist"
     assert result.stages["slow"].error == "timed out after 0.3s"
+
+
+def test_spawn_threads_do_not_wait_behind_busy_python_stages(tmp_path: Path) -> None:
+    from alfred_dsl.runtime import _process
+
+    module = _write_module(tmp_path, (
+        "import time, trio\n"
+        "def busy(inputs):\n    time.sleep(0.8)\n"
+        "async def gate(inputs):\n    await trio.sleep(0.2)\n"
+    ))
+    # 40 plain functions hold every thread of Trio's default limiter for 0.8 s; `quick`
+    # spawns at 0.2 s, once they all run (the gate is async: it takes no thread).
+    busy = [
+        stage(f"busy{i}", tmp_path, kind="python", agents=["py"], call=f"{module}:busy") for i in range(40)
+    ]
+    gate = stage("gate", tmp_path, kind="python", agents=["py"], call=f"{module}:gate")
+    quick = stage("quick", tmp_path, run=["sh", "-c", 'echo "t=$(date +%s.%N)" > "$ALFRED_OUTPUTS"'],
+                  after=["gate"])
+    timer = _process._SPAWN_TIMER
+    saved = (timer.to_loop_below_s, timer.in_thread)
+    timer.to_loop_below_s, timer.in_thread = -1.0, True
+    try:
+        started = time.time()
+        agents = [agent("py", kind="python", concurrency=41), agent()]
+        result, _ = run_plan(plan([*busy, gate, quick], agents), tmp_path / "state", max_concurrency=42)
+    finally:
+        timer.to_loop_below_s, timer.in_thread = saved
+    assert result.ok
+    assert float(result.stages["quick"].outputs["t"]) - started < 0.6  # not after the busy ones

@@ -165,6 +165,18 @@ class _SpawnTimer:
 
 
 _SPAWN_TIMER = _SpawnTimer()
+_SPAWN_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("alfred_spawn_limiter")
+
+
+def _spawn_limiter() -> trio.CapacityLimiter:
+    """Spawn threads of this Trio run: not Trio's default limiter (40 threads), which sync
+    python stages occupy for as long as they run, so spawns never wait behind them."""
+    try:
+        return _SPAWN_LIMITER.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(64)
+        _SPAWN_LIMITER.set(limiter)
+        return limiter
 
 
 def _timed_spawn(
@@ -202,7 +214,7 @@ async def run_in_group(
     """
     if _SPAWN_TIMER.in_thread:
         proc = await trio.to_thread.run_sync(
-            _timed_spawn, argv, str(cwd), env, str(log_path), before_spawn
+            _timed_spawn, argv, str(cwd), env, str(log_path), before_spawn, limiter=_spawn_limiter()
         )
     else:
         proc = _timed_spawn(argv, str(cwd), env, str(log_path), before_spawn)
