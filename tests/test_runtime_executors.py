@@ -317,3 +317,13 @@ def test_spawn_threads_do_not_wait_behind_busy_python_stages(tmp_path: Path) -> 
         timer.to_loop_below_s, timer.in_thread = saved
     assert result.ok
     assert float(result.stages["quick"].outputs["t"]) - started < 0.6  # not after the busy ones
+
+
+def test_more_than_40_plain_python_stages_run_at_once_when_concurrency_allows(tmp_path: Path) -> None:
+    module = _write_module(tmp_path, "import time\ndef nap(inputs):\n    time.sleep(0.5)\n")
+    naps = [stage(f"nap{i}", tmp_path, kind="python", agents=["py"], call=f"{module}:nap") for i in range(45)]
+    started = time.monotonic()
+    result, _ = run_plan(plan(naps, [agent("py", kind="python", concurrency=45)]), tmp_path / "state",
+                         max_concurrency=45)
+    assert result.ok
+    assert time.monotonic() - started < 0.9  # one wave (0.5 s), not 40 then 5 (1 s)

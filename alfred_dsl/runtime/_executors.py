@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import inspect
 import json
+import math
 import os
 import sys
 import traceback
@@ -248,7 +249,9 @@ class PythonExecutor:
             if is_async:
                 result = await function(inputs)
             else:
-                result = await trio.to_thread.run_sync(function, inputs, abandon_on_cancel=True)
+                result = await trio.to_thread.run_sync(
+                    function, inputs, abandon_on_cancel=True, limiter=_unlimited_threads()
+                )
                 if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
                     result = await _await(result)
         except trio.Cancelled:
@@ -263,6 +266,20 @@ class PythonExecutor:
                 ok=False, error=f"`{ctx.call}` returned {type(result).__name__}, expected a dict of outputs"
             )
         return AttemptOutcome(ok=True, outputs={str(k): v for k, v in result.items()})
+
+
+_THREADS: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("alfred_python_threads")
+
+
+def _unlimited_threads() -> trio.CapacityLimiter:
+    """Threads for plain python stages: the scheduler already enforces the run's and each
+    agent's concurrency; Trio's default limiter (40) would silently cap it lower."""
+    try:
+        return _THREADS.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(math.inf)
+        _THREADS.set(limiter)
+        return limiter
 
 
 async def _await(value: Awaitable[Any]) -> Any:
