@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from .._units import format_elapsed
 from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError
 
 __all__ = ["logs", "runs", "show"]
@@ -79,19 +80,6 @@ def _when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def _alive(pid: int) -> bool:
@@ -195,7 +183,7 @@ def runs(state_dir: str | None, fmt: str, workflow: str | None, limit: int) -> i
         click.echo(f"no runs recorded in {_state_dir_text(state_dir)}")
         return EXIT_OK
     rows = [
-        [r.id, r.workflow, _run_state(r), _when(r.started), _duration(_run_duration(r))] for r in records
+        [r.id, r.workflow, _run_state(r), _when(r.started), format_elapsed(_run_duration(r))] for r in records
     ]
     click.echo(_table(["RUN", "WORKFLOW", "STATE", "STARTED", "DURATION"], rows))
     return EXIT_OK
@@ -270,7 +258,7 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
     head = [
         f"run {record.id}  workflow {record.workflow}  {_run_state(record)}",
         f"source    {record.source}",
-        f"started   {_when(record.started)}  duration {_duration(_run_duration(record))}",
+        f"started   {_when(record.started)}  duration {format_elapsed(_run_duration(record))}",
     ]
     if record.params:
         shown = " ".join(f"{k}={_param_text(v)}" for k, v in record.params.items())
@@ -284,7 +272,7 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
             stage.name,
             stage.state,
             str(stage.attempts),
-            _duration(duration),
+            format_elapsed(duration),
             "-" if exit_code is None else str(exit_code),
             _short_path(attempt.log_path if attempt is not None else None) or "-",
         ])

@@ -19,9 +19,9 @@ from markupsafe import Markup
 
 from .._diagnostics import Diagnostic
 from .._plan import Plan
+from .._units import format_duration
 from ._svg import plan_to_svg
 from ._templating import html_environment, markdown_environment
-from ._units import format_duration
 
 __all__ = [
     "AgentDoc",

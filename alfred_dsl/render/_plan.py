@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._plan import Plan, PlanStage, thaw
-from ._units import format_duration
+from .._units import format_duration
 
 __all__ = ["dumps", "duration_text", "number", "plan_to_json", "plan_to_text"]
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._units import format_duration, format_seconds
 from ._templating import html_environment
-from ._units import format_duration, format_seconds
 
 if TYPE_CHECKING:
     from ..runtime._store import AttemptRecord, RunRecord, StageRecord

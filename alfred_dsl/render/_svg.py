@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from .._plan import Plan, PlanStage
-from ._units import format_duration
+from .._units import format_duration
 
 __all__ = ["Box", "Layout", "count_crossings", "layout_plan", "order_layers", "plan_to_svg"]
 

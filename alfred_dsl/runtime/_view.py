@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 
 from .._plan import Plan
+from .._units import format_elapsed
 from ._events import (
     FINAL_RUN_EVENTS,
     RUN_COMPLETED,
@@ -48,7 +49,6 @@ __all__ = [
     "attach",
     "choose_mode",
     "describe_event",
-    "format_duration",
     "open_view",
     "summary_line",
 ]
@@ -77,20 +77,6 @@ def choose_mode(stream: TextIO, *, quiet: bool = False) -> ViewMode:
     if callable(isatty) and isatty() and os.environ.get("TERM", "") != "dumb":
         return "live"
     return "plain"
-
-
-def format_duration(seconds: float | None) -> str:
-    """``0.4s``, ``12.3s``, ``2m05s``, ``1h02m``: short and human."""
-    if seconds is None:
-        return "-"
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def _short_path(path: str) -> str:
@@ -140,17 +126,17 @@ def describe_event(event: Event, *, workflow: str = "") -> str:
         failed = f"attempt {event.attempt} failed" if event.attempt is not None else "attempt failed"
         details.append(f"{failed}: {data['error']}" if data.get("error") else failed)
         if data.get("delay_s") is not None:
-            details.append(f"retry in {format_duration(float(data['delay_s']))}")
+            details.append(f"retry in {format_elapsed(float(data['delay_s']))}")
     elif kind == STAGE_SUCCEEDED:
         if data.get("duration_s") is not None:
-            details.append(format_duration(float(data["duration_s"])))
+            details.append(format_elapsed(float(data["duration_s"])))
     elif kind == STAGE_FAILED:
         if event.attempt is not None:
             details.append(f"attempt {event.attempt}")
         if data.get("error"):
             details.append(str(data["error"]))
         if data.get("duration_s") is not None:
-            details.append(format_duration(float(data["duration_s"])))
+            details.append(format_elapsed(float(data["duration_s"])))
         if data.get("log"):
             details.append(f"log {data['log']}")
     elif kind == STAGE_SKIPPED:
@@ -167,7 +153,7 @@ def describe_event(event: Event, *, workflow: str = "") -> str:
         counts = data.get("counts")
         took = ""
         if data.get("duration_s") is not None:
-            took = f" in {format_duration(float(data['duration_s']))}"
+            took = f" in {format_elapsed(float(data['duration_s']))}"
         if isinstance(counts, Mapping):
             details.append(_counts_text(counts) + took)
         elif took:
@@ -184,7 +170,7 @@ def summary_line(
     *, run_id: str, workflow: str, state: str, counts: Mapping[str, int], duration_s: float | None
 ) -> str:
     """``run 20240101-120000-abc123 (demo) succeeded: 7 succeeded, 1 skipped in 3.2s``."""
-    took = "" if duration_s is None else f" in {format_duration(duration_s)}"
+    took = "" if duration_s is None else f" in {format_elapsed(duration_s)}"
     return f"run {run_id} ({workflow}) {state}: {_counts_text(counts)}{took}"
 
 
@@ -390,7 +376,7 @@ def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Calla
                     Text(name, style="bold"),
                     Text(f"agent {info.agent}", style="dim"),
                     Text(f"attempt {info.attempt}"),
-                    Text(format_duration(now - info.since), style="cyan"),
+                    Text(format_elapsed(now - info.since), style="cyan"),
                 )
             return Group(header, rows)
 

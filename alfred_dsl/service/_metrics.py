@@ -443,7 +443,7 @@ def metrics_to_json(metrics: Metrics) -> dict[str, Any]:
 
 
 def seconds(value: float | None) -> str:
-    from ..render._units import format_seconds
+    from .._units import format_seconds
 
     return format_seconds(value)
 

@@ -1,10 +1,15 @@
-"""Small formatting helpers shared by the docs and report renderers."""
+"""Human-readable durations, in one place for the renderers, the run view, the CLI and the service.
+
+Two notations on purpose: :func:`format_duration` writes the DSL's own duration syntax
+(``1h30m``, ``500ms``) for plans and docs; :func:`format_elapsed` writes a clock-like
+elapsed time (``12.3s``, ``2m05s``, ``1h02m``) for runs being watched or listed.
+"""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["format_duration", "format_seconds"]
+__all__ = ["format_duration", "format_elapsed", "format_seconds"]
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
@@ -35,3 +40,17 @@ def format_seconds(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds:.2f}s"
     return format_duration(seconds)
+
+
+def format_elapsed(seconds: float | None) -> str:
+    """A run or stage's elapsed time: ``0.4s``, ``12.3s``, ``2m05s``, ``1h02m``; ``None`` -> ``"-"``."""
+    if seconds is None:
+        return "-"
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
