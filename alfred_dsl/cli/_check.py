@@ -6,27 +6,14 @@ Exit status: 0 no errors (warnings allowed), 1 errors (or warnings with ``--stri
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-
 import click
 
-from .._diagnostics import Diagnostic
-from .._render_diag import exit_status, render, should_colour
+from .._render_diag import exit_status
+from ._common import colour_option, emit
 
-__all__ = ["check", "emit"]
+__all__ = ["check"]
 
 FORMATS = ("text", "json", "sarif")
-COLOUR_MODES = ("auto", "always", "never")
-
-
-def emit(diags: Sequence[Diagnostic], fmt: str = "text", *, colour: str = "auto", err: bool = False) -> None:
-    """Print ``diags`` in ``fmt`` to stdout (or stderr with ``err``); colour only for text on a terminal."""
-    stream = sys.stderr if err else sys.stdout
-    use_colour = fmt == "text" and (colour == "always" or (colour == "auto" and should_colour(stream)))
-    output = render(diags, fmt, colour=use_colour)
-    if output:
-        click.echo(output, file=stream, nl=False, color=use_colour)
 
 
 @click.command()
@@ -40,15 +27,7 @@ def emit(diags: Sequence[Diagnostic], fmt: str = "text", *, colour: str = "auto"
     help="Output format: text for people, json for tools, sarif for code-scanning services.",
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
-@click.option(
-    "--colour",
-    "--color",
-    "colour",
-    type=click.Choice(COLOUR_MODES),
-    default="auto",
-    show_default=True,
-    help="Colour the text output: auto = only on a terminal and when NO_COLOR is unset.",
-)
+@colour_option
 def check(files: tuple[str, ...], fmt: str, strict: bool, colour: str) -> int:
     """Check FILE... (.alfred, .yaml, .yml or .json) and report every problem found.
 

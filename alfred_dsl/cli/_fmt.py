@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .._diagnostics import Diagnostic
+from ._common import emit
 
 __all__ = ["fmt"]
 
@@ -49,14 +49,6 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-def _emit(diags: list[Diagnostic]) -> None:
-    from .._render_diag import render_text, should_colour
-
-    stream = sys.stderr
-    colour = should_colour(stream)
-    click.echo(render_text(diags, colour=colour), file=stream, nl=False, color=colour)
-
-
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--check", is_flag=True, help="Write nothing; list the files that would change, exit 1 if any.")
@@ -81,13 +73,13 @@ def fmt(files: tuple[str, ...], check: bool, diff: bool) -> int:
         else:
             source, problems = read_source(name)
             if source is None:
-                _emit(problems)
+                emit(problems, err=True)
                 status = max(status, EXIT_USAGE)
                 continue
             text, display = source.text, name
         formatted, diags = format_source(text, display)
         if formatted is None:
-            _emit(diags)
+            emit(diags, err=True)
             status = max(status, EXIT_ERRORS)
             continue
         if name == "-" and not (check or diff):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._plan import compile_for_cli, param_option
+from ._common import compile_for_cli, param_option
 
 __all__ = ["graph"]
 

@@ -82,7 +82,7 @@ def submit(
     reported and nothing is queued) and again when the run starts.
     """
     from ..service._queue import parse_at, parse_priority
-    from ._plan import compile_for_cli, parse_params
+    from ._common import compile_for_cli, parse_params
 
     try:
         level = parse_priority(priority)
