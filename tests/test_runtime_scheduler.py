@@ -253,3 +253,18 @@ def test_resume_reruns_only_what_did_not_succeed_and_reuses_outputs(tmp_path: Pa
         assert record is not None and record.state == "succeeded"
         seqs = [e.seq for e in store.events(result.run_id)]
         assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_stage_ready_reaches_subscribers_but_is_not_stored(tmp_path: Path) -> None:
+    first = stage("first", tmp_path, run=["true"])
+    second = stage("second", tmp_path, run=["true"], after=("first",))
+    result, events = run_plan(plan([first, second]), tmp_path / "state")
+    ready = [e for e in events if e.type == "stage_ready"]
+    assert [e.stage for e in ready] == ["first", "second"] and all(e.seq == 0 for e in ready)
+    assert events.index(ready[1]) > next(i for i, e in enumerate(events) if e.type == "stage_succeeded")
+    with StateStore(tmp_path / "state") as store:
+        stored = store.events(result.run_id)
+    assert "stage_ready" not in {e.type for e in stored}
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    # Every stored event reached the bus with the same number.
+    assert [e.seq for e in events if e.type != "stage_ready"] == [e.seq for e in stored]

@@ -40,7 +40,7 @@ _log = logging.getLogger("alfred_dsl.runtime")
 
 RUN_STARTED: Final = "run_started"          # data: workflow, source, params, stages (names), state_dir
 RUN_RESUMED: Final = "run_resumed"          # data: as run_started + reused (succeeded stages)
-STAGE_READY: Final = "stage_ready"          # data: {}
+STAGE_READY: Final = "stage_ready"          # data: {}; bus only (not stored), seq 0
 STAGE_STARTED: Final = "stage_started"      # attempt; data: agent, log (path or None), pid (command stages)
 STAGE_OUTPUT: Final = "stage_output"        # optional; data: line
 STAGE_RETRYING: Final = "stage_retrying"    # attempt (the failed one); data: error, delay_s
@@ -86,7 +86,9 @@ class Event:
 
     ``time`` is wall-clock seconds since the epoch (``time.time()``); ``attempt`` is
     1-based; ``seq`` is the event's position in its run (1, 2, ...; continues across
-    resumes) and is filled in by the runtime.
+    resumes) and is filled in by the runtime. ``stage_ready`` events are not stored (one
+    per stage, only a live view shows them): they reach the bus only while it has a
+    subscriber, with ``seq`` 0, so the stored events keep contiguous numbers.
     """
 
     type: str
@@ -137,6 +139,11 @@ class EventBus:
                 self._handlers.remove(handler)
 
         return unsubscribe
+
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone listens (events that are not stored are built only then)."""
+        return bool(self._handlers)
 
     def emit(self, event: Event) -> None:
         for handler in tuple(self._handlers):

@@ -458,7 +458,8 @@ class _Run:
             if not run_it:
                 self.finalize(st, SKIPPED, reason="`when` is false")
                 continue
-            self.emit(ev.STAGE_READY, st.name)
+            if self.bus.wanted:  # not stored: one row per stage that no reader needs
+                self.bus.emit(Event(type=ev.STAGE_READY, run_id=self.run_id, time=time.time(), stage=st.name))
             key = st.spec.agents
             entry = (-st.spec.priority, st.spec.slack_s, st.index, st.name)
             heapq.heappush(self.ready.setdefault(key, []), entry)
