@@ -166,3 +166,32 @@ def test_report_of_a_real_run_with_a_retry_has_one_bar_per_attempt(tmp_path: Pat
     first = next(b for b in page.bars if b["data-stage"] == "flaky" and b["data-attempt"] == "1")
     assert "exit 3" in (first["title"] or "")        # the hover says why the attempt failed
     assert "<title>Run " in html and " · retry</title>" in html
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file of ``directory`` with its bytes and modification time, but SQLite's WAL
+    sidecars (a reader of a WAL database may need to create its shared-memory index)."""
+    return {
+        str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
+
+
+def test_report_and_status_read_the_state_directory_without_changing_it(tmp_path: Path) -> None:
+    state_dir = tmp_path / ".alfred"
+    run_id = write_run(state_dir)
+    before = _snapshot(state_dir)
+    from alfred_dsl.cli._service import status
+
+    runner = CliRunner()
+    written = runner.invoke(report, [run_id, "--state", str(state_dir), "-o", str(tmp_path / "r.html")])
+    assert written.exit_code == 0, written.output
+    looked = runner.invoke(status, [run_id, "--state", str(state_dir), "--format", "json"])
+    assert looked.exit_code == 0, looked.output
+    assert '"state"' in looked.output
+    assert _snapshot(state_dir) == before
+    absent = tmp_path / "absent"
+    assert runner.invoke(status, ["--state", str(absent)]).exit_code == 0
+    assert runner.invoke(report, ["last", "--state", str(absent)]).exit_code == 1
+    assert not absent.exists()                    # looking never creates a state directory

@@ -310,13 +310,14 @@ class _NoRuns:
 
 
 def _open_store(queue: Any) -> Any:
-    # Opened only on an existing database: looking must not create the state directory.
-    # TODO(F2's read-only StateStore): open it read-only then, so status never writes.
-    if not queue.db_path.is_file():
-        return _NoRuns()
-    from ..runtime import StateStore
+    # Read-only: looking must never create or alter the state directory.
+    from ..runtime._store import StateStore, StoreError
 
-    return StateStore(queue.state_dir)
+    try:
+        store = StateStore.open_readonly(queue.state_dir)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return _NoRuns() if store is None else store
 
 
 def _status_text(data: dict[str, Any]) -> str:

@@ -317,10 +317,12 @@ def load_report(
     """
     from ..runtime._store import StateStore, StoreError
 
-    if not (state_dir / "state.db").is_file():
-        return None, f"no run state in {state_dir} (run `alfredc run` first, or pass --state DIR)"
     try:
-        with StateStore(state_dir) as store:
+        # Read-only: a report never creates or alters a state directory.
+        opened = StateStore.open_readonly(state_dir)
+        if opened is None:
+            return None, f"no run state in {state_dir} (run `alfredc run` first, or pass --state DIR)"
+        with opened as store:
             run_id = store.resolve_run_id(run_ref)
             run = store.run(run_id) if run_id is not None else None
             if run is None:
