@@ -265,12 +265,14 @@ def _cycle_diagnostic(
         if span is not None:
             labels.append(Label(span, f"`{after}` runs after `{before}` here"))
     path = " -> ".join(closed)
-    first = labels[0].span if labels else None
+    # The first edge is the primary label; every other edge of the cycle is a secondary one.
+    first, rest = (labels[0], labels[1:]) if labels else (None, [])
     return error(
         "A401",
         f"dependency cycle: {path}",
-        first,
-        secondary=labels,
+        None if first is None else first.span,
+        "" if first is None else first.text,
+        secondary=rest,
         help="remove one of these dependencies",
         file=resolved.source,
     )
