@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _h4a_runtime import plan, run_plan, stage
+from _h4a_runtime import agent, plan, run_plan, stage
 
 from alfred_dsl.runtime import RunResult
 
@@ -129,3 +129,20 @@ def test_unknown_run_stage_or_attempt_is_a_clear_error_with_exit_2(
     assert "Traceback" not in "".join(
         p.stderr for p in (stage_typo, run_typo, attempt, never_ran, nothing, ambiguous)
     )
+
+
+def test_show_names_the_agent_of_each_attempt_when_a_retry_moved(tmp_path: Path) -> None:
+    agents = [agent("a1", env={"AGENT": "a1"}), agent("a2", env={"AGENT": "a2"}), agent("solo")]
+    picky = stage("picky", tmp_path, agents=["a1", "a2"], retries=2, backoff_s=0.01,
+                  run=["sh", "-c", '[ "$AGENT" = a2 ]'])    # fails on a1, succeeds on a2
+    steady = stage("steady", tmp_path, agents=["solo"], run=["true"])
+    result, _ = run_plan(plan([picky, steady], agents), tmp_path / ".alfred")
+    assert result.ok
+    done = alfredc("show", "last", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("STAGE"))
+    assert header.split()[-1] == "AGENT"
+    rows = {line.split()[0]: line.split() for line in lines if line.startswith(("picky", "steady"))}
+    assert rows["picky"][2] == "2" and rows["picky"][-1] == "a1,a2"
+    assert rows["steady"][-1] == "solo"

@@ -275,14 +275,23 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
             format_elapsed(duration),
             "-" if exit_code is None else str(exit_code),
             _short_path(attempt.log_path if attempt is not None else None) or "-",
+            _attempt_agents([a for a in attempts if a.stage == stage.name], stage.agent),
         ])
-    body = _table(["STAGE", "STATE", "ATTEMPTS", "DURATION", "EXIT", "LOG"], rows)
+    body = _table(["STAGE", "STATE", "ATTEMPTS", "DURATION", "EXIT", "LOG", "AGENT"], rows)
     errors = [f"  {s.name}: {s.error}" for s in stages if s.error and s.state != "succeeded"]
     text = "\n".join(head) + "\n\n" + body
     if errors:
         text += "\n\nerrors:\n" + "\n".join(errors)
     click.echo(text)
     return EXIT_OK
+
+
+def _attempt_agents(attempts: Sequence[AttemptRecord], fallback: str | None) -> str:
+    """The agent of each attempt in order (``w1,w2``: a retry moved), or one name when it never moved."""
+    agents = [a.agent or "?" for a in attempts]
+    if not agents:
+        return fallback or "-"
+    return agents[0] if len(set(agents)) == 1 else ",".join(agents)
 
 
 def _param_text(value: Any) -> str:
