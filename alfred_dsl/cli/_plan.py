@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import click
 
-from ._common import COLOUR_MODES, compile_for_cli, param_option, parse_params, use_colour
+from ._common import compile_for_cli, param_option, use_colour
 
-# Re-exported for cli/_run.py, which still imports them from here.
-__all__ = ["COLOUR_MODES", "compile_for_cli", "param_option", "parse_params", "plan", "use_colour"]
+__all__ = ["plan"]
 
 
 @click.command()

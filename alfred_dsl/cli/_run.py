@@ -91,7 +91,7 @@ def run(
     """
     from ..runtime import RunOptions, StateStore, StoreError
     from ..runtime._eventlog import EventLogError
-    from ._plan import compile_for_cli, parse_params, use_colour
+    from ._common import compile_for_cli, parse_params, use_colour
 
     if file is None and resume is None:
         raise click.UsageError("missing FILE (or --resume RUN_ID)")
