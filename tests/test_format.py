@@ -237,3 +237,12 @@ def test_cli_reports_syntax_errors_and_missing_files(tmp_path: Path) -> None:
     assert broken.read_text(encoding="utf-8") == "agent a {\n  kind command\n}\n"
     assert "Traceback" not in result.stderr
     assert alfredc("fmt", "missing.alfred", cwd=tmp_path).returncode == 2
+
+
+def test_fmt_refuses_yaml_and_json_documents(tmp_path: Path) -> None:
+    document = tmp_path / "release.yaml"
+    document.write_text("agents: {}\n", encoding="utf-8")
+    result = alfredc("fmt", "release.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "only .alfred files are formatted" in result.stderr
+    assert document.read_text(encoding="utf-8") == "agents: {}\n"

@@ -21,6 +21,7 @@ from ._common import emit
 __all__ = ["fmt"]
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+_DATA_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
 
 def _expand(arguments: tuple[str, ...]) -> list[str]:
@@ -70,6 +71,12 @@ def fmt(files: tuple[str, ...], check: bool, diff: bool) -> int:
         if name == "-":
             text = sys.stdin.read()
             display = "<stdin>"
+        elif Path(name).suffix.lower() in _DATA_SUFFIXES:
+            # The normalized document in YAML/JSON has its own formatters; never rewrite it as DSL.
+            kind = Path(name).suffix
+            click.echo(f"alfredc fmt: {name}: only .alfred files are formatted (this is {kind})", err=True)
+            status = max(status, EXIT_USAGE)
+            continue
         else:
             source, problems = read_source(name)
             if source is None:
