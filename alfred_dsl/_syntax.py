@@ -1312,6 +1312,12 @@ def _finish(state: Any, at: Any) -> None:
             state.value_stack.pop()
 
 
+_ITEM_STARTERS: dict[str | None, tuple[str, ...]] = {
+    None: ("agent", "import", "workflow"),
+    "workflow": ("defaults", "on", "param", "stage", "use"),
+}
+
+
 def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state: Any) -> Diagnostic:
     values = state.value_stack
     previous = values[-1] if values and isinstance(values[-1], Token) else None
@@ -1334,8 +1340,11 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
         and expected == {"EQUAL"}
         and len(previous.value) <= 40
     ):
-        close = difflib.get_close_matches(previous.value, sorted(KEYWORDS), n=1)
-        if close and close[0] in {"stage", "param", "defaults", "use", "on", "agent", "workflow", "import"}:
+        # Only the keywords that can start an item where we are: a stage holds attributes only.
+        where = opened[0].kind if opened else None
+        starters = _ITEM_STARTERS.get(where, ())
+        close = difflib.get_close_matches(previous.value, starters, n=1)
+        if close:
             hint = f"did you mean `{close[0]}`?"
     if hint is None and not opened and token.type in _ITEM_KEYWORDS - _DECLARATIONS:
         hint = f"`{token.value}` goes inside a workflow: does an extra `}}` above close it early?"

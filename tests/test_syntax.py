@@ -510,3 +510,13 @@ def test_one_mistake_one_diagnostic(text: str, expected: list[tuple[str, int, in
 def test_a_workflow_item_at_top_level_points_at_an_extra_brace() -> None:
     (diag,) = errors("workflow w {\n  stage a {\n    agent = x\n  }}\n  stage b {\n    agent = x\n  }\n}\n")
     assert diag.help == "`stage` goes inside a workflow: does an extra `}` above close it early?"
+
+
+def test_missing_equals_after_an_attribute_suggests_no_keyword() -> None:
+    # `estimate` is a real stage attribute: a keyword that cannot go in a stage is no help.
+    diags = errors("workflow w {\n  stage a {\n    estimate 3m\n    retries 2\n  }\n}\n")
+    assert [(d.code, where(d)) for d in diags] == [("A102", (3, 14)), ("A102", (4, 13))]
+    assert [d.help for d in diags] == [None, None]
+    # A misspelt block keyword where one can go still gets the suggestion.
+    diags = errors("workflow w {\n  stge a {\n  }\n}\n")
+    assert diags[0].code == "A102" and diags[0].help == "did you mean `stage`?"
