@@ -64,8 +64,15 @@ def test_argv_is_never_passed_through_a_shell(tmp_path: Path) -> None:
         'printf %s "${params.name}" > got.txt',
         "printf %s '${params.name}' > got.txt",
         "printf %s \"a'b\"${params.name}'c\"d' > got.txt",
+        'printf %s "$(printf %s ${params.name})" > got.txt',
+        'printf %s "$(printf %s "${params.name}")" > got.txt',
+        "printf %s $(printf %s ${params.name}) > got.txt",
+        'printf %s "`printf %s ${params.name}`" > got.txt',
+        "printf %s `printf %s '${params.name}'` > got.txt",
+        'printf %s "$( (printf %s ${params.name}) )" > got.txt',
     ],
-    ids=["bare", "double", "single", "mixed"],
+    ids=["bare", "double", "single", "mixed", "subst-in-double", "double-in-subst", "subst-bare", "backtick-in-double",
+         "single-in-backtick", "subshell-in-subst"],
 )
 def test_interpolated_param_is_shell_quoted_wherever_it_stands(tmp_path: Path, line: str) -> None:
     evil = '"; touch pwned; "\' $(touch pwned2) `touch pwned3`'
@@ -73,6 +80,11 @@ def test_interpolated_param_is_shell_quoted_wherever_it_stands(tmp_path: Path, l
     assert result.ok, result.stages["s"].error
     assert not list(tmp_path.glob("pwned*"))
     mixed = line.startswith('printf %s "a')
+    if "$(" in line or "`" in line:
+        # The inner printf prints the value; unquoted, its output is split into words.
+        quoted = '"$(' in line or '"`' in line
+        assert (tmp_path / "got.txt").read_text() == (evil if quoted else "".join(evil.split()))
+        return
     assert (tmp_path / "got.txt").read_text() == (f"a'b{evil}c\"d" if mixed else evil)
 
 
@@ -86,10 +98,16 @@ def test_any_param_value_reaches_the_shell_verbatim(
     tmp_path_factory: pytest.TempPathFactory, value: str
 ) -> None:
     directory = tmp_path_factory.mktemp("q")
-    line = 'printf %s ${params.v} > a.txt; printf %s "${params.v}" > b.txt; printf %s \'${params.v}\' > c.txt'
+    line = (
+        'printf %s ${params.v} > a.txt; printf %s "${params.v}" > b.txt; printf %s \'${params.v}\' > c.txt; '
+        # Command substitutions (which drop trailing newlines: hence the `.`), in and out of "...".
+        'd="$(printf %s ${params.v}; printf .)"; printf %s "$${d%.}" > d.txt; '
+        'e="`printf %s ${params.v}; printf .`"; printf %s "$${e%.}" > e.txt; '
+        'f=$(printf %s "${params.v}"; printf .); printf %s "$${f%.}" > f.txt'
+    )
     result, _ = run_plan(plan([stage("s", directory, run=line)], params={"v": value}), directory / "state")
     assert result.ok, result.stages["s"].error
-    for name in ("a.txt", "b.txt", "c.txt"):
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt", "e.txt", "f.txt"):
         assert (directory / name).read_bytes().decode("utf-8", "surrogateescape") == value, name
 
 

@@ -50,52 +50,84 @@ def render_value(value: Any, scope: Mapping[str, Any], *, quote: Callable[[str],
     return value
 
 
-def _shell_state(text: str, state: str) -> str:
-    """The quoting context (``none``, ``single``, ``double``) after ``text`` of a shell line."""
+#: Quoting contexts of a shell line, innermost last: ``none`` (the top level), ``single``
+#: ('...'), ``double`` ("..."), ``subst`` ($( ... )), ``paren`` (a ( ... ) inside one) and
+#: ``tick`` (`...`). A command substitution starts a new unquoted context even inside "...",
+#: so a flat state would quote a value there for the wrong context.
+_Context = tuple[str, ...]
+
+
+def _shell_context(text: str, context: _Context) -> _Context:
+    """The quoting context after ``text`` of a shell line, starting in ``context``."""
+    stack = list(context)
     escaped = False
-    for char in text:
+    index, length = 0, len(text)
+    while index < length:
+        char = text[index]
+        top = stack[-1]
+        index += 1
         if escaped:
             escaped = False
-        elif state == "single":
+        elif top == "single":
             if char == "'":
-                state = "none"
+                stack.pop()
         elif char == "\\":
             escaped = True
-        elif state == "double":
+        elif char == "$" and index < length and text[index] == "(":
+            stack.append("subst")
+            index += 1
+        elif char == "`":
+            if top == "tick":
+                stack.pop()
+            else:
+                stack.append("tick")
+        elif top == "double":
             if char == '"':
-                state = "none"
+                stack.pop()
         elif char == "'":
-            state = "single"
+            stack.append("single")
         elif char == '"':
-            state = "double"
-    return state
+            stack.append("double")
+        elif char == "(" and top in ("subst", "paren"):
+            stack.append("paren")
+        elif char == ")" and top in ("subst", "paren"):
+            stack.pop()
+    return tuple(stack)
 
 
-def _quote_for(text: str, state: str) -> str:
-    if state == "double":  # inside "...": only these are special
-        return "".join("\\" + c if c in '\\"$`' else c for c in text)
-    if state == "single":  # inside '...': close, add an escaped quote, reopen
-        return text.replace("'", "'\\''")
-    return shlex.quote(text)
+def _quote_for(text: str, context: _Context) -> str:
+    top = context[-1]
+    if top == "double":  # inside "...": only these are special
+        quoted = "".join("\\" + c if c in '\\"$`' else c for c in text)
+    elif top == "single":  # inside '...': close, add an escaped quote, reopen
+        quoted = text.replace("'", "'\\''")
+    else:
+        quoted = shlex.quote(text)
+    # Inside `...` the shell first removes one level of backslashes before backslashes and `:
+    # one more level of escaping per enclosing backquote.
+    for _ in range(context.count("tick")):
+        quoted = quoted.replace("\\", "\\\\").replace("`", "\\`")
+    return quoted
 
 
 def render_shell(line: str, scope: Mapping[str, Any]) -> str:
     """A shell command line with every interpolated value quoted for where it stands.
 
-    A value is ``shlex.quote``-d outside quotes, backslash-escaped inside ``"..."`` and
-    quote-escaped inside ``'...'``, so no value can end the user's quoting and run a
-    command, whichever way the line quotes it.
+    A value is ``shlex.quote``-d outside quotes (and inside ``$(...)``, even within
+    ``"..."``), backslash-escaped inside ``"..."`` and quote-escaped inside ``'...'``;
+    inside backquotes it is escaped once more. So no value can end the user's quoting and
+    run a command, whichever way the line quotes it.
     """
     if "${" not in line:
         return line
-    state = "none"
+    context: _Context = ("none",)
     out: list[str] = []
     for part in parse(line).parts:
         if isinstance(part, str):
             out.append(part)
-            state = _shell_state(part, state)
+            context = _shell_context(part, context)
         else:
-            out.append(_quote_for(_expr.to_text(_expr.evaluate(part, scope)), state))
+            out.append(_quote_for(_expr.to_text(_expr.evaluate(part, scope)), context))
     return "".join(out)
 
 
