@@ -71,8 +71,8 @@ def test_argv_is_never_passed_through_a_shell(tmp_path: Path) -> None:
         "printf %s `printf %s '${params.name}'` > got.txt",
         'printf %s "$( (printf %s ${params.name}) )" > got.txt',
     ],
-    ids=["bare", "double", "single", "mixed", "subst-in-double", "double-in-subst", "subst-bare", "backtick-in-double",
-         "single-in-backtick", "subshell-in-subst"],
+    ids=["bare", "double", "single", "mixed", "subst-in-double", "double-in-subst", "subst-bare",
+         "backtick-in-double", "single-in-backtick", "subshell-in-subst"],
 )
 def test_interpolated_param_is_shell_quoted_wherever_it_stands(tmp_path: Path, line: str) -> None:
     evil = '"; touch pwned; "\' $(touch pwned2) `touch pwned3`'
