@@ -721,7 +721,8 @@ def _follow(state: _Loading, importer: Path, importer_name: str, written: str, s
     on_stack = [entry[0] for entry in state.stack]
     if real in on_stack:
         first = on_stack.index(real)
-        chain = [entry[1] for entry in state.stack[first:]] + [name]
+        # The cycle ends where it started: name that file as the stack does, not as written here.
+        chain = [entry[1] for entry in state.stack[first:]] + [state.stack[first][1]]
         secondary = [Label(via, "imported here") for _, _, via in state.stack[first + 1 :] if via is not None]
         state.diags.append(
             error(

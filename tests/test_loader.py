@@ -560,3 +560,17 @@ def test_any_text_gives_data_or_diagnostics_never_an_exception(text: str) -> Non
             assert d.primary is not None and 0 <= d.primary.span.start <= d.primary.span.end <= len(text)
         if document is not None:
             assert isinstance(document.data, dict)
+
+
+def test_import_cycle_names_the_entry_file_alike_at_both_ends(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checked from its own folder, the file that closes the cycle is the entry file itself:
+    # the message names it the same way at its start and at its end.
+    write(project / "main.yaml", "imports: [sub/x.yaml]\n")
+    write(project / "sub" / "x.yaml", "imports: [../main.yaml]\n")
+    monkeypatch.chdir(project / "sub")
+    _, diags = load("x.yaml")
+    assert codes(diags) == ["A212"]
+    names = diags[0].message.removeprefix("import cycle: ").split(" -> ")
+    assert len(names) == 3 and names[0] == names[-1]
