@@ -268,3 +268,23 @@ def test_stage_ready_reaches_subscribers_but_is_not_stored(tmp_path: Path) -> No
     assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
     # Every stored event reached the bus with the same number.
     assert [e.seq for e in events if e.type != "stage_ready"] == [e.seq for e in stored]
+
+
+def test_stop_also_stops_stages_dispatched_in_the_same_tick(tmp_path: Path) -> None:
+    # An async callable that raises before its first checkpoint fails its stage in the very
+    # step its task starts; the stages dispatched beside it have not begun yet and must
+    # not start their commands after the stop.
+    (tmp_path / "r2_fails_at_once.py").write_text("async def boom(inputs):\n    raise ValueError('boom')\n")
+    others = [
+        stage(f"s{i}", tmp_path, run=["sh", "-c", f"sleep 0.3; touch ran{i}"]) for i in range(8)
+    ]
+    broken = stage("broken", tmp_path, agents=["py"], kind="python", call="r2_fails_at_once:boom")
+    stages = [*others[:4], broken, *others[4:]]
+    agents = [agent(concurrency=9), agent("py", kind="python")]
+    result, events = run_plan(plan(stages, agents), tmp_path / "state", max_concurrency=9)
+    assert result.stages["broken"].state == "failed"
+    assert {s.state for n, s in result.stages.items() if n != "broken"} == {"cancelled"}
+    time.sleep(0.5)
+    assert not list(tmp_path.glob("ran*"))
+    failed_at = next(e.seq for e in events if e.type == "stage_failed")
+    assert not [e.stage for e in events if e.type == "stage_started" and e.seq > failed_at]

@@ -544,6 +544,11 @@ class _Run:
 
     # -- one stage ------------------------------------------------------------------
     async def stage_task(self, st: _Stage) -> None:
+        if self.stopping:
+            # Stopped between fill() and this task's first step: stop() saw no scope to cancel.
+            self._cancelled(st)
+            self.check_done()
+            return
         try:
             with trio.CancelScope() as scope:
                 st.scope = scope
