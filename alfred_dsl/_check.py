@@ -820,6 +820,14 @@ class _WorkflowChecker:
         if name in self.stages or name in self.uses:
             return
         candidates = [*self.stages, *self.uses]
+        if "." in name:  # `ALIAS.STAGE` or a nested alias, included by `use`
+            flat = self.model.flat_stages(self.name)
+            aliases = {
+                stage.rsplit(".", depth)[0] for stage in flat for depth in range(1, stage.count(".") + 1)
+            }
+            if name in flat or name in aliases:
+                return
+            candidates = [*candidates, *flat, *sorted(aliases - set(candidates))]
         self.out.append(
             error(
                 "A202",
@@ -1163,6 +1171,8 @@ class _Resolver:
         self.edges: list[Edge] = []
         self.secrets: dict[str, None] = {}
         self._defaults: dict[int, dict[str, Any]] = {}
+        # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
+        self._units: dict[str, _Unit] = {}
         self._cwds: dict[tuple[str, str | None, str | None], str] = {}
 
     # -- template expansion and edges ----------------------------------------------------
@@ -1183,6 +1193,7 @@ class _Resolver:
                 local.append(instance)
                 self.instances.append(instance)
                 units[item] = _Unit((instance.name,), (instance.name,), (instance.name,))
+                self._units[instance.name] = units[item]
                 members.append(instance.name)
                 continue
             use = uses[item]
@@ -1209,6 +1220,7 @@ class _Resolver:
                 tuple(m for m in inner_members if m not in has_before),
                 tuple(m for m in inner_members if m not in has_after),
             )
+            self._units[ctx.prefix + item] = units[item]
             members.extend(inner_members)
         known = set(members)
         base: DocPath = ("workflows", ctx.workflow)
@@ -1220,7 +1232,7 @@ class _Resolver:
             if unit is None:
                 continue
             for index, name in enumerate(_names(use.get("after"))):
-                dependency = units.get(name)
+                dependency = units.get(name) or self._units.get(ctx.prefix + name)
                 if dependency is None:
                     continue
                 span = model.value_span((*base, "uses", alias, "after", index))
@@ -1239,7 +1251,7 @@ class _Resolver:
     ) -> None:
         model = self.model
         for index, name in enumerate(_names(stage.get("after"))):
-            unit = units.get(name)
+            unit = units.get(name) or self._units.get(instance.ctx.prefix + name)
             if unit is None:
                 continue
             span = model.value_span((*path, "after", index))

@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "b210e03364b42fae490c5ca957852a68ec562b2b18812d0482b6f84c7f4def6d"
+SCHEMA_SHA256 = "54bef52863b90a3e0442949995365b1a40e25f5a042d818d980a87bc790c8eba"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -12,6 +12,7 @@ from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
 
 
 REGEX_PATTERNS = {
+    '^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*$': re.compile('^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*\\Z'),
     '^[A-Za-z_][A-Za-z0-9_-]*$': re.compile('^[A-Za-z_][A-Za-z0-9_-]*\\Z'),
     '^[A-Za-z_][A-Za-z0-9_]*$': re.compile('^[A-Za-z_][A-Za-z0-9_]*\\Z'),
     '\\$\\{': re.compile('\\$\\{'),
@@ -303,8 +304,8 @@ def validate____defs_names(data, custom_formats={}, name_prefix=None):
             if not isinstance(data_item, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be string")
             if isinstance(data_item, str):
-                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data_item):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$")
+                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*$'].search(data_item):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*$")
     return data
 
 def validate____defs_stage(data, custom_formats={}, name_prefix=None):

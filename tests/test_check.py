@@ -661,3 +661,38 @@ def test_a_string_that_does_not_parse_is_a108_without_follow_up_errors(tmp_path:
     # Only the parse error: no A303 (`when` is a string), A302 (binding type) or A502 (unused `env`).
     found = [code for code, _, _ in problems(tmp_path, text) if code != "A501"]  # builder is unused
     assert found == ["A108", "A108"]
+
+
+DOTTED = """\
+agent a { kind = command; run = "true" }
+workflow inner {
+  param p: int = 1
+  stage i1 { agent = a; inputs = { p = params.p } }
+  stage i2 after i1 { agent = a }
+}
+workflow mid {
+  param q: int = 2
+  use inner(p = params.q) as in
+  stage m after in { agent = a }
+}
+workflow top {
+  use mid(q = 5) as x
+  use mid() as y after x.in
+  stage early after x.in.i1, y.m { agent = a }
+  stage last after x.m { agent = a }
+  stage bad after x.nope, y.in.i3 { agent = a }
+}
+"""
+
+
+def test_after_names_a_stage_or_alias_inside_a_use(tmp_path: Path) -> None:
+    # `use` prefixes stages as `ALIAS.STAGE`; `after` may name them (and nested aliases) so.
+    found = problems(tmp_path, DOTTED, "wf.alfred")
+    assert [(code, where) for code, where, _ in found] == [("A202", "17:19"), ("A202", "17:27")]
+    assert "unknown stage `x.nope`" in found[0][2] and "unknown stage `y.in.i3`" in found[1][2]
+    ok = DOTTED.replace("  stage bad after x.nope, y.in.i3 { agent = a }\n", "")
+    resolved, diagnostics = resolve(load(tmp_path, ok, "wf.alfred"), "top", {})
+    assert diagnostics == [] and resolved is not None
+    edges = {(e.before, e.after) for e in resolved.edges}
+    assert ("x.in.i2", "y.in.i1") in edges  # use ... after x.in: after the sinks of x.in
+    assert {("x.in.i1", "early"), ("y.m", "early"), ("x.m", "last")} <= edges
