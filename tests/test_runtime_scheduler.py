@@ -288,3 +288,13 @@ def test_stop_also_stops_stages_dispatched_in_the_same_tick(tmp_path: Path) -> N
     assert not list(tmp_path.glob("ran*"))
     failed_at = next(e.seq for e in events if e.type == "stage_failed")
     assert not [e.stage for e in events if e.type == "stage_started" and e.seq > failed_at]
+
+
+def test_a_timed_out_stage_ends_when_its_group_is_dead_even_if_zombies_await_a_reaper(tmp_path: Path) -> None:
+    # SIGTERM ends the shell and its child at once; the child, orphaned, stays a zombie in
+    # the group until init reaps it (late, or never in a container without an init).
+    slow = stage("slow", tmp_path, run=["sh", "-c", "sleep 30 & sleep 30 & wait"], timeout_s=0.3)
+    started = time.monotonic()
+    result, _ = run_plan(plan([slow]), tmp_path / "state", kill_grace_s=5.0)
+    assert result.stages["slow"].error == "timed out after 0.3s"
+    assert time.monotonic() - started < 1.0

@@ -248,14 +248,35 @@ async def _wait(proc: subprocess.Popen[bytes]) -> int:
     return status
 
 
-def _group_alive(pgid: int) -> bool:
+def _group_alive(pgid: int, leader_reaped: bool = False) -> bool:
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    # Orphaned grandchildren that died stay in the group as zombies until init reaps them,
+    # which may take a second, or forever when init does not reap (a container's PID 1).
+    return not leader_reaped or _group_has_live_member(pgid)
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is not a zombie (True when /proc cannot tell)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -277,8 +298,8 @@ async def terminate_group(
     _killpg(pgid, signal.SIGCONT)
     deadline = trio.current_time() + max(grace_s, 0.0)
     while trio.current_time() < deadline and not (kill_now is not None and kill_now.is_set()):
-        proc.poll()  # reap the leader, else its zombie keeps the group alive
-        if not _group_alive(pgid):
+        # Reap the leader, else its zombie keeps the group alive.
+        if not _group_alive(pgid, leader_reaped=proc.poll() is not None):
             break
         await trio.sleep(_POLL_S)
     _killpg(pgid, signal.SIGKILL)
