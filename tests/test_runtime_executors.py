@@ -126,6 +126,21 @@ def test_secrets_are_masked_in_logs_outputs_events_and_the_database(tmp_path: Pa
     assert secret not in dump and '"v":"***"' in dump
 
 
+@needs_parser
+def test_no_file_of_the_state_directory_keeps_a_secret_after_the_attempt(tmp_path: Path) -> None:
+    # The command needs the real value in $ALFRED_INPUTS while it runs, and may write it to
+    # $ALFRED_OUTPUTS; once the attempt is over, neither file may keep it.
+    script = 'cat "$ALFRED_INPUTS" > seen.json; echo "v=$API_TOKEN" > "$ALFRED_OUTPUTS"'
+    use = stage("use", tmp_path, run=["sh", "-c", script], inputs={"token": "${secrets.API_TOKEN}"})
+    secret = "hunter2-" + uuid.uuid4().hex
+    result, _ = run_plan(plan([use], secrets=["API_TOKEN"]), tmp_path / "state",
+                         env={"API_TOKEN": secret, "PATH": "/usr/bin:/bin"})
+    assert result.ok and result.stages["use"].outputs == {"v": secret}
+    assert json.loads((tmp_path / "seen.json").read_text()) == {"token": secret}
+    leaks = [p for p in (tmp_path / "state").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaks == []
+
+
 def _write_module(tmp_path: Path, source: str) -> str:
     name = "agents_" + uuid.uuid4().hex[:8]
     (tmp_path / f"{name}.py").write_text(source)

@@ -174,12 +174,21 @@ class CommandExecutor:
             )
         except SpawnError as exc:
             return AttemptOutcome(ok=False, error=str(exc), log_path=None)
+        except BaseException:  # cancelled: what the attempt wrote is not read
+            ctx.masker.file(outputs_path)
+            raise
         finally:
             ctx.masker.file(log)
+            if ctx.masker and ctx.inputs:
+                ctx.masker.file(inputs_path)
         if status != 0:
+            ctx.masker.file(outputs_path)
             error = _describe_status(status, shell)
             return AttemptOutcome(ok=False, exit_code=status, error=error, log_path=log)
-        return AttemptOutcome(ok=True, exit_code=0, outputs=read_outputs_file(outputs_path), log_path=log)
+        outputs = read_outputs_file(outputs_path)
+        # The real values go on to later stages; the file in the state directory keeps none.
+        ctx.masker.file(outputs_path)
+        return AttemptOutcome(ok=True, exit_code=0, outputs=outputs, log_path=log)
 
 
 def _write_log(ctx: AttemptContext, text: str) -> str | None:
