@@ -172,6 +172,22 @@ def test_python_sync_and_async_callables_take_inputs_and_return_outputs(tmp_path
     assert result.stages["none"].outputs == {}
 
 
+def test_two_projects_with_a_module_of_the_same_name_each_call_their_own(tmp_path: Path) -> None:
+    # One process (a worker) runs workflows of two projects whose agents share a module name.
+    name = "agents_" + uuid.uuid4().hex[:8]
+    results = {}
+    for project in ("one", "two"):
+        folder = tmp_path / project
+        (folder / name).mkdir(parents=True)
+        source = f"def who(inputs):\n    return {{'project': {project!r}}}\n"
+        (folder / name / "__init__.py").write_text(source)
+        the_plan = plan([stage("s", folder, kind="python", agents=["py"], call=f"{name}:who")],
+                        [agent("py", kind="python")])
+        result, _ = run_plan(the_plan, folder / "state")
+        results[project] = result.stages["s"].outputs
+    assert results == {"one": {"project": "one"}, "two": {"project": "two"}}
+
+
 def test_a_python_callable_that_raises_fails_the_attempt_with_its_message(tmp_path: Path) -> None:
     module = _write_module(
         tmp_path, "def boom(inputs):\n    raise ValueError('bad input ' + str(inputs['x']))\n"

@@ -204,6 +204,29 @@ class _ImportFailure(Exception):
     pass
 
 
+def _prefer_folder(module_name: str, cwd: Path) -> None:
+    """Put ``cwd`` first on ``sys.path``; forget a same-named module imported from elsewhere.
+
+    A worker runs workflows of several projects in one process: without this, the first
+    project's ``agents`` module would answer every other project's ``agents:...`` call.
+    """
+    folder = str(cwd)
+    if sys.path[:1] != [folder]:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    top = module_name.partition(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is None or (not (cwd / top).is_dir() and not (cwd / f"{top}.py").is_file()):
+        return
+    origin = getattr(loaded, "__file__", None)
+    if origin is not None and Path(origin).resolve().is_relative_to(cwd.resolve()):
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]  # callables already resolved keep their own module alive
+    importlib.invalidate_caches()
+
+
 class PythonExecutor:
     """``module:function``: a plain function runs in a worker thread, an ``async def`` on Trio.
 
@@ -223,8 +246,7 @@ class PythonExecutor:
         module_name, sep, attribute = call.partition(":")
         if not sep or not module_name or not attribute:
             raise _ImportFailure(f"invalid call `{call}`: expected `module:function`")
-        if str(cwd) not in sys.path:
-            sys.path.insert(0, str(cwd))
+        _prefer_folder(module_name, cwd)
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
