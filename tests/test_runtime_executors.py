@@ -18,6 +18,8 @@ import pytest
 from _h4a_runtime import agent, plan, run_plan, stage
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from alfred_dsl.runtime import StateStore
+
 HAS_PARSER = importlib.util.find_spec("alfred_dsl._syntax") is not None
 needs_parser = pytest.mark.skipif(not HAS_PARSER, reason="`${...}` needs _syntax.parse_template (H1)")
 
@@ -287,6 +289,27 @@ def test_http_agent_whose_server_is_down_fails_the_attempt(tmp_path: Path) -> No
     assert result.stages["s"].error is not None
     assert result.stages["s"].error.startswith(f"cannot reach {url}: ")
     assert "refused" in result.stages["s"].error.lower()
+
+
+def test_an_attempt_that_cannot_start_says_why_in_its_log(tmp_path: Path) -> None:
+    # `alfredc logs RUN STAGE` reads the attempt's log: it must not be empty or missing.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    stages = [
+        stage("missing", tmp_path, run=["no-such-command-alfred"], on_failure="continue"),
+        stage("noimport", tmp_path, kind="python", agents=["py"], call="no_such_module_alfred:f",
+              on_failure="continue"),
+        stage("down", tmp_path, kind="http", agents=["api"], on_failure="continue"),
+    ]
+    agents = [agent(), agent("py", kind="python"), agent("api", kind="http", url=f"http://127.0.0.1:{port}/")]
+    result, _ = run_plan(plan(stages, agents), tmp_path / "state")
+    with StateStore(tmp_path / "state") as store:
+        for name in ("missing", "noimport", "down"):
+            (attempt,) = store.attempts(result.run_id, name)
+            assert attempt.log_path is not None, name
+            error = result.stages[name].error
+            assert error is not None and error in Path(attempt.log_path).read_text(), name
 
 
 # -- where processes are spawned ----------------------------------------------------------

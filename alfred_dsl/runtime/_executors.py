@@ -173,7 +173,7 @@ class CommandExecutor:
                 before_spawn=prepare,
             )
         except SpawnError as exc:
-            return AttemptOutcome(ok=False, error=str(exc), log_path=None)
+            return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))
         except BaseException:  # cancelled: what the attempt wrote is not read
             ctx.masker.file(outputs_path)
             raise
@@ -274,7 +274,7 @@ class PythonExecutor:
         try:
             function, is_async = self.resolve(ctx.call, ctx.cwd)
         except _ImportFailure as exc:
-            return AttemptOutcome(ok=False, error=str(exc))
+            return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))
         inputs = dict(ctx.inputs)
         try:
             if is_async:
@@ -358,9 +358,11 @@ class HttpExecutor:
         try:
             status, reason, payload = await trio.to_thread.run_sync(send, abandon_on_cancel=True)
         except urllib.error.URLError as exc:
-            return AttemptOutcome(ok=False, error=ctx.masker.text(f"cannot reach {url}: {exc.reason}"))
+            error = ctx.masker.text(f"cannot reach {url}: {exc.reason}")
+            return AttemptOutcome(ok=False, error=error, log_path=_write_log(ctx, f"alfred: {error}\n"))
         except (OSError, ValueError) as exc:
-            return AttemptOutcome(ok=False, error=ctx.masker.text(f"request to {url} failed: {exc}"))
+            error = ctx.masker.text(f"request to {url} failed: {exc}")
+            return AttemptOutcome(ok=False, error=error, log_path=_write_log(ctx, f"alfred: {error}\n"))
         text = payload.decode("utf-8", errors="replace")
         log = _write_log(ctx, f"POST {url}\nHTTP {status} {reason}\n{text}\n")
         if not 200 <= status < 300:
