@@ -26,7 +26,7 @@ from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-from lark.lexer import Lexer
+from lark.lark import PostLex
 
 from . import _ast as ast
 from ._diagnostics import Diagnostic, Label, error
@@ -89,7 +89,6 @@ _DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_SECONDS: dict[str, int | float] = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 _UNIT_RANK = {"d": 4, "h": 3, "m": 2, "s": 1, "ms": 0}
 _COMMENT_RE = re.compile(r"#[^\n]*")
-_SPACES_RE = re.compile(r"[ \t\f]*+")
 _BLANK_RE = re.compile(r"[ \t\f\r]*+")
 _BLANK_OR_COMMENT_RE = re.compile(r"[ \t\f\r]*+(?:#.*+)?")
 _NOT_TOKEN_START_RE = re.compile(r"[^A-Za-z0-9_\s\"{}\[\]()=,.:;#<>!\-]*+")
@@ -214,14 +213,7 @@ def _context() -> _Context:
     return _ctx
 
 
-# -- lexer callbacks: keywords, literal checks, comments, nesting depth ------------------
-
-
-def _on_name(token: Any) -> Any:
-    kind = KEYWORDS.get(token.value)
-    if kind is not None:
-        token.type = kind
-    return token
+# -- lexer callbacks: literal checks, comments, nesting depth ------------------
 
 
 def _on_string(token: Any) -> Any:
@@ -556,85 +548,34 @@ class _Builder(Transformer[Token, Any]):
         return _value(children[1])
 
 
-class _Lexer(Lexer):
-    """One compiled regex over the grammar's own terminals.
+class _Keywords(PostLex):
+    """Keywords are lexed in every parser state, not only where the grammar takes one.
 
-    Lark's contextual lexer took 0.6 s of a 1.5 s parse of a 10,000-stage file (a
-    Python-level match, line counting and callback dispatch per token and per run of
-    spaces). The grammar needs no context to tokenise (keywords are told from names by
-    the table below, and no two terminals overlap otherwise), so a single
-    ``re.match`` loop does the same job in a third of the time. Terminals are taken from
-    the grammar in Lark's own priority order, so the grammar stays the one definition.
+    The contextual lexer offers each state only the terminals it accepts, so after
+    ``stage`` (where only a NAME fits) ``after`` would be read as a name, and ``stage
+    after {`` would declare a stage called ``after``. Listed here, the keywords stay in
+    every state's lexer (folded into NAME by Lark: no extra regex work), and the parser
+    reports A107. The token stream itself passes through untouched.
     """
 
-    __future_interface__ = 2
+    always_accept = tuple(KEYWORDS.values())
 
-    def __init__(self, conf: Any) -> None:
-        terminals = sorted(
-            conf.terminals,
-            key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
-        )
-        self.ignore = frozenset(conf.ignore)
-        # Spaces are skipped by the same match as the token after them (one match per
-        # token instead of two); the other ignored terminal (comments) stays a group.
-        self.scanner = re.compile(
-            "[ \\t\\f]*(?:"
-            + "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals if t.name != "WS")
-            + ")",
-            conf.g_regex_flags,
-        )
-        self.checks: dict[str, Callable[[Any], Any]] = {
-            "STRING": _on_string,
-            "NUMBER": _on_number,
-            "_NL": _on_newline,
-            "LBRACE": _on_open,
-            "LBRACK": _on_open,
-            "LPAR": _on_open,
-            "RBRACE": _on_close,
-            "RBRACK": _on_close,
-            "RPAR": _on_close,
-        }
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        return stream
 
-    def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Token]:
-        text: str = lexer_state.text.text
-        counter = lexer_state.line_ctr
-        match = self.scanner.match
-        ignore = self.ignore
-        checks = self.checks
-        keywords = KEYWORDS
-        new_token: Callable[..., Token] = Token._future_new  # Token() minus its compatibility shim
-        length = len(text)
-        while True:
-            position = counter.char_pos
-            if position >= length:
-                return
-            found = match(text, position)
-            kind: str = (found.lastgroup or "") if found is not None else ""
-            if not kind:
-                # Only spaces left, or a character no terminal matches.
-                start = _SPACES_RE.match(text, position).end()  # type: ignore[union-attr]
-                if start >= length:
-                    counter.char_pos = length
-                    return
-                counter.char_pos = start
-                raise UnexpectedCharacters(text, start, 0, 0, state=parser_state)  # type: ignore[no-untyped-call]
-            assert found is not None
-            start = found.start(kind)
-            end = found.end()
-            counter.char_pos = end
-            if kind in ignore:
-                if kind == "COMMENT":
-                    _on_comment(new_token("COMMENT", found.group(kind), start, 0, 0, 0, 0, end))
-                continue
-            value = text[start:end]
-            if kind == "NAME":
-                kind = keywords.get(value, "NAME")
-            token = new_token(kind, value, start, 0, 0, 0, 0, end)
-            check = checks.get(kind)
-            if check is not None:
-                check(token)
-            lexer_state.last_token = token
-            yield token
+
+_LEXER_CALLBACKS: dict[str, Callable[[Token], Token]] = {
+    "STRING": _on_string,
+    "NUMBER": _on_number,
+    "_NL": _on_newline,
+    "COMMENT": _on_comment,
+    "LBRACE": _on_open,
+    "LBRACK": _on_open,
+    "LPAR": _on_open,
+    "RBRACE": _on_close,
+    "RBRACK": _on_close,
+    "RPAR": _on_close,
+}
 
 
 @lru_cache(maxsize=1)
@@ -642,7 +583,9 @@ def _parser() -> Lark:
     lark = Lark(
         grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
-        lexer=_Lexer,
+        lexer="contextual",
+        postlex=_Keywords(),
+        lexer_callbacks=_LEXER_CALLBACKS,
         start=["file", "expression"],
         transformer=_Builder(),
         maybe_placeholders=True,
