@@ -17,6 +17,7 @@ __all__ = [
     "COLOUR_MODES",
     "colour_option",
     "compile_for_cli",
+    "duration_seconds",
     "emit",
     "param_option",
     "parse_params",
@@ -105,3 +106,17 @@ def param_option(function: F) -> F:
         help="The workflow to compile (default: the first one that is not only a template).",
     )(function)
     return function
+
+
+def duration_seconds(ctx: click.Context | None, param: click.Parameter | None, value: object) -> float:
+    """Option callback: ``30s``, ``500ms``, ``1h30m`` or a plain number of seconds, as seconds."""
+    from .._check import parse_duration
+
+    text = str(value).strip()
+    try:
+        seconds: float | None = float(text)
+    except ValueError:
+        seconds = parse_duration(text)
+    if seconds is None or not 0 <= seconds < float("inf"):
+        raise click.BadParameter(f"expected a duration such as 5s, 500ms or 1m, got {value!r}")
+    return float(seconds)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._plan import Plan
+from ._common import duration_seconds
 
 if TYPE_CHECKING:
     from ..runtime import RunOptions, StateStore
@@ -61,8 +62,8 @@ def __getattr__(name: str) -> Any:
 @click.option("--events", "events_file", metavar="FILE", help="Also write every event to FILE (JSON lines).")
 @click.option("--dry-run", is_flag=True, help="Show what would run, in which order; run nothing.")
 @click.option(
-    "--grace", "kill_grace_s", type=click.FloatRange(min=0), default=5.0, show_default=True,
-    metavar="SECONDS",
+    "--grace", "kill_grace_s", callback=duration_seconds, default="5s", show_default=True,
+    metavar="DURATION",
     help="After SIGTERM to a stage's processes (timeout, cancel), wait this long before SIGKILL.",
 )
 @click.option(

@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from ._common import duration_seconds
+
 __all__ = ["cancel", "metrics", "pause", "resume", "status", "submit", "worker"]
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -130,8 +132,8 @@ def submit(
               help="Serve metrics in the Prometheus text format on 127.0.0.1:PORT.")
 @click.option("--metrics-window", default="24h", show_default=True, metavar="DURATION",
               help="The period the served metrics cover.")
-@click.option("--grace", "kill_grace_s", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              metavar="SECONDS", help="After SIGTERM to a stage's processes, wait this long before SIGKILL.")
+@click.option("--grace", "kill_grace_s", callback=duration_seconds, default="5s", show_default=True,
+              metavar="DURATION", help="After SIGTERM to a stage's processes, wait this long before SIGKILL.")
 @_state_option
 def worker(
     schedule_files: tuple[str, ...], max_workflows: int, max_concurrency: int | None, lease: str, poll: str,
