@@ -22,8 +22,21 @@ def test_grace_refuses_what_is_not_a_duration(text: str) -> None:
         duration_seconds(None, None, text)
 
 
+WORKFLOW = """\
+agent a {
+  kind = command
+  run  = "true"
+}
+workflow w {
+  stage s {
+    agent = a
+  }
+}
+"""
+
+
 def test_run_reports_a_bad_grace_as_a_usage_error(alfredc, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "w.alfred").write_text('agent a {\n  kind = command\n  run = "true"\n}\nworkflow w {\n  stage s {\n    agent = a\n  }\n}\n')
+    (tmp_path / "w.alfred").write_text(WORKFLOW, encoding="utf-8")
     result = alfredc("run", "w.alfred", "--grace", "1x", cwd=tmp_path)
     assert result.status == 2
     assert "expected a duration" in result.stderr
