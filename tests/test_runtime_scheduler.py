@@ -298,3 +298,45 @@ def test_a_timed_out_stage_ends_when_its_group_is_dead_even_if_zombies_await_a_r
     result, _ = run_plan(plan([slow]), tmp_path / "state", kill_grace_s=5.0)
     assert result.stages["slow"].error == "timed out after 0.3s"
     assert time.monotonic() - started < 1.0
+
+
+def test_runs_sharing_agent_slots_keep_the_agent_concurrency_across_them(tmp_path: Path) -> None:
+    import trio
+    from _h4a_runtime import agent
+
+    from alfred_dsl.runtime import AgentSlots, EventBus, RunOptions, execute
+
+    # Each stage appends "start end" (its own clock) to a file shared by both runs.
+    script = 's=$(date +%s.%N); sleep 0.2; echo "$s $(date +%s.%N)" >> ../spans'
+    (tmp_path / "w").mkdir()
+    shared = plan(
+        [stage(f"s{i}", tmp_path / "w", run=["sh", "-c", script]) for i in range(3)],
+        [agent(concurrency=2, run=("true",))],
+    )
+    slots = AgentSlots()
+    results = []
+
+    async def both() -> None:
+        async def one(state: str) -> None:
+            with StateStore(tmp_path / state) as store:
+                results.append(await execute(
+                    shared, store=store, options=RunOptions(max_concurrency=8, jitter=0.0),
+                    bus=EventBus(), agent_slots=slots,
+                ))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one, "a")
+            nursery.start_soon(one, "b")
+
+    trio.run(both)
+    assert [r.state for r in results] == ["succeeded", "succeeded"]
+    assert slots.total() == 0  # every slot given back
+    moments = []
+    for line in (tmp_path / "spans").read_text().splitlines():
+        start, end = map(float, line.split())
+        moments += [(start, 1), (end, -1)]
+    running, most = 0, 0
+    for _, change in sorted(moments, key=lambda m: (m[0], m[1])):  # an end before a start at a tie
+        running += change
+        most = max(most, running)
+    assert most == 2, f"at most 2 stages of `worker` at once over both runs, saw {most}"

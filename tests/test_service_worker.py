@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -207,3 +208,67 @@ def test_a_file_broken_after_submission_ends_the_run_as_invalid(tmp_path: Path) 
     assert data["state"] == "invalid"
     assert "error" in data["error"] and "flow.alfred" in data["error"]
     assert "stages" not in data  # it never started
+
+
+_TIMED_FLOW = """agent one {{
+  kind = command
+  run = ["true"]
+  concurrency = 1
+}}
+workflow {name} {{
+  stage a {{
+    agent = one
+    run = "s=$(date +%s.%N); sleep 0.3; e=$(date +%s.%N); echo \\"$s $e {name}\\" >> ../times.txt"
+  }}
+  stage b {{
+    agent = one
+    run = "s=$(date +%s.%N); sleep 0.3; e=$(date +%s.%N); echo \\"$s $e {name}\\" >> ../times.txt"
+  }}
+}}
+"""
+
+
+def _intervals(path: Path) -> list[tuple[float, float, str]]:
+    rows = [line.split() for line in lines(path)]
+    return sorted((float(s), float(e), name) for s, e, name in rows)
+
+
+def test_agent_concurrency_holds_across_the_runs_of_one_worker(tmp_path: Path) -> None:
+    # Three runs of one file, all claimed at once: the agent (concurrency 1) never runs two
+    # stages at once, whichever run they belong to.
+    (tmp_path / "p").mkdir()
+    write(tmp_path / "p" / "flow.alfred", _TIMED_FLOW.format(name="flow"))
+    with RunQueue(tmp_path / ".alfred") as queue:
+        ids = [queue.submit(entry=tmp_path / "p" / "flow.alfred", workflow="flow").id for _ in range(3)]
+    worker = start_worker(tmp_path, "--until-empty", "--max-workflows", "3")
+    try:
+        assert worker.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()
+    finally:
+        _stop(worker)
+    for run_id in ids:
+        assert status(tmp_path, run_id)["state"] == "succeeded"
+    spans = _intervals(tmp_path / "times.txt")
+    assert len(spans) == 6
+    for (_, end, _), (start, _, _) in itertools.pairwise(spans):
+        assert start >= end, f"two stages of agent `one` overlapped: {spans}"
+
+
+def test_agents_of_different_files_keep_their_own_limit(tmp_path: Path) -> None:
+    # Same agent name, two declaring files: two agents, one slot each.
+    for name in ("left", "right"):
+        (tmp_path / name).mkdir()
+        write(tmp_path / name / "flow.alfred", _TIMED_FLOW.format(name=name))
+    with RunQueue(tmp_path / ".alfred") as queue:
+        for name in ("left", "right"):
+            queue.submit(entry=tmp_path / name / "flow.alfred", workflow=name)
+    worker = start_worker(tmp_path, "--until-empty", "--max-workflows", "2")
+    try:
+        assert worker.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()
+    finally:
+        _stop(worker)
+    spans = _intervals(tmp_path / "times.txt")
+    assert len(spans) == 4
+    overlapping = [
+        (a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1] and a[2] != b[2]
+    ]
+    assert overlapping, f"the two files' agents never ran at once: {spans}"

@@ -8,6 +8,7 @@ the live view, the ``--events`` file, hooks and API callbacks.
 from __future__ import annotations
 
 from ._events import EVENT_TYPES, FINAL_RUN_EVENTS, Event, EventBus, EventHandler
+from ._limits import AgentSlots
 from ._results import FINAL_STAGE_STATES, RunOptions, RunResult, StageResult
 from ._scheduler import execute
 from ._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, default_state_dir
@@ -16,6 +17,7 @@ __all__ = [
     "EVENT_TYPES",
     "FINAL_RUN_EVENTS",
     "FINAL_STAGE_STATES",
+    "AgentSlots",
     "AttemptRecord",
     "Event",
     "EventBus",

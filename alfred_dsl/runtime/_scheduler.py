@@ -42,6 +42,7 @@ from .._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _events as ev
 from ._events import Event, EventBus
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
+from ._limits import AgentKey, AgentSlots, agent_key
 from ._process import kill_orphans, signal_name
 from ._resolve import ExprError, Masker, render_shell, render_value, render_when
 from ._results import (
@@ -76,6 +77,7 @@ async def execute(
     run_id: str | None = None,
     control: Callable[[str], str | None] | None = None,
     control_interval_s: float = 0.5,
+    agent_slots: AgentSlots | None = None,
 ) -> RunResult:
     """Execute ``plan``; every state change goes to ``bus`` and ``store``.
 
@@ -92,10 +94,18 @@ async def execute(
     flags): ``"pause"`` starts no new stage (running ones finish) until it returns
     anything else; ``"cancel"`` stops the run (state ``cancelled``); ``"interrupt"``
     stops it as ``interrupted`` (a worker shutting down; it can be resumed).
+
+    ``agent_slots``: the per-agent running counts shared with the other runs executed in
+    this Trio loop (a worker passes the same object to every run), so that an agent's
+    ``concurrency`` holds across them; by default the run counts its own stages only.
     """
-    run = _Run(plan, store, options, bus)
+    run = _Run(plan, store, options, bus, agent_slots or AgentSlots())
     run.control, run.control_interval_s = control, control_interval_s
-    return await run.main(resume, run_id)
+    run.slots.join(id(run), run.wake)
+    try:
+        return await run.main(resume, run_id)
+    finally:
+        run.slots.leave(id(run))
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -168,7 +178,9 @@ class _Stage:
 
 
 class _Run:
-    def __init__(self, plan: Plan, store: StateStore, options: RunOptions, bus: EventBus) -> None:
+    def __init__(
+        self, plan: Plan, store: StateStore, options: RunOptions, bus: EventBus, slots: AgentSlots
+    ) -> None:
         self.plan = plan
         self.store = store
         self.options = options
@@ -179,7 +191,15 @@ class _Run:
         self.masker = Masker(secret_values)
         self.agents: dict[str, PlanAgent] = {a.name: a for a in plan.agents}
         self.agent_order = {a.name: i for i, a in enumerate(plan.agents)}
-        self.agent_running: dict[str, int] = dict.fromkeys(self.agents, 0)
+        # Running stages per agent, shared with the other runs of this loop (AgentSlots).
+        self.slots = slots
+        self.agent_running: dict[AgentKey, int] = slots.running
+        self.agent_slot: dict[str, tuple[AgentKey, int]] = {}
+        for a in plan.agents:
+            key = agent_key(plan, a)
+            self.agent_running.setdefault(key, 0)
+            self.agent_slot[a.name] = (key, max(a.concurrency, 1))
+        self.refill_pending = False
         names = {s.name for s in plan.stages}
         self.stages: dict[str, _Stage] = {}
         cwds: dict[str, Path] = {}
@@ -396,7 +416,7 @@ class _Run:
         if st.state == RUNNING:
             self.running -= 1
             if st.agent is not None:
-                self.agent_running[st.agent] -= 1
+                self._release(st.agent)
         st.state = state
         if st.finished is None or state != SKIPPED:
             st.finished = time.time()
@@ -498,8 +518,34 @@ class _Run:
 
     # -- dispatch -------------------------------------------------------------------
     def _agent_free(self, name: str) -> bool:
-        agent = self.agents.get(name)
-        return agent is not None and self.agent_running[name] < max(agent.concurrency, 1)
+        slot = self.agent_slot.get(name)
+        return slot is not None and self.agent_running[slot[0]] < slot[1]
+
+    def _busy(self, name: str) -> int:
+        """Stages on agent ``name`` now, over every run sharing the slots."""
+        return self.agent_running[self.agent_slot[name][0]]
+
+    def _take(self, name: str) -> None:
+        self.agent_running[self.agent_slot[name][0]] += 1
+
+    def _release(self, name: str) -> None:
+        self.agent_running[self.agent_slot[name][0]] -= 1
+        self.slots.released(id(self))
+
+    def wake(self) -> None:
+        """Another run freed an agent slot: try to start a waiting stage (in a task of our own
+        nursery, not inside the other run's bookkeeping)."""
+        if self.refill_pending or not self.ready or self.stopping or self.nursery is None:
+            return
+        if self.done.is_set():
+            return
+        self.refill_pending = True
+        self.nursery.start_soon(self._refill)
+
+    async def _refill(self) -> None:
+        self.refill_pending = False
+        self.fill()
+        self.check_done()
 
     def fill(self) -> None:
         """Start ready stages while there is capacity, best first."""
@@ -521,13 +567,13 @@ class _Run:
                 del self.ready[best_key]
             agent = min(
                 (a for a in best_key if self._agent_free(a)),
-                key=lambda a: (self.agent_running[a], self.agent_order[a]),
+                key=lambda a: (self._busy(a), self.agent_order[a]),
             )
             st = self.stages[name]
             st.state = RUNNING
             st.agent = agent
             self.running += 1
-            self.agent_running[agent] += 1
+            self._take(agent)
             assert self.nursery is not None
             self.nursery.start_soon(self.stage_task, st, name=f"alfred stage {name}")
         # A ready stage with no declared agent can never run: fail it instead of waiting forever.
@@ -640,12 +686,14 @@ class _Run:
         if len(candidates) < 2 or st.agent is None:
             return
         failed = st.agent
-        self.agent_running[failed] -= 1  # its own slot counts as free
-        free = [a for a in candidates if self._agent_free(a)]
-        chosen = min(free, key=lambda a: (self.agent_running[a], a == failed, self.agent_order[a]))
-        self.agent_running[chosen] += 1
+        self.agent_running[self.agent_slot[failed][0]] -= 1  # its own slot counts as free
+        # The failed agent is free again, unless another run's file gave it a lower limit.
+        free = [a for a in candidates if self._agent_free(a)] or [failed]
+        chosen = min(free, key=lambda a: (self._busy(a), a == failed, self.agent_order[a]))
+        self._take(chosen)
         st.agent = chosen
         if chosen != failed:
+            self.slots.released(id(self))
             self.fill()  # the slot left on the failed agent may start a waiting stage
 
     async def attempts(self, st: _Stage) -> None:

@@ -1,9 +1,11 @@
 """The worker: takes runs from the queue and executes up to N of them at once.
 
-One Trio loop per worker process. Each claimed run is compiled from its file again
-(so a worker always runs the file as it is now) and executed by the runtime with its
-queue id as run id. While it holds runs, the worker renews their leases; a run whose
-lease another worker found expired (this worker stalled) is interrupted here.
+One Trio loop per worker process; its runs share the per-agent running counts, so an
+agent's ``concurrency`` holds across them (per process only: two workers each allow it).
+Each claimed run is compiled from its file again (so a worker always runs the file as it
+is now) and executed by the runtime with its queue id as run id. While it holds runs, the
+worker renews their leases; a run whose lease another worker found expired (this worker
+stalled) is interrupted here.
 
 Stopping (:meth:`Worker.stop`, the CLI's first Ctrl-C): no new claim; running runs are
 interrupted (their stage processes are killed, their state is saved) and given back to
@@ -26,7 +28,7 @@ from ._queue import QueueEntry, RunQueue, Schedule, new_worker_id
 if TYPE_CHECKING:
     import trio
 
-    from ..runtime import Event, RunResult
+    from ..runtime import AgentSlots, Event, RunResult
 
 __all__ = ["Worker", "WorkerOptions", "schedules_of"]
 
@@ -97,6 +99,9 @@ class Worker:
         self.executed = 0
         self.schedules: list[Schedule] = []
         self._wake: trio.Event | None = None
+        #: Running stages per agent over all the runs of this worker: an agent's
+        #: ``concurrency`` holds across them (not across worker processes).
+        self.agent_slots: AgentSlots | None = None
 
     # -- control ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -118,6 +123,10 @@ class Worker:
         """
         import trio
 
+        from ..runtime import AgentSlots
+
+        if self.agent_slots is None:
+            self.agent_slots = AgentSlots()
         if self.options.schedule_files:
             self.schedules, problems = schedules_of(self.options.schedule_files)
             for problem in problems:
@@ -238,6 +247,7 @@ class Worker:
                 result: RunResult = await execute(
                     plan, store=store, options=options, bus=bus, resume=resume, run_id=entry.id,
                     control=self._control, control_interval_s=self.options.control_interval_s,
+                    agent_slots=self.agent_slots,
                 )
             except StoreError as exc:
                 self.report(f"run {entry.id}: cannot execute it now: {exc}")
