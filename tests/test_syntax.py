@@ -520,3 +520,28 @@ def test_missing_equals_after_an_attribute_suggests_no_keyword() -> None:
     # A misspelt block keyword where one can go still gets the suggestion.
     diags = errors("workflow w {\n  stge a {\n  }\n}\n")
     assert diags[0].code == "A102" and diags[0].help == "did you mean `stage`?"
+
+
+DECLARATION = "expected a declaration (`import`, `agent` or `workflow`)"
+
+
+@pytest.mark.parametrize(
+    "text,message,position,token",
+    [
+        # where only a keyword fits, a word that starts like one is still one word
+        ("agentworker {\n}\n", DECLARATION, (1, 1), "agentworker"),
+        ("workflow w {\n}\nworkflowx {\n}\n", DECLARATION, (3, 1), "workflowx"),
+        # where only `=` fits, `==` is still one token
+        ("workflow w {\n  stage a {\n    retries == 2\n  }\n}\n", "expected `=` after `retries`", (3, 13),
+         "=="),
+    ],
+    ids=["keyword-prefix-at-top-level", "keyword-prefix-after-a-block", "comparison-for-equal"],
+)
+def test_tokens_are_whole_words_wherever_the_parser_is(
+    text: str, message: str, position: tuple[int, int], token: str
+) -> None:
+    # The lexer offers each parser state its own terminals; a state that takes no name
+    # must still not read `agentworker` as `agent worker` (that parsed without error).
+    (diag,) = errors(text)
+    assert (diag.code, diag.message, where(diag)) == ("A102", message, position)
+    assert text[diag.primary.span.start : diag.primary.span.end] == token
