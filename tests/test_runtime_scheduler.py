@@ -340,3 +340,23 @@ def test_runs_sharing_agent_slots_keep_the_agent_concurrency_across_them(tmp_pat
         running += change
         most = max(most, running)
     assert most == 2, f"at most 2 stages of `worker` at once over both runs, saw {most}"
+
+
+def test_resume_ignores_an_outputs_file_left_by_an_unrecorded_attempt(tmp_path: Path) -> None:
+    # The first run's process may have died after attempt 2 of `b` wrote its outputs file
+    # but before the attempt was recorded: the resumed attempt 2 must not read that file.
+    b = stage("b", tmp_path, run=["sh", "-c", "test -e ok"])
+    first, _ = run_plan(plan([b]), tmp_path / "state")
+    assert first.stages["b"].state == "failed" and first.stages["b"].attempts == 1
+    run_dir = tmp_path / "state" / "runs" / first.run_id
+    (run_dir / "b.2.outputs").write_text("stale=yes\n")
+    (tmp_path / "ok").touch()
+    resumed, _ = run_plan(plan([b]), tmp_path / "state", resume=first.run_id)
+    assert resumed.stages["b"].state == "succeeded" and resumed.stages["b"].attempts == 2
+    assert dict(resumed.stages["b"].outputs) == {}
+
+
+def test_a_fresh_run_reads_the_outputs_its_stage_wrote(tmp_path: Path) -> None:
+    writer = stage("w", tmp_path, run=["sh", "-c", 'echo "n=1" >> "$ALFRED_OUTPUTS"'])
+    result, _ = run_plan(plan([writer]), tmp_path / "state")
+    assert dict(result.stages["w"].outputs) == {"n": "1"}

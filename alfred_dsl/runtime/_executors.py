@@ -57,6 +57,8 @@ class AttemptContext:
     cwd: Path
     log_path: Path
     work_dir: Path                              # where the attempt's inputs/outputs files go
+    #: ``work_dir`` was created empty by this run (False: it may hold files of unrecorded attempts).
+    fresh_work_dir: bool = False
     timeout_s: float | None = None
     kill_grace_s: float = 5.0
     kill_now: trio.Event | None = None
@@ -143,13 +145,16 @@ class CommandExecutor:
                 inputs_text = "{}"
                 self._empty_inputs_written.add(inputs_path)
 
+        stale_outputs = not ctx.fresh_work_dir
+
         def prepare() -> None:  # runs in the spawning thread: file I/O off the event loop
             try:
                 if inputs_text is not None:
                     with open(inputs_path, "w", encoding="utf-8") as handle:
                         handle.write(inputs_text)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(outputs_path)  # left by an attempt of this number that was not recorded
+                if stale_outputs:  # left by an attempt of this number that was not recorded
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(outputs_path)
             except OSError as exc:
                 if not ctx.inputs:
                     self._empty_inputs_written.discard(inputs_path)

@@ -205,7 +205,7 @@ class _Run:
         cwds: dict[str, Path] = {}
         for index, spec in enumerate(plan.stages):
             deps = tuple(dict.fromkeys(d for d in spec.after if d in names))
-            cwd = cwds.setdefault(spec.cwd, Path(spec.cwd))
+            cwd = cwds.get(spec.cwd) or cwds.setdefault(spec.cwd, Path(spec.cwd))
             self.stages[spec.name] = _Stage(spec=spec, index=index, deps=deps, cwd=cwd)
         for st in self.stages.values():
             for dep in st.deps:
@@ -230,6 +230,8 @@ class _Run:
         self.started = time.time()
         self.work_dir = Path()
         self.work_dir_str = ""
+        #: The run directory was created empty by this run: no stale outputs file to remove.
+        self.fresh_work_dir = True
         self.control: Callable[[str], str | None] | None = None
         self.control_interval_s = 0.5
         self.paused = False
@@ -330,7 +332,12 @@ class _Run:
     def _mkdir(self) -> None:
         self.work_dir_str = str(self.work_dir)
         try:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
+            self.work_dir.mkdir(parents=True)
+        except FileExistsError as exc:
+            if not self.work_dir.is_dir():
+                raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
+            # A resumed run (or an id reused): outputs files of unrecorded attempts may be left.
+            self.fresh_work_dir = False
         except OSError as exc:
             raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
 
@@ -664,6 +671,7 @@ class _Run:
             cwd=st.cwd,
             log_path=Path(log),
             work_dir=self.work_dir,
+            fresh_work_dir=self.fresh_work_dir,
             timeout_s=spec.timeout_s,
             kill_grace_s=self.options.kill_grace_s,
             kill_now=self.kill_now,

@@ -172,10 +172,14 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else {}
 
 
+#: One encoder for every row: json.dumps with options builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def _dumps(value: Any) -> str:
     if not value:  # most events and stage rows carry nothing: skip the encoder
         return "{}" if isinstance(value, dict) else json.dumps(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODE(value)
 
 
 class StateStore:
