@@ -83,6 +83,32 @@ class Diagnostic:
         return (span.file, span.line, span.column, self.code)
 
 
+def _diagnostic(
+    severity: Severity,
+    code: str,
+    message: str,
+    span: Span | None,
+    label: str,
+    *,
+    help: str | None,
+    notes: Iterable[str],
+    secondary: Iterable[Label],
+    fix: Iterable[Edit],
+    file: str | None,
+) -> Diagnostic:
+    return Diagnostic(
+        code=code,
+        severity=severity,
+        message=message,
+        primary=None if span is None else Label(span, label),
+        secondary=tuple(secondary),
+        notes=tuple(notes),
+        help=help,
+        fix=tuple(fix),
+        file=file,
+    )
+
+
 def error(
     code: str,
     message: str,
@@ -96,16 +122,9 @@ def error(
     file: str | None = None,
 ) -> Diagnostic:
     """Shorthand for an error diagnostic with a primary label."""
-    return Diagnostic(
-        code=code,
-        severity=Severity.ERROR,
-        message=message,
-        primary=None if span is None else Label(span, label),
-        secondary=tuple(secondary),
-        notes=tuple(notes),
-        help=help,
-        fix=tuple(fix),
-        file=file,
+    return _diagnostic(
+        Severity.ERROR, code, message, span, label,
+        help=help, notes=notes, secondary=secondary, fix=fix, file=file,
     )
 
 
@@ -119,17 +138,12 @@ def warning(
     notes: Iterable[str] = (),
     secondary: Iterable[Label] = (),
     fix: Iterable[Edit] = (),
+    file: str | None = None,
 ) -> Diagnostic:
     """Shorthand for a warning diagnostic with a primary label."""
-    return Diagnostic(
-        code=code,
-        severity=Severity.WARNING,
-        message=message,
-        primary=None if span is None else Label(span, label),
-        secondary=tuple(secondary),
-        notes=tuple(notes),
-        help=help,
-        fix=tuple(fix),
+    return _diagnostic(
+        Severity.WARNING, code, message, span, label,
+        help=help, notes=notes, secondary=secondary, fix=fix, file=file,
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from .._units import format_elapsed
-from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError
+from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, pid_alive
 
 __all__ = ["logs", "runs", "show"]
 
@@ -82,13 +82,6 @@ def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -98,7 +91,7 @@ def _run_state(record: RunRecord) -> str:
         record.state in ("running", "paused")
         and record.pid is not None
         and record.host == socket.gethostname()
-        and not _alive(record.pid)
+        and not pid_alive(record.pid)
     ):
         return "stale"
     return record.state

@@ -376,7 +376,7 @@ class StateStore:
                     and record.pid is not None
                     and record.pid != os.getpid()
                     and record.host == socket.gethostname()
-                    and _pid_alive(record.pid)
+                    and pid_alive(record.pid)
                 ):
                     doing = "paused" if record.state == "paused" else "running"
                     raise StoreError(f"run `{run_id}` is still {doing} (process {record.pid})")
@@ -568,7 +568,8 @@ class StateStore:
             yield str(run_id)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a run's owner, for claims and stale-run checks)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
