@@ -331,8 +331,7 @@ def logs(run_id: str, stage: str, attempt: int | None, state_dir: str | None) ->
     path = Path(chosen.log_path) if chosen.log_path else log_dir / f"{stage}.{chosen.n}.log"
     try:
         content = path.read_bytes()
-    except FileNotFoundError:
-        click.echo(f"alfredc: stage `{stage}` (attempt {chosen.n}) wrote no output", err=True)
+    except FileNotFoundError:  # the log file is created at the first byte of output
         return EXIT_OK
     except OSError as exc:
         return _fail(_Problem(f"cannot read {path}: {exc.strerror or exc}"))

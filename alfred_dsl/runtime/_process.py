@@ -4,12 +4,16 @@
 the exit is awaited on a pidfd (``os.pidfd_open``) that Trio watches like a socket. On
 cancellation (timeout, ``on_failure = stop``, Ctrl-C) the whole group gets SIGTERM, then
 SIGKILL after a grace period, so no grandchild survives.
+
+The child's stdout and stderr are one pipe that a task reads while the process runs; the
+log file is created at the first byte, so a silent attempt costs no file (bench/RUNTIME.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -23,6 +27,7 @@ import trio
 __all__ = ["SpawnError", "kill_orphans", "run_in_group", "signal_name", "spawn_in_group"]
 
 _HAS_PIDFD = hasattr(os, "pidfd_open")
+_HAS_EPOLL = hasattr(select, "epoll")
 _POLL_S = 0.01
 
 
@@ -80,10 +85,10 @@ def spawn_in_group(
     argv: Sequence[str],
     cwd: str,
     env: Mapping[str, str] | Mapping[bytes, bytes],
-    log_path: str,
+    output_fd: int,
     before_spawn: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` as the leader of a new process group, output appended to ``log_path``.
+    """Start ``argv`` as the leader of a new process group, stdout and stderr on ``output_fd``.
 
     ``before_spawn`` runs first, in the same thread (file preparation off the event loop).
     Raises :class:`SpawnError` with a message for the user when it cannot start.
@@ -91,19 +96,15 @@ def spawn_in_group(
     if before_spawn is not None:
         before_spawn()
     try:
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise SpawnError(f"cannot open log file {log_path}: {exc.strerror}") from exc
-    try:
         executable = _executable(argv[0], env)
         try:
-            return _popen(argv, executable, cwd, env, log_fd)
+            return _popen(argv, executable, cwd, env, output_fd)
         except FileNotFoundError:
             if executable is None:
                 raise
             # The cached path went away (a tool reinstalled): search PATH again.
             _EXECUTABLES.pop((argv[0], _path_of(env)), None)
-            return _popen(argv, None, cwd, env, log_fd)
+            return _popen(argv, None, cwd, env, output_fd)
     except OSError as exc:
         if exc.filename == cwd:  # the child's chdir failed
             if isinstance(exc, FileNotFoundError | NotADirectoryError):
@@ -114,8 +115,6 @@ def spawn_in_group(
         if isinstance(exc, PermissionError):
             raise SpawnError(f"cannot execute {argv[0]}: permission denied") from exc
         raise SpawnError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(log_fd)
 
 
 def _popen(
@@ -123,7 +122,7 @@ def _popen(
     executable: str | None,
     cwd: str,
     env: Mapping[str, str] | Mapping[bytes, bytes],
-    log_fd: int,
+    output_fd: int,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         list(argv),
@@ -131,8 +130,8 @@ def _popen(
         cwd=cwd,
         env=env,
         stdin=_devnull(),
-        stdout=log_fd,
-        stderr=log_fd,
+        stdout=output_fd,
+        stderr=output_fd,
         close_fds=True,
         process_group=0,
     )
@@ -183,12 +182,12 @@ def _timed_spawn(
     argv: Sequence[str],
     cwd: str,
     env: Mapping[str, str] | Mapping[bytes, bytes],
-    log_path: str,
+    output_fd: int,
     before_spawn: Callable[[], None] | None,
 ) -> subprocess.Popen[bytes]:
     started = time.perf_counter()
     try:
-        return spawn_in_group(argv, cwd, env, log_path, before_spawn)
+        return spawn_in_group(argv, cwd, env, output_fd, before_spawn)
     finally:
         _SPAWN_TIMER.record(time.perf_counter() - started)
 
@@ -206,43 +205,141 @@ async def run_in_group(
 ) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log_path``; return its exit status.
 
+    The log file is created only when the process writes something. Output still in the
+    pipe when the leader exits is kept; a background grandchild that holds the pipe open
+    does not keep the attempt running, and what it writes afterwards is not captured.
     The status is negative (``-N``) when the process died of signal N, as in
     :mod:`subprocess`. When the calling task is cancelled, the process group is
     terminated (see :func:`terminate_group`) before ``Cancelled`` propagates.
     ``env`` may be bytes already (the scheduler encodes the run's environment once).
-    ``before_spawn`` runs in the spawning thread; a :class:`SpawnError` from it is reported.
+    ``before_spawn`` runs in the spawning thread; a :class:`SpawnError` from it is reported,
+    and so is a log file that cannot be written (after the process ran).
     """
-    if _SPAWN_TIMER.in_thread:
-        proc = await trio.to_thread.run_sync(
-            _timed_spawn, argv, str(cwd), env, str(log_path), before_spawn, limiter=_spawn_limiter()
-        )
-    else:
-        proc = _timed_spawn(argv, str(cwd), env, str(log_path), before_spawn)
-    if on_spawn is not None:
-        on_spawn(proc.pid)
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        return await _wait(proc)
+        if _SPAWN_TIMER.in_thread:
+            proc = await trio.to_thread.run_sync(
+                _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, limiter=_spawn_limiter()
+            )
+        else:
+            proc = _timed_spawn(argv, str(cwd), env, write_fd, before_spawn)
     except BaseException:
-        with trio.CancelScope(shield=True):
-            await terminate_group(proc, kill_grace_s, kill_now)
+        os.close(read_fd)
         raise
+    finally:
+        # Only the child holds the write end now, so the pipe ends when the child's group does.
+        os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    log = _LazyLog(str(log_path))
+    try:
+        if on_spawn is not None:
+            on_spawn(proc.pid)
+        try:
+            status = await _wait_and_capture(proc, read_fd, log)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await terminate_group(proc, kill_grace_s, kill_now)
+            raise
+    finally:
+        # The leader's descriptors are closed before its exit is reported, so what it wrote
+        # (or wrote before the kill) is in the pipe now; writers that outlive it (a background
+        # grandchild) are not waited for.
+        _drain(read_fd, log, _FINAL_DRAIN_READS)
+        os.close(read_fd)
+        log.close()
+    if log.error is not None:
+        raise SpawnError(log.error)
+    return status
 
 
-async def _wait(proc: subprocess.Popen[bytes]) -> int:
-    if _HAS_PIDFD:
+#: Bytes per read from a child's pipe (the default pipe capacity on Linux).
+_CHUNK = 65536
+#: Reads per wake-up, so a child that writes without pause cannot hold the loop.
+_PUMP_READS = 16
+#: Reads after the leader exited: bounded, since a grandchild may keep writing forever.
+_FINAL_DRAIN_READS = 64
+
+
+class _LazyLog:
+    """An attempt's log file, created (in append mode) at the first byte written to it."""
+
+    __slots__ = ("error", "fd", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+        self.error: str | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            return  # output is still read (the child must not block), but dropped
+        try:
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            self.error = f"cannot write log file {self.path}: {exc.strerror or exc}"
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _drain(fd: int, log: _LazyLog, max_reads: int) -> bool:
+    """Copy what the pipe holds to ``log`` (at most ``max_reads`` reads); False at end of file."""
+    for _ in range(max_reads):
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        log.write(data)
+    return True
+
+
+async def _wait_and_capture(proc: subprocess.Popen[bytes], read_fd: int, log: _LazyLog) -> int:
+    """Wait for the leader's exit while copying its output to ``log``; return its status.
+
+    One task waits on one epoll set holding the process's pidfd and the pipe: cheaper than
+    a reader task beside the waiting one (bench/RUNTIME.md). Returns at the leader's exit
+    even when a grandchild still holds the pipe open.
+    """
+    pidfd = -1
+    if _HAS_PIDFD and _HAS_EPOLL:
         try:
             pidfd = os.pidfd_open(proc.pid)
         except OSError:
             pidfd = -1
-        if pidfd >= 0:
-            try:
-                await trio.lowlevel.wait_readable(pidfd)
-            finally:
-                trio.lowlevel.notify_closing(pidfd)
-                os.close(pidfd)
-            return proc.wait()
+    if pidfd < 0:
+        return await _poll_and_capture(proc, read_fd, log)
+    try:
+        watch = select.epoll(2)
+        try:
+            watch.register(pidfd, select.EPOLLIN)
+            watch.register(read_fd, select.EPOLLIN)
+            while True:
+                await trio.lowlevel.wait_readable(watch.fileno())
+                for fd, _ in watch.poll(0):
+                    if fd == pidfd:
+                        return proc.wait()
+                    if not _drain(read_fd, log, _PUMP_READS):
+                        watch.unregister(read_fd)  # end of file: only the exit is left to see
+        finally:
+            trio.lowlevel.notify_closing(watch.fileno())
+            watch.close()
+    finally:
+        os.close(pidfd)
+
+
+async def _poll_and_capture(proc: subprocess.Popen[bytes], read_fd: int, log: _LazyLog) -> int:
+    """Without pidfd or epoll: poll the exit, copying the output at each look."""
     delay = 0.001
     while (status := proc.poll()) is None:
+        _drain(read_fd, log, _PUMP_READS)
         await trio.sleep(delay)
         delay = min(delay * 2, 0.05)
     return status
