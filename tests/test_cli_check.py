@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _terminal import run_on_terminal
 from conftest import EXAMPLES, REPO_ROOT, CliResult
 
 from alfred_dsl._codes import CODES
@@ -177,28 +178,11 @@ def test_colour_only_when_asked_or_on_a_terminal(alfredc: Run, tmp_path: Path) -
 @needs_pipeline
 def test_no_color_is_honoured_on_a_terminal(tmp_path: Path) -> None:
     """A real pseudo-terminal: colour by default, none with NO_COLOR."""
-    pty = pytest.importorskip("pty")
     path = write(tmp_path, "typo.alfred", TYPO)
     script = "import sys; from alfred_dsl.cli import main; main(sys.argv[1:])"
 
     def run_on_tty(env: dict[str, str]) -> bytes:
-        leader, follower = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", script, "check", str(path)], stdout=follower, stderr=follower, env=env
-        )
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        proc.wait(timeout=30)
-        os.close(leader)
-        return b"".join(chunks)
+        return run_on_terminal([sys.executable, "-c", script, "check", str(path)], env)[1]
 
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
     env["TERM"] = "xterm"

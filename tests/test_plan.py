@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError
@@ -20,6 +20,7 @@ from _h3_workflows import (
     make_plan,
     make_resolved,
 )
+from _terminal import run_on_terminal
 from hypothesis import given, settings, strategies as st
 
 from alfred_dsl._graph import analyse
@@ -205,27 +206,15 @@ def test_cli_plan_colours_only_a_terminal_without_no_color(
     tmp_path: Path, no_colour: str | None, expect_colour: bool
 ) -> None:
     path = _project(tmp_path, FEATURE_DSL)
-    leader, follower = pty.openpty()
     environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm"}
     if no_colour is not None:
         environment["NO_COLOR"] = no_colour
-    process = subprocess.Popen(
-        ["alfredc", "plan", str(path)], stdout=follower, stderr=subprocess.PIPE, env=environment
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closes when the process exits
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=60)
-    os.close(leader)
-    output = b"".join(chunks).decode()
-    assert process.returncode == 0
+    alfredc = shutil.which("alfredc")
+    assert alfredc is not None
+    argv = [alfredc, "plan", str(path)]
+    status, raw = run_on_terminal(argv, environment, stderr_to=path.parent / "stderr.txt", timeout=60)
+    output = raw.decode()
+    assert status == 0
     assert "critical path" in output
     assert ("\x1b[" in output) == expect_colour
 

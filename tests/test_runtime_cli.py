@@ -123,37 +123,16 @@ SIMPLE = (
 def _alfredc_on_a_terminal(tmp_path: Path, *args: str, stderr_to: Path | None = None) -> tuple[int, str]:
     """``alfredc ARGS`` with stdout on a pseudo-terminal (stderr too, unless ``stderr_to``)."""
     import os
-    import pty
-    import select
     import shutil
+
+    from _terminal import run_on_terminal
 
     alfredc = shutil.which("alfredc")
     assert alfredc is not None
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     env.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: a real terminal on stdout
-        os.chdir(tmp_path)
-        if stderr_to is not None:
-            err = os.open(stderr_to, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(err, 2)
-        os.execve(alfredc, [alfredc, *args], env)
-    output = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), output.decode("utf-8", errors="replace")
+    status, output = run_on_terminal([alfredc, *args], env, cwd=tmp_path, stderr_to=stderr_to)
+    return status, output.decode("utf-8", errors="replace")
 
 
 def test_an_unwritable_events_file_exits_2_and_leaves_the_terminal_cursor_visible(tmp_path: Path) -> None:

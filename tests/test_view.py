@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 import time
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 from _h4a_runtime import agent, plan, stage
+from _terminal import run_on_terminal
 
 from alfred_dsl._plan import Plan
 from alfred_dsl.runtime import Event, EventBus, RunOptions, RunResult, StateStore, execute
@@ -167,25 +166,7 @@ print("after-view", flush=True)
 
 
 def _run_in_pty(script: str, env: dict[str, str]) -> tuple[int, bytes]:
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: a real terminal on stdout
-        os.execve(sys.executable, [sys.executable, "-c", script], env)
-    output = b""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), output
+    return run_on_terminal([sys.executable, "-c", script], env, timeout=20)
 
 
 def _pty_env(**extra: str) -> dict[str, str]:
