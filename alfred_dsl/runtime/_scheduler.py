@@ -59,6 +59,7 @@ from ._results import (
     StageResult,
 )
 from ._store import StateStore, StoreError
+from ._timeslice import short_time_slice
 
 __all__ = ["execute", "plan_json"]
 
@@ -103,7 +104,8 @@ async def execute(
     run.control, run.control_interval_s = control, control_interval_s
     run.slots.join(id(run), run.wake)
     try:
-        return await run.main(resume, run_id)
+        with short_time_slice():
+            return await run.main(resume, run_id)
     finally:
         run.slots.leave(id(run))
 
