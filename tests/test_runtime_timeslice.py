@@ -96,6 +96,27 @@ def test_other_threads_keep_their_slice() -> None:
 
 
 @needs_slices
+def test_a_thread_with_a_negative_nice_value_is_left_alone() -> None:
+    # Reset on fork would take the stages' nice value back to 0: the runtime must not use it.
+    code = (
+        "import os, re, threading\n"
+        "from alfred_dsl.runtime._timeslice import short_time_slice\n"
+        "os.nice(-1)\n"
+        "path = f'/proc/self/task/{threading.get_native_id()}/sched'\n"
+        "with short_time_slice():\n"
+        "    print(re.search(r'se\\.slice\\s*:\\s*(\\d+)', open(path).read()).group(1))\n"
+        "    print(os.popen('cut -d\" \" -f19 /proc/self/stat').read().strip())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if "PermissionError" in done.stderr or "Operation not permitted" in done.stderr:
+        pytest.skip("lowering the nice value needs privileges")
+    assert done.returncode == 0, done.stderr
+    slice_ns, child_nice = done.stdout.split()
+    assert int(slice_ns) != SLICE_NS
+    assert int(child_nice) == -1  # the stage inherits the nice value
+
+
+@needs_slices
 def test_the_environment_variable_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALFRED_NO_SHORT_SLICE", "1")
     before = _my_slice()

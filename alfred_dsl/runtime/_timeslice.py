@@ -10,7 +10,8 @@ every stage, is held up about one child's lifetime per stage: with two slots on 
 Since Linux 6.12 a thread may ask for a shorter slice (``sched_setattr`` with
 ``sched_runtime`` for a normal task; no privilege needed): a woken thread with a shorter
 slice preempts the running one. The flag ``SCHED_FLAG_RESET_ON_FORK`` gives every thread
-and process started from this thread the default again, so stages are not affected.
+and process started from this thread the default again, so stages are not affected (it would
+also reset a negative nice value, so a thread with one is left alone).
 Elsewhere (older kernels ignore the field; other systems lack the call) nothing changes.
 The thread's earlier attributes come back when the last run in it ends.
 """
@@ -93,6 +94,8 @@ def _shorten() -> tuple[ctypes.CDLL, int, tuple[int, ...]] | None:
     if old is None or old[1] not in _FAIR_POLICIES:
         return None
     _size, policy, flags, nice, priority, _runtime, deadline, period = old
+    if nice < 0:  # reset on fork would also give the stages nice 0: leave such a thread alone
+        return None
     flags |= _SCHED_FLAG_RESET_ON_FORK
     if not _set(libc, numbers[0], (_ATTR.size, policy, flags, nice, priority, SLICE_NS, deadline, period)):
         return None
