@@ -13,25 +13,25 @@ import pytest
 from alfred_dsl.runtime._timeslice import SLICE_NS, short_time_slice
 
 
-def _slice_of(path: str) -> int | None:
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return None
-    found = re.search(r"^se\.slice\s*:\s*(\d+)", text, re.MULTILINE)
+def _slice_in(sched: str) -> int | None:
+    """The ``se.slice`` figure of a ``/proc/.../sched`` text (None when the kernel shows none)."""
+    found = re.search(r"^se\.slice\s*:\s*(\d+)", sched, re.MULTILINE)
     return int(found.group(1)) if found else None
 
 
 def _my_slice() -> int | None:
-    return _slice_of(f"/proc/self/task/{threading.get_native_id()}/sched")
+    try:
+        return _slice_in(Path(f"/proc/self/task/{threading.get_native_id()}/sched").read_text())
+    except OSError:
+        return None
 
 
 def _child_slice() -> int:
     # The child reads its own entry: the slice a process started from this thread gets.
     done = subprocess.run(["cat", "/proc/self/sched"], capture_output=True, text=True, check=True)
-    found = re.search(r"^se\.slice\s*:\s*(\d+)", done.stdout, re.MULTILINE)
+    found = _slice_in(done.stdout)
     assert found is not None
-    return int(found.group(1))
+    return found
 
 
 def _supported() -> bool:
