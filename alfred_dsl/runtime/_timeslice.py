@@ -84,7 +84,7 @@ def short_time_slice() -> Iterator[None]:
 def _shorten() -> tuple[ctypes.CDLL, int, tuple[int, ...]] | None:
     """Shorten this thread's slice; return how to put the old attributes back (None: unchanged)."""
     numbers = _syscalls()
-    if numbers is None or os.environ.get("ALFRED_NO_SHORT_SLICE") is not None:
+    if numbers is None or os.environ.get("ALFRED_NO_SHORT_SLICE"):  # non-empty, like NO_COLOR
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
