@@ -7,6 +7,7 @@ tests that compare against golden files use the ``golden`` fixture.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# How tests start the CLI as a separate process: the interpreter running the tests, never a
+# program found on PATH (which may be an older alfredc installed by hand, or none at all).
+ALFREDC = [sys.executable, "-m", "alfred_dsl"]
 EXAMPLES = REPO_ROOT / "examples"
 
 

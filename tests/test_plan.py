@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError
@@ -21,6 +20,7 @@ from _h3_workflows import (
     make_resolved,
 )
 from _terminal import run_on_terminal
+from conftest import ALFREDC
 from hypothesis import given, settings, strategies as st
 
 from alfred_dsl._graph import analyse
@@ -171,7 +171,7 @@ def _project(tmp_path: Path, text: str, name: str = "flow.alfred") -> Path:
 def _alfredc(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | (env or {})
     return subprocess.run(
-        ["alfredc", *map(str, args)], capture_output=True, text=True, env=environment, check=False, timeout=60
+        [*ALFREDC, *map(str, args)], capture_output=True, text=True, env=environment, check=False, timeout=60
     )
 
 
@@ -209,9 +209,7 @@ def test_cli_plan_colours_only_a_terminal_without_no_color(
     environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm"}
     if no_colour is not None:
         environment["NO_COLOR"] = no_colour
-    alfredc = shutil.which("alfredc")
-    assert alfredc is not None
-    argv = [alfredc, "plan", str(path)]
+    argv = [*ALFREDC, "plan", str(path)]
     status, raw = run_on_terminal(argv, environment, stderr_to=path.parent / "stderr.txt", timeout=60)
     output = raw.decode()
     assert status == 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from _h3_workflows import CYCLE_DSL, FEATURE_DSL, GROUPED_DSL, Row, make_plan
+from conftest import ALFREDC
 
 from alfred_dsl.render import graph_to_json, to_dot, to_mermaid
 
@@ -121,7 +122,7 @@ def _project(tmp_path: Path, text: str) -> Path:
 
 def _alfredc(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["alfredc", *map(str, args)], capture_output=True, text=True, check=False, timeout=60
+        [*ALFREDC, *map(str, args)], capture_output=True, text=True, check=False, timeout=60
     )
 
 

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from conftest import ALFREDC
+
 FLOW = """
 agent sh {
   kind = command
@@ -33,7 +35,7 @@ workflow demo {
 
 
 def _alfredc(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["alfredc", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*ALFREDC, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
 
 def _project(tmp_path: Path) -> Path:
@@ -74,7 +76,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_ctrl_c_exits_130_kills_the_stage_and_the_run_resumes(tmp_path: Path) -> None:
     _project(tmp_path)
     (tmp_path / "block").touch()
-    proc = subprocess.Popen(["alfredc", "run", "flow.alfred", "--grace", "0.5"], cwd=tmp_path,
+    proc = subprocess.Popen([*ALFREDC, "run", "flow.alfred", "--grace", "0.5"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while not (tmp_path / "wait.pid").exists() and time.monotonic() < deadline:
@@ -123,15 +125,12 @@ SIMPLE = (
 def _alfredc_on_a_terminal(tmp_path: Path, *args: str, stderr_to: Path | None = None) -> tuple[int, str]:
     """``alfredc ARGS`` with stdout on a pseudo-terminal (stderr too, unless ``stderr_to``)."""
     import os
-    import shutil
 
     from _terminal import run_on_terminal
 
-    alfredc = shutil.which("alfredc")
-    assert alfredc is not None
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     env.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
-    status, output = run_on_terminal([alfredc, *args], env, cwd=tmp_path, stderr_to=stderr_to)
+    status, output = run_on_terminal([*ALFREDC, *args], env, cwd=tmp_path, stderr_to=stderr_to)
     return status, output.decode("utf-8", errors="replace")
 
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from _h4a_runtime import agent, plan, run_plan, stage
+from conftest import ALFREDC
 
 from alfred_dsl.runtime import StateStore
 
@@ -150,7 +151,7 @@ def test_a_retry_moves_to_another_free_matching_agent_and_each_attempt_records_i
             (1, "a1", 1), (2, "a2", 0),
         ]
     shown = subprocess.run(
-        ["alfredc", "show", "last", "--state", str(tmp_path / "state"), "--format", "json"],
+        [*ALFREDC, "show", "last", "--state", str(tmp_path / "state"), "--format", "json"],
         capture_output=True, text=True, timeout=60,
     )
     assert shown.returncode == 0, shown.stderr

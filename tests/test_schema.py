@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import fastjsonschema
 import pytest
+from conftest import ALFREDC
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alfred_dsl import _schema, _schema_compiled
@@ -340,6 +341,6 @@ def test_alfredc_schema() -> None:
 
     if "schema" not in COMMANDS:
         pytest.skip("`schema` is not registered in alfred_dsl.cli.COMMANDS yet")
-    printed = subprocess.run(["alfredc", "schema"], capture_output=True, text=True, timeout=60, check=False)
+    printed = subprocess.run([*ALFREDC, "schema"], capture_output=True, text=True, timeout=60, check=False)
     assert printed.returncode == 0 and json.loads(printed.stdout) == SCHEMA
     assert re.search(r'"\$id": "https://alfred-dsl.dev/schemas/workflow.schema.json"', printed.stdout)
