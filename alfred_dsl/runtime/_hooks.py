@@ -50,6 +50,7 @@ from ._events import (
 )
 from ._process import signal_name
 from ._resolve import Masker, render_value
+from ._toolenv import tool_environment
 
 __all__ = ["HOOK_EVENTS", "HookOutcome", "HookRunner", "attach"]
 
@@ -113,7 +114,7 @@ class HookRunner:
     ) -> None:
         self.plan = plan
         self.hooks = plan.hooks
-        self.env: dict[str, str] = dict(os.environ if env is None else env)
+        self.env = tool_environment(os.environ if env is None else env)
         secret_values = {name: self.env[name] for name in plan.secrets if name in self.env}
         self.masker = Masker(secret_values)
         self.scope: dict[str, Any] = {

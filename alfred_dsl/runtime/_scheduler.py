@@ -60,6 +60,7 @@ from ._results import (
 )
 from ._store import StateStore, StoreError
 from ._timeslice import short_time_slice
+from ._toolenv import tool_environment
 
 __all__ = ["execute", "plan_json"]
 
@@ -188,7 +189,7 @@ class _Run:
         self.options = options
         self.bus = bus
         self.run_id = ""
-        self.base_env: dict[str, str] = dict(options.env if options.env is not None else os.environ)
+        self.base_env = tool_environment(options.env if options.env is not None else os.environ)
         secret_values = {n: self.base_env[n] for n in plan.secrets if n in self.base_env}
         self.masker = Masker(secret_values)
         self.agents: dict[str, PlanAgent] = {a.name: a for a in plan.agents}
