@@ -138,18 +138,23 @@ def test_examples_keep_their_document(path: Path) -> None:
 
 
 def _doc_blocks() -> list[tuple[str, str]]:
-    """The ```alfred code blocks of the docs and README that parse: what users copy."""
+    """Every ```alfred code block of the docs and README: what users copy.
+
+    All of them, parsed or not: a block that stops parsing must fail here, not drop out of the
+    parametrisation unnoticed.
+    """
     blocks = []
     for page in sorted([*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]):
         text = page.read_text(encoding="utf-8")
         for index, match in enumerate(re.finditer(r"```alfred\n(.*?)```", text, re.S)):
-            if parse_document(SourceFile(page.name, match.group(1)))[0] is not None:
-                blocks.append((f"{page.name}#{index}", match.group(1)))
+            blocks.append((f"{page.name}#{index}", match.group(1)))
     return blocks
 
 
 @pytest.mark.parametrize("name,text", _doc_blocks(), ids=lambda value: value if "#" in value else "")
 def test_doc_code_blocks_format_idempotently(name: str, text: str) -> None:
+    parsed, diagnostics = parse_document(SourceFile(name, text))
+    assert parsed is not None, [f"{d.code} {d.message}" for d in diagnostics]
     once = fmt(text)
     assert fmt(once) == once, name
     assert document(once) == document(text), name
