@@ -1,8 +1,8 @@
 """The HTML report and docs in a real headless Chromium: no console errors, one bar per attempt.
 
-Chromium comes from Debian: when it is missing and the tests run as root on a Debian-like
-machine (as CI does), the test set-up installs it with ``apt-get install chromium``. Without
-it the tests are skipped, except in CI (``CI`` set) where a missing browser is a failure.
+Chromium comes from Debian. The tests never install it themselves: ``.ci/run`` does, as an
+announced set-up step, when ``CI`` or ``ALFRED_INSTALL_BROWSER`` is set. Without it the tests
+are skipped with a message saying so, except in CI where a missing browser is a failure.
 Screenshots are written to ``test-artifacts/``.
 """
 
@@ -50,27 +50,14 @@ def _find_chromium() -> str | None:
     return None
 
 
-def _install_chromium() -> None:
-    """The test set-up's install step: Debian's package, only where we may (root, apt-get)."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        subprocess.run(
-            step, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900, check=False
-        )
-
-
 def _chromium() -> str:
     found = _find_chromium()
-    if found is None:
-        _install_chromium()
-        found = _find_chromium()
     if found:
         return found
     if os.environ.get("CI"):
-        pytest.fail("headless Chromium is required in CI (apt-get install chromium)")
-    pytest.skip("chromium is not installed (apt-get install chromium); set CI=1 to make this a failure")
+        pytest.fail("headless Chromium is required in CI: .ci/run installs it when CI is set")
+    pytest.skip("headless Chromium is not installed: run `ALFRED_INSTALL_BROWSER=1 .ci/run`, "
+                "or `apt-get install chromium` yourself")
 
 
 def _run_chromium(
