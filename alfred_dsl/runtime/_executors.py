@@ -238,8 +238,12 @@ class CommandExecutor:
                 ctx.masker.file(outputs_path)
             raise
         finally:
-            if ctx.masker and ctx.inputs and not private:
-                ctx.masker.file(inputs_path)
+            if not private:
+                if ctx.masker and ctx.inputs:
+                    ctx.masker.file(inputs_path)
+                # The command created it with its umask's mode.
+                with contextlib.suppress(OSError):
+                    os.chmod(outputs_path, 0o600)
         if status != 0:
             if not private:
                 ctx.masker.file(outputs_path)
