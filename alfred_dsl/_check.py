@@ -40,8 +40,9 @@ from ._expr import (
     unparse_template,
 )
 from ._model import Edge, ResolvedWorkflow
-from ._plan import FrozenMap, Hook, PlanAgent, PlanStage
+from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
 from ._source import Span
+from ._units import parse_size
 
 __all__ = [
     "PARAM_TYPES",
@@ -63,7 +64,9 @@ PRIORITIES = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 PARAM_TYPES = ("string", "int", "float", "bool", "duration", "list", "map")
 EXECUTOR_NEEDS = {"command": "run", "python": "call", "http": "url"}
 _DURATION_FIELDS = ("estimate", "timeout", "backoff", "max_backoff")
-_DEFAULTABLE = ("retries", "backoff", "max_backoff", "timeout", "priority", "on_failure", "estimate")
+_DEFAULTABLE = (
+    "retries", "backoff", "max_backoff", "timeout", "priority", "on_failure", "estimate", "max_log",
+)
 #: Stage keys whose values are names or lists of names, not text that may interpolate.
 _NAME_KEYS = frozenset({"agent", "requires", "after", "outputs"})
 
@@ -1404,6 +1407,19 @@ class _Resolver:
     def seconds(self, value: Any) -> float | None:
         return None if value is None else parse_duration(self.evaluate_now(value))
 
+    def max_log(self, instance: _Instance, stage: Mapping[str, Any], agents: list[str]) -> int:
+        """The stage's ``max_log`` in bytes: its own, else its agents' (the smallest), else the
+        workflow's ``defaults``, else 100MB."""
+        if "max_log" in stage:
+            found = parse_size(self.evaluate_now(self.field(instance, stage, "max_log")))
+            return DEFAULT_MAX_LOG if found is None else found
+        own = [parse_size(self.model.agents[a].get("max_log")) for a in agents if a in self.model.agents]
+        sizes = [size for size in own if size is not None]
+        if sizes:
+            return min(sizes)
+        found = parse_size(self.evaluate_now(self.defaults(instance.ctx).get("max_log")))
+        return DEFAULT_MAX_LOG if found is None else found
+
     def priority(self, value: Any) -> int:
         value = self.evaluate_now(value)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -1476,6 +1492,7 @@ class _Resolver:
             retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
             backoff_s=self.seconds(self.field(instance, stage, "backoff")) or 0,
             max_backoff_s=self.seconds(self.field(instance, stage, "max_backoff")),
+            max_log=self.max_log(instance, stage, agents),
             when=when,
             on_failure="continue" if on_failure == "continue" else "stop",
             description=self.text(description),
@@ -1503,7 +1520,7 @@ class _Resolver:
 
     def agent(self, name: str) -> PlanAgent:
         agent = self.model.agents[name]
-        known = {"kind", "run", "call", "url", "capabilities", "concurrency", "env"}
+        known = {"kind", "run", "call", "url", "capabilities", "concurrency", "env", "max_log"}
         concurrency = agent.get("concurrency", 1)
         for key in ("run", "call", "url", "env"):
             self.collect_secrets(agent.get(key))

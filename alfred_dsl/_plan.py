@@ -17,9 +17,13 @@ if TYPE_CHECKING:  # the plan module itself stays free of the analysis and its n
     from ._graph import Analysis
     from ._model import ResolvedWorkflow
 
-__all__ = ["FrozenMap", "Hook", "Plan", "PlanAgent", "PlanStage", "build_plan", "freeze", "thaw"]
+__all__ = [
+    "DEFAULT_MAX_LOG", "FrozenMap", "Hook", "Plan", "PlanAgent", "PlanStage", "build_plan", "freeze", "thaw",
+]
 
 OnFailure = Literal["stop", "continue"]
+#: ``max_log`` when neither the stage, its agent nor ``defaults`` set one: 100MB.
+DEFAULT_MAX_LOG = 100_000_000
 ExecutorKind = str  # "command" | "python" | "http"; more may come
 
 
@@ -113,6 +117,7 @@ class PlanStage:
     retries: int = 0
     backoff_s: float = 0
     max_backoff_s: float | None = None
+    max_log: int | None = DEFAULT_MAX_LOG   # bytes of output kept in the attempt's log
     when: bool | str = True           # True, False or a "${...}" expression
     on_failure: OnFailure = "stop"
     description: str = ""

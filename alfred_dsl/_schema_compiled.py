@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "54bef52863b90a3e0442949995365b1a40e25f5a042d818d980a87bc790c8eba"
+SCHEMA_SHA256 = "9165fe8554274d7d768d391338fb4b386fc1af435ce7c61d387bdc3547f2f409"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -16,6 +16,7 @@ REGEX_PATTERNS = {
     '^[A-Za-z_][A-Za-z0-9_-]*$': re.compile('^[A-Za-z_][A-Za-z0-9_-]*\\Z'),
     '^[A-Za-z_][A-Za-z0-9_]*$': re.compile('^[A-Za-z_][A-Za-z0-9_]*\\Z'),
     '\\$\\{': re.compile('\\$\\{'),
+    '^[0-9]+(B|[KMGT]i?B)$': re.compile('^[0-9]+(B|[KMGT]i?B)\\Z'),
     '^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$': re.compile('^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?\\Z'),
     '^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$': re.compile('^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)\\Z')
 }
@@ -379,6 +380,10 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data_keys.remove("max_backoff")
             data__maxbackoff = data["max_backoff"]
             validate____defs_duration(data__maxbackoff, custom_formats, (name_prefix or "data") + ".max_backoff")
+        if "max_log" in data_keys:
+            data_keys.remove("max_log")
+            data__maxlog = data["max_log"]
+            validate____defs_size(data__maxlog, custom_formats, (name_prefix or "data") + ".max_log")
         if "when" in data_keys:
             data_keys.remove("when")
             data__when = data["when"]
@@ -479,8 +484,17 @@ def validate____defs_expression(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern \\$\\{")
     return data
 
-def validate____defs_retries(data, custom_formats={}, name_prefix=None):
+def validate____defs_size(data, custom_formats={}, name_prefix=None):
     data_any_of_count3 = 0
+    if not data_any_of_count3:
+        try:
+            if not isinstance(data, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+            if isinstance(data, str):
+                if not REGEX_PATTERNS['^[0-9]+(B|[KMGT]i?B)$'].search(data):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[0-9]+(B|[KMGT]i?B)$")
+            data_any_of_count3 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count3:
         try:
             if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
@@ -499,18 +513,15 @@ def validate____defs_retries(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_priority(data, custom_formats={}, name_prefix=None):
+def validate____defs_retries(data, custom_formats={}, name_prefix=None):
     data_any_of_count4 = 0
-    if not data_any_of_count4:
-        try:
-            if not (isinstance(data, str) and data == 'low' or isinstance(data, str) and data == 'medium' or isinstance(data, str) and data == 'high' or isinstance(data, str) and data == 'critical'):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be one of ['low', 'medium', 'high', 'critical']")
-            data_any_of_count4 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count4:
         try:
             if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
+            if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
+                if data < 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
             data_any_of_count4 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count4:
@@ -522,32 +533,55 @@ def validate____defs_priority(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_duration(data, custom_formats={}, name_prefix=None):
+def validate____defs_priority(data, custom_formats={}, name_prefix=None):
     data_any_of_count5 = 0
     if not data_any_of_count5:
+        try:
+            if not (isinstance(data, str) and data == 'low' or isinstance(data, str) and data == 'medium' or isinstance(data, str) and data == 'high' or isinstance(data, str) and data == 'critical'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be one of ['low', 'medium', 'high', 'critical']")
+            data_any_of_count5 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count5:
+        try:
+            if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
+            data_any_of_count5 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count5:
+        try:
+            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
+            data_any_of_count5 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count5:
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
+    return data
+
+def validate____defs_duration(data, custom_formats={}, name_prefix=None):
+    data_any_of_count6 = 0
+    if not data_any_of_count6:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
                 if not REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         try:
             if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
             if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
                 if data < 0:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         try:
             validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -589,6 +623,10 @@ def validate____defs_defaults(data, custom_formats={}, name_prefix=None):
             data_keys.remove("on_failure")
             data__onfailure = data["on_failure"]
             validate____defs_on_failure(data__onfailure, custom_formats, (name_prefix or "data") + ".on_failure")
+        if "max_log" in data_keys:
+            data_keys.remove("max_log")
+            data__maxlog = data["max_log"]
+            validate____defs_size(data__maxlog, custom_formats, (name_prefix or "data") + ".max_log")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -689,6 +727,10 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
             data_keys.remove("outputs")
             data__outputs = data["outputs"]
             validate____defs_outputs(data__outputs, custom_formats, (name_prefix or "data") + ".outputs")
+        if "max_log" in data_keys:
+            data_keys.remove("max_log")
+            data__maxlog = data["max_log"]
+            validate____defs_size(data__maxlog, custom_formats, (name_prefix or "data") + ".max_log")
         if "cwd" in data_keys:
             data_keys.remove("cwd")
             data__cwd = data["cwd"]

@@ -34,6 +34,7 @@ from ._diagnostics import Diagnostic, Label, error
 from ._expr import Binary, Expr, Literal, Ref, Template, Unary
 from ._resources import grammar_path
 from ._source import SourceFile, Span
+from ._units import parse_size
 
 __all__ = [
     "KEYWORDS",
@@ -89,6 +90,7 @@ _DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+")
 _DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 _UNIT_SECONDS: dict[str, int | float] = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 _UNIT_RANK = {"d": 4, "h": 3, "m": 2, "s": 1, "ms": 0}
+_SIZE_RE = re.compile(r"[0-9]+(?:B|[KMGT]i?B)")
 _COMMENT_RE = re.compile(r"#[^\n]*")
 _BLANK_RE = re.compile(r"[ \t\f\r]*+")
 _BLANK_OR_COMMENT_RE = re.compile(r"[ \t\f\r]*+(?:#.*+)?")
@@ -118,9 +120,9 @@ def shorten(text: str, limit: int = 30) -> str:
 
 @lru_cache(maxsize=1024)
 def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
-    """Sort a number-like literal: ``("int"|"float"|"duration"|"invalid", value, problem)``.
+    """Sort a number-like literal: ``("int"|"float"|"duration"|"size"|"invalid", value, problem)``.
 
-    A duration's value is its length in seconds.
+    A duration's value is its length in seconds, a size's (``100MB``, ``10KiB``) its bytes.
     """
     if _INT_RE.fullmatch(raw):
         return "int", int(raw), None
@@ -144,6 +146,8 @@ def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
         if isinstance(total, float) and total.is_integer():
             total = int(total)
         return "duration", total, None
+    if _SIZE_RE.fullmatch(raw):
+        return "size", parse_size(raw), None
     return "invalid", None, f"invalid number or duration `{shorten(raw)}`"
 
 
@@ -241,6 +245,8 @@ def _on_string(token: Any) -> Any:
 
 def _on_number(token: Any) -> Any:
     kind, _, problem = classify_number(token.value)
+    if kind == "size" and _context().expression:
+        kind, problem = "invalid", f"a size is not a value of an expression: `{shorten(token.value)}`"
     if kind == "invalid":
         ctx = _context()
         ctx.report(
@@ -326,6 +332,8 @@ def _value(item: Any) -> ast.Value:
         if number_kind == "duration":
             assert number is not None
             return ast.Duration(raw=item.value, seconds=number, span=span)
+        if number_kind == "size":  # kept as written, like a duration: `max_log` reads it
+            return ast.Number(raw=item.value, value=None, span=span)
         return ast.Number(raw=item.value, value=number, span=span)
     if kind == "TRUE" or kind == "FALSE":
         return ast.Bool(value=kind == "TRUE", span=span)

@@ -1,4 +1,4 @@
-"""Human-readable durations, in one place for the renderers, the run view, the CLI and the service.
+"""Human-readable durations and sizes, in one place for the renderers, the run view, the CLI and the service.
 
 Two notations on purpose: :func:`format_duration` writes the DSL's own duration syntax
 (``1h30m``, ``500ms``) for plans and docs; :func:`format_elapsed` writes a clock-like
@@ -8,8 +8,9 @@ elapsed time (``12.3s``, ``2m05s``, ``1h02m``) for runs being watched or listed.
 from __future__ import annotations
 
 import math
+import re
 
-__all__ = ["format_duration", "format_elapsed", "format_seconds"]
+__all__ = ["format_duration", "format_elapsed", "format_seconds", "format_size", "parse_size"]
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
@@ -54,3 +55,38 @@ def format_elapsed(seconds: float | None) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+#: Size units: decimal (``KB`` = 1000 bytes) and binary (``KiB`` = 1024 bytes).
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
+}
+_SIZE_RE = re.compile(r"([0-9]+)(B|[KMGT]i?B)")
+
+
+def parse_size(value: object) -> int | None:
+    """Bytes of a size (``"100MB"``, ``"10KiB"``, ``"512B"`` or a whole number of bytes); None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    match = _SIZE_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def format_size(size: int) -> str:
+    """``100000000`` -> ``"100MB"``, ``10240`` -> ``"10KiB"``, ``1500`` -> ``"1500B"`` (exact, parseable)."""
+    if size > 0:
+        for unit in ("TiB", "TB", "GiB", "GB", "MiB", "MB", "KiB", "KB"):
+            amount, rest = divmod(size, _SIZE_UNITS[unit])
+            if amount and not rest:
+                return f"{amount}{unit}"
+    return f"{size}B"

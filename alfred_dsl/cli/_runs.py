@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -218,6 +219,7 @@ def _stage_json(stage: StageRecord, attempts: Sequence[AttemptRecord]) -> dict[s
                 "exit_code": a.exit_code,
                 "error": a.error,
                 "log": a.log_path,
+                "log_dropped": a.log_dropped,
             }
             for a in mine
         ],
@@ -275,6 +277,13 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
     text = "\n".join(head) + "\n\n" + body
     if errors:
         text += "\n\nerrors:\n" + "\n".join(errors)
+    truncated = [
+        f"  {a.stage} attempt {a.n}: {a.log_dropped} bytes of output past max_log not kept"
+        for a in attempts
+        if a.log_dropped
+    ]
+    if truncated:
+        text += "\n\ntruncated logs:\n" + "\n".join(truncated)
     click.echo(text)
     return EXIT_OK
 
@@ -330,12 +339,19 @@ def logs(run_id: str, stage: str, attempt: int | None, state_dir: str | None) ->
         return _fail(_Problem(message, f"attempts: {numbers}"))
     path = Path(chosen.log_path) if chosen.log_path else log_dir / f"{stage}.{chosen.n}.log"
     try:
-        content = path.read_bytes()
+        handle = path.open("rb")
     except FileNotFoundError:  # the log file is created at the first byte of output
         return EXIT_OK
     except OSError as exc:
         return _fail(_Problem(f"cannot read {path}: {exc.strerror or exc}"))
     out = sys.stdout.buffer
-    out.write(content)
+    with handle:
+        try:
+            # In chunks: a log of any size costs a buffer of memory, not its size.
+            shutil.copyfileobj(handle, out, 1 << 16)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            return _fail(_Problem(f"cannot read {path}: {exc.strerror or exc}"))
     out.flush()
     return EXIT_OK

@@ -64,6 +64,11 @@ class AttemptContext:
     kill_now: trio.Event | None = None
     on_spawn: Callable[[int], None] | None = None
     masker: Masker = field(default_factory=Masker)
+    #: A folder only this user can read, outside the state directory (the run has secrets):
+    #: where ``$ALFRED_INPUTS`` and ``$ALFRED_OUTPUTS`` live while the attempt runs.
+    private_dir: Path | None = None
+    #: Gets the number of bytes dropped when the log reached the stage's ``max_log``.
+    on_log_truncated: Callable[[int], None] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,6 +138,8 @@ class CommandExecutor:
             return AttemptOutcome(ok=False, error="empty command")
         work_dir = str(ctx.work_dir)
         stem = f"{work_dir}{os.sep}{ctx.stage.name}.{ctx.attempt}"
+        if ctx.private_dir is not None:
+            return await self._run_private(ctx, argv, shell, stem, ctx.private_dir)
         outputs_path = f"{stem}.outputs"
         inputs_text: str | None = None
         if ctx.inputs:
@@ -150,8 +157,7 @@ class CommandExecutor:
         def prepare() -> None:  # runs in the spawning thread: file I/O off the event loop
             try:
                 if inputs_text is not None:
-                    with open(inputs_path, "w", encoding="utf-8") as handle:
-                        handle.write(inputs_text)
+                    _write_private(inputs_path, inputs_text)
                 if stale_outputs:  # left by an attempt of this number that was not recorded
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(outputs_path)
@@ -159,6 +165,50 @@ class CommandExecutor:
                 if not ctx.inputs:
                     self._empty_inputs_written.discard(inputs_path)
                 raise SpawnError(f"cannot write {exc.filename}: {exc.strerror}") from exc
+
+        return await self._spawn(ctx, argv, shell, prepare, inputs_path, outputs_path)
+
+    async def _run_private(
+        self, ctx: AttemptContext, argv: list[str], shell: bool, stem: str, private_dir: Path
+    ) -> AttemptOutcome:
+        """The run has secrets: the command's inputs and outputs files live in ``private_dir``
+        and are removed when the attempt ends; the state directory gets masked copies."""
+        private_stem = f"{private_dir}{os.sep}{ctx.stage.name}.{ctx.attempt}"
+        inputs_path, outputs_path = f"{private_stem}.inputs.json", f"{private_stem}.outputs"
+        kept_inputs, kept_outputs = f"{stem}.inputs.json", f"{stem}.outputs"
+        inputs = dict(ctx.inputs)
+        inputs_text = json.dumps(inputs, default=str)
+        masked_text = json.dumps(ctx.masker.data(inputs), default=str)
+        stale_outputs = not ctx.fresh_work_dir
+
+        def prepare() -> None:
+            try:
+                _write_private(inputs_path, inputs_text)
+                _write_private(kept_inputs, masked_text)
+                if stale_outputs:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(kept_outputs)
+            except OSError as exc:
+                raise SpawnError(f"cannot write {exc.filename}: {exc.strerror}") from exc
+
+        try:
+            outcome = await self._spawn(ctx, argv, shell, prepare, inputs_path, outputs_path)
+        finally:
+            # Also when cancelled: the real values leave no file behind.
+            with contextlib.suppress(OSError):
+                os.unlink(inputs_path)
+            _keep_masked(outputs_path, kept_outputs, ctx.masker)
+        return outcome
+
+    async def _spawn(
+        self,
+        ctx: AttemptContext,
+        argv: list[str],
+        shell: bool,
+        prepare: Callable[[], None],
+        inputs_path: str,
+        outputs_path: str,
+    ) -> AttemptOutcome:
         env = dict(self._encode_env(ctx.env))
         env[b"ALFRED_RUN_ID"] = os.fsencode(ctx.run_id)
         env[b"ALFRED_STAGE"] = os.fsencode(ctx.stage.name)
@@ -166,6 +216,7 @@ class CommandExecutor:
         env[b"ALFRED_INPUTS"] = os.fsencode(inputs_path)
         env[b"ALFRED_OUTPUTS"] = os.fsencode(outputs_path)
         log = str(ctx.log_path)
+        private = ctx.private_dir is not None
         try:
             status = await run_in_group(
                 argv,
@@ -176,29 +227,62 @@ class CommandExecutor:
                 kill_now=ctx.kill_now,
                 on_spawn=ctx.on_spawn,
                 before_spawn=prepare,
+                mask=ctx.masker.stream() if ctx.masker else None,
+                max_log=ctx.stage.max_log,
+                on_log_truncated=ctx.on_log_truncated,
             )
         except SpawnError as exc:
             return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))
         except BaseException:  # cancelled: what the attempt wrote is not read
-            ctx.masker.file(outputs_path)
+            if not private:
+                ctx.masker.file(outputs_path)
             raise
         finally:
-            ctx.masker.file(log)
-            if ctx.masker and ctx.inputs:
-                ctx.masker.file(inputs_path)
+            if not private:
+                if ctx.masker and ctx.inputs:
+                    ctx.masker.file(inputs_path)
+                # The command created it with its umask's mode.
+                with contextlib.suppress(OSError):
+                    os.chmod(outputs_path, 0o600)
         if status != 0:
-            ctx.masker.file(outputs_path)
+            if not private:
+                ctx.masker.file(outputs_path)
             error = _describe_status(status, shell)
             return AttemptOutcome(ok=False, exit_code=status, error=error, log_path=log)
         outputs = read_outputs_file(outputs_path)
-        # The real values go on to later stages; the file in the state directory keeps none.
-        ctx.masker.file(outputs_path)
+        if not private:
+            # The real values go on to later stages; the file in the state directory keeps none.
+            ctx.masker.file(outputs_path)
         return AttemptOutcome(ok=True, exit_code=0, outputs=outputs, log_path=log)
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write ``path`` readable by this user only, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with open(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _keep_masked(private_path: str, kept_path: str, masker: Masker) -> None:
+    """Move the outputs file of an attempt out of the private folder, secrets masked."""
+    try:
+        with open(private_path, "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(private_path)
+    masked = masker.text(raw.decode("utf-8", errors="surrogateescape"))
+    with contextlib.suppress(OSError, UnicodeEncodeError):
+        fd = os.open(kept_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as out:
+            out.write(masked.encode("utf-8", errors="surrogateescape"))
 
 
 def _write_log(ctx: AttemptContext, text: str) -> str | None:
     try:
-        with open(ctx.log_path, "a", encoding="utf-8") as handle:
+        fd = os.open(ctx.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        with open(fd, "a", encoding="utf-8") as handle:
             handle.write(ctx.masker.text(text))
     except OSError:
         return None

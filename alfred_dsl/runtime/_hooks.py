@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .._expr import ExprError, to_text
-from .._plan import Hook, Plan, thaw
+from .._plan import DEFAULT_MAX_LOG, Hook, Plan, thaw
 from ._events import (
     FINAL_RUN_EVENTS,
     RUN_COMPLETED,
@@ -48,7 +49,8 @@ from ._events import (
     Event,
     EventBus,
 )
-from ._process import signal_name
+from ._private import private_mkdir
+from ._process import _LazyLog, signal_name
 from ._resolve import Masker, render_value
 from ._toolenv import tool_environment
 
@@ -94,6 +96,7 @@ class _Started:
     started: float
     log_path: Path | None
     error: str | None = None
+    copier: threading.Thread | None = None
 
 
 def _hook_matches(hook: Hook, event_type: str) -> bool:
@@ -157,7 +160,7 @@ class HookRunner:
         if self._work_dir is None:
             self._temp = tempfile.TemporaryDirectory(prefix="alfred-hooks-")
             self._work_dir = Path(self._temp.name)
-        self._work_dir.mkdir(parents=True, exist_ok=True)
+        private_mkdir(self._work_dir)
         return self._work_dir
 
     def _start(self, hook: Hook, event: Event) -> _Started:
@@ -181,7 +184,11 @@ class HookRunner:
             stem = f"{self._counter}.{hook.event}"
             event_file = directory / f"{stem}.event.json"
             log_path = directory / f"{stem}.log"
-            event_file.write_text(json.dumps(event.to_json(), default=str, indent=2), encoding="utf-8")
+            fd = os.open(event_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(event.to_json(), default=str, indent=2))
+            # A hook's log exists even when it printed nothing.
+            os.close(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
         except OSError as exc:
             return _Started(hook, event, shown, None, started, None, error=f"cannot write its files: {exc}")
         env = dict(self.env)
@@ -193,22 +200,29 @@ class HookRunner:
         )
         if event.stage is not None:
             env["ALFRED_STAGE"] = event.stage
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(
-                    argv,
-                    cwd=self.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    close_fds=True,
-                    process_group=0,
-                )
+            process = subprocess.Popen(
+                argv,
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                close_fds=True,
+                process_group=0,
+            )
         except OSError as exc:
+            os.close(read_fd)
             reason = "command not found" if isinstance(exc, FileNotFoundError) else exc.strerror or str(exc)
-            return _Started(hook, event, shown, None, started, log_path, error=f"cannot start: {reason}")
-        return _Started(hook, event, shown, process, started, log_path)
+            return _Started(hook, event, shown, None, started, None, error=f"cannot start: {reason}")
+        finally:
+            os.close(write_fd)
+        # The output is masked as it is read: no secret is ever written to the hook's log.
+        log = _LazyLog(str(log_path), self.masker.stream() if self.masker else None, DEFAULT_MAX_LOG)
+        copier = threading.Thread(target=_copy_output, args=(read_fd, log), daemon=True)
+        copier.start()
+        return _Started(hook, event, shown, process, started, log_path, copier=copier)
 
     def wait(self) -> None:
         """Wait for every started hook (killing those past their timeout) and record them."""
@@ -231,8 +245,9 @@ class HookRunner:
                     error = f"killed by {signal_name(-exit_code)}"
                 elif exit_code != 0:
                     error = f"exit status {exit_code}"
-        if item.log_path is not None:
-            self.masker.file(item.log_path)
+        if item.copier is not None:
+            # A background grandchild may hold the pipe open: its later output is not waited for.
+            item.copier.join(timeout=1.0)
         outcome = HookOutcome(
             event=item.hook.event,
             event_type=item.event.type,
@@ -254,6 +269,18 @@ class HookRunner:
         if self._temp is not None:
             self._temp.cleanup()
             self._temp = None
+
+
+def _copy_output(read_fd: int, log: _LazyLog) -> None:
+    """Copy a hook's output pipe to its log until every writer has closed it."""
+    try:
+        while data := os.read(read_fd, 65536):
+            log.write(data)
+    except OSError:
+        pass
+    finally:
+        os.close(read_fd)
+        log.close()
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -24,7 +24,10 @@ from typing import Any
 
 import trio
 
-__all__ = ["SpawnError", "kill_orphans", "run_in_group", "signal_name", "spawn_in_group"]
+from .._units import format_size
+from ._resolve import StreamMasker
+
+__all__ = ["SpawnError", "kill_orphans", "run_in_group", "signal_name", "spawn_in_group", "truncation_note"]
 
 _HAS_PIDFD = hasattr(os, "pidfd_open")
 _HAS_EPOLL = hasattr(select, "epoll")
@@ -202,6 +205,9 @@ async def run_in_group(
     kill_now: trio.Event | None = None,
     on_spawn: Callable[[int], None] | None = None,
     before_spawn: Callable[[], None] | None = None,
+    mask: StreamMasker | None = None,
+    max_log: int | None = None,
+    on_log_truncated: Callable[[int], None] | None = None,
 ) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log_path``; return its exit status.
 
@@ -214,6 +220,8 @@ async def run_in_group(
     ``env`` may be bytes already (the scheduler encodes the run's environment once).
     ``before_spawn`` runs in the spawning thread; a :class:`SpawnError` from it is reported,
     and so is a log file that cannot be written (after the process ran).
+    ``mask`` replaces secret values before any byte reaches the log; ``max_log`` caps the
+    bytes written, and ``on_log_truncated`` gets the count of bytes dropped when the cap was hit.
     """
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
@@ -230,7 +238,7 @@ async def run_in_group(
         # Only the child holds the write end now, so the pipe ends when the child's group does.
         os.close(write_fd)
     os.set_blocking(read_fd, False)
-    log = _LazyLog(str(log_path))
+    log = _LazyLog(str(log_path), mask, max_log)
     try:
         if on_spawn is not None:
             on_spawn(proc.pid)
@@ -247,6 +255,8 @@ async def run_in_group(
         _drain(read_fd, log, _FINAL_DRAIN_READS)
         os.close(read_fd)
         log.close()
+        if log.dropped and on_log_truncated is not None:
+            on_log_truncated(log.dropped)
     if log.error is not None:
         raise SpawnError(log.error)
     return status
@@ -261,21 +271,48 @@ _FINAL_DRAIN_READS = 64
 
 
 class _LazyLog:
-    """An attempt's log file, created (in append mode) at the first byte written to it."""
+    """An attempt's log file, created (in append mode, 0600) at the first byte written to it.
 
-    __slots__ = ("error", "fd", "path")
+    With ``mask``, secret values are replaced as the bytes pass (nothing unmasked is ever
+    written). With ``limit``, at most that many bytes of output are written; the rest is
+    counted in ``dropped`` (the pipe is still read so the process never blocks) and a line
+    saying so ends the file.
+    """
 
-    def __init__(self, path: str) -> None:
+    __slots__ = ("dropped", "error", "fd", "limit", "mask", "path", "written")
+
+    def __init__(self, path: str, mask: StreamMasker | None = None, limit: int | None = None) -> None:
         self.path = path
         self.fd = -1
         self.error: str | None = None
+        self.mask = mask
+        self.limit = limit
+        self.written = 0
+        self.dropped = 0
 
     def write(self, data: bytes) -> None:
         if self.error is not None:
             return  # output is still read (the child must not block), but dropped
+        if self.limit is not None and self.written >= self.limit:
+            self.dropped += len(data)  # past the cap: counted, neither masked nor kept
+            return
+        if self.mask is not None:
+            data = self.mask.feed(data)
+        self._put(data)
+
+    def _put(self, data: bytes) -> None:
+        if self.limit is not None and self.written + len(data) > self.limit:
+            room = max(self.limit - self.written, 0)
+            self.dropped += len(data) - room
+            data = data[:room]
+        if data:
+            self._append(data)
+            self.written += len(data)
+
+    def _append(self, data: bytes) -> None:
         try:
             if self.fd < 0:
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
             view = memoryview(data)
             while view:
                 view = view[os.write(self.fd, view) :]
@@ -283,9 +320,19 @@ class _LazyLog:
             self.error = f"cannot write log file {self.path}: {exc.strerror or exc}"
 
     def close(self) -> None:
+        if self.error is None:
+            if self.mask is not None:
+                self._put(self.mask.flush())
+            if self.dropped:
+                self._append(truncation_note(self.limit or 0, self.dropped).encode())
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def truncation_note(limit: int, dropped: int) -> str:
+    """The line that ends a log cut at ``limit`` bytes."""
+    return f"\nalfred: log truncated at max_log = {format_size(limit)}: {dropped} more bytes dropped\n"
 
 
 def _drain(fd: int, log: _LazyLog, max_reads: int) -> bool:

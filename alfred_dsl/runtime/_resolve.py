@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,7 +18,7 @@ from .. import _expr
 from .._expr import ExprError, Template
 from .._source import SourceFile
 
-__all__ = ["ExprError", "Masker", "parse", "render_shell", "render_value", "render_when"]
+__all__ = ["ExprError", "Masker", "StreamMasker", "parse", "render_shell", "render_value", "render_when"]
 
 _NOWHERE = SourceFile("<runtime>", "")
 
@@ -178,8 +180,16 @@ class Masker:
             return [self.data(v) for v in value]
         return value
 
+    def stream(self) -> StreamMasker:
+        """A masker for one stream of bytes (a log written as it is read)."""
+        return StreamMasker(self._secrets)
+
     def file(self, path: Any) -> None:
-        """Mask a log file in place (a no-op without secrets or without the file)."""
+        """Mask a small file in place (a no-op without secrets or without the file).
+
+        Only for files of bounded size (inputs and outputs files); logs are masked as they
+        are written (:class:`StreamMasker`), never read whole.
+        """
         if not self._secrets:
             return
         try:
@@ -189,7 +199,52 @@ class Masker:
             return
         masked = raw
         for secret in self._secrets:
-            masked = masked.replace(secret.encode(), b"***")
+            masked = masked.replace(os.fsencode(secret), b"***")
         if masked != raw:
             with open(path, "wb") as handle:
                 handle.write(masked)
+
+
+class StreamMasker:
+    """Masks secret values in a byte stream that arrives in chunks of any size.
+
+    :meth:`feed` returns what can be written now; it holds back the last
+    ``len(longest secret) - 1`` bytes (the carry-over), since a secret may continue in the
+    next chunk, and :meth:`flush` returns them at the end. A secret split across two reads
+    is therefore masked whole; memory stays one chunk plus the carry-over.
+    """
+
+    __slots__ = ("_carry", "_hold", "_pattern")
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        encoded = sorted({os.fsencode(s) for s in secrets if s}, key=len, reverse=True)
+        # Longest first: at one position the longest secret wins, as in Masker.text.
+        self._pattern = re.compile(b"|".join(re.escape(s) for s in encoded)) if encoded else None
+        self._hold = max((len(s) for s in encoded), default=1) - 1
+        self._carry = b""
+
+    def feed(self, data: bytes) -> bytes:
+        if self._pattern is None:
+            return data
+        buffer = self._carry + data if self._carry else data
+        # A match starting before `limit` lies wholly in `buffer`; later ones may go on.
+        limit = len(buffer) - self._hold
+        out: list[bytes] = []
+        position = 0
+        for match in self._pattern.finditer(buffer):
+            if match.start() >= limit:
+                break
+            out.append(buffer[position : match.start()])
+            out.append(b"***")
+            position = match.end()
+        cut = max(position, limit)
+        out.append(buffer[position:cut])
+        self._carry = buffer[cut:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """The bytes held back, masked (the stream has ended)."""
+        rest, self._carry = self._carry, b""
+        if self._pattern is None or not rest:
+            return rest
+        return self._pattern.sub(b"***", rest)

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -43,6 +44,7 @@ from . import _events as ev
 from ._events import Event, EventBus
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
 from ._limits import AgentKey, AgentSlots, agent_key
+from ._private import make_private_dir, private_mkdir, scrub_private_dirs
 from ._process import kill_orphans, signal_name
 from ._resolve import ExprError, Masker, render_shell, render_value, render_when
 from ._results import (
@@ -172,12 +174,17 @@ class _Stage:
     scope: trio.CancelScope | None = None
     attempt_started: float | None = None
     cwd: Path = Path()
+    #: Bytes of output the current attempt's log did not keep (its ``max_log`` was reached).
+    log_dropped: int = 0
     #: The stage's argv when no part of it is a template (resolved once, not per attempt).
     static_argv: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def log_truncated(self, dropped: int) -> None:
+        self.log_dropped = dropped
 
 
 class _Run:
@@ -235,6 +242,8 @@ class _Run:
         self.work_dir_str = ""
         #: The run directory was created empty by this run: no stale outputs file to remove.
         self.fresh_work_dir = True
+        #: Where commands get their inputs and outputs files when the run has secrets.
+        self.private_dir: Path | None = None
         self.control: Callable[[str], str | None] | None = None
         self.control_interval_s = 0.5
         self.paused = False
@@ -308,6 +317,18 @@ class _Run:
         else:
             reused = self._load_resume(resume)
             self.emit(ev.RUN_RESUMED, **common, reused=reused)
+        if self.masker:
+            try:
+                self.private_dir = make_private_dir(self.run_id)
+            except OSError as exc:
+                raise StoreError(f"cannot create a private temporary folder: {exc}") from exc
+        try:
+            return await self._execute()
+        finally:
+            if self.private_dir is not None:
+                shutil.rmtree(self.private_dir, ignore_errors=True)
+
+    async def _execute(self) -> RunResult:
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -335,12 +356,11 @@ class _Run:
     def _mkdir(self) -> None:
         self.work_dir_str = str(self.work_dir)
         try:
-            self.work_dir.mkdir(parents=True)
+            if not private_mkdir(self.work_dir):
+                # A resumed run (or an id reused): outputs files of unrecorded attempts may be left.
+                self.fresh_work_dir = False
         except FileExistsError as exc:
-            if not self.work_dir.is_dir():
-                raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
-            # A resumed run (or an id reused): outputs files of unrecorded attempts may be left.
-            self.fresh_work_dir = False
+            raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
         except OSError as exc:
             raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
 
@@ -359,6 +379,8 @@ class _Run:
         # Processes of attempts that were running when the earlier alfredc died.
         leftover = [a.pid for a in self.store.attempts(resume) if a.finished is None and a.pid]
         kill_orphans(resume, leftover)
+        # Secret-bearing files of the attempts that were running then.
+        scrub_private_dirs(resume)
         reused: list[str] = []
         for record_stage in self.store.stages(resume):
             st = self.stages.get(record_stage.name)
@@ -680,6 +702,8 @@ class _Run:
             kill_now=self.kill_now,
             on_spawn=lambda pid: self._spawned(st, pid, log),
             masker=self.masker,
+            private_dir=self.private_dir,
+            on_log_truncated=st.log_truncated,
         )
 
     def _spawned(self, st: _Stage, pid: int, log: str) -> None:
@@ -718,6 +742,7 @@ class _Run:
             attempt = st.attempt_base + i + 1
             st.attempts = attempt
             st.attempt_started = time.time()
+            st.log_dropped = 0
             log = f"{self.work_dir_str}{os.sep}{st.name}.{attempt}.log"
             self.save(st)
             self.emit(ev.STAGE_STARTED, st.name, attempt, agent=agent.name, log=log, retries=spec.retries)
@@ -750,6 +775,7 @@ class _Run:
             self.store.queue_attempt(
                 self.run_id, st.name, attempt, started=st.attempt_started, finished=time.time(),
                 exit_code=outcome.exit_code, error=error, log_path=outcome.log_path, agent=agent.name,
+                log_dropped=st.log_dropped,
             )
             st.attempt_started = None
             st.exit_code = outcome.exit_code

@@ -29,6 +29,7 @@ from typing import Any
 
 from .._diagnostics import AlfredError
 from ._events import Event
+from ._private import private_mkdir
 
 __all__ = [
     "AttemptRecord",
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     log_path   TEXT,
     pid        INTEGER,                 -- leader of the attempt's process group (command stages)
     agent      TEXT,                    -- the agent the attempt ran on (retries may move)
+    log_dropped INTEGER,                -- bytes of output past max_log, not in the log
     PRIMARY KEY (run, stage, n)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -106,8 +108,8 @@ _UPSERT_STAGE = (
 )
 _UPSERT_ATTEMPT = (
     "INSERT OR REPLACE INTO attempts"
-    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent, log_dropped)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: Statements that write a whole row -> the length of the row's key (its first parameters).
 _UPSERT_KEYS = {_UPSERT_STAGE: 2, _UPSERT_ATTEMPT: 3}
@@ -161,11 +163,30 @@ class AttemptRecord:
     log_path: str | None
     pid: int | None
     agent: str | None = None
+    #: Bytes of output the log did not keep (the stage's ``max_log`` was reached); 0 if none.
+    log_dropped: int = 0
 
 
 def default_state_dir() -> Path:
     """``.alfred`` in the current working directory."""
     return Path.cwd() / ".alfred"
+
+
+def _private_database(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (SQLite gives its -wal and -shm
+    files the database's mode); an existing one of this user is made 0600 with them."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        try:
+            info = (path.parent / name).stat()
+            if info.st_uid == os.getuid() and info.st_mode & 0o077:
+                os.chmod(path.parent / name, 0o600)
+        except OSError:
+            continue
 
 
 def _loads(text: str | None) -> Any:
@@ -206,7 +227,8 @@ class StateStore:
                 self._db.execute("PRAGMA busy_timeout = 30000")
                 self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # not a database: fail now
                 return
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            private_mkdir(self.state_dir)
+            _private_database(self.db_path)
             self._db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 30000")
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -238,8 +260,12 @@ class StateStore:
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
         # Databases written before attempts recorded their agent.
-        if "agent" not in self._columns("attempts"):
+        columns = self._columns("attempts")
+        if "agent" not in columns:
             self._db.execute("ALTER TABLE attempts ADD COLUMN agent TEXT")
+        # ... and before logs had a cap.
+        if "log_dropped" not in columns:
+            self._db.execute("ALTER TABLE attempts ADD COLUMN log_dropped INTEGER")
 
     def _columns(self, table: str) -> set[str]:
         return {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
@@ -503,19 +529,23 @@ class StateStore:
         log_path: str | None = None,
         pid: int | None = None,
         agent: str | None = None,
+        log_dropped: int = 0,
     ) -> None:
         self._pending.append((
             _UPSERT_ATTEMPT,
-            (run_id, stage, n, started, finished, exit_code, error, log_path, pid, agent),
+            (run_id, stage, n, started, finished, exit_code, error, log_path, pid, agent,
+             log_dropped or None),
         ))
 
     def attempts(self, run_id: str, stage: str | None = None) -> list[AttemptRecord]:
         self.flush()
         if self._attempt_columns is None:
-            # A read-only store may look at a database older than the `agent` column.
-            agent = "agent" if "agent" in self._columns("attempts") else "NULL"
+            # A read-only store may look at a database older than these columns.
+            columns = self._columns("attempts")
+            agent = "agent" if "agent" in columns else "NULL"
+            dropped = "log_dropped" if "log_dropped" in columns else "NULL"
             self._attempt_columns = (
-                f"run, stage, n, started, finished, exit_code, error, log_path, pid, {agent}"
+                f"run, stage, n, started, finished, exit_code, error, log_path, pid, {agent}, {dropped}"
             )
         sql = f"SELECT {self._attempt_columns} FROM attempts WHERE run = ?"
         args: tuple[Any, ...] = (run_id,)
@@ -526,7 +556,7 @@ class StateStore:
         return [
             AttemptRecord(
                 run=r[0], stage=r[1], n=r[2], started=r[3], finished=r[4], exit_code=r[5], error=r[6],
-                log_path=r[7], pid=r[8], agent=r[9],
+                log_path=r[7], pid=r[8], agent=r[9], log_dropped=r[10] or 0,
             )
             for r in rows
         ]
