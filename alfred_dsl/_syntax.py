@@ -83,7 +83,9 @@ _CONTINUATIONS = frozenset({"DOT", "COMPARE", "AND", "OR"})
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _ESCAPE_RE = re.compile(r"\\(.)")
 # The next unknown escape: valid text and escapes are skipped inside the regex engine.
-_BAD_ESCAPE_RE = re.compile(r'(?:[^\\]++|\\["\\nt])*+(\\.)')
+# The group is possessive for memory (see NUMBER in alfred.lark), but the match does not
+# depend on it: the captured escape is never a known one, so backtracking finds the same.
+_BAD_ESCAPE_RE = re.compile(r'(?:[^\\]++|\\["\\nt])*+(\\[^"\\nt\n])')
 _INT_RE = re.compile(r"-?[0-9]+")
 _FLOAT_RE = re.compile(r"-?(?:[0-9]+\.[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)")
 _DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+")
