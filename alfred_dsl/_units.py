@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_duration", "format_elapsed", "format_seconds"]
+__all__ = ["MAX_INT_DIGITS", "format_duration", "format_elapsed", "format_seconds"]
+
+#: The most digits an integer may have: Python refuses to convert longer digit strings
+#: (``sys.get_int_max_str_digits``), so longer literals are a diagnostic, not a crash.
+MAX_INT_DIGITS = 4300
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
