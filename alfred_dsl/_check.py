@@ -143,7 +143,7 @@ def parse_param(raw: str, type_name: str) -> tuple[Any, str | None]:
     if type_name == "string":
         return raw, None
     if type_name == "int":
-        if re.fullmatch(r"[+-]?\d+", text):
+        if re.fullmatch(r"[+-]?\d{1,4300}", text):
             return int(text), None
         return None, "expected an integer such as `80`"
     if type_name == "float":
@@ -230,7 +230,7 @@ _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily
 
 
 def _cron_value(text: str, low: int, high: int, names: tuple[str, ...], first: int) -> int | None:
-    if text.isdigit():
+    if text.isdigit() and len(text) <= 9:
         number = int(text)
         return number if low <= number <= high else None
     lowered = text.lower()

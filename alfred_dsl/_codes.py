@@ -61,7 +61,8 @@ Only `\\"`, `\\\\`, `\\n` and `\\t` are escapes in strings. Fix: remove the back
 double it."""),
     ("A106", "invalid-literal", "a malformed number or duration", """
 Durations are an integer and a unit (`500ms`, `30s`, `5m`, `2h`, `1d`) or sums of them
-in decreasing order (`1h30m`). Fix: write the literal in one of these forms."""),
+in decreasing order (`1h30m`). An integer has at most 4300 digits (also in YAML and JSON
+files). Fix: write the literal in one of these forms."""),
     ("A107", "keyword-as-name", "a keyword is used as a name", """
 Keywords (`agent`, `workflow`, `stage`, `param`, `import`, `use`, `as`, `after`,
 `defaults`, `on`, `true`, `false`, `and`, `or`, `not`) cannot name agents, stages,

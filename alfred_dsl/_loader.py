@@ -37,6 +37,7 @@ from . import _schema
 from ._diagnostics import Diagnostic, Label, error
 from ._document import Document, Path as DocPath, SpanIndex
 from ._source import SourceFile, Span
+from ._units import MAX_INT_DIGITS
 
 __all__ = [
     "MAX_DEPTH",
@@ -289,6 +290,8 @@ def _parse_json(source: SourceFile, spans: SpanIndex, diags: list[Diagnostic]) -
             if match is None:
                 raise json.JSONDecodeError("Expecting value", text, pos)
             integer, fraction, exponent = match.groups()
+            if not (fraction or exponent) and len(integer) > MAX_INT_DIGITS:
+                raise _InputError("A106", _too_long(integer), pos, match.end())
             value = float(match.group()) if fraction or exponent else int(integer)
             pos = match.end()
         else:
@@ -339,8 +342,19 @@ _TAG = "tag:yaml.org,2002:"
 _NOT_A = object()
 
 
+def _too_long(digits: str) -> str:
+    count = len(digits.lstrip("+-"))
+    return f"integer `{digits[:20]}...` is too long: {count} digits, at most {MAX_INT_DIGITS}"
+
+
+class _TooLong(ValueError):
+    pass
+
+
 def _core_scalar(text: str) -> Any:
     """A plain YAML scalar under the YAML 1.2 core schema."""
+    if len(text) > MAX_INT_DIGITS and any(p.match(text) for p in (_YAML_INT, _YAML_OCT, _YAML_HEX)):
+        raise _TooLong(_too_long(text))
     if _YAML_NULL.match(text):
         return None
     if text in _YAML_BOOL:
@@ -498,6 +512,15 @@ def _parse_yaml(source: SourceFile, spans: SpanIndex, diags: list[Diagnostic]) -
 
 
 def _yaml_scalar(event: yaml.ScalarEvent, source: SourceFile, diags: list[Diagnostic]) -> Any:
+    try:
+        return _yaml_scalar_value(event, source, diags)
+    except _TooLong as exc:
+        start = event.start_mark.index if event.start_mark is not None else 0
+        end = event.end_mark.index if event.end_mark is not None else start + 1
+        raise _InputError("A106", str(exc), start, end) from None
+
+
+def _yaml_scalar_value(event: yaml.ScalarEvent, source: SourceFile, diags: list[Diagnostic]) -> Any:
     text: str = event.value
     if event.tag is None or event.tag == "!":
         return _core_scalar(text) if event.implicit[0] else text

@@ -34,7 +34,7 @@ from ._diagnostics import Diagnostic, Label, error
 from ._expr import Binary, Expr, Literal, Ref, Template, Unary
 from ._resources import grammar_path
 from ._source import SourceFile, Span
-from ._units import parse_size
+from ._units import MAX_INT_DIGITS, parse_size
 
 __all__ = [
     "KEYWORDS",
@@ -127,6 +127,11 @@ def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
     A duration's value is its length in seconds, a size's (``100MB``, ``10KiB``) its bytes.
     """
     if _INT_RE.fullmatch(raw):
+        if len(raw) > MAX_INT_DIGITS:  # Python refuses to convert longer digit strings
+            return "invalid", None, (
+                f"integer literal `{shorten(raw)}` is too long: {len(raw.lstrip('+-'))} digits, "
+                f"at most {MAX_INT_DIGITS}"
+            )
         return "int", int(raw), None
     if _FLOAT_RE.fullmatch(raw):
         return "float", float(raw), None
@@ -137,6 +142,8 @@ def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
         total: int | float = 0
         last_rank = 99
         for amount, unit in _DURATION_PART_RE.findall(body):
+            if len(amount) > MAX_INT_DIGITS:
+                return "invalid", None, f"duration `{shorten(raw)}` is too long"
             rank = _UNIT_RANK[unit]
             if rank >= last_rank:
                 return "invalid", None, (

@@ -10,7 +10,13 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["format_duration", "format_elapsed", "format_seconds", "format_size", "parse_size"]
+__all__ = [
+    "MAX_INT_DIGITS", "format_duration", "format_elapsed", "format_seconds", "format_size", "parse_size",
+]
+
+#: The most digits an integer may have: Python refuses to convert longer digit strings
+#: (``sys.get_int_max_str_digits``), so longer literals are a diagnostic, not a crash.
+MAX_INT_DIGITS = 4300
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 

@@ -286,3 +286,22 @@ def test_real_subprocess_has_no_traceback_on_garbage(tmp_path: Path) -> None:
     path = tmp_path / "garbage.alfred"
     path.write_bytes(os.urandom(4096))
     assert_sane(check_subprocess(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("w.alfred", "workflow w {\n  param n: int = " + "7" * 5000 + "\n}\n"),
+        ("w.alfred", "workflow w {\n  stage a {\n    timeout = " + "7" * 5000 + "s\n  }\n}\n"),
+        ("w.json", '{"version": 1, "n": ' + "7" * 5000 + "}"),
+        ("w.yaml", "version: 1\nn: " + "7" * 5000 + "\n"),
+    ],
+    ids=["alfred-int", "alfred-duration", "json", "yaml"],
+)
+def test_an_integer_longer_than_python_converts_is_a_diagnostic(tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / name).write_text(text)
+    done = subprocess.run([sys.executable, "-m", "alfred_dsl", "check", name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    output = done.stdout + done.stderr
+    assert "A900" not in output and "error[A106]" in output and "too long" in output

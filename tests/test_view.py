@@ -266,8 +266,9 @@ def test_dry_run_shows_layers_and_resolved_quoted_commands_without_running(tmp_p
     text = dry_run_text(_dry_plan(tmp_path), env={"TOKEN": "real-secret"})
     assert "real-secret" not in text
     assert "layer 0:\n  build\n" in text and "layer 1:\n  upload\n" in text and "layer 2:\n  notify\n" in text
-    # The shell line: interpolated values are shell-quoted, the literal text is not.
-    assert "    command  make all MSG='it'\"'\"'s done; rm -rf /'\n" in text
+    # The shell line that really runs reads each value from a variable, shown after it.
+    assert '    command  make "${ALFRED_VALUE_1}" MSG="${ALFRED_VALUE_2}"\n' in text
+    assert "    values   ALFRED_VALUE_1=all ALFRED_VALUE_2='it'\"'\"'s done; rm -rf /'\n" in text
     # argv: joined for reading, the secret shown as ***.
     assert "    command  curl -H 'Authorization: ***' https://x\n" in text
     assert "    inputs   artifact=<stages.build.outputs.path>\n" in text
@@ -283,6 +284,7 @@ def test_dry_run_json_and_exit_status(tmp_path: Path) -> None:
     data = dry_run_json(_dry_plan(tmp_path), env={})
     assert data["layers"] == [["build"], ["upload"], ["notify"]]
     assert data["stages"][1]["command"] == "curl -H 'Authorization: ***' https://x"
+    assert data["stages"][0]["values"] == {"ALFRED_VALUE_1": "all", "ALFRED_VALUE_2": "it's done; rm -rf /"}
     assert data["stages"][1]["env"][:2] == ["LOG_LEVEL", "MODE"]
     out = io.StringIO()
     assert dry_run(_dry_plan(tmp_path), stream=out, env={}) == 0

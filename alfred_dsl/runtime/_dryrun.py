@@ -1,7 +1,8 @@
 """``alfredc run --dry-run``: what would run, in which order, with which command, running nothing.
 
-Each stage's command is resolved exactly as the runtime would resolve it (values
-interpolated into a shell line are shell-quoted; argv parts are not), except for what
+Each stage's command is resolved exactly as the runtime would resolve it (a shell line
+reads each interpolated value from an ``ALFRED_VALUE_n`` variable, shown with its value;
+argv parts are the values), except for what
 only exists at run time: a stage output reads ``<stages.X.outputs.K>`` and a secret
 reads ``***`` (its value is never looked up, let alone shown).
 """
@@ -17,7 +18,7 @@ from typing import Any, TextIO
 
 from .._expr import ExprError, to_text
 from .._plan import Plan, PlanAgent, PlanStage, thaw
-from ._resolve import render_value, render_when
+from ._resolve import ShellLine, render_shell, render_value, render_when
 
 __all__ = ["DryRunStage", "dry_run", "dry_run_json", "dry_run_stages", "dry_run_text"]
 
@@ -58,6 +59,7 @@ class DryRunStage:
     agent: str                              # the agent, or "any of a, b" for `requires`
     kind: str
     command: str                            # the shell line, argv joined with quoting, or module:function
+    values: Mapping[str, str]               # the ALFRED_VALUE_n variables a shell line reads
     inputs: Mapping[str, Any]
     env_keys: tuple[str, ...]
     cwd: str
@@ -78,10 +80,10 @@ def _agent_of(plan: Plan, stage: PlanStage) -> PlanAgent | None:
     return None
 
 
-def _command(stage: PlanStage, agent: PlanAgent | None, scope: Mapping[str, Any]) -> str:
+def _command(stage: PlanStage, agent: PlanAgent | None, scope: Mapping[str, Any]) -> str | ShellLine:
     run = stage.run if stage.run is not None else (agent.run if agent else None)
     if isinstance(run, str):
-        return str(render_value(run, scope, quote=shlex.quote))
+        return render_shell(run, scope, check=False)  # the text that runs, and its values
     if run is not None:
         return shlex.join(to_text(render_value(part, scope)) for part in run)
     call = stage.call or (agent.call if agent else None)
@@ -120,9 +122,14 @@ def dry_run_stages(plan: Plan, *, env: Mapping[str, str] | None = None) -> list[
             error: str | None = None
             inputs: Mapping[str, Any] = {}
             command = ""
+            values: Mapping[str, str] = {}
             try:
                 inputs = render_value(thaw(stage.inputs), scope)
-                command = _command(stage, agent, {**scope, "inputs": inputs})
+                resolved = _command(stage, agent, {**scope, "inputs": inputs})
+                if isinstance(resolved, ShellLine):
+                    command, values = resolved.text, resolved.values
+                else:
+                    command = resolved
             except ExprError as exc:
                 error = str(exc)
             runtime_env = RUNTIME_ENV if stage.kind == "command" else ()
@@ -134,6 +141,7 @@ def dry_run_stages(plan: Plan, *, env: Mapping[str, str] | None = None) -> list[
                     agent=stage.agents[0] if len(stage.agents) == 1 else "any of " + ", ".join(stage.agents),
                     kind=stage.kind,
                     command=command,
+                    values=values,
                     inputs=inputs,
                     env_keys=env_keys,
                     cwd=stage.cwd,
@@ -178,6 +186,9 @@ def dry_run_text(
         lines.append(f"  {bold(item.name)}")
         lines.append(f"    agent    {item.agent} ({item.kind})")
         lines.append(f"    command  {item.command}" if item.error is None else f"    error    {item.error}")
+        if item.values:
+            shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in item.values.items())
+            lines.append(f"    values   {shown}")
         if item.after:
             lines.append(f"    after    {', '.join(item.after)}")
         if item.inputs:
@@ -227,6 +238,7 @@ def dry_run_json(plan: Plan, *, env: Mapping[str, str] | None = None) -> dict[st
                 "agent": s.agent,
                 "kind": s.kind,
                 "command": s.command,
+                "values": dict(s.values),
                 "inputs": thaw(s.inputs),
                 "env": list(s.env_keys),
                 "cwd": s.cwd,

@@ -50,7 +50,9 @@ class AttemptContext:
     agent: PlanAgent
     attempt: int                                # 1-based
     inputs: Mapping[str, Any]
-    run: str | tuple[str, ...] | None = None    # str: a shell line (values already quoted); tuple: argv
+    run: str | tuple[str, ...] | None = None    # str: a shell line; tuple: argv
+    #: The ``ALFRED_VALUE_n`` variables the shell line's references read (values never in its text).
+    shell_values: Mapping[str, str] = field(default_factory=dict)
     call: str | None = None
     url: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)  # full environment of a command stage
@@ -215,6 +217,8 @@ class CommandExecutor:
         env[b"ALFRED_ATTEMPT"] = str(ctx.attempt).encode()
         env[b"ALFRED_INPUTS"] = os.fsencode(inputs_path)
         env[b"ALFRED_OUTPUTS"] = os.fsencode(outputs_path)
+        for key, value in ctx.shell_values.items():
+            env[key.encode()] = os.fsencode(value)
         log = str(ctx.log_path)
         private = ctx.private_dir is not None
         try:

@@ -1,9 +1,9 @@
 """Workflow hooks: ``on failure { run = "..." }``, ``on success``, ``on stage_failed``.
 
 A hook is a command run when its event happens. It follows the command contract of
-stages: a string runs under ``/bin/sh -c`` with interpolated values shell-quoted, a list
-is an argv (no shell); the working directory is the folder of the workflow file; the
-environment is the run's base environment plus
+stages: a string runs under ``/bin/sh -c`` with interpolated values in ``ALFRED_VALUE_n``
+environment variables, a list is an argv (no shell); the working directory is the folder of
+the workflow file; the environment is the run's base environment plus
 
 - ``ALFRED_RUN_ID``, ``ALFRED_EVENT`` (the hook's event: ``failure``, ``success``,
   ``stage_failed``, ...), ``ALFRED_EVENT_TYPE`` (the runtime event, e.g. ``run_failed``),
@@ -51,7 +51,7 @@ from ._events import (
 )
 from ._private import private_mkdir
 from ._process import _LazyLog, signal_name
-from ._resolve import Masker, render_value
+from ._resolve import Masker, check_process_text, render_shell, render_value
 from ._toolenv import tool_environment
 
 __all__ = ["HOOK_EVENTS", "HookOutcome", "HookRunner", "attach"]
@@ -167,12 +167,16 @@ class HookRunner:
         self._counter += 1
         started = time.monotonic()
         scope = dict(self.scope)
+        values: Mapping[str, str] = {}
         try:
             if isinstance(hook.run, str):
-                argv = ["/bin/sh", "-c", str(render_value(hook.run, scope, quote=shlex.quote))]
-                shown = argv[2]
+                line = render_shell(hook.run, scope)
+                argv, values = ["/bin/sh", "-c", line.text], line.values
+                shown = line.text
             else:
-                argv = [to_text(render_value(part, scope)) for part in hook.run]
+                argv = [
+                    check_process_text(part, to_text(render_value(part, scope)), scope) for part in hook.run
+                ]
                 shown = shlex.join(argv)
         except ExprError as exc:
             return _Started(hook, event, "", None, started, None, error=f"cannot resolve its command: {exc}")
@@ -200,6 +204,7 @@ class HookRunner:
         )
         if event.stage is not None:
             env["ALFRED_STAGE"] = event.stage
+        env.update(values)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             process = subprocess.Popen(

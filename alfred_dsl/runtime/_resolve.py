@@ -10,15 +10,18 @@ import functools
 import importlib
 import os
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import _expr
 from .._expr import ExprError, Template
 from .._source import SourceFile
+from ._shell import ShellLine, nul_error, render_shell as render_shell_parts
 
-__all__ = ["ExprError", "Masker", "StreamMasker", "parse", "render_shell", "render_value", "render_when"]
+__all__ = [
+    "ExprError", "Masker", "ShellLine", "StreamMasker", "check_process_text", "parse", "render_shell",
+    "render_value", "render_when",
+]
 
 _NOWHERE = SourceFile("<runtime>", "")
 
@@ -52,85 +55,23 @@ def render_value(value: Any, scope: Mapping[str, Any], *, quote: Callable[[str],
     return value
 
 
-#: Quoting contexts of a shell line, innermost last: ``none`` (the top level), ``single``
-#: ('...'), ``double`` ("..."), ``subst`` ($( ... )), ``paren`` (a ( ... ) inside one) and
-#: ``tick`` (`...`). A command substitution starts a new unquoted context even inside "...",
-#: so a flat state would quote a value there for the wrong context.
-_Context = tuple[str, ...]
-
-
-def _shell_context(text: str, context: _Context) -> _Context:
-    """The quoting context after ``text`` of a shell line, starting in ``context``."""
-    stack = list(context)
-    escaped = False
-    index, length = 0, len(text)
-    while index < length:
-        char = text[index]
-        top = stack[-1]
-        index += 1
-        if escaped:
-            escaped = False
-        elif top == "single":
-            if char == "'":
-                stack.pop()
-        elif char == "\\":
-            escaped = True
-        elif char == "$" and index < length and text[index] == "(":
-            stack.append("subst")
-            index += 1
-        elif char == "`":
-            if top == "tick":
-                stack.pop()
-            else:
-                stack.append("tick")
-        elif top == "double":
-            if char == '"':
-                stack.pop()
-        elif char == "'":
-            stack.append("single")
-        elif char == '"':
-            stack.append("double")
-        elif char == "(" and top in ("subst", "paren"):
-            stack.append("paren")
-        elif char == ")" and top in ("subst", "paren"):
-            stack.pop()
-    return tuple(stack)
-
-
-def _quote_for(text: str, context: _Context) -> str:
-    top = context[-1]
-    if top == "double":  # inside "...": only these are special
-        quoted = "".join("\\" + c if c in '\\"$`' else c for c in text)
-    elif top == "single":  # inside '...': close, add an escaped quote, reopen
-        quoted = text.replace("'", "'\\''")
-    else:
-        quoted = shlex.quote(text)
-    # Inside `...` the shell first removes one level of backslashes before backslashes and `:
-    # one more level of escaping per enclosing backquote.
-    for _ in range(context.count("tick")):
-        quoted = quoted.replace("\\", "\\\\").replace("`", "\\`")
-    return quoted
-
-
-def render_shell(line: str, scope: Mapping[str, Any]) -> str:
-    """A shell command line with every interpolated value quoted for where it stands.
-
-    A value is ``shlex.quote``-d outside quotes (and inside ``$(...)``, even within
-    ``"..."``), backslash-escaped inside ``"..."`` and quote-escaped inside ``'...'``;
-    inside backquotes it is escaped once more. So no value can end the user's quoting and
-    run a command, whichever way the line quotes it.
-    """
+def render_shell(line: str, scope: Mapping[str, Any], *, check: bool = True) -> ShellLine:
+    """A shell command line whose interpolated values reach the shell only through
+    ``ALFRED_VALUE_n`` environment variables (see :mod:`._shell`)."""
     if "${" not in line:
-        return line
-    context: _Context = ("none",)
-    out: list[str] = []
-    for part in parse(line).parts:
-        if isinstance(part, str):
-            out.append(part)
-            context = _shell_context(part, context)
-        else:
-            out.append(_quote_for(_expr.to_text(_expr.evaluate(part, scope)), context))
-    return "".join(out)
+        return render_shell_parts((line,), scope, check=check)
+    return render_shell_parts(parse(line).parts, scope, check=check)
+
+
+def check_process_text(template: str, rendered: str, scope: Mapping[str, Any]) -> str:
+    """``rendered`` (an argv word or an environment value), or :class:`ExprError` naming the
+    value that brought a NUL byte, which no process can receive."""
+    if "\x00" not in rendered:
+        return rendered
+    for part in parse(template).parts:
+        if not isinstance(part, str) and "\x00" in _expr.to_text(_expr.evaluate(part, scope)):
+            raise nul_error(part)
+    raise ExprError(f"{template!r} contains a NUL byte, which no process can receive")
 
 
 def render_when(when: bool | str, scope: Mapping[str, Any]) -> bool:

@@ -46,7 +46,7 @@ from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
 from ._limits import AgentKey, AgentSlots, agent_key
 from ._private import make_private_dir, private_mkdir, scrub_private_dirs
 from ._process import kill_orphans, signal_name
-from ._resolve import ExprError, Masker, render_shell, render_value, render_when
+from ._resolve import ExprError, Masker, check_process_text, render_shell, render_value, render_when
 from ._results import (
     CANCELLED,
     FAILED,
@@ -662,13 +662,17 @@ class _Run:
         scope["inputs"] = inputs
         run = spec.run if spec.run is not None else agent.run
         resolved_run: str | tuple[str, ...] | None
+        shell_values: Mapping[str, str] = {}
         if run is not None and run is st.static_argv:
             resolved_run = run
         elif isinstance(run, str):
-            resolved_run = render_shell(run, scope)
+            line = render_shell(run, scope)
+            resolved_run, shell_values = line.text, line.values
         elif run is not None:
             if any("${" in part for part in run):
-                resolved_run = tuple(_text(render_value(part, scope)) for part in run)
+                resolved_run = tuple(
+                    check_process_text(part, _text(render_value(part, scope)), scope) for part in run
+                )
             else:
                 resolved_run = st.static_argv = tuple(run)
         else:
@@ -678,7 +682,7 @@ class _Run:
             own = self.base_env.copy()
             for source in (agent.env, spec.env):
                 for key, value in source.items():
-                    own[key] = _text(render_value(value, scope))
+                    own[key] = check_process_text(value, _text(render_value(value, scope)), scope)
             env = own
         elif agent.kind == "command":
             env = self.base_env  # shared, read-only: the command executor encodes it once
@@ -690,6 +694,7 @@ class _Run:
             attempt=attempt,
             inputs=inputs,
             run=resolved_run,
+            shell_values=shell_values,
             call=spec.call or agent.call,
             url=_text(render_value(url, scope)) if url else None,
             env=env,
