@@ -9,6 +9,7 @@ Exit statuses: 0 success, 1 errors found (or a stage failed), 2 usage or I/O err
 
 from __future__ import annotations
 
+import difflib
 import gc
 import importlib
 import os
@@ -44,6 +45,30 @@ COMMANDS: dict[str, str] = {
     "schema": "alfred_dsl.cli._schema:schema",
 }
 
+#: command name -> its line in `alfredc --help` (click would cut the docstring at "e.g." or
+#: "FILE..." and would import every command module to read it).
+SUMMARIES: dict[str, str] = {
+    "check": "Check files and report every problem.",
+    "plan": "Show the compiled plan and its critical path.",
+    "graph": "Draw the dependency graph (Mermaid, Graphviz, JSON).",
+    "fmt": "Format .alfred files.",
+    "explain": "Explain what a diagnostic code means.",
+    "run": "Run a workflow.",
+    "runs": "List past runs.",
+    "show": "Show one run.",
+    "logs": "Print the captured output of a stage.",
+    "docs": "Write documentation pages for workflows.",
+    "report": "Write the HTML report of a run, or the report of a period.",
+    "submit": "Queue a run of a workflow.",
+    "worker": "Execute queued and scheduled runs.",
+    "status": "Show the queue and the workers, or one run.",
+    "cancel": "Cancel a queued or running run.",
+    "pause": "Pause a run.",
+    "resume": "Resume a paused run.",
+    "metrics": "Show figures about past runs.",
+    "schema": "Print the JSON Schema of YAML/JSON workflows.",
+}
+
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -52,6 +77,20 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES.get(name, "")) for name in COMMANDS])
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS and not ctx.resilient_parsing:
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise click.UsageError(f"No such command `{name}`.{hint}", ctx)
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
