@@ -67,3 +67,27 @@ def test_plan_help_speaks_of_the_plan_not_of_the_spec(tmp_path: Path) -> None:
     result = alfredc("plan", "--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "spec section" not in result.stdout and "JSON object" in result.stdout
+
+
+def _diagnostics_text(output: str) -> str:
+    """The diagnostic blocks of a command's output: everything before the summary line."""
+    blocks, summary, _ = output.partition("\nerror: ")
+    assert summary, output
+    return blocks
+
+
+def test_a_broken_file_gets_the_same_diagnostics_from_check_plan_submit_and_docs(tmp_path: Path) -> None:
+    broken = Path(__file__).parent / "data" / "check" / "many_kinds.alfred"
+    (tmp_path / "broken.alfred").write_text(broken.read_text(encoding="utf-8"), encoding="utf-8")
+    check = alfredc("check", "broken.alfred", cwd=tmp_path)
+    plan = alfredc("plan", "broken.alfred", cwd=tmp_path)
+    submit = alfredc("submit", "broken.alfred", cwd=tmp_path)
+    docs = alfredc("docs", "broken.alfred", "-o", "site", cwd=tmp_path)
+    assert [r.returncode for r in (check, plan, submit, docs)] == [1, 1, 1, 1]
+    expected = _diagnostics_text(check.stdout)
+    codes = [line.split("[", 1)[1][:4] for line in expected.splitlines() if line.startswith("broken.alfred:")]
+    assert codes == ["A501", "A310", "A502", "A201", "A304", "A303", "A306", "A401", "A203"]
+    assert _diagnostics_text(plan.stderr) == expected
+    assert _diagnostics_text(submit.stderr) == expected
+    assert _diagnostics_text(docs.stderr) == expected
+    assert json.loads(alfredc("status", "--format", "json", cwd=tmp_path).stdout)["runs"] == []
