@@ -91,3 +91,80 @@ def test_a_broken_file_gets_the_same_diagnostics_from_check_plan_submit_and_docs
     assert _diagnostics_text(submit.stderr) == expected
     assert _diagnostics_text(docs.stderr) == expected
     assert json.loads(alfredc("status", "--format", "json", cwd=tmp_path).stdout)["runs"] == []
+
+
+# -- a non-UTF-8 locale ----------------------------------------------------------------------
+
+C_LOCALE = {"PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C", "NO_COLOR": "1"}
+
+UNICODE_FLOW = """agent sh {
+  kind = command
+}
+
+agent vector {
+  kind = command
+  run  = [
+    "%(python)s", "-c", "import os, sys; open('argv.txt', 'wb').write(os.fsencode(sys.argv[1]))",
+    "${params.v}",
+  ]
+}
+
+workflow w {
+  description = "déploiement ${params.v}"
+  param v: string = "x"
+
+  stage shell {
+    agent = sh
+    run   = "printf '%%s' ${params.v} > shell.txt; printf '%%s' \\"$V\\" > env.txt"
+    env   = { V = "${params.v}" }
+  }
+
+  stage argv {
+    agent = vector
+  }
+}
+"""
+
+
+def c_locale_alfredc(*args: str | bytes, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LC_", "LANG"))}
+    return subprocess.run([sys.executable, "-m", "alfred_dsl", *args], cwd=cwd, capture_output=True,
+                          timeout=60, check=False, env={**env, **C_LOCALE})
+
+
+def test_a_non_ascii_param_reaches_argv_shell_and_env_under_the_c_locale(tmp_path: Path) -> None:
+    (tmp_path / "u.alfred").write_text(UNICODE_FLOW % {"python": sys.executable}, encoding="utf-8")
+    done = c_locale_alfredc("run", "u.alfred", "-p", "v=héllo wörld", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    for name in ("argv.txt", "shell.txt", "env.txt"):
+        assert (tmp_path / name).read_bytes() == "héllo wörld".encode(), name
+    shown = c_locale_alfredc("show", "last", "--format", "json", cwd=tmp_path)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == "succeeded"
+
+
+def test_a_param_that_is_not_utf8_is_refused_with_a_message_under_the_c_locale(tmp_path: Path) -> None:
+    (tmp_path / "u.alfred").write_text(UNICODE_FLOW % {"python": sys.executable}, encoding="utf-8")
+    refused = c_locale_alfredc("run", "u.alfred", "-p", b"v=h\xe9llo", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert b"the value of `v` is not UTF-8 text" in refused.stderr and b"Traceback" not in refused.stderr
+    assert not (tmp_path / "shell.txt").exists()
+
+
+def test_non_ascii_diagnostics_and_plans_print_under_the_c_locale(tmp_path: Path) -> None:
+    (tmp_path / "u.alfred").write_text(UNICODE_FLOW % {"python": sys.executable}, encoding="utf-8")
+    plan = c_locale_alfredc("plan", "u.alfred", "-p", "v=héllo", "--format", "json", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr.decode("utf-8", "replace")
+    assert json.loads(plan.stdout)["params"] == {"v": "héllo"}
+    docs = c_locale_alfredc("docs", "u.alfred", "-o", "site", cwd=tmp_path)
+    assert docs.returncode == 0, docs.stderr.decode("utf-8", "replace")
+    assert "déploiement" in (tmp_path / "site" / "w.md").read_text(encoding="utf-8")
+    (tmp_path / "bad.alfred").write_text("workflow w {\n  stage s {\n    agent = bâtisseur\n  }\n}\n",
+                                         encoding="utf-8")
+    for command in (("check", "bad.alfred"), ("plan", "bad.alfred")):
+        result = c_locale_alfredc(*command, cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        output = (result.stdout + result.stderr).decode("utf-8")
+        assert "bad.alfred:3:14: error[A101]: unexpected character `â`" in output
+        assert "agent = bâtisseur" in output and "internal error" not in output

@@ -9,6 +9,7 @@ Exit statuses: 0 success, 1 errors found (or a stage failed), 2 usage or I/O err
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import gc
 import importlib
@@ -117,11 +118,33 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _streams_that_take_any_text() -> None:
+    """Make printing a non-ASCII name or message never fail, whatever the locale.
+
+    In the C/POSIX locale (an ASCII encoding) output is UTF-8, as Python's own UTF-8 mode
+    would make it (PEP 540) had ``PYTHONUTF8=0`` not turned it off; under another non-UTF-8
+    locale, what it cannot encode is written as a backslash escape.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        try:
+            encoding = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+        except LookupError:
+            encoding = "unknown"
+        if reconfigure is None or encoding == "utf-8":
+            continue
+        if encoding == "ascii":
+            reconfigure(encoding="utf-8", errors="surrogateescape")
+        else:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of ``alfredc``: never lets a Python traceback reach the user."""
     # The compiler allocates many small, acyclic objects; the default thresholds make the
     # cyclic collector run hundreds of times on a large file (about 15% of a 10k-stage check).
     gc.set_threshold(100_000, 50, 50)
+    _streams_that_take_any_text()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("ALFRED_DEBUG"))
     try:
         status = cli.main(args=argv, prog_name="alfredc", standalone_mode=False)

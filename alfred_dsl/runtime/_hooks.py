@@ -48,7 +48,7 @@ from ._events import (
     Event,
     EventBus,
 )
-from ._process import signal_name
+from ._process import child_bytes, child_env, signal_name
 from ._resolve import Masker, render_value
 
 __all__ = ["HOOK_EVENTS", "HookOutcome", "HookRunner", "attach"]
@@ -195,9 +195,9 @@ class HookRunner:
         try:
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
-                    argv,
+                    [child_bytes(arg) for arg in argv],
                     cwd=self.cwd,
-                    env=env,
+                    env=child_env(env),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
