@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._cron import cron_problem
 from ._diagnostics import Diagnostic, Label, error, warning
 from ._document import Document, Path as DocPath, SpanIndex
 from ._expr import (
@@ -213,79 +214,6 @@ def _convert_default(value: Any, type_name: str) -> Any:
     if type_name == "float" and _value_type(value) == "int":
         return float(value)
     return value
-
-
-# -- cron ------------------------------------------------------------------------------------
-
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...], int], ...] = (
-    ("minute", 0, 59, (), 0),
-    ("hour", 0, 23, (), 0),
-    ("day of month", 1, 31, (), 0),
-    ("month", 1, 12, _MONTHS, 1),
-    ("day of week", 0, 7, _DAYS, 0),
-)
-_CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
-
-
-def _cron_value(text: str, low: int, high: int, names: tuple[str, ...], first: int) -> int | None:
-    if text.isdigit() and len(text) <= 9:
-        number = int(text)
-        return number if low <= number <= high else None
-    lowered = text.lower()
-    return names.index(lowered) + first if lowered in names else None
-
-
-def _cron_item(item: str, index: int) -> str | None:
-    """The problem with one comma-separated item of a cron field, or None."""
-    what, low, high, names, first = _CRON_FIELDS[index]
-    if index == 2 and item in ("L", "?"):
-        return None
-    if index == 4:
-        if item == "?":
-            return None
-        hash_match = re.fullmatch(r"(\w+)#([1-5])", item) or re.fullmatch(r"(\w+)L", item)
-        if hash_match is not None:
-            item = hash_match.group(1)
-    base, slash, step = item.partition("/")
-    if slash and not (step.isdigit() and int(step) >= 1):
-        return f"the step `/{step}` of the {what} field must be a positive integer"
-    if base == "*":
-        return None
-    start_text, dash, end_text = base.partition("-")
-    start = _cron_value(start_text, low, high, names, first)
-    if start is None:
-        return f"`{start_text}` is not a valid {what} ({low}-{high})"
-    if dash:
-        end = _cron_value(end_text, low, high, names, first)
-        if end is None:
-            return f"`{end_text}` is not a valid {what} ({low}-{high})"
-        if end < start:
-            return f"the {what} range `{base}` runs backwards"
-    return None
-
-
-def cron_problem(expression: str) -> tuple[str, int, int] | None:
-    """Why a five-field cron expression is invalid, with the character range at fault; None if valid."""
-    if expression.strip() in _CRON_MACROS:
-        return None
-    fields = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", expression)]
-    if len(fields) != 5:
-        return (
-            f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
-            f"this one has {len(fields)}",
-            0,
-            len(expression),
-        )
-    for index, (text, start, _end) in enumerate(fields):
-        offset = start
-        for item in text.split(","):
-            problem = "an empty item" if not item else _cron_item(item, index)
-            if problem is not None:
-                return problem, offset, offset + max(len(item), 1)
-            offset += len(item) + 1
-    return None
 
 
 # -- strings holding ${...} ------------------------------------------------------------------

@@ -161,7 +161,9 @@ Comparisons need operands of compatible types and `and`/`or`/`not` need booleans
 Fix: correct the expression."""),
     ("A310", "invalid-schedule", "a `schedule` is not a valid cron expression", """
 `schedule` takes a five-field cron expression (minute hour day-of-month month
-day-of-week), e.g. `"0 9 * * 1-5"`. Fix: correct the expression."""),
+day-of-week), e.g. `"0 9 * * 1-5"`, or a macro such as `@daily`, read as the service
+worker reads it (croniter); one that never fires (`"0 0 30 2 *"`) is refused too.
+Fix: correct the expression."""),
     # -- A4xx: graph --------------------------------------------------------------
     ("A401", "dependency-cycle", "stages depend on each other in a cycle", """
 The dependencies (`after`, references to outputs, `after ALIAS`) form a cycle, so no

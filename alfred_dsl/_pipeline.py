@@ -15,7 +15,7 @@ from ._diagnostics import Diagnostic, Label
 from ._plan import Plan, build_plan
 from ._source import Span
 
-__all__ = ["check_paths", "compile_path", "finish"]
+__all__ = ["check_paths", "compile_path", "finish", "merge"]
 
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
@@ -38,11 +38,30 @@ def finish(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(unique, key=Diagnostic.sort_key)
 
 
+def merge(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics of several compilations of the same files, each problem once, in source
+    order: one problem met through two workflows (a template's, under two prefixes) is one."""
+    places: set[tuple[object, ...]] = set()
+    unique: list[Diagnostic] = []
+    for diagnostic in finish(diagnostics):
+        place = _place(diagnostic)
+        if place not in places:
+            places.add(place)
+            unique.append(diagnostic)
+    return unique
+
+
 def _check_one(path: str) -> list[Diagnostic]:
     workspace, diagnostics = _loader.load(path)
     if workspace is None:
         return diagnostics
-    diagnostics.extend(_check.check_workspace(workspace))
+    return [*diagnostics, *_analyse(workspace)]
+
+
+def _analyse(workspace: _loader.Workspace) -> list[Diagnostic]:
+    """What ``alfredc check`` finds in a loaded workspace: every check of every workflow,
+    graph analysis included (required params without a value are not an error here)."""
+    diagnostics = _check.check_workspace(workspace)
     model_workflows = _check.workflows_to_analyse(workspace)
     # A template used twice (or by two workflows) shows its graph problems once per use,
     # under different prefixes but at the same places: report each place once.
@@ -53,11 +72,19 @@ def _check_one(path: str) -> list[Diagnostic]:
         if resolved is None:
             continue
         for problem in _graph.analyse(resolved)[1]:
-            place = (problem.code, *(_where(label.span) for label in _labels(problem)))
+            place = _place(problem)
             if place not in places:
                 places.add(place)
                 diagnostics.append(problem)
     return diagnostics
+
+
+def _place(diagnostic: Diagnostic) -> tuple[object, ...]:
+    """What makes two diagnostics one problem: the code and the places it marks."""
+    labels = _labels(diagnostic)
+    if not labels:
+        return (diagnostic.code, diagnostic.filename, diagnostic.message)
+    return (diagnostic.code, *(_where(label.span) for label in labels))
 
 
 def _labels(diagnostic: Diagnostic) -> tuple[Label, ...]:
@@ -115,23 +142,30 @@ def compile_path(
 
     Problems inside other workflows (that this one does not use as templates) neither
     block the plan nor are reported here: ``alfredc check`` reports them. Problems of the
-    shared parts (input, syntax, agents, imports) are always fatal.
+    shared parts (input, syntax, agents, imports) are always fatal. When the workflow does
+    not compile, the diagnostics are what ``alfredc check`` reports for it (graph analysis
+    included, however many other errors there are) plus what only this call can find (a
+    missing or ill-typed param, an unknown workflow name): ``plan``, ``run``, ``submit`` and
+    ``docs`` show the same problems as ``check``.
     """
     workspace, diagnostics = _loader.load(str(path))
     if workspace is None:
         return None, finish(diagnostics)
-    diagnostics.extend(_check.check_workspace(workspace))
+    found = _check.check_workspace(workspace)
     resolved, problems = _check.resolve(workspace, workflow, params)
     chosen = resolved.name if resolved is not None else workflow
+    others: list[Span] = []
     if chosen is not None:
         wanted = _check.templates_of(workspace, chosen)
         others = [span for name, span in _blocks_of_workflows(workspace) if name not in wanted]
-        diagnostics = [d for d in diagnostics if not _concerns_only_others(d, others)]
-    diagnostics.extend(problems)
-    if resolved is None or any(d.is_error for d in diagnostics):
-        return None, finish(diagnostics)
-    analysis, problems = _graph.analyse(resolved)
-    diagnostics.extend(problems)
-    if analysis is None or any(d.is_error for d in diagnostics):
-        return None, finish(diagnostics)
-    return build_plan(resolved, analysis), finish(diagnostics)
+    ours = [d for d in [*diagnostics, *found, *problems] if not _concerns_only_others(d, others)]
+    analysis = None
+    if resolved is not None and not any(d.is_error for d in ours):
+        analysis, graph_problems = _graph.analyse(resolved)
+        ours.extend(graph_problems)
+    if resolved is None or analysis is None or any(d.is_error for d in ours):
+        # Everything `check` says about this workflow, then what only this call found.
+        checked = [d for d in [*diagnostics, *_analyse(workspace)] if not _concerns_only_others(d, others)]
+        places = {_place(d) for d in checked}
+        return None, finish([*checked, *(d for d in problems if _place(d) not in places)])
+    return build_plan(resolved, analysis), finish(ours)

@@ -34,7 +34,7 @@ def test_check_reports_every_problem_of_a_file_sorted_with_graph_analysis() -> N
             "broken.alfred",
             18,
             23,
-            "invalid cron schedule `0 9 * * 1-9`: `9` is not a valid day of week (0-7)",
+            "invalid cron schedule `0 9 * * 1-9`: `1-9` is not a valid day of week (0-7 or sun-sat)",
         ),
         ("A201", "broken.alfred", 20, 21, "unknown agent `implementor`"),
         ("A203", "broken.alfred", 22, 44, "unknown param `lvl` in workflow `ci`"),

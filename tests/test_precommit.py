@@ -52,3 +52,15 @@ def test_fmt_hook_passes_formatted_files_and_writes_nothing() -> None:
 def test_check_hook_leaves_ordinary_yaml_alone() -> None:
     pattern = re.compile(str(_hook("alfredc-check")["files"]))
     assert not pattern.search(".github/workflows/ci.yml")
+
+
+def test_readme_snippet_pins_a_commit_and_names_real_hooks() -> None:
+    """No tag exists in this repository: the README must not name one as `rev`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = next(block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "repos:" in block)
+    [repo] = yaml.safe_load(snippet)["repos"]
+    assert repo["repo"] == "https://github.com/alfred-dsl/alfred"
+    assert repo["rev"] == "COMMIT_SHA" or re.fullmatch(r"[0-9a-f]{40}", repo["rev"])
+    assert {hook["id"] for hook in repo["hooks"]} <= {hook["id"] for hook in HOOKS}
+    prose = " ".join(readme.split())
+    assert "pin a commit" in prose and "pre-commit autoupdate --freeze" in prose

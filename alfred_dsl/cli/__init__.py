@@ -9,6 +9,8 @@ Exit statuses: 0 success, 1 errors found (or a stage failed), 2 usage or I/O err
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import gc
 import importlib
 import os
@@ -44,6 +46,30 @@ COMMANDS: dict[str, str] = {
     "schema": "alfred_dsl.cli._schema:schema",
 }
 
+#: command name -> its line in `alfredc --help` (click would cut the docstring at "e.g." or
+#: "FILE..." and would import every command module to read it).
+SUMMARIES: dict[str, str] = {
+    "check": "Check files and report every problem.",
+    "plan": "Show the compiled plan and its critical path.",
+    "graph": "Draw the dependency graph (Mermaid, Graphviz, JSON).",
+    "fmt": "Format .alfred files.",
+    "explain": "Explain what a diagnostic code means.",
+    "run": "Run a workflow.",
+    "runs": "List past runs.",
+    "show": "Show one run.",
+    "logs": "Print the captured output of a stage.",
+    "docs": "Write documentation pages for workflows.",
+    "report": "Write the HTML report of a run, or the report of a period.",
+    "submit": "Queue a run of a workflow.",
+    "worker": "Execute queued and scheduled runs.",
+    "status": "Show the queue and the workers, or one run.",
+    "cancel": "Cancel a queued or running run.",
+    "pause": "Pause a run.",
+    "resume": "Resume a paused run.",
+    "metrics": "Show figures about past runs.",
+    "schema": "Print the JSON Schema of YAML/JSON workflows.",
+}
+
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -52,6 +78,20 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES.get(name, "")) for name in COMMANDS])
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS and not ctx.resilient_parsing:
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise click.UsageError(f"No such command `{name}`.{hint}", ctx)
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
@@ -78,11 +118,33 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _streams_that_take_any_text() -> None:
+    """Make printing a non-ASCII name or message never fail, whatever the locale.
+
+    In the C/POSIX locale (an ASCII encoding) output is UTF-8, as Python's own UTF-8 mode
+    would make it (PEP 540) had ``PYTHONUTF8=0`` not turned it off; under another non-UTF-8
+    locale, what it cannot encode is written as a backslash escape.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        try:
+            encoding = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+        except LookupError:
+            encoding = "unknown"
+        if reconfigure is None or encoding == "utf-8":
+            continue
+        if encoding == "ascii":
+            reconfigure(encoding="utf-8", errors="surrogateescape")
+        else:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of ``alfredc``: never lets a Python traceback reach the user."""
     # The compiler allocates many small, acyclic objects; the default thresholds make the
     # cyclic collector run hundreds of times on a large file (about 15% of a 10k-stage check).
     gc.set_threshold(100_000, 50, 50)
+    _streams_that_take_any_text()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("ALFRED_DEBUG"))
     try:
         status = cli.main(args=argv, prog_name="alfredc", standalone_mode=False)

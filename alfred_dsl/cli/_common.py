@@ -37,8 +37,29 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
         name = name.strip()
         if not equals or not name:
             raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="'--param'")
-        params[name] = value
+        params[name] = _text_of_argument(name, value)
     return params
+
+
+def _text_of_argument(name: str, value: str) -> str:
+    """A command-line value as text: its bytes read as UTF-8, whatever the locale.
+
+    Under a non-UTF-8 locale (``LC_ALL=C``) Python hands ``héllo`` over as undecodable bytes
+    (surrogate escapes) that no file, database or child process could take; alfred reads
+    its files as UTF-8 and reads arguments the same way.
+    """
+    try:
+        value.encode("utf-8")
+        return value  # text already (a UTF-8 locale, or a value this function returned)
+    except UnicodeEncodeError:
+        pass
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        raise click.BadParameter(
+            f"the value of `{name}` is not UTF-8 text; pass UTF-8 (alfred reads params as UTF-8)",
+            param_hint="'--param'",
+        ) from None
 
 
 def use_colour(mode: str, stream_name: Literal["stdout", "stderr"]) -> bool:

@@ -22,7 +22,7 @@ __all__ = ["plan"]
     type=click.Choice(("text", "json")),
     default="text",
     show_default=True,
-    help="text: a table with the critical path marked; json: the plan of spec section 5.",
+    help="text: a table with the critical path marked; json: the plan as one JSON object.",
 )
 def plan(file: str, workflow: str | None, params: tuple[str, ...], colour: str, fmt: str) -> int:
     """Compile FILE and show the plan: every stage with its earliest and latest start and

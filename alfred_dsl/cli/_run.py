@@ -17,6 +17,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -97,6 +98,12 @@ def run(
     if file is None and resume is None:
         raise click.UsageError("missing FILE (or --resume RUN_ID)")
     cli_params = parse_params(params)
+    events_folder = None if events_file is None else Path(events_file).parent
+    if events_folder is not None and not events_folder.is_dir():
+        # Refused before anything starts: a mistyped folder is not created, nothing is recorded.
+        click.echo(f"alfredc: error: cannot write events to {events_file}: "
+                   f"the folder {events_folder} does not exist (create it first)", err=True)
+        return EXIT_USAGE
     try:
         store = StateStore(state_dir)
     except StoreError as exc:

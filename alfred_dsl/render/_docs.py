@@ -195,7 +195,7 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[WorkflowDoc], list[Diagno
     parts (description, params, agents) with a note instead of the plan figures.
     """
     from .._loader import load
-    from .._pipeline import compile_path
+    from .._pipeline import compile_path, merge
 
     docs: list[WorkflowDoc] = []
     diagnostics: list[Diagnostic] = []
@@ -216,7 +216,7 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[WorkflowDoc], list[Diagno
             placeholders = {p.name: _PLACEHOLDERS.get(p.type, f"<{p.name}>") for p in params if p.required}
             plan, compiled = compile_path(str(path), str(name), placeholders)
             errors = [d for d in compiled if d.is_error]
-            diagnostics.extend(d for d in compiled if d not in diagnostics)
+            diagnostics.extend(compiled)
             notes: list[str] = []
             if plan is None or errors:
                 plan = None
@@ -246,7 +246,9 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[WorkflowDoc], list[Diagno
                     notes=tuple(notes),
                 )
             )
-    return docs, diagnostics
+    # Each workflow's compilation reports the file's shared problems again: once each here,
+    # so that `docs` prints what `check` prints.
+    return docs, merge(diagnostics)
 
 
 def _mermaid(plan: Plan) -> Markup:

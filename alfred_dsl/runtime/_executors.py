@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import trio
 
 from .._plan import PlanAgent, PlanStage
-from ._process import SpawnError, run_in_group, signal_name
+from ._process import SpawnError, child_env, run_in_group, signal_name
 from ._resolve import Masker
 
 __all__ = [
@@ -127,7 +127,7 @@ class CommandExecutor:
     def _encode_env(self, env: Mapping[str, str]) -> dict[bytes, bytes]:
         if env is self._encoded_for:
             return self._encoded
-        encoded = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        encoded = child_env(env)
         self._encoded_for, self._encoded = env, encoded
         return encoded
 

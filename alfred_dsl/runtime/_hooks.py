@@ -50,7 +50,7 @@ from ._events import (
     EventBus,
 )
 from ._private import private_mkdir
-from ._process import _LazyLog, signal_name
+from ._process import _LazyLog, child_bytes, child_env, signal_name
 from ._resolve import Masker, check_process_text, render_shell, render_value
 from ._toolenv import tool_environment
 
@@ -208,9 +208,9 @@ class HookRunner:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             process = subprocess.Popen(
-                argv,
+                [child_bytes(arg) for arg in argv],
                 cwd=self.cwd,
-                env=env,
+                env=child_env(env),
                 stdin=subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,

@@ -84,6 +84,21 @@ def _executable(name: str, env: Mapping[str, str] | Mapping[bytes, bytes]) -> st
     return found
 
 
+def child_bytes(text: str | bytes) -> bytes:
+    """``text`` as a child process gets it: UTF-8 whatever the locale.
+
+    Under a non-UTF-8 locale (``LC_ALL=C``) ``os.fsencode`` cannot encode a param such as
+    ``héllo``; UTF-8 is what alfred reads files and params as. Text that came from the
+    system undecoded (surrogate escapes: paths, the environment) gets its own bytes back.
+    """
+    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+
+
+def child_env(env: Mapping[str, str] | Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """An environment for a child, each name and value encoded by :func:`child_bytes`."""
+    return {child_bytes(name): child_bytes(value) for name, value in env.items()}
+
+
 def spawn_in_group(
     argv: Sequence[str],
     cwd: str,
@@ -128,10 +143,10 @@ def _popen(
     output_fd: int,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        list(argv),
+        [child_bytes(arg) for arg in argv],
         executable=executable,
         cwd=cwd,
-        env=env,
+        env=env if all(isinstance(name, bytes) for name in env) else child_env(env),
         stdin=_devnull(),
         stdout=output_fd,
         stderr=output_fd,

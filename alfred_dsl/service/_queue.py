@@ -19,7 +19,6 @@ again, and is then *resumed* (stages that succeeded are not run again).
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import socket
@@ -197,16 +196,13 @@ def new_worker_id() -> str:
 
 
 def latest_tick(cron: str, now: float) -> float:
-    """The latest tick of ``cron`` at or before ``now``, in local time (as cron does)."""
-    from croniter import croniter
+    """The latest tick of ``cron`` at or before ``now``, in local time (see ``_cron``)."""
+    from .._cron import latest_tick as tick_of
 
-    # Ticks are whole minutes: asking for the tick before floor(now) + 1 includes `now` itself.
-    start = datetime.fromtimestamp(math.floor(now) + 1).astimezone()
     try:
-        previous: datetime = croniter(cron, start).get_prev(datetime)
-    except (ValueError, KeyError) as exc:  # refused by `alfredc check` (A310) already
+        return tick_of(cron, now)
+    except ValueError as exc:  # refused by `alfredc check` (A310) and by the worker already
         raise QueueError(f"invalid schedule `{cron}`: {exc}") from exc
-    return previous.timestamp()
 
 
 class RunQueue:

@@ -59,7 +59,13 @@ class WorkerOptions:
 
 
 def schedules_of(paths: Sequence[str]) -> tuple[list[Schedule], list[Any]]:
-    """The scheduled workflows of ``paths`` and the diagnostics of files that have errors."""
+    """The scheduled workflows of ``paths`` and the diagnostics of files that have errors.
+
+    A schedule is judged as ``alfredc check`` judges it (A310, the same ``_cron`` module):
+    one it refuses is reported and left out, never run into later.
+    """
+    from .._check import check_workspace
+    from .._cron import cron_problem
     from .._loader import load
 
     found: list[Schedule] = []
@@ -71,8 +77,9 @@ def schedules_of(paths: Sequence[str]) -> tuple[list[Schedule], list[Any]]:
             continue
         for name, workflow in workspace.entry.data.get("workflows", {}).items():
             cron = workflow.get("schedule") if isinstance(workflow, dict) else None
-            if isinstance(cron, str):
+            if isinstance(cron, str) and cron_problem(cron) is None:
                 found.append(Schedule(entry=os.path.abspath(path), workflow=name, cron=cron))
+        problems.extend(d for d in check_workspace(workspace) if d.code == "A310")
     return found, problems
 
 
@@ -130,7 +137,9 @@ class Worker:
         if self.options.schedule_files:
             self.schedules, problems = schedules_of(self.options.schedule_files)
             for problem in problems:
-                self.report(f"schedule file has errors: {problem.message}")
+                span = problem.primary.span if problem.primary is not None else None
+                where = problem.filename if span is None else f"{span.file}:{span.line}:{span.column}"
+                self.report(f"schedule file has errors: {where}: error[{problem.code}]: {problem.message}")
         self.queue.register_worker(self.id, max_runs=self.options.max_workflows)
         # A tick shortly before the worker started is still enqueued (once: the ticks table).
         last_tick_check = time.time() - max(60.0, 2 * self.options.poll_s)
