@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import trio
 
 from .._plan import PlanAgent, PlanStage
-from ._process import SpawnError, child_env, run_in_group, signal_name
+from ._process import SpawnError, child_bytes, child_env, run_in_group, signal_name
 from ._resolve import Masker
 
 __all__ = [
@@ -212,13 +212,12 @@ class CommandExecutor:
         outputs_path: str,
     ) -> AttemptOutcome:
         env = dict(self._encode_env(ctx.env))
-        env[b"ALFRED_RUN_ID"] = os.fsencode(ctx.run_id)
-        env[b"ALFRED_STAGE"] = os.fsencode(ctx.stage.name)
+        env[b"ALFRED_RUN_ID"] = child_bytes(ctx.run_id)
+        env[b"ALFRED_STAGE"] = child_bytes(ctx.stage.name)
         env[b"ALFRED_ATTEMPT"] = str(ctx.attempt).encode()
-        env[b"ALFRED_INPUTS"] = os.fsencode(inputs_path)
-        env[b"ALFRED_OUTPUTS"] = os.fsencode(outputs_path)
-        for key, value in ctx.shell_values.items():
-            env[key.encode()] = os.fsencode(value)
+        env[b"ALFRED_INPUTS"] = child_bytes(inputs_path)
+        env[b"ALFRED_OUTPUTS"] = child_bytes(outputs_path)
+        env.update(child_env(ctx.shell_values))
         log = str(ctx.log_path)
         private = ctx.private_dir is not None
         try:

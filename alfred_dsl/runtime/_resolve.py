@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -140,7 +139,7 @@ class Masker:
             return
         masked = raw
         for secret in self._secrets:
-            masked = masked.replace(os.fsencode(secret), b"***")
+            masked = masked.replace(secret.encode("utf-8", "surrogateescape"), b"***")
         if masked != raw:
             with open(path, "wb") as handle:
                 handle.write(masked)
@@ -158,7 +157,7 @@ class StreamMasker:
     __slots__ = ("_carry", "_hold", "_pattern")
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
-        encoded = sorted({os.fsencode(s) for s in secrets if s}, key=len, reverse=True)
+        encoded = sorted({s.encode("utf-8", "surrogateescape") for s in secrets if s}, key=len, reverse=True)
         # Longest first: at one position the longest secret wins, as in Masker.text.
         self._pattern = re.compile(b"|".join(re.escape(s) for s in encoded)) if encoded else None
         self._hold = max((len(s) for s in encoded), default=1) - 1
