@@ -15,7 +15,7 @@ from ._diagnostics import Diagnostic, Label
 from ._plan import Plan, build_plan
 from ._source import Span
 
-__all__ = ["check_paths", "compile_path", "finish"]
+__all__ = ["check_loaded", "check_paths", "compile_loaded", "compile_path", "finish"]
 
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
@@ -40,6 +40,15 @@ def finish(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 def _check_one(path: str) -> list[Diagnostic]:
     workspace, diagnostics = _loader.load(path)
+    return _check_loaded(workspace, diagnostics)
+
+
+def check_loaded(workspace: _loader.Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """:func:`check_paths` for a workspace already loaded (a workflow built in Python)."""
+    return finish(_check_loaded(workspace, diagnostics))
+
+
+def _check_loaded(workspace: _loader.Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     if workspace is None:
         return diagnostics
     diagnostics.extend(_check.check_workspace(workspace))
@@ -118,6 +127,16 @@ def compile_path(
     shared parts (input, syntax, agents, imports) are always fatal.
     """
     workspace, diagnostics = _loader.load(str(path))
+    return compile_loaded(workspace, diagnostics, workflow, params)
+
+
+def compile_loaded(
+    workspace: _loader.Workspace | None,
+    diagnostics: list[Diagnostic],
+    workflow: str | None = None,
+    params: Mapping[str, str] = _NO_PARAMS,
+) -> tuple[Plan | None, list[Diagnostic]]:
+    """:func:`compile_path` for a workspace already loaded (a workflow built in Python)."""
     if workspace is None:
         return None, finish(diagnostics)
     diagnostics.extend(_check.check_workspace(workspace))
