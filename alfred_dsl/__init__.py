@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._api import check as check, compile as compile, parse as parse, run as run, run_async as run_async
+from ._builder import Agent as Agent, Stage as Stage, Workflow as Workflow, agent as agent
 from ._diagnostics import (
     AlfredError as AlfredError,
     Diagnostic as Diagnostic,
@@ -27,6 +28,7 @@ from ._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
 from ._source import SourceFile as SourceFile, Span as Span
 
 if TYPE_CHECKING:
+    from . import templates as templates
     from .runtime import (
         Event as Event,
         EventBus as EventBus,
@@ -45,9 +47,11 @@ _LAZY = {
     "StageResult": "alfred_dsl.runtime",
     "StateStore": "alfred_dsl.runtime",
     "Engine": "alfred_dsl.service",
+    "templates": "alfred_dsl.templates",
 }
 
 __all__ = [
+    "Agent",
     "AlfredError",
     "Diagnostic",
     "DiagnosticError",
@@ -63,14 +67,18 @@ __all__ = [
     "Severity",
     "SourceFile",
     "Span",
+    "Stage",
     "StageResult",
     "StateStore",
+    "Workflow",
+    "agent",
     "check",
     "compile",
     "format_source",
     "parse",
     "run",
     "run_async",
+    "templates",
 ]
 
 
@@ -93,7 +101,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'alfred_dsl' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

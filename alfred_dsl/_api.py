@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._diagnostics import Diagnostic, DiagnosticError
 
 if TYPE_CHECKING:  # the runtime imports trio: only when a run is asked for
+    from ._builder import Workflow
     from ._document import Document
     from ._plan import Plan
     from .runtime import Event, RunResult
@@ -64,15 +65,20 @@ def check(*paths: str | os.PathLike[str]) -> list[Diagnostic]:
 
 
 def compile(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Workflow,
     workflow: str | None = None,
     params: Params | None = None,
 ) -> Plan:
-    """Compile one workflow of a file to its immutable :class:`~alfred_dsl.Plan`.
+    """Compile one workflow of a file (or a :class:`~alfred_dsl.Workflow` built in Python)
+    to its immutable :class:`~alfred_dsl.Plan`.
 
     ``params`` are given as values or as ``--param`` strings. Raises
     :class:`~alfred_dsl.DiagnosticError` (holding every diagnostic) when there are errors.
     """
+    from ._builder import Workflow
+
+    if isinstance(path, Workflow):
+        return path.compile(params)
     from ._pipeline import compile_path
 
     plan, diagnostics = compile_path(os.fspath(path), workflow, _raw_params(params))
@@ -81,8 +87,47 @@ def compile(
     return plan
 
 
+def _entry(path: str | os.PathLike[str] | Workflow) -> str | None:
+    """The path recorded for ``--resume`` (None for a workflow built in this process)."""
+    from ._builder import Workflow
+
+    return None if isinstance(path, Workflow) else os.fspath(path)
+
+
+async def execute_plan(
+    plan: Plan,
+    raw: Mapping[str, str],
+    *,
+    state_dir: str | os.PathLike[str] | None,
+    max_concurrency: int | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    resume: str | None = None,
+    kill_grace_s: float = 5.0,
+    entry: str | None = None,
+) -> RunResult:
+    """Run a compiled plan, recording it in ``state_dir`` (shared by run_async and Engine.execute)."""
+    from .runtime import EventBus, RunOptions, StateStore, StoreError, execute
+
+    bus = EventBus()
+    if on_event is not None:
+        bus.subscribe(on_event)
+    store = StateStore(state_dir)
+    try:
+        run_id = None
+        if resume is not None:
+            run_id = store.resolve_run_id(resume)
+            if run_id is None:
+                raise StoreError(f"no run `{resume}` in {store.state_dir}")
+        options = RunOptions(
+            max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, cli_params=dict(raw), entry=entry
+        )
+        return await execute(plan, store=store, options=options, bus=bus, resume=run_id)
+    finally:
+        store.close()
+
+
 async def run_async(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Workflow,
     workflow: str | None = None,
     params: Params | None = None,
     *,
@@ -98,30 +143,16 @@ async def run_async(
     ``"last"``) to continue; stages that succeeded then are not run again
     (at-least-once: a stage that was running when that run died runs again).
     """
-    from .runtime import EventBus, RunOptions, StateStore, StoreError, execute
-
     raw = _raw_params(params)
     plan = compile(path, workflow, raw)
-    bus = EventBus()
-    if on_event is not None:
-        bus.subscribe(on_event)
-    store = StateStore(state_dir)
-    try:
-        run_id = None
-        if resume is not None:
-            run_id = store.resolve_run_id(resume)
-            if run_id is None:
-                raise StoreError(f"no run `{resume}` in {store.state_dir}")
-        options = RunOptions(
-            max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, cli_params=raw, entry=os.fspath(path)
-        )
-        return await execute(plan, store=store, options=options, bus=bus, resume=run_id)
-    finally:
-        store.close()
+    return await execute_plan(
+        plan, raw, state_dir=state_dir, max_concurrency=max_concurrency, on_event=on_event,
+        resume=resume, kill_grace_s=kill_grace_s, entry=_entry(path),
+    )
 
 
 def run(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Workflow,
     workflow: str | None = None,
     params: Params | None = None,
     *,
@@ -131,7 +162,8 @@ def run(
     resume: str | None = None,
     kill_grace_s: float = 5.0,
 ) -> RunResult:
-    """Compile ``path`` and run ``workflow`` (default: the file's main workflow).
+    """Compile ``path`` and run ``workflow`` (default: the file's main workflow); ``path``
+    may also be a :class:`~alfred_dsl.Workflow` built in Python.
 
     ``params`` map param names to values (strings are parsed to the declared type, as
     with ``--param``). ``on_event`` gets every :class:`~alfred_dsl.runtime.Event`.

@@ -45,6 +45,7 @@ __all__ = [
     "Workspace",
     "find_root",
     "load",
+    "load_built",
     "load_document",
     "parse_json",
     "parse_yaml",
@@ -673,6 +674,12 @@ def load(path: str | os.PathLike[str]) -> tuple[Workspace | None, list[Diagnosti
     import is A206, a cycle A212; a file imported twice is loaded once. Each file is
     validated against the schema before merging; a name declared in two files is A208.
     """
+    text = os.fspath(path)
+    if text.endswith(".py") or ".py:" in text:
+        # A workflow written in Python (`flows.py:feature`): the builder makes the entry document.
+        builder = importlib.import_module("alfred_dsl._builder")
+        if builder.is_reference(text):
+            return cast(tuple[Workspace | None, list[Diagnostic]], builder.load_reference(text))
     entry_path = Path(path)
     source, diags = read_source(path)
     if source is None:
@@ -680,6 +687,26 @@ def load(path: str | os.PathLike[str]) -> tuple[Workspace | None, list[Diagnosti
     root = find_root(entry_path)
     state = _Loading(root=root, real_root=_real(root), diags=diags)
     _visit(state, source, Path(os.path.abspath(entry_path)), None)
+    return _workspace(state)
+
+
+def load_built(
+    document: Document, origin: Path, diagnostics: list[Diagnostic], folder: Path | None = None
+) -> tuple[Workspace | None, list[Diagnostic]]:
+    """Like :func:`load`, for an entry document built in memory (the Python builder).
+
+    ``origin`` is the file that wrote it: imports are relative to its folder, and the
+    project root (the nearest folder with alfred.toml or .git) is the folder that stages
+    and python agents run in (as Python imports are relative to it), unless ``folder``.
+    """
+    root = find_root(origin)
+    state = _Loading(root=root, real_root=_real(root), diags=diagnostics)
+    _visit(state, document.source, Path(os.path.abspath(origin)), None, document, folder or root)
+    return _workspace(state)
+
+
+def _workspace(state: _Loading) -> tuple[Workspace | None, list[Diagnostic]]:
+    root = state.root
     if not state.documents:
         return None, state.diags
     data, spans, base_dirs = _merge_documents(state)
@@ -694,11 +721,21 @@ def load(path: str | os.PathLike[str]) -> tuple[Workspace | None, list[Diagnosti
     return workspace, state.diags
 
 
-def _visit(state: _Loading, source: SourceFile, file_path: Path, via: Span | None) -> None:
+def _visit(
+    state: _Loading,
+    source: SourceFile,
+    file_path: Path,
+    via: Span | None,
+    built: Document | None = None,
+    folder: Path | None = None,
+) -> None:
     real = _real(file_path)
     state.done.add(real)
-    document, diags = load_document(source)
-    state.diags.extend(diags)
+    if built is not None:
+        document: Document | None = built
+    else:
+        document, diags = load_document(source)
+        state.diags.extend(diags)
     if document is None:
         return
     problems = _schema.problems(document.data, document.spans)
@@ -708,7 +745,7 @@ def _visit(state: _Loading, source: SourceFile, file_path: Path, via: Span | Non
         usable = copy.deepcopy(document.data)
         _prune_until_valid(usable, document.spans, [problem.path for problem in problems])
     state.documents.append(document)
-    state.usable.append((usable, file_path.parent))
+    state.usable.append((usable, folder or file_path.parent))
     state.stack.append((real, source.name, via))
     try:
         for written, span in document.imports:

@@ -15,7 +15,7 @@ from ._diagnostics import Diagnostic, Label
 from ._plan import Plan, build_plan
 from ._source import Span
 
-__all__ = ["check_paths", "compile_path", "finish", "merge"]
+__all__ = ["check_loaded", "check_paths", "compile_loaded", "compile_path", "finish", "merge"]
 
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
@@ -53,6 +53,15 @@ def merge(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 def _check_one(path: str) -> list[Diagnostic]:
     workspace, diagnostics = _loader.load(path)
+    return _check_loaded(workspace, diagnostics)
+
+
+def check_loaded(workspace: _loader.Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """:func:`check_paths` for a workspace already loaded (a workflow built in Python)."""
+    return finish(_check_loaded(workspace, diagnostics))
+
+
+def _check_loaded(workspace: _loader.Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     if workspace is None:
         return diagnostics
     return [*diagnostics, *_analyse(workspace)]
@@ -149,6 +158,16 @@ def compile_path(
     ``docs`` show the same problems as ``check``.
     """
     workspace, diagnostics = _loader.load(str(path))
+    return compile_loaded(workspace, diagnostics, workflow, params)
+
+
+def compile_loaded(
+    workspace: _loader.Workspace | None,
+    diagnostics: list[Diagnostic],
+    workflow: str | None = None,
+    params: Mapping[str, str] = _NO_PARAMS,
+) -> tuple[Plan | None, list[Diagnostic]]:
+    """:func:`compile_path` for a workspace already loaded (a workflow built in Python)."""
     if workspace is None:
         return None, finish(diagnostics)
     found = _check.check_workspace(workspace)

@@ -36,3 +36,12 @@ def test_star_import_gives_exactly_all() -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(alfred_dsl.__version__, str) and alfred_dsl.__version__[0].isdigit()
+
+
+def test_the_python_builder_is_public() -> None:
+    """docs/python.md imports these from ``alfred_dsl`` itself, never from a private module."""
+    for name in ("Agent", "Stage", "Workflow", "agent", "templates"):
+        assert name in alfred_dsl.__all__
+    assert alfred_dsl.templates.feature_development.__doc__
+    assert alfred_dsl.Workflow.from_file.__doc__ and alfred_dsl.Workflow.to_alfred.__doc__
+    assert alfred_dsl.Engine.execute.__doc__

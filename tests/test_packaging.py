@@ -76,6 +76,8 @@ def test_wheel_ships_grammar_schema_and_types(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "alfred_dsl/_data/alfred.lark" in names
     assert "alfred_dsl/_data/workflow.schema.json" in names
+    for template in ("feature_development", "bug_fix", "code_review"):  # alfred_dsl.templates
+        assert f"alfred_dsl/_data/{template}.alfred" in names
     assert "alfred_dsl/py.typed" in names
     assert "alfred_dsl/cli/_check.py" in names and "alfred_dsl/_render_diag.py" in names
     assert not any(name.startswith(("tests/", "examples/")) for name in names)

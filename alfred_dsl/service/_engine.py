@@ -26,7 +26,8 @@ from ._queue import QueueEntry, QueueError, RunQueue, parse_at, parse_priority
 from ._worker import Worker, WorkerOptions
 
 if TYPE_CHECKING:
-    from ..runtime import Event
+    from .._builder import Workflow
+    from ..runtime import Event, RunResult
 
 __all__ = ["SERVICE_EVENT_TYPES", "WORKFLOW_SUBMITTED", "Engine"]
 
@@ -190,6 +191,36 @@ class Engine:
         return collect(self.state_dir, since=now - since_s, until=now)
 
     # -- executing ------------------------------------------------------------------------
+    def execute(
+        self,
+        workflow: Workflow | str | os.PathLike[str],
+        input_data: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+    ) -> RunResult:
+        """Compile and run a workflow now, in this thread, and return its result.
+
+        ``workflow`` is a :class:`~alfred_dsl.Workflow` built in Python or a file path
+        (``name`` picks one of its workflows); ``input_data`` are the params. The run is
+        recorded in this engine's state directory and its events go to the registered
+        handlers; it does not go through the queue (see :meth:`submit`). Compile errors
+        raise :class:`~alfred_dsl.DiagnosticError`; a stage failing is in the result.
+        """
+        import trio
+
+        from .._api import _entry, compile, execute_plan
+
+        raw = _raw_params(input_data)
+        plan = compile(workflow, name, raw)
+
+        async def main() -> RunResult:
+            return await execute_plan(
+                plan, raw, state_dir=self.state_dir, max_concurrency=self.options.max_concurrency,
+                on_event=self._dispatch, kill_grace_s=self.options.kill_grace_s, entry=_entry(workflow),
+            )
+
+        return trio.run(main)
+
     def worker(self, *, until_empty: bool = False, report: Callable[[str], object] | None = None) -> Worker:
         """A worker of this engine's queue whose events go to the registered handlers."""
         options = WorkerOptions(
