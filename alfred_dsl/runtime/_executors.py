@@ -35,6 +35,7 @@ __all__ = [
     "CommandExecutor",
     "Executor",
     "HttpExecutor",
+    "OutputsFileError",
     "PythonExecutor",
     "read_outputs_file",
     "register_executor",
@@ -81,20 +82,64 @@ class Executor(Protocol):
         ...
 
 
+class OutputsFileError(ValueError):
+    """``$ALFRED_OUTPUTS`` holds a line that is neither ``key=value`` nor ``key<<DELIMITER``."""
+
+
 def read_outputs_file(path: Path | str) -> dict[str, str]:
-    """``key=value`` lines; blank lines and lines without ``=`` are ignored, later keys win."""
+    """The outputs a command wrote: ``key=value`` lines and GitHub-style blocks
+    (``key<<DELIM``, the value's lines, then a line ``DELIM``). Blank lines are ignored and
+    later keys win; a missing file is no outputs. Anything else raises
+    :class:`OutputsFileError` naming the line: a value is never silently dropped.
+    """
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
-    except OSError:
+    except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise OutputsFileError(f"cannot read $ALFRED_OUTPUTS: {exc.strerror or exc}") from exc
     outputs: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if sep and key:
-            outputs[key] = value
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        number = index + 1
+        index += 1
+        if not line.strip():
+            continue
+        # As GitHub Actions reads it: whichever of `=` and `<<` comes first decides.
+        equals, heredoc = line.find("="), line.find("<<")
+        if equals >= 0 and (heredoc < 0 or equals < heredoc):
+            key, value = line[:equals].strip(), line[equals + 1:]
+        elif heredoc >= 0:
+            key, delimiter = line[:heredoc].strip(), line[heredoc + 2:]
+            if not delimiter.strip():
+                raise OutputsFileError(
+                    f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` has no delimiter after `<<`"
+                )
+            try:
+                end = lines.index(delimiter, index)
+            except ValueError:
+                raise OutputsFileError(
+                    f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` is never closed by a line "
+                    f"`{_shorten(delimiter)}`"
+                ) from None
+            value = "\n".join(lines[index:end])
+            index = end + 1
+        else:
+            raise OutputsFileError(
+                f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` is neither `key=value` "
+                "nor `key<<DELIMITER`"
+            )
+        if not key:
+            raise OutputsFileError(f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` has no key")
+        outputs[key] = value
     return outputs
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe_status(status: int, shell: bool) -> str:
@@ -190,7 +235,13 @@ class CommandExecutor:
             ctx.masker.file(outputs_path)
             error = _describe_status(status, shell)
             return AttemptOutcome(ok=False, exit_code=status, error=error, log_path=log)
-        outputs = read_outputs_file(outputs_path)
+        try:
+            outputs = read_outputs_file(outputs_path)
+        except OutputsFileError as exc:
+            ctx.masker.file(outputs_path)
+            return AttemptOutcome(
+                ok=False, exit_code=0, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n")
+            )
         # The real values go on to later stages; the file in the state directory keeps none.
         ctx.masker.file(outputs_path)
         return AttemptOutcome(ok=True, exit_code=0, outputs=outputs, log_path=log)

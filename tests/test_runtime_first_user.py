@@ -1,0 +1,87 @@
+"""What a first user tripped over: each is a documented behaviour, tested as a user meets it.
+
+Every test drives ``alfredc`` as a real subprocess (``python -m alfred_dsl``) on a real
+``.alfred`` file, with a real SQLite state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def alfredc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alfred_dsl", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def show(cwd: Path) -> dict[str, Any]:
+    done = alfredc(cwd, "show", "last", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def stage_of(data: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(s for s in data["stages"] if s["name"] == name)
+    return found
+
+
+# -- $ALFRED_OUTPUTS: multi-line values, and no line silently dropped ----------------------------
+
+OUTPUTS_FLOW = """
+agent sh {
+  kind = command
+}
+workflow outputs {
+  stage notes {
+    agent = sh
+    run = ["sh", "-c", "cat write-outputs > \\"$ALFRED_OUTPUTS\\""]
+  }
+  stage publish after notes {
+    agent = sh
+    run = ["sh", "-c", "printf '%s' \\"$NOTES\\" > notes.txt; printf '%s' \\"$VERSION\\" > version.txt"]
+    env = { NOTES = "${stages.notes.outputs.notes}", VERSION = "${stages.notes.outputs.version}" }
+  }
+}
+"""
+
+
+def _outputs_project(tmp_path: Path, outputs: str) -> Path:
+    (tmp_path / "flow.alfred").write_text(OUTPUTS_FLOW)
+    (tmp_path / "write-outputs").write_text(outputs)
+    return tmp_path
+
+
+def test_github_style_multi_line_outputs_reach_later_stages(tmp_path: Path) -> None:
+    project = _outputs_project(
+        tmp_path, "version=1.2\nnotes<<EOF\nfirst line\n\nthird = line\nEOF\nempty<<END\nEND\n"
+    )
+    done = alfredc(project, "run", "flow.alfred")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (project / "notes.txt").read_text() == "first line\n\nthird = line"
+    assert (project / "version.txt").read_text() == "1.2"
+    outputs = stage_of(show(project), "notes")["outputs"]
+    assert outputs == {"version": "1.2", "notes": "first line\n\nthird = line", "empty": ""}
+
+
+def test_a_malformed_outputs_line_fails_the_attempt_with_its_line_number(tmp_path: Path) -> None:
+    project = _outputs_project(tmp_path, "version=1.2\n\nversion 1.3\n")
+    done = alfredc(project, "run", "flow.alfred")
+    assert done.returncode == 1
+    notes = stage_of(show(project), "notes")
+    expected = "$ALFRED_OUTPUTS line 3: `version 1.3` is neither `key=value` nor `key<<DELIMITER`"
+    assert (notes["state"], notes["error"]) == ("failed", expected)
+    assert stage_of(show(project), "publish")["state"] == "upstream_failed"
+    assert alfredc(project, "logs", "last", "notes").stdout == f"alfred: {expected}\n"
+
+
+def test_an_unclosed_multi_line_output_is_an_error_not_a_truncated_value(tmp_path: Path) -> None:
+    project = _outputs_project(tmp_path, "notes<<EOF\nfirst line\nEOF \n")
+    assert alfredc(project, "run", "flow.alfred").returncode == 1
+    notes = stage_of(show(project), "notes")
+    assert notes["error"] == "$ALFRED_OUTPUTS line 1: `notes<<EOF` is never closed by a line `EOF`"
