@@ -85,3 +85,56 @@ def test_an_unclosed_multi_line_output_is_an_error_not_a_truncated_value(tmp_pat
     assert alfredc(project, "run", "flow.alfred").returncode == 1
     notes = stage_of(show(project), "notes")
     assert notes["error"] == "$ALFRED_OUTPUTS line 1: `notes<<EOF` is never closed by a line `EOF`"
+
+
+# -- --dry-run: `when` on a stage output, and durations as written ---------------------------------
+
+DRY_FLOW = """
+agent sh {
+  kind = command
+}
+workflow ship {
+  param deploy: bool = false
+  stage probe {
+    agent = sh
+    timeout = 2m
+    retries = 2
+    backoff = 1m30s
+    run = "echo ok=yes > $ALFRED_OUTPUTS"
+  }
+  stage deploy after probe {
+    agent = sh
+    timeout = 1h
+    when = stages.probe.outputs.ok == "yes"
+    run = "touch deployed"
+  }
+  stage announce after probe {
+    agent = sh
+    timeout = 1500ms
+    when = params.deploy
+    run = "touch announced"
+  }
+}
+"""
+
+
+def test_dry_run_leaves_a_when_on_a_stage_output_to_the_run_and_prints_durations_as_written(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "flow.alfred").write_text(DRY_FLOW)
+    done = alfredc(tmp_path, "run", "flow.alfred", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    blocks: dict[str, str] = {}
+    name = ""
+    for line in done.stdout.splitlines(keepends=True):
+        if line.startswith("  ") and not line.startswith("   "):  # `  NAME`: a stage's block starts
+            name = line.strip()
+        elif name:
+            blocks[name] = blocks.get(name, "") + line
+    assert '    when     decided at run time: stages.probe.outputs.ok == "yes"\n' in blocks["deploy"]
+    assert "    when     false\n" in blocks["announce"]  # a param: known before the run
+    assert "    when " not in blocks["probe"]
+    assert "    timeout  2m, 2 retries, backoff 1m30s\n" in blocks["probe"]
+    assert "    timeout  1h, no retries\n" in blocks["deploy"]
+    assert "    timeout  1.5s, no retries\n" in blocks["announce"]
+    assert not (tmp_path / "deployed").exists() and not (tmp_path / "announced").exists()
