@@ -138,3 +138,51 @@ def test_dry_run_leaves_a_when_on_a_stage_output_to_the_run_and_prints_durations
     assert "    timeout  1h, no retries\n" in blocks["deploy"]
     assert "    timeout  1.5s, no retries\n" in blocks["announce"]
     assert not (tmp_path / "deployed").exists() and not (tmp_path / "announced").exists()
+
+
+# -- run --resume of a run that already succeeded ----------------------------------------------------
+
+DONE_FLOW = """
+agent sh {
+  kind = command
+}
+workflow done {
+  on success { run = "echo hook >> hooks.txt" }
+  stage build {
+    agent = sh
+    run = "echo x >> builds.txt; echo n=1 > $ALFRED_OUTPUTS"
+  }
+  stage later after build {
+    agent = sh
+    when = false
+    run = "touch later"
+  }
+}
+"""
+
+
+def _run_figures(cwd: Path) -> dict[str, Any]:
+    done = alfredc(cwd, "metrics", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return {key: figures[key] for key in ("runs", "run_duration_s", "stage_duration_s")}
+
+
+def test_resuming_a_run_that_succeeded_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "flow.alfred").write_text(DONE_FLOW)
+    first = alfredc(tmp_path, "run", "flow.alfred")
+    assert first.returncode == 0, first.stdout + first.stderr
+    before, figures = show(tmp_path), _run_figures(tmp_path)
+    events = tmp_path / "events.jsonl"
+    again = alfredc(tmp_path, "run", "--resume", "last", "--events", str(events))
+    assert again.returncode == 0, again.stdout + again.stderr
+    took = again.stdout.rpartition(" in ")[2].partition(";")[0]
+    assert again.stdout == (
+        f"run {before['id']} (done) already succeeded: 1 succeeded, 1 skipped in {took}; nothing to run\n"
+    )
+    assert show(tmp_path) == before  # the same times, states, attempts and outputs
+    assert _run_figures(tmp_path) == figures
+    assert (tmp_path / "builds.txt").read_text() == "x\n"  # not run again
+    assert (tmp_path / "hooks.txt").read_text() == "hook\n"  # `on success` fired once
+    assert not (tmp_path / "later").exists()  # its `when` was not evaluated again
+    assert events.read_text() == ""  # no event: nothing happened
