@@ -186,3 +186,61 @@ def test_resuming_a_run_that_succeeded_changes_nothing(tmp_path: Path) -> None:
     assert (tmp_path / "hooks.txt").read_text() == "hook\n"  # `on success` fired once
     assert not (tmp_path / "later").exists()  # its `when` was not evaluated again
     assert events.read_text() == ""  # no event: nothing happened
+
+
+# -- a python call that cannot be imported is not retried --------------------------------------------
+
+IMPORT_FLOW = """
+agent py {
+  kind = python
+}
+workflow calls {
+  stage missing {
+    agent = py
+    call = "no_such_agents_module:run"
+    retries = 3
+    backoff = 30s
+    on_failure = continue
+  }
+  stage typo {
+    agent = py
+    call = "helpers:rnu"
+    retries = 3
+    backoff = 30s
+    on_failure = continue
+  }
+  stage flaky {
+    agent = py
+    call = "flaky:run"
+    retries = 1
+    on_failure = continue
+  }
+}
+"""
+
+
+def test_a_python_call_that_cannot_be_imported_fails_at_once_without_retries(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("def run(inputs):\n    return {}\n")
+    # A module whose top-level code raises may do better next time (a service not up yet).
+    (tmp_path / "flaky.py").write_text("raise ConnectionError('service not up yet')\n")
+    (tmp_path / "flow.alfred").write_text(IMPORT_FLOW)
+    done = alfredc(tmp_path, "run", "flow.alfred", "--events", "events.jsonl")
+    assert done.returncode == 1
+    data = show(tmp_path)
+    missing, typo, flaky = (stage_of(data, name) for name in ("missing", "typo", "flaky"))
+    not_retried = " (not retried: retrying cannot make it importable)"
+    assert (missing["state"], missing["attempts"]) == ("failed", 1)
+    assert missing["error"] == (
+        "cannot import `no_such_agents_module:run`: no module named `no_such_agents_module`" + not_retried
+    )
+    assert (typo["state"], typo["attempts"]) == ("failed", 1)
+    no_attribute = "cannot import `helpers:rnu`: module `helpers` has no attribute `rnu`"
+    assert typo["error"] == no_attribute + not_retried
+    assert (flaky["state"], flaky["attempts"]) == ("failed", 2)
+    assert flaky["error"] == "cannot import `flaky:run`: ConnectionError: service not up yet"
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [e["stage"] for e in events if e["type"] == "stage_retrying"] == ["flaky"]
+    failed = {e["stage"]: e["data"]["error"] for e in events if e["type"] == "stage_failed"}
+    assert failed["missing"].endswith(not_retried) and failed["typo"].endswith(not_retried)
+    # The 30 s backoffs were never waited for.
+    assert data["finished"] - data["started"] < 10

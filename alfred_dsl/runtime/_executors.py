@@ -74,6 +74,8 @@ class AttemptOutcome:
     exit_code: int | None = None
     error: str | None = None
     log_path: str | None = None
+    #: Why another attempt cannot do better (the stage then fails without its retries).
+    permanent: str | None = None
 
 
 class Executor(Protocol):
@@ -257,7 +259,10 @@ def _write_log(ctx: AttemptContext, text: str) -> str | None:
 
 
 class _ImportFailure(Exception):
-    pass
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        #: False when the module's own code raised while importing: that may be transient.
+        self.permanent = permanent
 
 
 def _prefer_folder(module_name: str, cwd: Path) -> None:
@@ -308,8 +313,12 @@ class PythonExecutor:
         except ModuleNotFoundError as exc:
             missing = exc.name or module_name
             raise _ImportFailure(f"cannot import `{call}`: no module named `{missing}`") from exc
-        except Exception as exc:  # the module itself is broken: report, do not crash
+        except (ImportError, SyntaxError) as exc:  # the module is broken: report, do not crash
             raise _ImportFailure(f"cannot import `{call}`: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # its top-level code raised (a network call?): may pass
+            raise _ImportFailure(
+                f"cannot import `{call}`: {type(exc).__name__}: {exc}", permanent=False
+            ) from exc
         target: Any = module
         for part in attribute.split("."):
             if not hasattr(target, part):
@@ -330,7 +339,10 @@ class PythonExecutor:
         try:
             function, is_async = self.resolve(ctx.call, ctx.cwd)
         except _ImportFailure as exc:
-            return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))
+            return AttemptOutcome(
+                ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"),
+                permanent="retrying cannot make it importable" if exc.permanent else None,
+            )
         inputs = dict(ctx.inputs)
         try:
             if is_async:

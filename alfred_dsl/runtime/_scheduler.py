@@ -793,6 +793,9 @@ class _Run:
                 self.finalize(st, SUCCEEDED)
                 return
             st.error = error
+            if outcome.permanent is not None and i + 1 < total:
+                st.error = f"{error} (not retried: {outcome.permanent})"
+                break
             if i + 1 < total:
                 delay = self._backoff(spec, i + 1)
                 self.emit(ev.STAGE_RETRYING, st.name, attempt, error=error, delay_s=round(delay, 3))
