@@ -244,3 +244,47 @@ def test_a_python_call_that_cannot_be_imported_fails_at_once_without_retries(tmp
     assert failed["missing"].endswith(not_retried) and failed["typo"].endswith(not_retried)
     # The 30 s backoffs were never waited for.
     assert data["finished"] - data["started"] < 10
+
+
+CHECK_FLOW = """
+agent py {
+  kind = python
+}
+workflow calls {
+  stage here {
+    agent = py
+    call = "here_agents:run"
+  }
+  stage elsewhere {
+    agent = py
+    call = "far_agents:run"
+  }
+  stage moved {
+    agent = py
+    cwd = "lib"
+    call = "far_agents:run"
+  }
+  stage installed {
+    agent = py
+    call = "json:loads"
+  }
+}
+"""
+
+
+def test_check_warns_when_a_python_module_is_not_importable_from_the_stage_folder(tmp_path: Path) -> None:
+    (tmp_path / "flow.alfred").write_text(CHECK_FLOW)
+    # Importing would run this: `check` must only look for the module.
+    (tmp_path / "here_agents.py").write_text(
+        "open('imported', 'w').close()\ndef run(inputs):\n    return {}\n"
+    )
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "far_agents.py").write_text("def run(inputs):\n    return {}\n")
+    done = alfredc(tmp_path, "check", "--format", "json", "flow.alfred")
+    assert done.returncode == 0, done.stdout + done.stderr  # a warning, not an error
+    found = [(d["code"], d["line"], d["message"]) for d in json.loads(done.stdout)["diagnostics"]]
+    assert found == [
+        ("A504", 12, "python module `far_agents` cannot be imported from the folder of stage `elsewhere`"),
+    ]
+    assert not (tmp_path / "imported").exists()
+    assert alfredc(tmp_path, "check", "--strict", "flow.alfred").returncode == 1
