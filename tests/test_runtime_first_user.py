@@ -288,3 +288,69 @@ def test_check_warns_when_a_python_module_is_not_importable_from_the_stage_folde
     ]
     assert not (tmp_path / "imported").exists()
     assert alfredc(tmp_path, "check", "--strict", "flow.alfred").returncode == 1
+
+
+# -- a python agent's print() and logging go to its stage's log ----------------------------------
+
+TALK_AGENTS = """
+import logging
+import time
+
+import trio
+
+log = logging.getLogger("agents")
+print("imported agents")  # at import: the log of the attempt that imported it
+
+
+def talk(inputs):
+    for i in range(40):
+        print(f"{inputs['name']} line {i}")
+        if i % 10 == 0:
+            log.warning("%s warned at %d", inputs["name"], i)
+        time.sleep(0.001)
+    return {"said": 40}
+
+
+async def talk_async(inputs):
+    for i in range(40):
+        print(f"{inputs['name']} line {i}", flush=True)
+        await trio.sleep(0.001)
+    log.error("%s done", inputs["name"])
+    return {}
+"""
+
+
+def _talk_flow(sync: int, asynchronous: int) -> str:
+    calls = [(f"s{i}", "agents:talk") for i in range(sync)]
+    calls += [(f"a{i}", "agents:talk_async") for i in range(asynchronous)]
+    stages = "".join(
+        f'  stage {name} {{\n    agent = py\n    call = "{call}"\n    inputs = {{ name = "{name}" }}\n  }}\n'
+        for name, call in calls
+    )
+    return f"agent py {{\n  kind = python\n  concurrency = 8\n}}\nworkflow talk {{\n{stages}}}\n"
+
+
+def test_print_and_logging_of_concurrent_python_stages_go_to_each_stage_log(tmp_path: Path) -> None:
+    (tmp_path / "agents.py").write_text(TALK_AGENTS)
+    (tmp_path / "flow.alfred").write_text(_talk_flow(sync=4, asynchronous=3))
+    done = alfredc(tmp_path, "run", "flow.alfred", "-j", "8")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "line" not in done.stdout and "warned" not in done.stdout and "imported" not in done.stdout
+    assert done.stderr == ""  # logging's default output is stderr: none of it reached alfredc's
+    data = show(tmp_path)
+    imported = 0
+    for name in [f"s{i}" for i in range(4)] + [f"a{i}" for i in range(3)]:
+        stage = stage_of(data, name)
+        assert stage["log"] is not None, name  # `show` names the log
+        lines = alfredc(tmp_path, "logs", "last", name).stdout.splitlines()
+        if lines[0] == "imported agents":
+            imported += 1
+            lines = lines[1:]
+        said = [line for line in lines if " line " in line]
+        assert said == [f"{name} line {i}" for i in range(40)], name  # its own lines only, in order
+        logged = [line for line in lines if " line " not in line]
+        if name.startswith("s"):
+            assert logged == [f"{name} warned at {i}" for i in (0, 10, 20, 30)]
+        else:
+            assert logged == [f"{name} done"]
+    assert imported == 1  # the module is imported once, by one of the attempts

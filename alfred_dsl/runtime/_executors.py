@@ -10,6 +10,7 @@ group) and lets ``Cancelled`` propagate.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import json
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 import trio
 
 from .._plan import PlanAgent, PlanStage
+from ._capture import AttemptLog, capture_output
 from ._process import SpawnError, run_in_group, signal_name
 from ._resolve import Masker
 
@@ -336,8 +338,20 @@ class PythonExecutor:
     async def run(self, ctx: AttemptContext) -> AttemptOutcome:
         if not ctx.call:
             return AttemptOutcome(ok=False, error="nothing to call: the stage and its agent have no `call`")
+        # print() and logging of the module (at import too) and of the call: the attempt's log.
+        output = AttemptLog(ctx.log_path, ctx.masker)
         try:
-            function, is_async = self.resolve(ctx.call, ctx.cwd)
+            with capture_output(output):
+                outcome = await self._call(ctx, ctx.call)
+        finally:
+            output.close()
+        if outcome.log_path is None and output.written:
+            return dataclasses.replace(outcome, log_path=str(ctx.log_path))
+        return outcome
+
+    async def _call(self, ctx: AttemptContext, call: str) -> AttemptOutcome:
+        try:
+            function, is_async = self.resolve(call, ctx.cwd)
         except _ImportFailure as exc:
             return AttemptOutcome(
                 ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"),
@@ -362,7 +376,7 @@ class PythonExecutor:
             return AttemptOutcome(ok=True)
         if not isinstance(result, Mapping):
             return AttemptOutcome(
-                ok=False, error=f"`{ctx.call}` returned {type(result).__name__}, expected a dict of outputs"
+                ok=False, error=f"`{call}` returned {type(result).__name__}, expected a dict of outputs"
             )
         return AttemptOutcome(ok=True, outputs={str(k): v for k, v in result.items()})
 
