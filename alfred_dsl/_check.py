@@ -11,10 +11,13 @@ skipped (the schema or the checks report it) rather than raising.
 from __future__ import annotations
 
 import difflib
+import importlib.machinery
+import importlib.util
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -499,6 +502,48 @@ def _unused_agents(model: _Model) -> list[Diagnostic]:
     return out
 
 
+def _stage_folder(model: _Model, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+    """The absolute folder a stage runs in: its `cwd`, else its only agent's, else the
+    folder of the file that declares the workflow."""
+    ws = model.ws
+    base = ws.base_dirs.get(f"workflows/{workflow}", ws.root)
+    cwd = stage.get("cwd")
+    if not isinstance(cwd, str) and len(agents) == 1:
+        agent_cwd = model.agents[agents[0]].get("cwd")
+        if isinstance(agent_cwd, str):
+            base, cwd = ws.base_dirs.get(f"agents/{agents[0]}", ws.root), agent_cwd
+    target = os.path.join(base, os.path.expanduser(cwd)) if isinstance(cwd, str) else str(base)
+    return os.path.normpath(os.path.abspath(target))
+
+
+def _module_not_found(call: str, folder: str) -> str | None:
+    """The top-level module of ``module:function`` when neither ``folder`` (first on
+    ``sys.path`` at run time) nor Python's own path has it; None when it is there, or when
+    the call is not a plain ``module:function`` (the runtime reports that). Nothing is
+    imported: the module's code does not run at check time."""
+    module, sep, _ = call.partition(":")
+    top = module.partition(".")[0].strip()
+    if not sep or not top.isidentifier():
+        return None
+    try:
+        if importlib.machinery.PathFinder.find_spec(top, [folder]) is not None:
+            return None
+        if top in sys.modules or importlib.util.find_spec(top) is not None:
+            return None
+    except (ImportError, ValueError):  # a broken finder or package: not this check's business
+        return None
+    return top
+
+
+def _shown_folder(folder: str) -> str:
+    """``folder`` relative to the current directory when it is inside it (stable in goldens)."""
+    try:
+        relative = os.path.relpath(folder)
+    except ValueError:
+        return folder
+    return folder if relative.startswith("..") else ("./" if relative == "." else "./" + relative + "/")
+
+
 class _WorkflowChecker:
     """The checks of one workflow; appends to ``out``."""
 
@@ -734,6 +779,8 @@ class _WorkflowChecker:
             if need is None or need == "url":  # http agents are checked once, on the agent
                 continue
             if stage.get(need) or agent.get(need):
+                if kind == "python":
+                    self._check_importable(stage_name, stage, agent_name, agents, path)
                 continue
             self.out.append(
                 error(
@@ -745,6 +792,31 @@ class _WorkflowChecker:
                 )
             )
             return
+
+    def _check_importable(
+        self, stage_name: str, stage: Mapping[str, Any], agent_name: str, agents: list[str], path: DocPath
+    ) -> None:
+        """A504: the module of a python `call` cannot be found from the stage's folder."""
+        own = isinstance(stage.get("call"), str)
+        call = stage.get("call") if own else self.model.agents[agent_name].get("call")
+        if not isinstance(call, str) or "${" in call:
+            return
+        folder = _stage_folder(self.model, self.name, stage, agents)
+        missing = _module_not_found(call, folder)
+        if missing is None:
+            return
+        where: DocPath = (*path, "call") if own else ("agents", agent_name, "call")
+        self.out.append(
+            warning(
+                "A504",
+                f"python module `{missing}` cannot be imported from the folder of stage `{stage_name}`",
+                self.model.value_span(where),
+                f"no `{missing}.py` or `{missing}/` there, and not installed",
+                notes=[f"the stage runs in {_shown_folder(folder)}"],
+                help=f"put `{missing}.py` in that folder, set the stage's `cwd` to the folder that holds "
+                f"it, or install `{missing}`",
+            )
+        )
 
     def _check_target(self, name: str, path: DocPath) -> None:
         """A name in `after`: a stage or a `use` alias of this workflow."""
@@ -1436,15 +1508,7 @@ class _Resolver:
         return found
 
     def _compute_cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
-        ws = self.model.ws
-        base = ws.base_dirs.get(f"workflows/{workflow}", ws.root)
-        cwd = stage.get("cwd")
-        if not isinstance(cwd, str) and len(agents) == 1:
-            agent_cwd = self.model.agents[agents[0]].get("cwd")
-            if isinstance(agent_cwd, str):
-                base, cwd = ws.base_dirs.get(f"agents/{agents[0]}", ws.root), agent_cwd
-        target = os.path.join(base, os.path.expanduser(cwd)) if isinstance(cwd, str) else str(base)
-        return os.path.normpath(os.path.abspath(target))
+        return _stage_folder(self.model, workflow, stage, agents)
 
     def agent(self, name: str) -> PlanAgent:
         agent = self.model.agents[name]

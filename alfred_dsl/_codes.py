@@ -181,6 +181,13 @@ No expression refers to `params.NAME`. Fix: remove the param or use it."""),
     ("A503", "redundant-after", "an `after` edge is implied by other dependencies", """
 The stage already depends on the named stage through another path, so the edge adds
 nothing. Fix: remove it to keep the graph readable."""),
+    ("A504", "python-module-not-found", "the module of a python `call` cannot be imported", """
+A `kind = python` stage calls `module:function`; at run time the stage's folder comes
+first on Python's path. Neither that folder (no `module.py`, no package `module/`) nor
+Python's own path (installed packages) has the module, so the stage would fail at once
+(an import error is not retried). Nothing is imported by `check`.
+Fix: put the module in the stage's folder, set the stage's `cwd` to the folder that holds
+it, or install it where alfredc runs."""),
     # -- A9xx: internal -----------------------------------------------------------
     ("A900", "internal-error", "a bug in alfred itself", """
 alfred hit an unexpected condition. This is a bug in alfred, not in your file; the exit

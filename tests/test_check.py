@@ -303,7 +303,7 @@ def test_agent_and_requires_a306_and_nothing_to_run_a307(tmp_path: Path) -> None
         "      norun: {agent: worker}\n"
         "      nocall: {requires: [y]}\n"
         "      fine: {agent: worker, run: 'true'}\n"
-        "      call: {agent: py, call: 'm:f'}\n"
+        "      call: {agent: py, call: 'json:loads'}\n"
         "      web: {agent: web}\n"
     )
     found = problems(tmp_path, text)

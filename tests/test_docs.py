@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -65,6 +66,8 @@ def blocks(path: Path, lang: str | None = None) -> list[Block]:
 
 def check_block(block: Block, tmp_path: Path, alfredc: Run, suffix: str = ".alfred") -> dict:
     (tmp_path / ".git").mkdir(exist_ok=True)  # the project root: imports stay inside
+    # The examples call `myteam.agents:...` like examples/*.alfred: give them its module.
+    shutil.copytree(EXAMPLES / "myteam", tmp_path / "myteam", dirs_exist_ok=True)
     path = tmp_path / f"example{suffix}"
     path.write_text(block.text, encoding="utf-8")
     result = alfredc("check", "--format", "json", str(path))

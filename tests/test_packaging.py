@@ -94,6 +94,7 @@ def test_venv_imports_the_installed_wheel_not_the_checkout(installed: Path, tmp_
 def test_installed_alfredc_checks_an_example(installed: Path, tmp_path: Path) -> None:
     example = tmp_path / "bug_fix.alfred"
     shutil.copy(EXAMPLES / "bug_fix.alfred", example)
+    shutil.copytree(EXAMPLES / "myteam", tmp_path / "myteam")  # the module its python agents call (A504)
     ok = run([installed / "alfredc", "check", example.name], cwd=tmp_path, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("ok: 1 file checked")

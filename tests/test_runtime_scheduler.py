@@ -212,7 +212,7 @@ def test_on_failure_continue_lets_independent_branches_finish(tmp_path: Path) ->
 def test_outputs_inputs_and_environment_reach_the_stage(tmp_path: Path) -> None:
     produce = stage(
         "produce", tmp_path,
-        run=["sh", "-c", 'printf "path=out.bin\\nempty=\\nnoise\\n" > "$ALFRED_OUTPUTS"'],
+        run=["sh", "-c", 'printf "path=out.bin\\n\\nempty=\\n" > "$ALFRED_OUTPUTS"'],
     )
     consume = stage(
         "consume", tmp_path / "sub", after=["produce"], inputs={"n": 3, "names": ["a", "b"]},

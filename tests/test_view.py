@@ -274,7 +274,7 @@ def test_dry_run_shows_layers_and_resolved_quoted_commands_without_running(tmp_p
     assert "    inputs   artifact=<stages.build.outputs.path>\n" in text
     runtime_env = "ALFRED_RUN_ID ALFRED_STAGE ALFRED_ATTEMPT ALFRED_INPUTS ALFRED_OUTPUTS"
     assert f"    env      LOG_LEVEL MODE {runtime_env}\n" in text
-    assert "    timeout  60s, 2 retries, backoff 1.5s\n" in text
+    assert "    timeout  1m, 2 retries, backoff 1.5s\n" in text
     assert "    agent    py (python)\n    command  call tools:notify(inputs)\n" in text
     assert "    when     false\n" in text
     assert not list(tmp_path.iterdir())  # nothing ran, nothing was written

@@ -184,6 +184,17 @@ def _execute(
     finally:
         if close_events is not None:
             close_events()
+    if result.already_succeeded:  # no event was emitted: the view had nothing to show
+        from ..runtime._view import summary_line
+
+        counts: dict[str, int] = {}
+        for stage in result.stages.values():
+            counts[stage.state] = counts.get(stage.state, 0) + 1
+        line = summary_line(
+            run_id=result.run_id, workflow=result.workflow, state="already succeeded", counts=counts,
+            duration_s=result.duration_s,
+        )
+        click.echo(f"{line}; nothing to run")
     return int(result.exit_status)
 
 

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .._expr import ExprError, to_text
+from .._expr import ExprError, references, to_text, unparse, unparse_template
 from .._plan import Plan, PlanAgent, PlanStage, thaw
-from ._resolve import ShellLine, render_shell, render_value, render_when
+from ._resolve import ShellLine, parse, render_shell, render_value, render_when
 
 __all__ = ["DryRunStage", "dry_run", "dry_run_json", "dry_run_stages", "dry_run_text"]
 
@@ -67,7 +67,8 @@ class DryRunStage:
     timeout_s: float | None
     retries: int
     backoff_s: float
-    when: str                               # "always", "true", "false" or the unresolved expression
+    #: "always", "true", "false", or the expression when it depends on what only the run knows
+    when: str
     error: str | None = None                # a value that cannot be resolved even now
 
 
@@ -94,13 +95,25 @@ def _command(stage: PlanStage, agent: PlanAgent | None, scope: Mapping[str, Any]
     return "(nothing to run)"
 
 
+#: Roots whose values only the run knows: a `when` that reads one is decided then.
+_RUN_TIME_ROOTS = frozenset({"stages", "secrets"})
+
+
 def _when(stage: PlanStage, scope: Mapping[str, Any]) -> str:
     if stage.when is True:
         return "always"
+    if isinstance(stage.when, str):
+        try:
+            template = parse(stage.when)
+        except ExprError:
+            return stage.when
+        if any(ref.root in _RUN_TIME_ROOTS for ref in references(template)):
+            # A placeholder compared with a value would read `false`: show the expression.
+            single = template.single
+            return unparse(single) if single is not None else unparse_template(template)
     try:
         return "true" if render_when(stage.when, scope) else "false"
     except ExprError:
-        # Depends on what only the run knows (a stage output): show the expression.
         return str(stage.when)
 
 
@@ -157,9 +170,12 @@ def dry_run_stages(plan: Plan, *, env: Mapping[str, str] | None = None) -> list[
 
 
 def _seconds(value: float | None) -> str:
+    """A duration as the file writes it: ``2m``, ``1h30m``, ``1.5s`` (not ``120s``)."""
     if value is None:
         return "none"
-    return f"{value:g}s"
+    from ..render._plan import duration_text  # here: the renderers are not needed to run
+
+    return duration_text(value)
 
 
 def dry_run_text(
@@ -201,8 +217,10 @@ def dry_run_text(
         if item.retries:
             retry = f"{item.retries} retries, backoff {_seconds(item.backoff_s)}"
         lines.append(f"    timeout  {_seconds(item.timeout_s)}, {retry}")
-        if item.when != "always":
+        if item.when in ("true", "false"):
             lines.append(f"    when     {item.when}")
+        elif item.when != "always":
+            lines.append(f"    when     decided at run time: {item.when}")
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ group) and lets ``Cancelled`` propagate.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import json
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 import trio
 
 from .._plan import PlanAgent, PlanStage
+from ._capture import AttemptLog, capture_output
 from ._process import SpawnError, child_bytes, child_env, run_in_group, signal_name
 from ._resolve import Masker
 
@@ -35,6 +37,7 @@ __all__ = [
     "CommandExecutor",
     "Executor",
     "HttpExecutor",
+    "OutputsFileError",
     "PythonExecutor",
     "read_outputs_file",
     "register_executor",
@@ -80,6 +83,8 @@ class AttemptOutcome:
     exit_code: int | None = None
     error: str | None = None
     log_path: str | None = None
+    #: Why another attempt cannot do better (the stage then fails without its retries).
+    permanent: str | None = None
 
 
 class Executor(Protocol):
@@ -88,20 +93,64 @@ class Executor(Protocol):
         ...
 
 
+class OutputsFileError(ValueError):
+    """``$ALFRED_OUTPUTS`` holds a line that is neither ``key=value`` nor ``key<<DELIMITER``."""
+
+
 def read_outputs_file(path: Path | str) -> dict[str, str]:
-    """``key=value`` lines; blank lines and lines without ``=`` are ignored, later keys win."""
+    """The outputs a command wrote: ``key=value`` lines and GitHub-style blocks
+    (``key<<DELIM``, the value's lines, then a line ``DELIM``). Blank lines are ignored and
+    later keys win; a missing file is no outputs. Anything else raises
+    :class:`OutputsFileError` naming the line: a value is never silently dropped.
+    """
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
-    except OSError:
+    except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise OutputsFileError(f"cannot read $ALFRED_OUTPUTS: {exc.strerror or exc}") from exc
     outputs: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if sep and key:
-            outputs[key] = value
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        number = index + 1
+        index += 1
+        if not line.strip():
+            continue
+        # As GitHub Actions reads it: whichever of `=` and `<<` comes first decides.
+        equals, heredoc = line.find("="), line.find("<<")
+        if equals >= 0 and (heredoc < 0 or equals < heredoc):
+            key, value = line[:equals].strip(), line[equals + 1:]
+        elif heredoc >= 0:
+            key, delimiter = line[:heredoc].strip(), line[heredoc + 2:]
+            if not delimiter.strip():
+                raise OutputsFileError(
+                    f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` has no delimiter after `<<`"
+                )
+            try:
+                end = lines.index(delimiter, index)
+            except ValueError:
+                raise OutputsFileError(
+                    f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` is never closed by a line "
+                    f"`{_shorten(delimiter)}`"
+                ) from None
+            value = "\n".join(lines[index:end])
+            index = end + 1
+        else:
+            raise OutputsFileError(
+                f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` is neither `key=value` "
+                "nor `key<<DELIMITER`"
+            )
+        if not key:
+            raise OutputsFileError(f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` has no key")
+        outputs[key] = value
     return outputs
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe_status(status: int, shell: bool) -> str:
@@ -252,7 +301,14 @@ class CommandExecutor:
                 ctx.masker.file(outputs_path)
             error = _describe_status(status, shell)
             return AttemptOutcome(ok=False, exit_code=status, error=error, log_path=log)
-        outputs = read_outputs_file(outputs_path)
+        try:
+            outputs = read_outputs_file(outputs_path)
+        except OutputsFileError as exc:
+            if not private:
+                ctx.masker.file(outputs_path)
+            return AttemptOutcome(
+                ok=False, exit_code=0, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n")
+            )
         if not private:
             # The real values go on to later stages; the file in the state directory keeps none.
             ctx.masker.file(outputs_path)
@@ -293,7 +349,10 @@ def _write_log(ctx: AttemptContext, text: str) -> str | None:
 
 
 class _ImportFailure(Exception):
-    pass
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        #: False when the module's own code raised while importing: that may be transient.
+        self.permanent = permanent
 
 
 def _prefer_folder(module_name: str, cwd: Path) -> None:
@@ -344,8 +403,12 @@ class PythonExecutor:
         except ModuleNotFoundError as exc:
             missing = exc.name or module_name
             raise _ImportFailure(f"cannot import `{call}`: no module named `{missing}`") from exc
-        except Exception as exc:  # the module itself is broken: report, do not crash
+        except (ImportError, SyntaxError) as exc:  # the module is broken: report, do not crash
             raise _ImportFailure(f"cannot import `{call}`: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # its top-level code raised (a network call?): may pass
+            raise _ImportFailure(
+                f"cannot import `{call}`: {type(exc).__name__}: {exc}", permanent=False
+            ) from exc
         target: Any = module
         for part in attribute.split("."):
             if not hasattr(target, part):
@@ -363,10 +426,25 @@ class PythonExecutor:
     async def run(self, ctx: AttemptContext) -> AttemptOutcome:
         if not ctx.call:
             return AttemptOutcome(ok=False, error="nothing to call: the stage and its agent have no `call`")
+        # print() and logging of the module (at import too) and of the call: the attempt's log.
+        output = AttemptLog(ctx.log_path, ctx.masker)
         try:
-            function, is_async = self.resolve(ctx.call, ctx.cwd)
+            with capture_output(output):
+                outcome = await self._call(ctx, ctx.call)
+        finally:
+            output.close()
+        if outcome.log_path is None and output.written:
+            return dataclasses.replace(outcome, log_path=str(ctx.log_path))
+        return outcome
+
+    async def _call(self, ctx: AttemptContext, call: str) -> AttemptOutcome:
+        try:
+            function, is_async = self.resolve(call, ctx.cwd)
         except _ImportFailure as exc:
-            return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))
+            return AttemptOutcome(
+                ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"),
+                permanent="retrying cannot make it importable" if exc.permanent else None,
+            )
         inputs = dict(ctx.inputs)
         try:
             if is_async:
@@ -386,7 +464,7 @@ class PythonExecutor:
             return AttemptOutcome(ok=True)
         if not isinstance(result, Mapping):
             return AttemptOutcome(
-                ok=False, error=f"`{ctx.call}` returned {type(result).__name__}, expected a dict of outputs"
+                ok=False, error=f"`{call}` returned {type(result).__name__}, expected a dict of outputs"
             )
         return AttemptOutcome(ok=True, outputs={str(k): v for k, v in result.items()})
 

@@ -97,6 +97,8 @@ class RunResult:
     started: float
     finished: float
     state_dir: str = ""
+    #: ``resume`` of a run that had already succeeded: nothing ran, nothing was recorded.
+    already_succeeded: bool = False
 
     @property
     def ok(self) -> bool:

@@ -315,6 +315,9 @@ class _Run:
             self._mkdir()
             self.emit(ev.RUN_STARTED, **common)
         else:
+            finished = self._already_succeeded(resume)
+            if finished is not None:
+                return finished
             reused = self._load_resume(resume)
             self.emit(ev.RUN_RESUMED, **common, reused=reused)
         if self.masker:
@@ -363,6 +366,38 @@ class _Run:
             raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
         except OSError as exc:
             raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
+
+    def _already_succeeded(self, resume: str) -> RunResult | None:
+        """The recorded result of a run that already succeeded with every stage of this plan:
+        resuming it runs nothing and writes nothing (its times, events and metrics stay)."""
+        record = self.store.run(resume)
+        if record is None or record.state != SUCCEEDED or record.workflow != self.plan.workflow:
+            return None
+        recorded = {s.name: s for s in self.store.stages(resume)}
+        if any(
+            name not in recorded or recorded[name].state not in (SUCCEEDED, SKIPPED) for name in self.stages
+        ):
+            return None  # the file gained a stage since: run it
+        exit_codes = {a.stage: a.exit_code for a in sorted(self.store.attempts(resume), key=lambda a: a.n)}
+        self.run_id = resume
+        return RunResult(
+            run_id=resume,
+            workflow=record.workflow,
+            state=SUCCEEDED,
+            stages={
+                name: StageResult(
+                    name=name, state=recorded[name].state, agent=recorded[name].agent,
+                    outputs=dict(recorded[name].outputs), attempts=recorded[name].attempts,
+                    started=recorded[name].started, finished=recorded[name].finished,
+                    exit_code=exit_codes.get(name), reused=True,
+                )
+                for name in self.stages
+            },
+            started=record.started,
+            finished=record.finished if record.finished is not None else record.started,
+            state_dir=str(self.store.state_dir),
+            already_succeeded=True,
+        )
 
     def _load_resume(self, resume: str) -> list[str]:
         record = self.store.run(resume)
@@ -790,6 +825,9 @@ class _Run:
                 self.finalize(st, SUCCEEDED)
                 return
             st.error = error
+            if outcome.permanent is not None and i + 1 < total:
+                st.error = f"{error} (not retried: {outcome.permanent})"
+                break
             if i + 1 < total:
                 delay = self._backoff(spec, i + 1)
                 self.emit(ev.STAGE_RETRYING, st.name, attempt, error=error, delay_s=round(delay, 3))
