@@ -4,9 +4,10 @@ SQLite's switch to WAL does not wait on the busy handler: when two processes ope
 database at once, both read its header (rollback mode) and both try to upgrade to the write
 lock; SQLite fails one of them at once with "database is locked" to avoid a deadlock,
 whatever the busy timeout. So the database file is created, switched to WAL and given its
-tables only under an exclusive ``flock`` on ``state.lock`` beside it. An open that finds the
-file in WAL mode with its tables takes no lock; read-only opens wait (shared) for a set-up in
-progress, so they never see a database half set up. Ordinary writes keep the busy timeout.
+tables only under an exclusive ``flock`` on ``state.lock`` beside it (and the switch is retried
+while a process that ignores the lock holds the file). An open that finds the file in WAL
+mode with its tables takes no lock; read-only opens wait (shared) for a set-up in progress,
+so they never see a database half set up. Ordinary writes keep the busy timeout.
 """
 
 from __future__ import annotations
@@ -56,12 +57,11 @@ def connect_for_writing(
             # mode=rw never creates the file: only a set-up under the lock does.
             db = _connect(f"{db_path.resolve().as_uri()}?mode=rw", check_same_thread)
             if _mode(db) == "wal" and is_set_up(db):
-                return _tuned(db)
+                return db
         with _set_up_lock(state_dir, fcntl.LOCK_EX, create=True):
             if db is None:
                 db = _connect(f"{db_path.resolve().as_uri()}?mode=rwc", check_same_thread)
-            if _mode(db) != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(db)
             db.execute("BEGIN IMMEDIATE")
             try:
                 set_up(db)
@@ -69,7 +69,7 @@ def connect_for_writing(
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        return _tuned(db)
+        return db
     except BaseException:
         if db is not None:
             db.close()
@@ -101,22 +101,34 @@ def has_objects(db: sqlite3.Connection, objects: Mapping[str, str]) -> bool:
     return all((name, kind) in present for name, kind in objects.items())
 
 
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    # Under the lock no alfred process races this switch, but a process that does not take the
+    # lock (an older alfred, another program) may hold the fresh file's write lock: the switch
+    # fails at once then, whatever the busy timeout, so it is retried until WAIT_S has passed.
+    deadline = time.monotonic() + WAIT_S
+    pause = 0.001
+    while _mode(db) != "wal":
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
 def _connect(uri: str, check_same_thread: bool) -> sqlite3.Connection:
     db = sqlite3.connect(
         uri, uri=True, timeout=WAIT_S, isolation_level=None, check_same_thread=check_same_thread
     )
     db.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")
+    # Per connection: WAL makes NORMAL safe against corruption (a power cut may lose the last commits).
+    db.execute("PRAGMA synchronous = NORMAL")
     return db
 
 
 def _mode(db: sqlite3.Connection) -> str:
     return str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-
-
-def _tuned(db: sqlite3.Connection) -> sqlite3.Connection:
-    # Per connection: WAL makes NORMAL safe against corruption (a power cut may lose the last commits).
-    db.execute("PRAGMA synchronous = NORMAL")
-    return db
 
 
 @contextmanager
