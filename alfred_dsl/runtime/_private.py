@@ -15,31 +15,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .._statedb import private_mkdir
+
 __all__ = ["make_private_dir", "private_dir_bases", "private_mkdir", "scrub_private_dirs"]
-
-
-def private_mkdir(path: Path) -> bool:
-    """Create ``path`` (and missing parents) 0700; True if it was created, False if it existed.
-
-    An existing folder of this user with group or other bits gets 0700 too.
-    """
-    if not path.parent.is_dir():
-        private_mkdir(path.parent)
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        if not path.is_dir():
-            raise
-        _tighten(path, 0o700)
-        return False
-    return True
-
-
-def _tighten(path: Path, mode: int) -> None:
-    with contextlib.suppress(OSError):
-        info = path.stat()
-        if info.st_uid == os.getuid() and info.st_mode & 0o777 != mode:
-            path.chmod(mode)
 
 
 def private_dir_bases() -> list[Path]:

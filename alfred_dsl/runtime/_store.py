@@ -8,7 +8,9 @@ Layout of a state directory::
 
 The database is opened in WAL mode with ``synchronous=NORMAL`` and a busy timeout, so
 several ``alfredc`` processes can share a state directory without corrupting it (readers
-never block the writer; writers queue). Each :class:`StateStore` has one connection.
+never block the writer; writers queue). Every opener goes through
+:func:`alfred_dsl._statedb.connect_for_writing`, which sets up a fresh database under a file lock
+(SQLite's switch to WAL does not wait on the busy timeout). Each :class:`StateStore` has one connection.
 Writes from the runtime are queued with the ``queue_*``/``add_event`` methods and
 committed together by :meth:`StateStore.flush` (the scheduler flushes once per tick), so
 thousands of stages do not cost thousands of transactions. Reads flush first.
@@ -28,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from .._diagnostics import AlfredError
+from .._statedb import WAIT_S, connect_for_writing, has_objects, schema_objects, wait_for_set_up
 from ._events import Event
-from ._private import private_mkdir
 
 __all__ = [
     "AttemptRecord",
@@ -172,23 +174,6 @@ def default_state_dir() -> Path:
     return Path.cwd() / ".alfred"
 
 
-def _private_database(path: Path) -> None:
-    """Create the database file 0600 before SQLite opens it (SQLite gives its -wal and -shm
-    files the database's mode); an existing one of this user is made 0600 with them."""
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-        return
-    except FileExistsError:
-        pass
-    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
-        try:
-            info = (path.parent / name).stat()
-            if info.st_uid == os.getuid() and info.st_mode & 0o077:
-                os.chmod(path.parent / name, 0o600)
-        except OSError:
-            continue
-
-
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else {}
 
@@ -201,6 +186,33 @@ def _dumps(value: Any) -> str:
     if not value:  # most events and stage rows carry nothing: skip the encoder
         return "{}" if isinstance(value, dict) else json.dumps(value)
     return _ENCODE(value)
+
+
+_SCHEMA_OBJECTS = schema_objects(_SCHEMA)
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    """Create the runtime's tables (and bring older databases up to date); in a transaction."""
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    # Databases written before attempts recorded their agent ...
+    columns = _columns(db, "attempts")
+    if "agent" not in columns:
+        db.execute("ALTER TABLE attempts ADD COLUMN agent TEXT")
+    # ... and before logs had a cap.
+    if "log_dropped" not in columns:
+        db.execute("ALTER TABLE attempts ADD COLUMN log_dropped INTEGER")
+
+
+def schema_is_current(db: sqlite3.Connection) -> bool:
+    """Whether :func:`create_schema` would change nothing (a read: no lock needed)."""
+    return has_objects(db, _SCHEMA_OBJECTS) and {"agent", "log_dropped"} <= _columns(db, "attempts")
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 class StateStore:
@@ -222,20 +234,13 @@ class StateStore:
             if readonly:
                 if not self.db_path.is_file():
                     raise StoreError(f"no state database in {self.state_dir}")
+                wait_for_set_up(self.state_dir)
                 uri = self.db_path.resolve().as_uri() + "?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
-                self._db.execute("PRAGMA busy_timeout = 30000")
+                self._db = sqlite3.connect(uri, uri=True, timeout=WAIT_S, isolation_level=None)
+                self._db.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")
                 self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # not a database: fail now
                 return
-            private_mkdir(self.state_dir)
-            _private_database(self.db_path)
-            self._db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = OFF")
-            with self._transaction():
-                self._create_schema()
+            self._db = connect_for_writing(self.state_dir, is_set_up=schema_is_current, set_up=create_schema)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot use state directory {self.state_dir}: {exc}") from exc
 
@@ -252,23 +257,8 @@ class StateStore:
         return cls(directory, readonly=True)
 
     # -- plumbing -------------------------------------------------------------------
-    def _create_schema(self) -> None:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                self._db.execute(statement)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
-        # Databases written before attempts recorded their agent.
-        columns = self._columns("attempts")
-        if "agent" not in columns:
-            self._db.execute("ALTER TABLE attempts ADD COLUMN agent TEXT")
-        # ... and before logs had a cap.
-        if "log_dropped" not in columns:
-            self._db.execute("ALTER TABLE attempts ADD COLUMN log_dropped INTEGER")
-
     def _columns(self, table: str) -> set[str]:
-        return {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
+        return _columns(self._db, table)
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._statedb import WAIT_S, wait_for_set_up
+
 __all__ = [
     "AgentUsage",
     "Metrics",
@@ -190,8 +192,9 @@ def _union_length(intervals: Iterable[tuple[float, float]]) -> float:
 def _open(state_dir: str | Path) -> sqlite3.Connection:
     path = Path(state_dir) / "state.db"
     # Read-only: reporting never creates a state directory.
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
-    db.execute("PRAGMA busy_timeout = 30000")
+    wait_for_set_up(path.parent)
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=WAIT_S)
+    db.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")
     return db
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._diagnostics import AlfredError
+from .._statedb import WAIT_S, connect_for_writing, has_objects, schema_objects, wait_for_set_up
 
 __all__ = [
     "PRIORITIES",
@@ -97,6 +98,24 @@ CREATE TABLE IF NOT EXISTS workers (
     max_runs   INTEGER NOT NULL
 );
 """
+
+
+_SCHEMA_OBJECTS = schema_objects(_SCHEMA)
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    from ..runtime._store import create_schema as create_store_schema  # lazy: keeps `status` light
+
+    create_store_schema(db)  # the runtime owns the runs table; reads join it
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _schema_is_current(db: sqlite3.Connection) -> bool:
+    from ..runtime._store import schema_is_current as store_schema_is_current
+
+    return has_objects(db, _SCHEMA_OBJECTS) and store_schema_is_current(db)
 
 
 class QueueError(AlfredError):
@@ -221,28 +240,23 @@ class RunQueue:
             self._db = self._open_read_only()
             return
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            with self._transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+            # One set-up for the runtime's tables and the queue's: a reader never sees one without the other.
+            self._db = connect_for_writing(
+                self.state_dir, is_set_up=_schema_is_current, set_up=_create_schema, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as exc:
             raise QueueError(f"cannot use state directory {self.state_dir}: {exc}") from exc
-        self._ensure_runs_table()
 
     def _open_read_only(self) -> sqlite3.Connection:
         exists = self.db_path.is_file()
+        if exists:
+            wait_for_set_up(self.state_dir)
         target = f"{self.db_path.resolve().as_uri()}?mode=ro" if exists else ":memory:"
         try:
             db = sqlite3.connect(
-                target, uri=exists, timeout=30.0, isolation_level=None, check_same_thread=False
+                target, uri=exists, timeout=WAIT_S, isolation_level=None, check_same_thread=False
             )
-            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")
             present = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             # Tables the file lacks (a directory only `alfredc run` used, or no file at all) are
             # empty TEMP tables: every read works unchanged and nothing reaches the file.
@@ -255,15 +269,6 @@ class RunQueue:
         except sqlite3.Error as exc:
             raise QueueError(f"cannot read state directory {self.state_dir}: {exc}") from exc
         return db
-
-    def _ensure_runs_table(self) -> None:
-        # The runtime owns the runs table; make sure it exists so reads never fail.
-        from ..runtime._store import StateStore, StoreError
-
-        try:
-            StateStore(self.state_dir).close()
-        except StoreError as exc:
-            raise QueueError(str(exc)) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
