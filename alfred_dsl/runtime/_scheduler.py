@@ -20,6 +20,7 @@ when the earlier process died (or whose success was not yet committed) runs agai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import json
@@ -103,11 +104,46 @@ async def execute(
     run = _Run(plan, store, options, bus, agent_slots or AgentSlots())
     run.control, run.control_interval_s = control, control_interval_s
     run.slots.join(id(run), run.wake)
+    relay: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if options.handle_signals and threading.current_thread() is threading.main_thread():
+        relay = _SignalRelay(run)
     try:
-        with short_time_slice():
+        with relay, short_time_slice():
             return await run.main(resume, run_id)
     finally:
         run.slots.leave(id(run))
+
+
+class _SignalRelay:
+    """SIGINT and SIGTERM, while a run runs, go to :meth:`_Run.on_signal` on the Trio loop.
+
+    Not ``trio.open_signal_receiver``: on leaving it, that re-raises the signals still
+    queued, so a second Ctrl-C shortly after the first ended the process with a traceback
+    (or killed it, for SIGTERM) while the run was being saved. Here a signal is handed to
+    the loop as it comes and dropped once the run has ended. After a run stopped by a
+    signal, SIGINT and SIGTERM stay ignored: the process was asked to stop and is doing so;
+    a later signal must not kill it while it exits (exit status 130).
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.token = trio.lowlevel.current_trio_token()
+        self.previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: object) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            self.token.run_sync_soon(self.run.on_signal, signum)
+
+    def __enter__(self) -> None:
+        for signum in self._SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handler)
+
+    def __exit__(self, *exc: object) -> None:
+        stopped = self.run.interrupted in {signal_name(s) for s in self._SIGNALS}
+        for signum, previous in self.previous.items():
+            signal.signal(signum, signal.SIG_IGN if stopped else previous)
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -238,6 +274,8 @@ class _Run:
         self.control_interval_s = 0.5
         self.paused = False
         self.cancelled = False
+        #: finish_run has decided the run's state: a late signal changes nothing.
+        self.ended = False
 
     # -- events and persistence -------------------------------------------------------
     def emit(self, type_: str, stage: str | None = None, attempt: int | None = None, **data: Any) -> None:
@@ -310,8 +348,8 @@ class _Run:
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
-                if self.options.handle_signals and threading.current_thread() is threading.main_thread():
-                    await nursery.start(self.watch_signals)
+                if self.interrupted is not None:  # a signal came while the run was being set up
+                    self.stop("interrupted")
                 nursery.start_soon(self.flusher)
                 if self.control is not None:
                     nursery.start_soon(self.watch_control)
@@ -378,15 +416,17 @@ class _Run:
                 self.save(st)  # back to pending
         return reused
 
-    async def watch_signals(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            task_status.started()
-            async for signum in signals:
-                if self.interrupted is None:
-                    self.interrupted = signal_name(signum)
-                    self.stop("interrupted")
-                else:  # a second signal: no more grace periods
-                    self.kill_now.set()
+    def on_signal(self, signum: int) -> None:
+        """SIGINT or SIGTERM (see :class:`_SignalRelay`): stop the run; a second one skips
+        the grace periods."""
+        if self.ended:
+            return
+        if self.interrupted is None:
+            self.interrupted = signal_name(signum)
+            if self.nursery is not None:  # else main() stops the run as soon as it starts
+                self.stop("interrupted")
+        else:
+            self.kill_now.set()
 
     async def watch_control(self) -> None:
         """Poll the service's control flag of this run (pause, resume, cancel)."""
@@ -774,6 +814,7 @@ class _Run:
 
     # -- end ------------------------------------------------------------------------
     def finish_run(self) -> RunResult:
+        self.ended = True
         finished = time.time()
         for st in self.stages.values():  # only after KeyboardInterrupt can some be left open
             if st.state not in FINAL_STAGE_STATES:
