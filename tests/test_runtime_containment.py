@@ -10,12 +10,15 @@ starting the stages again, under the next attempt number.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 ALFREDC = [sys.executable, "-m", "alfred_dsl"]
 
@@ -80,3 +83,135 @@ def test_two_sigints_close_together_always_end_the_run_interrupted_with_status_1
         results = list(pool.map(lambda i: _two_sigints(folders[i], 0.0015 * i), range(trials)))
     bad = [(i, r) for i, r in enumerate(results) if r[0] != 130 or r[1] != "interrupted" or "A900" in r[2]]
     assert not bad, bad
+
+
+# -- setsid: a process that left the attempt's process group dies with the attempt ------------
+
+#: The stage leads a process group; `setsid` puts a `sleep` in a session (and group) of its own.
+ESCAPER = """
+agent sh {{
+  kind = command
+}}
+workflow w {{
+  stage escape {{
+    agent = sh
+    {timeout}
+    run = "setsid sleep 1003 & echo $! > escaped.pid; sleep 300"
+  }}
+}}
+"""
+
+MODES = {"cgroup": {}, "subreaper": {"ALFRED_NO_CGROUP": "1"}}
+
+
+def _env(mode: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "ALFRED_NO_CGROUP"}
+    return {**env, **MODES[mode], "NO_COLOR": "1"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _escaped(folder: Path) -> int:
+    """The pid of the `setsid sleep`, once it runs in a session of its own."""
+    pid_file = folder / "escaped.pid"
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the setsid process")
+    pid = int(pid_file.read_text())
+    _wait_for(lambda: os.getsid(pid) == pid, what="setsid")  # it left the stage's group
+    return pid
+
+
+def _gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)  # leave the machine clean, and fail
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _containment_mode(folder: Path, mode: str) -> None:
+    """The mode the runner used, from the cgroup column of the attempts it recorded."""
+    with sqlite3.connect(folder / ".alfred" / "state.db") as db:
+        groups = [row[0] for row in db.execute("SELECT cgroup FROM attempts")]
+    assert groups and all((group is not None) == (mode == "cgroup") for group in groups), groups
+
+
+def _cgroup_writable() -> bool:
+    probe = subprocess.run(
+        [*ALFREDC, "doctor", "--format", "json"], capture_output=True, text=True, env=_env("cgroup")
+    )
+    return '"mode": "cgroup"' in probe.stdout
+
+
+def _skip_unless_possible(mode: str) -> None:
+    if mode == "cgroup" and not _cgroup_writable():
+        pytest.skip("cgroup v2 is not writable here")
+
+
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("how", ["timeout", "SIGINT", "SIGTERM"])
+def test_a_setsid_process_dies_with_its_attempt_stopped_by_alfredc_run(
+    tmp_path: Path, mode: str, how: str
+) -> None:
+    _skip_unless_possible(mode)
+    timeout = "timeout = 1s" if how == "timeout" else ""
+    (tmp_path / "w.alfred").write_text(ESCAPER.format(timeout=timeout))
+    proc = subprocess.Popen(
+        [*ALFREDC, "run", "w.alfred", "--grace", "1s"], cwd=tmp_path, env=_env(mode),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        escaped = _escaped(tmp_path)
+        if how != "timeout":
+            proc.send_signal(getattr(signal, how))
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == (1 if how == "timeout" else 130), out
+    assert _gone(escaped), f"the setsid process {escaped} outlived its attempt ({how}, {mode})"
+    _containment_mode(tmp_path, mode)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("how", ["cancel", "worker SIGTERM"])
+def test_a_setsid_process_dies_with_its_attempt_stopped_in_a_worker(
+    tmp_path: Path, mode: str, how: str
+) -> None:
+    _skip_unless_possible(mode)
+    (tmp_path / "w.alfred").write_text(ESCAPER.format(timeout=""))
+    env = {**_env(mode), "PYTHONUNBUFFERED": "1"}
+    submitted = subprocess.run(
+        [*ALFREDC, "submit", "w.alfred"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    run_id = submitted.stdout.strip()
+    worker = subprocess.Popen(
+        [*ALFREDC, "worker", "--until-empty", "--poll", "50ms", "--control-interval", "50ms",
+         "--grace", "1s"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    try:
+        escaped = _escaped(tmp_path)
+        if how == "cancel":
+            cancel = subprocess.run(
+                [*ALFREDC, "cancel", run_id], cwd=tmp_path, env=env, capture_output=True, text=True
+            )
+            assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        else:
+            worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert _gone(escaped), f"the setsid process {escaped} outlived its attempt ({how}, {mode}):\n{out}"
+    _containment_mode(tmp_path, mode)

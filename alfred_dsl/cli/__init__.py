@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "resume": "alfred_dsl.cli._service:resume",
     "metrics": "alfred_dsl.cli._service:metrics",
     "schema": "alfred_dsl.cli._schema:schema",
+    "doctor": "alfred_dsl.cli._doctor:doctor",
 }
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

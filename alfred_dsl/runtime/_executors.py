@@ -64,6 +64,8 @@ class AttemptContext:
     kill_now: trio.Event | None = None
     on_spawn: Callable[[int], None] | None = None
     masker: Masker = field(default_factory=Masker)
+    #: The attempt's cgroup v2 directory (cgroup containment, command stages), or None.
+    cgroup: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +109,11 @@ def _describe_status(status: int, shell: bool) -> str:
     return f"exit status {status}"
 
 
+#: Put before a shell line that runs in a cgroup: the shell writes its pid to the cgroup's
+#: cgroup.procs (the path comes in the environment, never in the text), then forgets it.
+_ENTER_CGROUP = '{ echo $$ >"$ALFRED_CGROUP_PROCS"; } 2>/dev/null; unset ALFRED_CGROUP_PROCS; '
+
+
 class CommandExecutor:
     """A process: argv without a shell, or a string under ``/bin/sh -c``; its own process group."""
 
@@ -129,6 +136,11 @@ class CommandExecutor:
             return AttemptOutcome(ok=False, error="nothing to run: the stage and its agent have no `run`")
         shell = isinstance(ctx.run, str)
         argv: list[str] = ["/bin/sh", "-c", ctx.run] if isinstance(ctx.run, str) else list(ctx.run)
+        if shell and ctx.cgroup is not None:
+            # The shell enters the attempt's cgroup before it runs a word of the line (and on
+            # the same line, so the line's numbers in its error messages stay): nothing it
+            # starts can be forked outside, which a move by the parent after the spawn allows.
+            argv[2] = _ENTER_CGROUP + argv[2]
         if not argv or not argv[0]:
             return AttemptOutcome(ok=False, error="empty command")
         work_dir = str(ctx.work_dir)
@@ -165,6 +177,8 @@ class CommandExecutor:
         env[b"ALFRED_ATTEMPT"] = str(ctx.attempt).encode()
         env[b"ALFRED_INPUTS"] = os.fsencode(inputs_path)
         env[b"ALFRED_OUTPUTS"] = os.fsencode(outputs_path)
+        if shell and ctx.cgroup is not None:
+            env[b"ALFRED_CGROUP_PROCS"] = os.fsencode(f"{ctx.cgroup}/cgroup.procs")
         log = str(ctx.log_path)
         try:
             status = await run_in_group(
@@ -176,6 +190,9 @@ class CommandExecutor:
                 kill_now=ctx.kill_now,
                 on_spawn=ctx.on_spawn,
                 before_spawn=prepare,
+                cgroup=ctx.cgroup,
+                child_moves_itself=shell,
+                marker=(ctx.run_id, ctx.stage.name, ctx.attempt),
             )
         except SpawnError as exc:
             return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))

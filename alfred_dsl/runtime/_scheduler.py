@@ -41,10 +41,21 @@ import trio
 from .._expr import to_text
 from .._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _events as ev
+from ._contain import (
+    SUBREAPER,
+    Containment,
+    cgroup_populated,
+    containment,
+    kill_cgroup,
+    kill_dead_runner_cgroup,
+    kill_marked,
+    reap_adopted,
+    remove_cgroup,
+)
 from ._events import Event, EventBus
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
 from ._limits import AgentKey, AgentSlots, agent_key
-from ._process import kill_orphans, signal_name
+from ._process import LEADERS, kill_orphans, signal_name
 from ._resolve import ExprError, Masker, render_shell, render_value, render_when
 from ._results import (
     CANCELLED,
@@ -59,7 +70,7 @@ from ._results import (
     RunResult,
     StageResult,
 )
-from ._store import StateStore, StoreError
+from ._store import AttemptRecord, StateStore, StoreError
 from ._timeslice import short_time_slice
 
 __all__ = ["execute", "plan_json"]
@@ -206,6 +217,8 @@ class _Stage:
     reused: bool = False
     scope: trio.CancelScope | None = None
     attempt_started: float | None = None
+    #: The running attempt's cgroup (cgroup containment), recorded with each of its rows.
+    attempt_cgroup: str | None = None
     cwd: Path = Path()
     #: The stage's argv when no part of it is a template (resolved once, not per attempt).
     static_argv: tuple[str, ...] | None = None
@@ -276,6 +289,7 @@ class _Run:
         self.cancelled = False
         #: finish_run has decided the run's state: a late signal changes nothing.
         self.ended = False
+        self.reaping = False
 
     # -- events and persistence -------------------------------------------------------
     def emit(self, type_: str, stage: str | None = None, attempt: int | None = None, **data: Any) -> None:
@@ -393,15 +407,17 @@ class _Run:
         self.run_id = resume
         self.work_dir = self.store.run_dir(resume)
         self._mkdir()
-        # Processes of attempts that were running when the earlier alfredc died.
-        leftover = [a.pid for a in self.store.attempts(resume) if a.finished is None and a.pid]
-        kill_orphans(resume, leftover)
+        attempts = self.store.attempts(resume)
+        self._kill_leftovers(resume, [a for a in attempts if a.finished is None])
+        last_attempt: dict[str, int] = {}
+        for a in attempts:
+            last_attempt[a.stage] = max(last_attempt.get(a.stage, 0), a.n)
         reused: list[str] = []
         for record_stage in self.store.stages(resume):
             st = self.stages.get(record_stage.name)
             if st is None:
                 continue
-            st.attempt_base = record_stage.attempts
+            st.attempt_base = max(record_stage.attempts, last_attempt.get(record_stage.name, 0))
             if record_stage.state == SUCCEEDED:
                 st.state = SUCCEEDED
                 st.reused = True
@@ -415,6 +431,44 @@ class _Run:
             else:
                 self.save(st)  # back to pending
         return reused
+
+    def _kill_leftovers(self, run_id: str, unfinished: list[AttemptRecord]) -> None:
+        """Kill what the attempts that were running when the earlier process died left:
+        their cgroups, the processes whose environment names them, their process groups;
+        then record those attempts as ended."""
+        if not unfinished:
+            return
+        for a in unfinished:
+            if a.cgroup:
+                kill_cgroup(a.cgroup)
+                kill_dead_runner_cgroup(a.cgroup)
+        kill_marked(run_id, [(a.stage, a.n) for a in unfinished])
+        kill_orphans(run_id, [a.pid for a in unfinished if a.pid])
+        deadline = time.monotonic() + 2.0
+        for a in unfinished:
+            if a.cgroup:  # cgroup.kill is asynchronous: the cgroup empties within milliseconds
+                while cgroup_populated(a.cgroup) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                remove_cgroup(a.cgroup)
+            self.store.queue_attempt(
+                run_id, a.stage, a.n, started=a.started, finished=time.time(),
+                error="the process running it ended (killed or crashed)", log_path=a.log_path, pid=a.pid,
+                agent=a.agent, cgroup=a.cgroup,
+            )
+
+    def contain(self) -> Containment:
+        """How this process contains attempts (detected at the first command stage)."""
+        mode = containment()
+        if mode.mode == SUBREAPER and not self.reaping and self.nursery is not None:
+            self.reaping = True
+            self.nursery.start_soon(self._reap_adopted)
+        return mode
+
+    async def _reap_adopted(self) -> None:
+        """As a subreaper, this process inherits the orphans of its attempts: reap them."""
+        while True:
+            await trio.sleep(1.0)
+            reap_adopted(LEADERS)
 
     def on_signal(self, signum: int) -> None:
         """SIGINT or SIGTERM (see :class:`_SignalRelay`): stop the run; a second one skips
@@ -665,7 +719,7 @@ class _Run:
         if st.attempt_started is not None:
             self.store.queue_attempt(
                 self.run_id, st.name, st.attempts, started=st.attempt_started, finished=time.time(),
-                error="cancelled", agent=st.agent,
+                error="cancelled", agent=st.agent, cgroup=st.attempt_cgroup,
             )
             st.attempt_started = None
         st.error = st.error or "cancelled"
@@ -719,13 +773,14 @@ class _Run:
             kill_now=self.kill_now,
             on_spawn=lambda pid: self._spawned(st, pid, log),
             masker=self.masker,
+            cgroup=st.attempt_cgroup,
         )
 
     def _spawned(self, st: _Stage, pid: int, log: str) -> None:
         assert st.attempt_started is not None
         self.store.queue_attempt(
             self.run_id, st.name, st.attempts, started=st.attempt_started, log_path=log, pid=pid,
-            agent=st.agent,
+            agent=st.agent, cgroup=st.attempt_cgroup,
         )
         self.dirty.set()
 
@@ -760,9 +815,23 @@ class _Run:
             log = f"{self.work_dir_str}{os.sep}{st.name}.{attempt}.log"
             self.save(st)
             self.emit(ev.STAGE_STARTED, st.name, attempt, agent=agent.name, log=log, retries=spec.retries)
-            self.store.queue_attempt(
-                self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name
-            )
+            st.attempt_cgroup = None
+            if agent.kind != "python":
+                if agent.kind == "command":
+                    st.attempt_cgroup = self.contain().attempt_cgroup(self.run_id, st.name, attempt)
+                self.store.queue_attempt(
+                    self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name,
+                    cgroup=st.attempt_cgroup,
+                )
+                # Committed before anything starts: a runner killed from here on leaves a
+                # trace of the attempt (its number, its cgroup, the ALFRED_* variables its
+                # processes carry), so --resume kills what it started and counts on from it.
+                # (A python stage starts no process and cannot see its attempt number.)
+                self.store.flush()
+            else:
+                self.store.queue_attempt(
+                    self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name
+                )
             outcome: AttemptOutcome
             if executor is None:
                 outcome = AttemptOutcome(ok=False, error=f"no executor for agents of kind `{agent.kind}`")
@@ -789,6 +858,7 @@ class _Run:
             self.store.queue_attempt(
                 self.run_id, st.name, attempt, started=st.attempt_started, finished=time.time(),
                 exit_code=outcome.exit_code, error=error, log_path=outcome.log_path, agent=agent.name,
+                cgroup=st.attempt_cgroup,
             )
             st.attempt_started = None
             st.exit_code = outcome.exit_code

@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     log_path   TEXT,
     pid        INTEGER,                 -- leader of the attempt's process group (command stages)
     agent      TEXT,                    -- the agent the attempt ran on (retries may move)
+    cgroup     TEXT,                    -- the attempt's cgroup v2 directory (cgroup containment)
     PRIMARY KEY (run, stage, n)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -106,8 +107,8 @@ _UPSERT_STAGE = (
 )
 _UPSERT_ATTEMPT = (
     "INSERT OR REPLACE INTO attempts"
-    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent, cgroup)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: Statements that write a whole row -> the length of the row's key (its first parameters).
 _UPSERT_KEYS = {_UPSERT_STAGE: 2, _UPSERT_ATTEMPT: 3}
@@ -161,6 +162,7 @@ class AttemptRecord:
     log_path: str | None
     pid: int | None
     agent: str | None = None
+    cgroup: str | None = None
 
 
 def default_state_dir() -> Path:
@@ -238,8 +240,12 @@ class StateStore:
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
         # Databases written before attempts recorded their agent.
-        if "agent" not in self._columns("attempts"):
+        columns = self._columns("attempts")
+        if "agent" not in columns:
             self._db.execute("ALTER TABLE attempts ADD COLUMN agent TEXT")
+        # ... and before they recorded their cgroup.
+        if "cgroup" not in columns:
+            self._db.execute("ALTER TABLE attempts ADD COLUMN cgroup TEXT")
 
     def _columns(self, table: str) -> set[str]:
         return {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
@@ -503,19 +509,22 @@ class StateStore:
         log_path: str | None = None,
         pid: int | None = None,
         agent: str | None = None,
+        cgroup: str | None = None,
     ) -> None:
         self._pending.append((
             _UPSERT_ATTEMPT,
-            (run_id, stage, n, started, finished, exit_code, error, log_path, pid, agent),
+            (run_id, stage, n, started, finished, exit_code, error, log_path, pid, agent, cgroup),
         ))
 
     def attempts(self, run_id: str, stage: str | None = None) -> list[AttemptRecord]:
         self.flush()
         if self._attempt_columns is None:
             # A read-only store may look at a database older than the `agent` column.
-            agent = "agent" if "agent" in self._columns("attempts") else "NULL"
+            columns = self._columns("attempts")
+            agent = "agent" if "agent" in columns else "NULL"
+            cgroup = "cgroup" if "cgroup" in columns else "NULL"
             self._attempt_columns = (
-                f"run, stage, n, started, finished, exit_code, error, log_path, pid, {agent}"
+                f"run, stage, n, started, finished, exit_code, error, log_path, pid, {agent}, {cgroup}"
             )
         sql = f"SELECT {self._attempt_columns} FROM attempts WHERE run = ?"
         args: tuple[Any, ...] = (run_id,)
@@ -526,7 +535,7 @@ class StateStore:
         return [
             AttemptRecord(
                 run=r[0], stage=r[1], n=r[2], started=r[3], finished=r[4], exit_code=r[5], error=r[6],
-                log_path=r[7], pid=r[8], agent=r[9],
+                log_path=r[7], pid=r[8], agent=r[9], cgroup=r[10],
             )
             for r in rows
         ]
