@@ -215,3 +215,90 @@ def test_a_setsid_process_dies_with_its_attempt_stopped_in_a_worker(
         worker.wait()
     assert _gone(escaped), f"the setsid process {escaped} outlived its attempt ({how}, {mode}):\n{out}"
     _containment_mode(tmp_path, mode)
+
+
+# -- kill -9 of the runner at any moment: nothing unrecorded, nothing left, no number reused ---
+
+def _forty_sleepers() -> str:
+    stages = "".join(
+        f'  stage s{i} {{\n    agent = sh\n'
+        f'    run = "echo $ALFRED_ATTEMPT >> att.$ALFRED_STAGE; [ -f quick ] || sleep 1000"\n  }}\n'
+        for i in range(40)
+    )
+    return f"agent sh {{\n  kind = command\n  concurrency = 64\n}}\nworkflow w {{\n{stages}}}\n"
+
+
+def _processes_of(run_id: str) -> dict[int, tuple[str, int]]:
+    """pid -> (stage, attempt) of the live processes whose environment names ``run_id``."""
+    found: dict[int, tuple[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            variables = dict(
+                v.split(b"=", 1) for v in (entry / "environ").read_bytes().split(b"\0") if b"=" in v
+            )
+        except OSError:
+            continue
+        if variables.get(b"ALFRED_RUN_ID") == run_id.encode() and _alive(int(entry.name)):
+            stage = variables.get(b"ALFRED_STAGE", b"").decode()
+            found[int(entry.name)] = (stage, int(variables.get(b"ALFRED_ATTEMPT", b"0")))
+    return found
+
+
+def _kill_9_trial(folder: Path, mode: str, delay_s: float) -> list[str]:
+    """One trial; returns what went wrong (nothing, when all holds)."""
+    folder.mkdir()
+    (folder / "w.alfred").write_text(_forty_sleepers())
+    env = _env(mode)
+    proc = subprocess.Popen(
+        [*ALFREDC, "run", "w.alfred", "-j", "64", "--grace", "1s"], cwd=folder, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: any(folder.glob("att.*")), what="the first stage")
+        time.sleep(delay_s)  # the runner is spawning the forty stages now
+    finally:
+        proc.kill()  # kill -9
+        proc.wait()
+    problems: list[str] = []
+    with sqlite3.connect(folder / ".alfred" / "state.db") as db:
+        run_id = str(db.execute("SELECT id FROM runs").fetchone()[0])
+        recorded = {(str(s), int(n)) for s, n in db.execute("SELECT stage, n FROM attempts")}
+    left = _processes_of(run_id)
+    unrecorded = sorted({a for a in left.values() if a not in recorded})
+    if unrecorded:
+        problems.append(f"{len(unrecorded)} attempts ran unrecorded: {unrecorded[:3]}")
+    (folder / "quick").touch()
+    resumed = subprocess.run(
+        [*ALFREDC, "run", "--resume", "last", "-j", "64"], cwd=folder, env=env, capture_output=True,
+        text=True, timeout=60,
+    )
+    if resumed.returncode != 0:
+        problems.append(f"resume exited {resumed.returncode}: {resumed.stderr[-300:]}")
+    survivors = [pid for pid in left if _alive(pid)]
+    if survivors:
+        problems.append(f"{len(survivors)} processes of the killed run survived --resume")
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+    for stage_file in folder.glob("att.*"):
+        numbers = [int(n) for n in stage_file.read_text().split()]
+        if numbers != sorted(set(numbers)):
+            problems.append(f"{stage_file.name}: attempt numbers {numbers} (one ran twice)")
+    return problems
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_kill_9_at_any_moment_leaves_nothing_unrecorded_and_resume_kills_it_first(
+    tmp_path: Path, mode: str
+) -> None:
+    # Before the fix nearly every trial left 20-30 sleeps with no pid recorded, started
+    # again beside the old ones. A bigger loop (ALFRED_KILL9_TRIALS) is in the closing note.
+    _skip_unless_possible(mode)
+    trials = int(os.environ.get("ALFRED_KILL9_TRIALS", "3"))
+    failures = {}
+    for i in range(trials):
+        problems = _kill_9_trial(tmp_path / f"t{i}", mode, 0.005 * (i % 8))
+        if problems:
+            failures[i] = problems
+    assert not failures, failures
