@@ -10,6 +10,7 @@ starting the stages again, under the next attempt number.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import signal
 import sqlite3
@@ -302,3 +303,20 @@ def test_kill_9_at_any_moment_leaves_nothing_unrecorded_and_resume_kills_it_firs
         if problems:
             failures[i] = problems
     assert not failures, failures
+
+
+def test_doctor_says_which_containment_mode_is_in_use_and_why(tmp_path: Path) -> None:
+    forced = subprocess.run(
+        [*ALFREDC, "doctor"], cwd=tmp_path, env=_env("subreaper"), capture_output=True, text=True
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "containment  subreaper: ALFRED_NO_CGROUP is set" in forced.stdout
+    assert f"state dir    {tmp_path / '.alfred'}" in forced.stdout
+    default = subprocess.run(
+        [*ALFREDC, "doctor", "--format", "json"], cwd=tmp_path, env=_env("cgroup"), capture_output=True,
+        text=True,
+    )
+    assert default.returncode == 0, default.stderr
+    contain = json.loads(default.stdout)["containment"]
+    assert contain["mode"] in MODES and contain["reason"]
+    assert (contain["cgroup"] is not None) == (contain["mode"] == "cgroup")
