@@ -266,6 +266,10 @@ def _kill_9_trial(folder: Path, mode: str, delay_s: float) -> list[str]:
     with sqlite3.connect(folder / ".alfred" / "state.db") as db:
         run_id = str(db.execute("SELECT id FROM runs").fetchone()[0])
         recorded = {(str(s), int(n)) for s, n in db.execute("SELECT stage, n FROM attempts")}
+    # The attempts journal, appended before each spawn: started<TAB>stage<TAB>attempt<TAB>cgroup.
+    journal = folder / ".alfred" / "runs" / run_id / "attempts.started"
+    if journal.exists():
+        recorded |= {(f[1], int(f[2])) for f in (ln.split("\t") for ln in journal.read_text().splitlines())}
     left = _processes_of(run_id)
     unrecorded = sorted({a for a in left.values() if a not in recorded})
     if unrecorded:

@@ -44,6 +44,7 @@ __all__ = [
     "move_to_cgroup",
     "reap_adopted",
     "remove_cgroup",
+    "remove_run_cgroups",
 ]
 
 CGROUP = "cgroup"
@@ -123,8 +124,9 @@ def _detect() -> Containment:
 
 def _leave(home: str, runner: str) -> None:
     """At exit: back to the cgroup this process came from, and its folders removed."""
-    if move_to_cgroup(home, os.getpid()):
-        remove_cgroup(runner)
+    if move_to_cgroup(home, os.getpid()) and remove_cgroup(runner):
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(runner))  # left while a run's cgroup still holds a process
 
 
 def _sweep(shared: str) -> None:
@@ -261,14 +263,25 @@ def kill_cgroup(path: str) -> bool:
 
 
 def remove_cgroup(path: str) -> bool:
-    """Remove the cgroup if nothing runs in it any more (and its run's when it is empty)."""
+    """Remove the cgroup if nothing runs in it any more."""
     try:
         os.rmdir(path)
     except OSError:
         return False
-    with contextlib.suppress(OSError):
-        os.rmdir(os.path.dirname(path))  # the run's folder: fails while other attempts remain
     return True
+
+
+def remove_run_cgroups(root: str | None, run_id: str) -> None:
+    """At the end of a run: its folder of cgroups, and those of its attempts that emptied
+    since they ended (one with a background process still running stays)."""
+    if root is None:
+        return
+    folder = f"{root}/{run_id}"
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.is_dir():
+                remove_cgroup(entry.path)
+        os.rmdir(folder)
 
 
 # -- the environment marker --------------------------------------------------------------

@@ -441,6 +441,8 @@ async def terminate_group(
     attempts = [(marker[1], marker[2])] if marker is not None else []
     run_id = marker[0] if marker is not None else ""
     # Without a cgroup the environment is the only trace of a process that left the group.
+    if cgroup is not None and not os.path.isdir(cgroup):
+        cgroup = None  # it could not be created: the attempt ran outside any cgroup
     scan_marked = bool(attempts) and cgroup is None
     def strays() -> list[int]:
         """Processes forked by an argv command before its move into ``cgroup``."""

@@ -51,9 +51,11 @@ from ._contain import (
     kill_marked,
     reap_adopted,
     remove_cgroup,
+    remove_run_cgroups,
 )
 from ._events import Event, EventBus
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
+from ._journal import AttemptJournal, read_journal
 from ._limits import AgentKey, AgentSlots, agent_key
 from ._process import LEADERS, kill_orphans, signal_name
 from ._resolve import ExprError, Masker, render_shell, render_value, render_when
@@ -289,6 +291,9 @@ class _Run:
         self.cancelled = False
         #: finish_run has decided the run's state: a late signal changes nothing.
         self.ended = False
+        self.journal = AttemptJournal(Path())
+        #: The containment of this process, once a command stage needed it.
+        self.contained: Containment | None = None
         self.reaping = False
 
     # -- events and persistence -------------------------------------------------------
@@ -385,6 +390,7 @@ class _Run:
 
     def _mkdir(self) -> None:
         self.work_dir_str = str(self.work_dir)
+        self.journal = AttemptJournal(self.work_dir)
         try:
             self.work_dir.mkdir(parents=True)
         except FileExistsError as exc:
@@ -408,10 +414,20 @@ class _Run:
         self.work_dir = self.store.run_dir(resume)
         self._mkdir()
         attempts = self.store.attempts(resume)
-        self._kill_leftovers(resume, [a for a in attempts if a.finished is None])
+        known = {(a.stage, a.n) for a in attempts}
+        unfinished = [a for a in attempts if a.finished is None]
         last_attempt: dict[str, int] = {}
         for a in attempts:
             last_attempt[a.stage] = max(last_attempt.get(a.stage, 0), a.n)
+        for j in read_journal(self.work_dir):  # started, but the database never heard of it
+            last_attempt[j.stage] = max(last_attempt.get(j.stage, 0), j.n)
+            if (j.stage, j.n) not in known:
+                known.add((j.stage, j.n))
+                unfinished.append(AttemptRecord(
+                    run=resume, stage=j.stage, n=j.n, started=j.started, finished=None, exit_code=None,
+                    error=None, log_path=None, pid=None, cgroup=j.cgroup,
+                ))
+        self._kill_leftovers(resume, unfinished)
         reused: list[str] = []
         for record_stage in self.store.stages(resume):
             st = self.stages.get(record_stage.name)
@@ -449,7 +465,9 @@ class _Run:
             if a.cgroup:  # cgroup.kill is asynchronous: the cgroup empties within milliseconds
                 while cgroup_populated(a.cgroup) and time.monotonic() < deadline:
                     time.sleep(0.005)
-                remove_cgroup(a.cgroup)
+                if remove_cgroup(a.cgroup):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.dirname(a.cgroup))  # the dead run's folder, once empty
             self.store.queue_attempt(
                 run_id, a.stage, a.n, started=a.started, finished=time.time(),
                 error="the process running it ended (killed or crashed)", log_path=a.log_path, pid=a.pid,
@@ -458,7 +476,7 @@ class _Run:
 
     def contain(self) -> Containment:
         """How this process contains attempts (detected at the first command stage)."""
-        mode = containment()
+        mode = self.contained = containment()
         if mode.mode == SUBREAPER and not self.reaping and self.nursery is not None:
             self.reaping = True
             self.nursery.start_soon(self._reap_adopted)
@@ -819,19 +837,15 @@ class _Run:
             if agent.kind != "python":
                 if agent.kind == "command":
                     st.attempt_cgroup = self.contain().attempt_cgroup(self.run_id, st.name, attempt)
-                self.store.queue_attempt(
-                    self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name,
-                    cgroup=st.attempt_cgroup,
-                )
-                # Committed before anything starts: a runner killed from here on leaves a
-                # trace of the attempt (its number, its cgroup, the ALFRED_* variables its
-                # processes carry), so --resume kills what it started and counts on from it.
-                # (A python stage starts no process and cannot see its attempt number.)
-                self.store.flush()
-            else:
-                self.store.queue_attempt(
-                    self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name
-                )
+                # Durable before anything starts: a runner killed from here on leaves a trace
+                # of the attempt (its number, its cgroup, the ALFRED_* variables its processes
+                # carry), so --resume kills what it started and counts on from it. (A python
+                # stage starts no process and cannot see its attempt number.)
+                self.journal.started(st.name, attempt, st.attempt_started, st.attempt_cgroup)
+            self.store.queue_attempt(
+                self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name,
+                cgroup=st.attempt_cgroup,
+            )
             outcome: AttemptOutcome
             if executor is None:
                 outcome = AttemptOutcome(ok=False, error=f"no executor for agents of kind `{agent.kind}`")
@@ -885,6 +899,9 @@ class _Run:
     # -- end ------------------------------------------------------------------------
     def finish_run(self) -> RunResult:
         self.ended = True
+        self.journal.close()
+        if self.contained is not None:
+            remove_run_cgroups(self.contained.cgroup_root, self.run_id)
         finished = time.time()
         for st in self.stages.values():  # only after KeyboardInterrupt can some be left open
             if st.state not in FINAL_STAGE_STATES:
