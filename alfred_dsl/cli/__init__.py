@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "resume": "alfred_dsl.cli._service:resume",
     "metrics": "alfred_dsl.cli._service:metrics",
     "schema": "alfred_dsl.cli._schema:schema",
+    "doctor": "alfred_dsl.cli._doctor:doctor",
 }
 
 #: command name -> its line in `alfredc --help` (click would cut the docstring at "e.g." or

@@ -74,6 +74,8 @@ class AttemptContext:
     private_dir: Path | None = None
     #: Gets the number of bytes dropped when the log reached the stage's ``max_log``.
     on_log_truncated: Callable[[int], None] | None = None
+    #: The attempt's cgroup v2 directory (cgroup containment, command stages), or None.
+    cgroup: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,6 +165,11 @@ def _describe_status(status: int, shell: bool) -> str:
     return f"exit status {status}"
 
 
+#: Put before a shell line that runs in a cgroup: the shell writes its pid to the cgroup's
+#: cgroup.procs (the path comes in the environment, never in the text), then forgets it.
+_ENTER_CGROUP = '{ echo $$ >"$ALFRED_CGROUP_PROCS"; } 2>/dev/null; unset ALFRED_CGROUP_PROCS; '
+
+
 class CommandExecutor:
     """A process: argv without a shell, or a string under ``/bin/sh -c``; its own process group."""
 
@@ -185,6 +192,11 @@ class CommandExecutor:
             return AttemptOutcome(ok=False, error="nothing to run: the stage and its agent have no `run`")
         shell = isinstance(ctx.run, str)
         argv: list[str] = ["/bin/sh", "-c", ctx.run] if isinstance(ctx.run, str) else list(ctx.run)
+        if shell and ctx.cgroup is not None:
+            # The shell enters the attempt's cgroup before it runs a word of the line (and on
+            # the same line, so the line's numbers in its error messages stay): nothing it
+            # starts can be forked outside, which a move by the parent after the spawn allows.
+            argv[2] = _ENTER_CGROUP + argv[2]
         if not argv or not argv[0]:
             return AttemptOutcome(ok=False, error="empty command")
         work_dir = str(ctx.work_dir)
@@ -267,6 +279,8 @@ class CommandExecutor:
         env[b"ALFRED_INPUTS"] = child_bytes(inputs_path)
         env[b"ALFRED_OUTPUTS"] = child_bytes(outputs_path)
         env.update(child_env(ctx.shell_values))
+        if shell and ctx.cgroup is not None:
+            env[b"ALFRED_CGROUP_PROCS"] = child_bytes(f"{ctx.cgroup}/cgroup.procs")
         log = str(ctx.log_path)
         private = ctx.private_dir is not None
         try:
@@ -282,6 +296,9 @@ class CommandExecutor:
                 mask=ctx.masker.stream() if ctx.masker else None,
                 max_log=ctx.stage.max_log,
                 on_log_truncated=ctx.on_log_truncated,
+                cgroup=ctx.cgroup,
+                child_moves_itself=shell,
+                marker=(ctx.run_id, ctx.stage.name, ctx.attempt),
             )
         except SpawnError as exc:
             return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))

@@ -3,7 +3,9 @@
 ``subprocess.Popen`` runs with ``process_group=0``, so the child leads a new process group;
 the exit is awaited on a pidfd (``os.pidfd_open``) that Trio watches like a socket. On
 cancellation (timeout, ``on_failure = stop``, Ctrl-C) the whole group gets SIGTERM, then
-SIGKILL after a grace period, so no grandchild survives.
+SIGKILL after a grace period, and so does every process that left the group but not the
+attempt: those in the attempt's cgroup, and those whose environment names the attempt
+(see ``_contain``), so no grandchild survives.
 
 The child's stdout and stderr are one pipe that a task reads while the process runs; the
 log file is created at the first byte, so a silent attempt costs no file (bench/RUNTIME.md).
@@ -25,9 +27,13 @@ from typing import Any
 import trio
 
 from .._units import format_size
+from . import _contain
 from ._resolve import StreamMasker
 
-__all__ = ["SpawnError", "kill_orphans", "run_in_group", "signal_name", "spawn_in_group", "truncation_note"]
+__all__ = [
+    "LEADERS", "SpawnError", "kill_orphans", "run_in_group", "signal_name", "spawn_in_group",
+    "truncation_note",
+]
 
 _HAS_PIDFD = hasattr(os, "pidfd_open")
 _HAS_EPOLL = hasattr(select, "epoll")
@@ -105,25 +111,37 @@ def spawn_in_group(
     env: Mapping[str, str] | Mapping[bytes, bytes],
     output_fd: int,
     before_spawn: Callable[[], None] | None = None,
+    cgroup: str | None = None,
+    child_moves_itself: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` as the leader of a new process group, stdout and stderr on ``output_fd``.
 
     ``before_spawn`` runs first, in the same thread (file preparation off the event loop).
+    ``cgroup``: a cgroup v2 directory, created before the spawn, that the process is moved
+    into at once (what it starts from then on is in it too), unless
+    ``child_moves_itself`` (a shell line that writes its own pid there before anything else).
     Raises :class:`SpawnError` with a message for the user when it cannot start.
     """
     if before_spawn is not None:
         before_spawn()
+    if cgroup is not None and not _contain.make_cgroup(cgroup):
+        cgroup = None  # contained by its process group and its environment only
     try:
         executable = _executable(argv[0], env)
         try:
-            return _popen(argv, executable, cwd, env, output_fd)
+            proc = _popen(argv, executable, cwd, env, output_fd)
         except FileNotFoundError:
             if executable is None:
                 raise
             # The cached path went away (a tool reinstalled): search PATH again.
             _EXECUTABLES.pop((argv[0], _path_of(env)), None)
-            return _popen(argv, None, cwd, env, output_fd)
+            proc = _popen(argv, None, cwd, env, output_fd)
+        if cgroup is not None and not child_moves_itself:
+            _contain.move_to_cgroup(cgroup, proc.pid)
+        return proc
     except OSError as exc:
+        if cgroup is not None:
+            _contain.remove_cgroup(cgroup)
         if exc.filename == cwd:  # the child's chdir failed
             if isinstance(exc, FileNotFoundError | NotADirectoryError):
                 raise SpawnError(f"working directory {cwd} does not exist") from exc
@@ -202,10 +220,12 @@ def _timed_spawn(
     env: Mapping[str, str] | Mapping[bytes, bytes],
     output_fd: int,
     before_spawn: Callable[[], None] | None,
+    cgroup: str | None,
+    child_moves_itself: bool,
 ) -> subprocess.Popen[bytes]:
     started = time.perf_counter()
     try:
-        return spawn_in_group(argv, cwd, env, output_fd, before_spawn)
+        return spawn_in_group(argv, cwd, env, output_fd, before_spawn, cgroup, child_moves_itself)
     finally:
         _SPAWN_TIMER.record(time.perf_counter() - started)
 
@@ -223,6 +243,9 @@ async def run_in_group(
     mask: StreamMasker | None = None,
     max_log: int | None = None,
     on_log_truncated: Callable[[int], None] | None = None,
+    cgroup: str | None = None,
+    child_moves_itself: bool = False,
+    marker: tuple[str, str, int] | None = None,
 ) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log_path``; return its exit status.
 
@@ -237,15 +260,20 @@ async def run_in_group(
     and so is a log file that cannot be written (after the process ran).
     ``mask`` replaces secret values before any byte reaches the log; ``max_log`` caps the
     bytes written, and ``on_log_truncated`` gets the count of bytes dropped when the cap was hit.
+    ``cgroup`` (the attempt's cgroup v2 directory) and ``marker`` (run id, stage, attempt:
+    the ``ALFRED_*`` variables of its environment) say what else belongs to the attempt
+    when it is killed; the cgroup is removed after the exit unless a process still runs in it.
+    ``child_moves_itself``: see :func:`spawn_in_group`.
     """
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
         if _SPAWN_TIMER.in_thread:
             proc = await trio.to_thread.run_sync(
-                _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, limiter=_spawn_limiter()
+                _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself,
+                limiter=_spawn_limiter(),
             )
         else:
-            proc = _timed_spawn(argv, str(cwd), env, write_fd, before_spawn)
+            proc = _timed_spawn(argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself)
     except BaseException:
         os.close(read_fd)
         raise
@@ -254,6 +282,7 @@ async def run_in_group(
         os.close(write_fd)
     os.set_blocking(read_fd, False)
     log = _LazyLog(str(log_path), mask, max_log)
+    LEADERS.add(proc.pid)
     try:
         if on_spawn is not None:
             on_spawn(proc.pid)
@@ -261,9 +290,12 @@ async def run_in_group(
             status = await _wait_and_capture(proc, read_fd, log)
         except BaseException:
             with trio.CancelScope(shield=True):
-                await terminate_group(proc, kill_grace_s, kill_now)
+                await terminate_group(proc, kill_grace_s, kill_now, cgroup=cgroup, marker=marker)
             raise
     finally:
+        LEADERS.discard(proc.pid)
+        if cgroup is not None:
+            _contain.remove_cgroup(cgroup)  # kept while a background process runs in it
         # The leader's descriptors are closed before its exit is reported, so what it wrote
         # (or wrote before the kill) is in the pipe now; writers that outlive it (a background
         # grandchild) are not waited for.
@@ -276,6 +308,10 @@ async def run_in_group(
         raise SpawnError(log.error)
     return status
 
+
+#: Leaders of the attempts running in this process (reaped by their tasks, not by the
+#: subreaper's sweep).
+LEADERS: set[int] = set()
 
 #: Bytes per read from a child's pipe (the default pipe capacity on Linux).
 _CHUNK = 65536
@@ -443,29 +479,80 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-async def terminate_group(
-    proc: subprocess.Popen[bytes], grace_s: float, kill_now: trio.Event | None = None
-) -> None:
-    """SIGTERM the process group of ``proc``; SIGKILL whatever is left after ``grace_s``.
+def _signal_all(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
-    Waits for the whole group (grandchildren included), not only the leader, and stops
-    waiting at once when ``kill_now`` is set (a second Ctrl-C). Reaps the leader.
+
+async def terminate_group(
+    proc: subprocess.Popen[bytes],
+    grace_s: float,
+    kill_now: trio.Event | None = None,
+    *,
+    cgroup: str | None = None,
+    marker: tuple[str, str, int] | None = None,
+) -> None:
+    """SIGTERM the attempt of ``proc``; SIGKILL whatever is left of it after ``grace_s``.
+
+    The attempt is the process group of ``proc``, every process in ``cgroup`` and every
+    process whose environment carries ``marker`` (run id, stage, attempt): a process that
+    left the group (``setsid``) is still found. Waits for all of them, not only the
+    leader, and stops waiting at once when ``kill_now`` is set (a second Ctrl-C). Reaps
+    the leader.
     """
     pgid = proc.pid
-    _killpg(pgid, signal.SIGTERM)
-    # A stopped process cannot act on SIGTERM until it is continued.
-    _killpg(pgid, signal.SIGCONT)
+    attempts = [(marker[1], marker[2])] if marker is not None else []
+    run_id = marker[0] if marker is not None else ""
+    # Without a cgroup the environment is the only trace of a process that left the group.
+    if cgroup is not None and not os.path.isdir(cgroup):
+        cgroup = None  # it could not be created: the attempt ran outside any cgroup
+    scan_marked = bool(attempts) and cgroup is None
+    def strays() -> list[int]:
+        """Processes forked by an argv command before its move into ``cgroup``."""
+        if cgroup is None or not attempts:
+            return []
+        leaf = _contain.cgroup_pids(_contain.runner_cgroup_of(cgroup))
+        return _contain.marked_among([p for p in leaf if p != os.getpid()], run_id, attempts)
+
+    for sig in (signal.SIGTERM, signal.SIGCONT):  # a stopped process acts on SIGTERM once continued
+        _killpg(pgid, sig)
+        if cgroup is not None:
+            _signal_all(_contain.cgroup_pids(cgroup) + strays(), sig)
+        if scan_marked:
+            _contain.kill_marked(run_id, attempts, sig)
     deadline = trio.current_time() + max(grace_s, 0.0)
+    looks = 0
     while trio.current_time() < deadline and not (kill_now is not None and kill_now.is_set()):
         # Reap the leader, else its zombie keeps the group alive.
-        if not _group_alive(pgid, leader_reaped=proc.poll() is not None):
+        alive = _group_alive(pgid, leader_reaped=proc.poll() is not None)
+        if not alive and cgroup is not None:
+            alive = _contain.cgroup_populated(cgroup)
+        if not alive and scan_marked and looks % 10 == 0:  # a scan of /proc: not every 10 ms
+            alive = bool(_contain.marked_processes(run_id, attempts))
+        if not alive:
             break
+        looks += 1
         await trio.sleep(_POLL_S)
     _killpg(pgid, signal.SIGKILL)
+    if cgroup is not None:
+        _contain.kill_cgroup(cgroup)
+        for _ in range(20):  # again while one forks
+            left = strays()
+            if not left:
+                break
+            _signal_all(left, signal.SIGKILL)
+    elif attempts:
+        _contain.adopt(_contain.kill_marked(run_id, attempts))
     for _ in range(500):  # SIGKILL cannot be caught: the leader is gone within milliseconds
         if proc.poll() is not None:
             break
         await trio.sleep(_POLL_S)
+    if cgroup is not None:
+        for _ in range(100):  # cgroup.kill is asynchronous: the cgroup empties within milliseconds
+            if not _contain.cgroup_populated(cgroup):
+                break
+            await trio.sleep(_POLL_S)
 
 
 def kill_orphans(run_id: str, pgids: Iterable[int]) -> list[int]:

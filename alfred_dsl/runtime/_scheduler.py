@@ -20,6 +20,7 @@ when the earlier process died (or whose success was not yet committed) runs agai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import json
@@ -41,11 +42,24 @@ import trio
 from .._expr import to_text
 from .._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _events as ev
+from ._contain import (
+    SUBREAPER,
+    Containment,
+    cgroup_populated,
+    containment,
+    kill_cgroup,
+    kill_dead_runner_cgroup,
+    kill_marked,
+    reap_adopted,
+    remove_cgroup,
+    remove_run_cgroups,
+)
 from ._events import Event, EventBus
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
+from ._journal import AttemptJournal, read_journal
 from ._limits import AgentKey, AgentSlots, agent_key
 from ._private import make_private_dir, private_mkdir, scrub_private_dirs
-from ._process import kill_orphans, signal_name
+from ._process import LEADERS, kill_orphans, signal_name
 from ._resolve import ExprError, Masker, check_process_text, render_shell, render_value, render_when
 from ._results import (
     CANCELLED,
@@ -60,7 +74,7 @@ from ._results import (
     RunResult,
     StageResult,
 )
-from ._store import StateStore, StoreError
+from ._store import AttemptRecord, StateStore, StoreError
 from ._timeslice import short_time_slice
 from ._toolenv import tool_environment
 
@@ -106,11 +120,46 @@ async def execute(
     run = _Run(plan, store, options, bus, agent_slots or AgentSlots())
     run.control, run.control_interval_s = control, control_interval_s
     run.slots.join(id(run), run.wake)
+    relay: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if options.handle_signals and threading.current_thread() is threading.main_thread():
+        relay = _SignalRelay(run)
     try:
-        with short_time_slice():
+        with relay, short_time_slice():
             return await run.main(resume, run_id)
     finally:
         run.slots.leave(id(run))
+
+
+class _SignalRelay:
+    """SIGINT and SIGTERM, while a run runs, go to :meth:`_Run.on_signal` on the Trio loop.
+
+    Not ``trio.open_signal_receiver``: on leaving it, that re-raises the signals still
+    queued, so a second Ctrl-C shortly after the first ended the process with a traceback
+    (or killed it, for SIGTERM) while the run was being saved. Here a signal is handed to
+    the loop as it comes and dropped once the run has ended. After a run stopped by a
+    signal, SIGINT and SIGTERM stay ignored: the process was asked to stop and is doing so;
+    a later signal must not kill it while it exits (exit status 130).
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.token = trio.lowlevel.current_trio_token()
+        self.previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: object) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            self.token.run_sync_soon(self.run.on_signal, signum)
+
+    def __enter__(self) -> None:
+        for signum in self._SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handler)
+
+    def __exit__(self, *exc: object) -> None:
+        stopped = self.run.interrupted in {signal_name(s) for s in self._SIGNALS}
+        for signum, previous in self.previous.items():
+            signal.signal(signum, signal.SIG_IGN if stopped else previous)
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -173,6 +222,8 @@ class _Stage:
     reused: bool = False
     scope: trio.CancelScope | None = None
     attempt_started: float | None = None
+    #: The running attempt's cgroup (cgroup containment), recorded with each of its rows.
+    attempt_cgroup: str | None = None
     cwd: Path = Path()
     #: Bytes of output the current attempt's log did not keep (its ``max_log`` was reached).
     log_dropped: int = 0
@@ -248,6 +299,12 @@ class _Run:
         self.control_interval_s = 0.5
         self.paused = False
         self.cancelled = False
+        #: finish_run has decided the run's state: a late signal changes nothing.
+        self.ended = False
+        self.journal = AttemptJournal(Path())
+        #: The containment of this process, once a command stage needed it.
+        self.contained: Containment | None = None
+        self.reaping = False
 
     # -- events and persistence -------------------------------------------------------
     def emit(self, type_: str, stage: str | None = None, attempt: int | None = None, **data: Any) -> None:
@@ -335,8 +392,8 @@ class _Run:
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
-                if self.options.handle_signals and threading.current_thread() is threading.main_thread():
-                    await nursery.start(self.watch_signals)
+                if self.interrupted is not None:  # a signal came while the run was being set up
+                    self.stop("interrupted")
                 nursery.start_soon(self.flusher)
                 if self.control is not None:
                     nursery.start_soon(self.watch_control)
@@ -358,6 +415,7 @@ class _Run:
 
     def _mkdir(self) -> None:
         self.work_dir_str = str(self.work_dir)
+        self.journal = AttemptJournal(self.work_dir)
         try:
             if not private_mkdir(self.work_dir):
                 # A resumed run (or an id reused): outputs files of unrecorded attempts may be left.
@@ -411,9 +469,21 @@ class _Run:
         self.run_id = resume
         self.work_dir = self.store.run_dir(resume)
         self._mkdir()
-        # Processes of attempts that were running when the earlier alfredc died.
-        leftover = [a.pid for a in self.store.attempts(resume) if a.finished is None and a.pid]
-        kill_orphans(resume, leftover)
+        attempts = self.store.attempts(resume)
+        known = {(a.stage, a.n) for a in attempts}
+        unfinished = [a for a in attempts if a.finished is None]
+        last_attempt: dict[str, int] = {}
+        for a in attempts:
+            last_attempt[a.stage] = max(last_attempt.get(a.stage, 0), a.n)
+        for j in read_journal(self.work_dir):  # started, but the database never heard of it
+            last_attempt[j.stage] = max(last_attempt.get(j.stage, 0), j.n)
+            if (j.stage, j.n) not in known:
+                known.add((j.stage, j.n))
+                unfinished.append(AttemptRecord(
+                    run=resume, stage=j.stage, n=j.n, started=j.started, finished=None, exit_code=None,
+                    error=None, log_path=None, pid=None, cgroup=j.cgroup,
+                ))
+        self._kill_leftovers(resume, unfinished)
         # Secret-bearing files of the attempts that were running then.
         scrub_private_dirs(resume)
         reused: list[str] = []
@@ -421,7 +491,7 @@ class _Run:
             st = self.stages.get(record_stage.name)
             if st is None:
                 continue
-            st.attempt_base = record_stage.attempts
+            st.attempt_base = max(record_stage.attempts, last_attempt.get(record_stage.name, 0))
             if record_stage.state == SUCCEEDED:
                 st.state = SUCCEEDED
                 st.reused = True
@@ -436,15 +506,57 @@ class _Run:
                 self.save(st)  # back to pending
         return reused
 
-    async def watch_signals(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            task_status.started()
-            async for signum in signals:
-                if self.interrupted is None:
-                    self.interrupted = signal_name(signum)
-                    self.stop("interrupted")
-                else:  # a second signal: no more grace periods
-                    self.kill_now.set()
+    def _kill_leftovers(self, run_id: str, unfinished: list[AttemptRecord]) -> None:
+        """Kill what the attempts that were running when the earlier process died left:
+        their cgroups, the processes whose environment names them, their process groups;
+        then record those attempts as ended."""
+        if not unfinished:
+            return
+        for a in unfinished:
+            if a.cgroup:
+                kill_cgroup(a.cgroup)
+                kill_dead_runner_cgroup(a.cgroup)
+        kill_marked(run_id, [(a.stage, a.n) for a in unfinished])
+        kill_orphans(run_id, [a.pid for a in unfinished if a.pid])
+        deadline = time.monotonic() + 2.0
+        for a in unfinished:
+            if a.cgroup:  # cgroup.kill is asynchronous: the cgroup empties within milliseconds
+                while cgroup_populated(a.cgroup) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                if remove_cgroup(a.cgroup):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.dirname(a.cgroup))  # the dead run's folder, once empty
+            self.store.queue_attempt(
+                run_id, a.stage, a.n, started=a.started, finished=time.time(),
+                error="the process running it ended (killed or crashed)", log_path=a.log_path, pid=a.pid,
+                agent=a.agent, cgroup=a.cgroup,
+            )
+
+    def contain(self) -> Containment:
+        """How this process contains attempts (detected at the first command stage)."""
+        mode = self.contained = containment()
+        if mode.mode == SUBREAPER and not self.reaping and self.nursery is not None:
+            self.reaping = True
+            self.nursery.start_soon(self._reap_adopted)
+        return mode
+
+    async def _reap_adopted(self) -> None:
+        """As a subreaper, this process inherits the orphans of its attempts: reap them."""
+        while True:
+            await trio.sleep(1.0)
+            reap_adopted(LEADERS)
+
+    def on_signal(self, signum: int) -> None:
+        """SIGINT or SIGTERM (see :class:`_SignalRelay`): stop the run; a second one skips
+        the grace periods."""
+        if self.ended:
+            return
+        if self.interrupted is None:
+            self.interrupted = signal_name(signum)
+            if self.nursery is not None:  # else main() stops the run as soon as it starts
+                self.stop("interrupted")
+        else:
+            self.kill_now.set()
 
     async def watch_control(self) -> None:
         """Poll the service's control flag of this run (pause, resume, cancel)."""
@@ -683,7 +795,7 @@ class _Run:
         if st.attempt_started is not None:
             self.store.queue_attempt(
                 self.run_id, st.name, st.attempts, started=st.attempt_started, finished=time.time(),
-                error="cancelled", agent=st.agent,
+                error="cancelled", agent=st.agent, cgroup=st.attempt_cgroup,
             )
             st.attempt_started = None
         st.error = st.error or "cancelled"
@@ -744,13 +856,14 @@ class _Run:
             masker=self.masker,
             private_dir=self.private_dir,
             on_log_truncated=st.log_truncated,
+            cgroup=st.attempt_cgroup,
         )
 
     def _spawned(self, st: _Stage, pid: int, log: str) -> None:
         assert st.attempt_started is not None
         self.store.queue_attempt(
             self.run_id, st.name, st.attempts, started=st.attempt_started, log_path=log, pid=pid,
-            agent=st.agent,
+            agent=st.agent, cgroup=st.attempt_cgroup,
         )
         self.dirty.set()
 
@@ -786,8 +899,18 @@ class _Run:
             log = f"{self.work_dir_str}{os.sep}{st.name}.{attempt}.log"
             self.save(st)
             self.emit(ev.STAGE_STARTED, st.name, attempt, agent=agent.name, log=log, retries=spec.retries)
+            st.attempt_cgroup = None
+            if agent.kind != "python":
+                if agent.kind == "command":
+                    st.attempt_cgroup = self.contain().attempt_cgroup(self.run_id, st.name, attempt)
+                # Durable before anything starts: a runner killed from here on leaves a trace
+                # of the attempt (its number, its cgroup, the ALFRED_* variables its processes
+                # carry), so --resume kills what it started and counts on from it. (A python
+                # stage starts no process and cannot see its attempt number.)
+                self.journal.started(st.name, attempt, st.attempt_started, st.attempt_cgroup)
             self.store.queue_attempt(
-                self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name
+                self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name,
+                cgroup=st.attempt_cgroup,
             )
             outcome: AttemptOutcome
             if executor is None:
@@ -816,6 +939,7 @@ class _Run:
                 self.run_id, st.name, attempt, started=st.attempt_started, finished=time.time(),
                 exit_code=outcome.exit_code, error=error, log_path=outcome.log_path, agent=agent.name,
                 log_dropped=st.log_dropped,
+                cgroup=st.attempt_cgroup,
             )
             st.attempt_started = None
             st.exit_code = outcome.exit_code
@@ -844,6 +968,10 @@ class _Run:
 
     # -- end ------------------------------------------------------------------------
     def finish_run(self) -> RunResult:
+        self.ended = True
+        self.journal.close()
+        if self.contained is not None:
+            remove_run_cgroups(self.contained.cgroup_root, self.run_id)
         finished = time.time()
         for st in self.stages.values():  # only after KeyboardInterrupt can some be left open
             if st.state not in FINAL_STAGE_STATES:

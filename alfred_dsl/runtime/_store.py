@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     pid        INTEGER,                 -- leader of the attempt's process group (command stages)
     agent      TEXT,                    -- the agent the attempt ran on (retries may move)
     log_dropped INTEGER,                -- bytes of output past max_log, not in the log
+    cgroup     TEXT,                    -- the attempt's cgroup v2 directory (cgroup containment)
     PRIMARY KEY (run, stage, n)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -110,8 +111,8 @@ _UPSERT_STAGE = (
 )
 _UPSERT_ATTEMPT = (
     "INSERT OR REPLACE INTO attempts"
-    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent, log_dropped)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent, log_dropped, cgroup)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: Statements that write a whole row -> the length of the row's key (its first parameters).
 _UPSERT_KEYS = {_UPSERT_STAGE: 2, _UPSERT_ATTEMPT: 3}
@@ -167,6 +168,7 @@ class AttemptRecord:
     agent: str | None = None
     #: Bytes of output the log did not keep (the stage's ``max_log`` was reached); 0 if none.
     log_dropped: int = 0
+    cgroup: str | None = None
 
 
 def default_state_dir() -> Path:
@@ -204,11 +206,16 @@ def create_schema(db: sqlite3.Connection) -> None:
     # ... and before logs had a cap.
     if "log_dropped" not in columns:
         db.execute("ALTER TABLE attempts ADD COLUMN log_dropped INTEGER")
+    # ... and before they recorded their cgroup.
+    if "cgroup" not in columns:
+        db.execute("ALTER TABLE attempts ADD COLUMN cgroup TEXT")
 
 
 def schema_is_current(db: sqlite3.Connection) -> bool:
     """Whether :func:`create_schema` would change nothing (a read: no lock needed)."""
-    return has_objects(db, _SCHEMA_OBJECTS) and {"agent", "log_dropped"} <= _columns(db, "attempts")
+    return has_objects(db, _SCHEMA_OBJECTS) and {"agent", "log_dropped", "cgroup"} <= _columns(
+        db, "attempts"
+    )
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
@@ -520,11 +527,12 @@ class StateStore:
         pid: int | None = None,
         agent: str | None = None,
         log_dropped: int = 0,
+        cgroup: str | None = None,
     ) -> None:
         self._pending.append((
             _UPSERT_ATTEMPT,
             (run_id, stage, n, started, finished, exit_code, error, log_path, pid, agent,
-             log_dropped or None),
+             log_dropped or None, cgroup),
         ))
 
     def attempts(self, run_id: str, stage: str | None = None) -> list[AttemptRecord]:
@@ -534,8 +542,10 @@ class StateStore:
             columns = self._columns("attempts")
             agent = "agent" if "agent" in columns else "NULL"
             dropped = "log_dropped" if "log_dropped" in columns else "NULL"
+            cgroup = "cgroup" if "cgroup" in columns else "NULL"
             self._attempt_columns = (
-                f"run, stage, n, started, finished, exit_code, error, log_path, pid, {agent}, {dropped}"
+                "run, stage, n, started, finished, exit_code, error, log_path, pid, "
+                f"{agent}, {dropped}, {cgroup}"
             )
         sql = f"SELECT {self._attempt_columns} FROM attempts WHERE run = ?"
         args: tuple[Any, ...] = (run_id,)
@@ -546,7 +556,7 @@ class StateStore:
         return [
             AttemptRecord(
                 run=r[0], stage=r[1], n=r[2], started=r[3], finished=r[4], exit_code=r[5], error=r[6],
-                log_path=r[7], pid=r[8], agent=r[9], log_dropped=r[10] or 0,
+                log_path=r[7], pid=r[8], agent=r[9], log_dropped=r[10] or 0, cgroup=r[11],
             )
             for r in rows
         ]
