@@ -69,6 +69,7 @@ SUMMARIES: dict[str, str] = {
     "resume": "Resume a paused run.",
     "metrics": "Show figures about past runs.",
     "schema": "Print the JSON Schema of YAML/JSON workflows.",
+    "doctor": "Say how this machine contains stages, and what alfred runs on.",
 }
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
