@@ -38,7 +38,7 @@ class AttemptJournal:
     def started(self, stage: str, n: int, started: float, cgroup: str | None) -> None:
         """Record that attempt ``n`` of ``stage`` is about to be spawned (raises OSError)."""
         if self.fd < 0:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         os.write(self.fd, f"{started!r}\t{stage}\t{n}\t{cgroup or ''}\n".encode())
 
     def close(self) -> None:
