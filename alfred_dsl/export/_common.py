@@ -37,10 +37,11 @@ class Names:
 
     def __init__(self, reserved: Iterable[str] = ()) -> None:
         self._taken = set(reserved) | set(dir(builtins))
-        self._of: dict[str, str] = {}
+        self._of: dict[tuple[str, str], str] = {}
 
-    def __call__(self, name: str) -> str:
-        found = self._of.get(name)
+    def __call__(self, name: str, kind: str = "stage") -> str:
+        """The identifier of ``name``; a param and a stage of the same name get two."""
+        found = self._of.get((kind, name))
         if found is not None:
             return found
         base = re.sub(r"\W", "_", name) or "_"
@@ -50,7 +51,7 @@ class Names:
         while candidate in self._taken:
             candidate, n = f"{base}_{n}", n + 1
         self._taken.add(candidate)
-        self._of[name] = candidate
+        self._of[kind, name] = candidate
         return candidate
 
 

@@ -34,7 +34,7 @@ def to_dagster(plan: Plan) -> str:
         "alfred", "op", "job", "In", "Out", "Field", "Backoff", "RetryPolicy", "Definitions",
         "ScheduleDefinition", "make_values_resource", "defs", "context", "WORKFLOW", "STAGES", "POOLS",
     })
-    job_name = names(plan.workflow)
+    job_name = names(plan.workflow, 'workflow')
     pools = {pool_name(a): max(a.concurrency, 1) for a in (agent_of(plan, s) for s in plan.stages)}
     pool_lines = [f"    dagster instance concurrency set {pool} {n}" for pool, n in pools.items()]
     out = [header(

@@ -25,7 +25,8 @@ def _task_options(plan: Plan, stage: PlanStage) -> list[str]:
 
 def to_prefect(plan: Plan) -> str:
     names = Names({"alfred", "flow", "task", "sys", "params", "futures", "WORKFLOW", "STAGES", "LIMITS"})
-    flow_name = names(plan.workflow)
+    param_names = {param: names(param, 'param') for param in plan.params}  # first: they are the flow's arguments
+    flow_name = names(plan.workflow, 'workflow')
     limits = {pool_name(a): max(a.concurrency, 1) for a in (agent_of(plan, s) for s in plan.stages)}
     limit_lines = [f"    prefect concurrency-limit create {tag} {n}" for tag, n in limits.items()]
     extra = [
@@ -52,7 +53,6 @@ def to_prefect(plan: Plan) -> str:
             f"def {names(stage.name)}(params, upstream):\n"
             f"    return alfred.prefect_task(WORKFLOW, STAGES[{stage.name!r}], params, upstream)\n"
         )
-    param_names = {param: names(param) for param in plan.params}
     arguments = ", ".join(f"{ident}={plan.params[param]!r}" for param, ident in param_names.items())
     flow_options = f"name={plan.workflow!r}"
     if plan.description:
