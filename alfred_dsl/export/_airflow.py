@@ -19,7 +19,8 @@ def _task_options(plan: Plan, stage: PlanStage) -> list[str]:
                 options.append(f"max_retry_delay=datetime.timedelta(seconds={stage.max_backoff_s:g})")
     if stage.timeout_s:
         # The shim stops the attempt at the timeout; Airflow's own stands behind it.
-        options.append(f"execution_timeout=datetime.timedelta(seconds={stage.timeout_s:g} + alfred.TIMEOUT_GRACE_S)")
+        seconds = f"{stage.timeout_s:g} + alfred.TIMEOUT_GRACE_S"
+        options.append(f"execution_timeout=datetime.timedelta(seconds={seconds})")
     options.append(f"priority_weight={stage.priority}")
     options.append('weight_rule="absolute"')
     options.append(f"pool={pool_name(agent_of(plan, stage))!r}")
@@ -29,12 +30,13 @@ def _task_options(plan: Plan, stage: PlanStage) -> list[str]:
 
 
 def to_airflow(plan: Plan) -> str:
-    names = Names({"alfred", "dag", "datetime", "sys", "task", "DAG", "WORKFLOW", "STAGES", "TASK_IDS", "POOLS"})
+    names = Names({"alfred", "dag", "datetime", "task", "DAG", "WORKFLOW", "STAGES", "TASK_IDS", "POOLS"})
     pools = {
         pool_name(agent): {"slots": max(agent.concurrency, 1), "description": f"alfred agent `{agent.name}`"}
         for agent in (agent_of(plan, stage) for stage in plan.stages)
     }
-    pool_lines = [f"    airflow pools set {name} {pool['slots']} 'alfred agent'" for name, pool in pools.items()]
+    pool_lines = [f"    airflow pools set {name} {pool['slots']} 'alfred agent'"
+                  for name, pool in pools.items()]
     out = [header(
         plan, "Airflow 3", "airflow", "python THIS_FILE.py   (dag.test(), exit status 0 or 1)",
         ["", "Each agent is a pool with its concurrency as slots; create them once:", *pool_lines],

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import keyword
 import os
-import builtins
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass

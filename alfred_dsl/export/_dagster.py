@@ -20,7 +20,8 @@ def _op_options(plan: Plan, stage: PlanStage, names: Names) -> list[str]:
             backoff = ", backoff=Backoff.EXPONENTIAL"
         else:
             backoff = ""
-        options.append(f"retry_policy=RetryPolicy(max_retries={stage.retries}, delay={stage.backoff_s:g}{backoff})")
+        policy = f"max_retries={stage.retries}, delay={stage.backoff_s:g}{backoff}"
+        options.append(f"retry_policy=RetryPolicy({policy})")
     options.append(f'tags={{"dagster/priority": "{stage.priority}", "alfred/stage": {stage.name!r}}}')
     options.append(f"pool={pool_name(agent_of(plan, stage))!r}")
     options.append('required_resource_keys={"params"}')
@@ -41,7 +42,9 @@ def to_dagster(plan: Plan) -> str:
         plan, "Dagster", "dagster", "python THIS_FILE.py   (execute_in_process, exit status 0 or 1)",
         ["", "Each agent is a pool whose limit is the agent's concurrency:", *pool_lines],
     )]
-    imports = ["Backoff", "Definitions", "Field", "In", "Out", "RetryPolicy", "job", "make_values_resource", "op"]
+    imports = [
+        "Backoff", "Definitions", "Field", "In", "Out", "RetryPolicy", "job", "make_values_resource", "op",
+    ]
     if plan.schedule:
         imports.append("ScheduleDefinition")
     out.append(
@@ -65,7 +68,9 @@ def to_dagster(plan: Plan) -> str:
     for param, value in plan.params.items():
         config = _CONFIG_TYPES.get(type(value), "AnyConfig")
         fields.append(f"        {param!r}: Field({config}, default_value={value!r}, is_required=False),\n")
-    params_resource = "make_values_resource(**{\n" + "".join(fields) + "    })" if fields else "make_values_resource()"
+    params_resource = "make_values_resource()"
+    if fields:
+        params_resource = "make_values_resource(**{\n" + "".join(fields) + "    })"
     out.append(
         f"\n\n@job(\n    name={plan.workflow!r},\n"
         f"    resource_defs={{\"params\": {params_resource}}},\n"

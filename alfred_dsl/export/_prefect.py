@@ -25,8 +25,9 @@ def _task_options(plan: Plan, stage: PlanStage) -> list[str]:
 
 def to_prefect(plan: Plan) -> str:
     names = Names({"alfred", "flow", "task", "sys", "params", "futures", "WORKFLOW", "STAGES", "LIMITS"})
-    param_names = {param: names(param, 'param') for param in plan.params}  # first: they are the flow's arguments
-    flow_name = names(plan.workflow, 'workflow')
+    # First: they are the flow's arguments, the names Prefect shows.
+    param_names = {param: names(param, "param") for param in plan.params}
+    flow_name = names(plan.workflow, "workflow")
     limits = {pool_name(a): max(a.concurrency, 1) for a in (agent_of(plan, s) for s in plan.stages)}
     limit_lines = [f"    prefect concurrency-limit create {tag} {n}" for tag, n in limits.items()]
     extra = [

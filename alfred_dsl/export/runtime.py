@@ -27,17 +27,17 @@ from typing import Any
 
 import trio
 
-from ._compiler import PlanAgent, PlanStage, freeze
 from ..runtime._executors import EXECUTORS, AttemptContext, AttemptOutcome
 from ..runtime._resolve import ExprError, Masker, render_when, resolve_attempt
 from ..runtime._toolenv import tool_environment
+from ._compiler import PlanAgent, PlanStage, freeze
 
 __all__ = [
     "SKIPPED_KEY",
     "TIMEOUT_GRACE_S",
-    "airflow_pools",
     "Skipped",
     "StageFailed",
+    "airflow_pools",
     "airflow_task",
     "dagster_op",
     "is_skipped",
