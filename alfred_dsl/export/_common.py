@@ -73,7 +73,7 @@ def backoff_delays(stage: PlanStage) -> list[float]:
     for n in range(1, stage.retries + 1):
         delay = max(stage.backoff_s, 0.0) * 2.0 ** (n - 1)
         if stage.max_backoff_s is not None:
-            delay = min(delay, stage.max_backoff_s)
+            delay = min(delay, float(stage.max_backoff_s))
         delays.append(round(delay, 3))
     return delays
 
