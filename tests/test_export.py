@@ -84,7 +84,8 @@ def test_every_feature_maps_or_warns(tmp_path: Path, target: str) -> None:
     assert "'TOKEN'" in text  # secrets come from the environment
     assert "'n': 1" in text or "n=1" in text  # params
     if target == "airflow":
-        for feature in ("retries=3", "retry_exponential_backoff=2.0", "max_retry_delay=", "execution_timeout=",
+        for feature in ("retries=3", "retry_exponential_backoff=2.0", "max_retry_delay=",
+                        "execution_timeout=",
                         "priority_weight=2", "pool='alfred-a'", "one_task >> two_task", "fail_fast=False"):
             assert feature in text, feature
         assert "A605" in codes  # stop and continue mixed
