@@ -91,7 +91,8 @@ def test_every_feature_maps_or_warns(tmp_path: Path, target: str) -> None:
         assert "A605" in codes  # stop and continue mixed
     if target == "prefect":
         for feature in ("retries=3", "retry_delay_seconds=[1.0, 2.0, 3.0]", "retry_jitter_factor=0.1",
-                        "timeout_seconds=60", "tags=['alfred-a']", "wait_for=[one_run]", "cron='0 9 * * 1-5'"):
+                        "timeout_seconds=60", "tags=['alfred-a']", "wait_for=[one_run]",
+                        "cron='0 9 * * 1-5'"):
             assert feature in text, feature
         assert {"A603", "A605"} <= codes
     if target == "dagster":
