@@ -2,7 +2,7 @@
 
 Codes are stable: a code is never reused for another meaning. Ranges follow the language
 spec: A0xx input and I/O, A1xx syntax, A2xx names and references, A3xx types and schema,
-A4xx graph, A5xx warnings, A9xx internal. ``alfredc explain CODE`` prints the explanation;
+A4xx graph, A5xx warnings, A6xx export losses, A9xx internal. ``alfredc explain CODE`` prints the explanation;
 docs/diagnostics.md is checked against this table by the tests.
 """
 
@@ -188,6 +188,37 @@ Python's own path (installed packages) has the module, so the stage would fail a
 (an import error is not retried). Nothing is imported by `check`.
 Fix: put the module in the stage's folder, set the stage's `cwd` to the folder that holds
 it, or install it where alfredc runs."""),
+    # -- A6xx: export losses (alfredc export) ------------------------------------
+    ("A601", "export-retry-delay", "the engine waits differently before a retry", """
+`alfredc export` reports it when the target engine cannot reproduce alfred's retry
+waits (`backoff` doubling, `max_backoff` cap, up to 10% jitter taken off): Airflow spreads
+each doubled wait between 1x and 2x and waits at least 1s; Prefect waits alfred's exact
+delays but its jitter lengthens them; Dagster's exponential policy waits (2^n - 1) x
+`backoff` with no cap. The retries themselves happen. Fix: nothing if the waits do not
+matter; `--strict` refuses the export."""),
+    ("A602", "export-timeout", "the engine has no per-task timeout", """
+Dagster has no timeout for one op: the exported op stops the attempt itself at the
+stage's `timeout`, as `alfredc run` does. Fix: nothing; or bound whole runs with
+Dagster's `dagster/max_runtime` tag and run monitoring."""),
+    ("A603", "export-priority", "the engine has no task priority", """
+Prefect starts ready tasks in the order the flow submits them: a stage's `priority` is
+dropped. Fix: nothing if the order of ready stages does not matter."""),
+    ("A604", "export-agent-choice", "a stage that may run on several agents runs on one", """
+A stage whose `requires` matches several agents runs, once exported, with the first
+declared one's command and pool; alfred would pick the least busy agent and move a retry
+to another. Fix: name one `agent` for the stage."""),
+    ("A605", "export-stop-on-failure", "`on_failure = stop` does not cancel other branches", """
+When a stage with `on_failure = stop` fails, `alfredc run` cancels the stages running
+beside it. Prefect and Dagster let them finish (Airflow does it with `fail_fast`, but only
+for a whole DAG, so not when stages mix `stop` and `continue`). Dependents of the failed
+stage never run on any engine. Fix: nothing if independent stages may finish."""),
+    ("A606", "export-hook", "a workflow hook is not exported", """
+`on failure { ... }` and the other hooks run with `alfredc run` only. Fix: attach the
+command with the engine's own callbacks (Airflow `on_failure_callback`, Prefect
+`on_failure` hooks, Dagster `run_failure_sensor`)."""),
+    ("A607", "export-max-log", "the engine keeps a stage's whole log", """
+A stage's `max_log` bounds what `alfredc run` keeps of its output; the engines keep all of
+it. Fix: nothing, or bound the log in the command itself."""),
     # -- A9xx: internal -----------------------------------------------------------
     ("A900", "internal-error", "a bug in alfred itself", """
 alfred hit an unexpected condition. This is a bug in alfred, not in your file; the exit

@@ -10,16 +10,18 @@ import functools
 import importlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _expr
 from .._expr import ExprError, Template
+from .._plan import PlanAgent, PlanStage, thaw
 from .._source import SourceFile
 from ._shell import ShellLine, nul_error, render_shell as render_shell_parts
 
 __all__ = [
-    "ExprError", "Masker", "ShellLine", "StreamMasker", "check_process_text", "parse", "render_shell",
-    "render_value", "render_when",
+    "AttemptValues", "ExprError", "Masker", "ShellLine", "StreamMasker", "check_process_text", "parse",
+    "render_shell", "render_value", "render_when", "resolve_attempt",
 ]
 
 _NOWHERE = SourceFile("<runtime>", "")
@@ -83,6 +85,74 @@ def render_when(when: bool | str, scope: Mapping[str, Any]) -> bool:
     if isinstance(value, str) and value in ("true", "false"):
         return value == "true"
     raise ExprError(f"`when` must be a boolean, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptValues:
+    """What one attempt of a stage runs, every ``${...}`` resolved (see :func:`resolve_attempt`)."""
+
+    inputs: dict[str, Any]
+    run: str | tuple[str, ...] | None           # str: a shell line; tuple: argv
+    shell_values: Mapping[str, str] = field(default_factory=dict)
+    #: The full environment of a command; ``base_env`` itself when neither agent nor stage set one.
+    env: Mapping[str, str] = field(default_factory=dict)
+    call: str | None = None
+    url: str | None = None
+
+
+def resolve_attempt(
+    stage: PlanStage,
+    agent: PlanAgent,
+    scope_base: Mapping[str, Any],
+    base_env: Mapping[str, str],
+    *,
+    static_argv: tuple[str, ...] | None = None,
+) -> AttemptValues:
+    """The values of one attempt of ``stage`` on ``agent`` against ``scope_base`` (params,
+    stages, env, secrets); :class:`ExprError` when one cannot be rendered.
+
+    Shared by the runtime and the exported modules' run-time shim, so that a stage gets the
+    same argv, shell line, environment and inputs on every engine. ``static_argv`` is the
+    caller's cache of an argv without ``${...}`` (returned as it is, not scanned again).
+    """
+    scope = dict(scope_base)
+    inputs = render_value(thaw(stage.inputs), scope) if stage.inputs else {}
+    scope["inputs"] = inputs
+    run = stage.run if stage.run is not None else agent.run
+    resolved_run: str | tuple[str, ...] | None
+    shell_values: Mapping[str, str] = {}
+    if run is not None and run is static_argv:
+        resolved_run = run
+    elif isinstance(run, str):
+        line = render_shell(run, scope)
+        resolved_run, shell_values = line.text, line.values
+    elif run is not None:
+        if any("${" in part for part in run):
+            resolved_run = tuple(
+                check_process_text(part, _expr.to_text(render_value(part, scope)), scope) for part in run
+            )
+        else:
+            resolved_run = tuple(run)
+    else:
+        resolved_run = None
+    env: Mapping[str, str] = {}
+    if agent.env or stage.env:
+        own = dict(base_env)
+        for source in (agent.env, stage.env):
+            for key, value in source.items():
+                own[key] = check_process_text(value, _expr.to_text(render_value(value, scope)), scope)
+        env = own
+    elif agent.kind == "command":
+        env = base_env  # shared, read-only: the command executor encodes it once
+    url = agent.url
+    return AttemptValues(
+        inputs=inputs,
+        run=resolved_run,
+        shell_values=shell_values,
+        env=env,
+        call=stage.call or agent.call,
+        url=_expr.to_text(render_value(url, scope)) if url else None,
+    )
 
 
 class Masker:

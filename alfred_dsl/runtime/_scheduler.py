@@ -33,13 +33,12 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from .._expr import to_text
 from .._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _events as ev
 from ._contain import (
@@ -60,7 +59,7 @@ from ._journal import AttemptJournal, read_journal
 from ._limits import AgentKey, AgentSlots, agent_key
 from ._private import make_private_dir, private_mkdir, scrub_private_dirs
 from ._process import LEADERS, kill_orphans, signal_name
-from ._resolve import ExprError, Masker, check_process_text, render_shell, render_value, render_when
+from ._resolve import ExprError, Masker, render_when, resolve_attempt
 from ._results import (
     CANCELLED,
     FAILED,
@@ -804,47 +803,21 @@ class _Run:
 
     def _context(self, st: _Stage, agent: PlanAgent, attempt: int, log: str) -> AttemptContext:
         spec = st.spec
-        scope = dict(self.scope_base)
-        inputs = render_value(thaw(spec.inputs), scope) if spec.inputs else {}
-        scope["inputs"] = inputs
-        run = spec.run if spec.run is not None else agent.run
-        resolved_run: str | tuple[str, ...] | None
-        shell_values: Mapping[str, str] = {}
-        if run is not None and run is st.static_argv:
-            resolved_run = run
-        elif isinstance(run, str):
-            line = render_shell(run, scope)
-            resolved_run, shell_values = line.text, line.values
-        elif run is not None:
-            if any("${" in part for part in run):
-                resolved_run = tuple(
-                    check_process_text(part, _text(render_value(part, scope)), scope) for part in run
-                )
-            else:
-                resolved_run = st.static_argv = tuple(run)
-        else:
-            resolved_run = None
-        env: Mapping[str, str] = {}
-        if agent.env or spec.env:
-            own = self.base_env.copy()
-            for source in (agent.env, spec.env):
-                for key, value in source.items():
-                    own[key] = check_process_text(value, _text(render_value(value, scope)), scope)
-            env = own
-        elif agent.kind == "command":
-            env = self.base_env  # shared, read-only: the command executor encodes it once
-        url = agent.url
+        values = resolve_attempt(spec, agent, self.scope_base, self.base_env, static_argv=st.static_argv)
+        raw = spec.run if spec.run is not None else agent.run
+        if isinstance(values.run, tuple) and values.run is raw:  # an argv without ${...}: kept as is
+            st.static_argv = values.run
         return AttemptContext(
             run_id=self.run_id,
             stage=spec,
             agent=agent,
             attempt=attempt,
-            inputs=inputs,
-            run=resolved_run,
-            shell_values=shell_values,
-            call=spec.call or agent.call,
-            url=_text(render_value(url, scope)) if url else None,
-            env=env,
+            inputs=values.inputs,
+            run=values.run,
+            shell_values=values.shell_values,
+            call=values.call,
+            url=values.url,
+            env=values.env,
             cwd=st.cwd,
             log_path=Path(log),
             work_dir=self.work_dir,
@@ -1013,10 +986,6 @@ class _Run:
             finished=finished,
             state_dir=str(self.store.state_dir),
         )
-
-
-def _text(value: Any) -> str:
-    return to_text(value)
 
 
 def _seconds(value: float) -> str:

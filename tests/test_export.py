@@ -1,0 +1,126 @@
+"""`alfredc export`: the generated modules, the loss report (A6xx) and --strict.
+
+The runs on the real engines are in test_export_engines.py (marked `engines`).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alfred_dsl.export import TARGETS, export_plan
+from alfred_dsl.export._compiler import compile_path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = [
+    *sorted(p for p in (REPO / "examples").iterdir() if p.suffix in (".alfred", ".yaml", ".json")),
+    REPO / "examples" / "demo" / "pipeline.alfred",
+]
+
+#: The values of the bundled examples' required params.
+EXAMPLE_PARAMS = {
+    "bug_fix": {"issue": "42"},
+    "code_review": {"pull_request": "7"},
+    "feature_development": {"feature_name": "login"},
+}
+
+EVERY_FEATURE = """
+agent a { kind = command; concurrency = 2; capabilities = ["x"]; max_log = 1KB }
+agent b { kind = command; capabilities = ["x"] }
+agent p { kind = python; call = "mod:fn" }
+agent h { kind = http; url = "http://localhost:1/x" }
+
+workflow all {
+  param n: int = 1
+  schedule = "0 9 * * 1-5"
+  defaults { retries = 3; backoff = 1s; max_backoff = 3s; timeout = 1m; priority = high; on_failure = stop }
+  on failure { run = "echo failed" }
+  stage one { agent = a; run = "echo ${params.n} ${secrets.TOKEN}" }
+  stage two after one { requires = ["x"]; run = ["echo", "${stages.one.outputs.v}"]; when = params.n > 0 }
+  stage three { agent = p; on_failure = continue }
+  stage four { agent = h; inputs = { k = params.n } }
+}
+"""
+
+
+def alfredc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alfred_dsl", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_exports_to_valid_python(example: Path, target: str) -> None:
+    plan, diags = compile_path(str(example), None, EXAMPLE_PARAMS.get(example.stem, {}))
+    assert plan is not None, diags
+    exported = export_plan(plan, target)
+    tree = ast.parse(exported.text)
+    assert ast.get_docstring(tree) and "SHA-256:" in (ast.get_docstring(tree) or "")
+    assert 'if __name__ == "__main__":' in exported.text
+    for stage in plan.stages:
+        assert repr(stage.name) in exported.text
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_feature_maps_or_warns(tmp_path: Path, target: str) -> None:
+    source = tmp_path / "all.alfred"
+    source.write_text(EVERY_FEATURE)
+    plan, diags = compile_path(str(source), None, {})
+    assert plan is not None, diags
+    exported = export_plan(plan, target)
+    text = exported.text
+    codes = {d.code for d in exported.diagnostics}
+    assert all(d.primary is not None and d.primary.span.file == str(source) for d in exported.diagnostics)
+    assert "A606" in codes  # the hook
+    assert "A604" in codes  # `requires` matching two agents
+    assert "A607" in codes  # max_log
+    assert "A601" in codes  # backoff, cap, jitter
+    assert "0 9 * * 1-5" in text  # schedule
+    assert "'TOKEN'" in text  # secrets come from the environment
+    assert "'n': 1" in text or "n=1" in text  # params
+    if target == "airflow":
+        for feature in ("retries=3", "retry_exponential_backoff=2.0", "max_retry_delay=",
+                        "execution_timeout=",
+                        "priority_weight=2", "pool='alfred-a'", "one_task >> two_task", "fail_fast=False"):
+            assert feature in text, feature
+        assert "A605" in codes  # stop and continue mixed
+    if target == "prefect":
+        for feature in ("retries=3", "retry_delay_seconds=[1.0, 2.0, 3.0]", "retry_jitter_factor=0.1",
+                        "timeout_seconds=60", "tags=['alfred-a']", "wait_for=[one_run]",
+                        "cron='0 9 * * 1-5'"):
+            assert feature in text, feature
+        assert {"A603", "A605"} <= codes
+    if target == "dagster":
+        for feature in ("RetryPolicy(max_retries=3, delay=1, backoff=Backoff.EXPONENTIAL)",
+                        '"dagster/priority": "2"', "pool='alfred-a'", "two(one=one_out)",
+                        "ScheduleDefinition(", "Out(is_required=False)"):
+            assert feature in text, feature
+        assert {"A602", "A605"} <= codes
+
+
+def test_strict_turns_losses_into_errors(tmp_path: Path) -> None:
+    source = tmp_path / "all.alfred"
+    source.write_text(EVERY_FEATURE)
+    out = tmp_path / "dag.py"
+    loose = alfredc("export", "all.alfred", "--to", "airflow", "-o", str(out), cwd=tmp_path)
+    assert loose.returncode == 0, loose.stderr
+    assert "warning[A606]" in loose.stderr and "all.alfred:" in loose.stderr
+    assert out.read_text().startswith('"""alfred workflow `all`, exported for Airflow 3.')
+    out.unlink()
+    strict = alfredc("export", "all.alfred", "--to", "airflow", "-o", str(out), "--strict", cwd=tmp_path)
+    assert strict.returncode == 1
+    assert "error[A606]" in strict.stderr
+    assert not out.exists()
+
+
+def test_a_file_with_errors_exports_nothing(tmp_path: Path) -> None:
+    (tmp_path / "bad.alfred").write_text("workflow w { stage s { agent = nobody } }\n")
+    result = alfredc("export", "bad.alfred", "--to", "prefect", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "A201" in result.stderr
