@@ -324,3 +324,32 @@ def test_doctor_says_which_containment_mode_is_in_use_and_why(tmp_path: Path) ->
     contain = json.loads(default.stdout)["containment"]
     assert contain["mode"] in MODES and contain["reason"]
     assert (contain["cgroup"] is not None) == (contain["mode"] == "cgroup")
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_the_next_worker_kills_what_a_worker_killed_by_kill_9_left(tmp_path: Path, mode: str) -> None:
+    _skip_unless_possible(mode)
+    (tmp_path / "w.alfred").write_text(ESCAPER.format(timeout="").replace(
+        'run = "setsid', 'run = "echo $ALFRED_ATTEMPT >> attempts; [ -e hung ] && exit 0; touch hung; setsid'
+    ))
+    env = {**_env(mode), "PYTHONUNBUFFERED": "1"}
+    subprocess.run([*ALFREDC, "submit", "w.alfred"], cwd=tmp_path, env=env, capture_output=True, check=True)
+    worker = [*ALFREDC, "worker", "--poll", "50ms", "--lease", "1s", "--grace", "1s"]
+    doomed = subprocess.Popen(
+        worker, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        escaped = _escaped(tmp_path)
+    finally:
+        doomed.kill()  # kill -9 of the worker alone: its stage's processes are orphaned
+        doomed.wait()
+    assert _alive(escaped)
+    rescuer = subprocess.run(
+        [*worker, "--until-empty"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert rescuer.returncode == 0, rescuer.stdout + rescuer.stderr
+    assert "resuming" in rescuer.stdout + rescuer.stderr
+    assert _gone(escaped), f"the setsid process {escaped} of the dead worker's attempt survived ({mode})"
+    assert (tmp_path / "attempts").read_text().split() == ["1", "2"]
+    _containment_mode(tmp_path, mode)
