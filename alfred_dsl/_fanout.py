@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._diagnostics import Diagnostic, error
-from ._document import Path as DocPath
-from ._document import SpanIndex
+from ._document import Path as DocPath, SpanIndex
 from ._expr import Literal, Ref, Template, references, substitute, to_text, unparse_template
 
 __all__ = [
-    "FANOUT_KEY", "GROUPS_KEY", "check_group_ref", "combination_key", "expand", "group_outputs", "member_name",
+    "FANOUT_KEY", "GROUPS_KEY", "check_group_ref", "combination_key", "expand", "group_outputs",
+    "member_name",
 ]
 
 #: Stage key (added by :func:`expand`, never written by users: the schema refuses it) that
@@ -298,8 +298,9 @@ def expand(data: dict[str, Any], spans: SpanIndex) -> list[Diagnostic]:
                     if attribute in _NAME_KEYS:
                         copied[attribute] = copy.deepcopy(value)
                         continue
+                    shell = attribute == "run" and isinstance(value, str)
                     copied[attribute] = expander.fill(
-                        value, (*base, name, attribute), combo.values, known, shell=attribute == "run" and isinstance(value, str),
+                        value, (*base, name, attribute), combo.values, known, shell=shell
                     )
                 copied[FANOUT_KEY] = {"group": name, "key": key, "values": dict(combo.values)}
                 expander.copy_spans((*base, name), (*base, member))
@@ -346,7 +347,8 @@ def check_group_ref(workflow: Mapping[str, Any], ref: Ref, span: Any, out: list[
         return False
     if parts[2:] != ("outputs",):
         out.append(
-            error("A210", f"`{ref}`: `{parts[1]}` is a matrix stage, whose outputs are one map", span,
+            error("A210", f"`{ref}`: `{parts[1]}` is a matrix stage, whose outputs are one map",
+                  span,
                   help=f"write `stages.{parts[1]}.outputs`: a map from each combination "
                        f"(`{next(iter(groups[parts[1]]), parts[1])}` -> its key) to that member's outputs")
         )

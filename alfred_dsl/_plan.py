@@ -101,7 +101,7 @@ class PlanStage:
     """One stage of a plan: what to run, on which agents, after which stages, and its CPM figures."""
 
     name: str                         # full name, e.g. "auth.specification"
-    group: tuple[str, ...] = ()       # the `use` aliases it came through, outermost first, then its fan-out group
+    group: tuple[str, ...] = ()       # the `use` aliases it came through (outermost first), its fan-out group
     agents: tuple[str, ...]           # the agent, or every agent matching `requires`
     kind: ExecutorKind
     run: str | tuple[str, ...] | None = None
