@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import _fanout
 from ._cron import cron_problem
 from ._diagnostics import Diagnostic, Label, error, warning
 from ._document import Document, Path as DocPath, SpanIndex
@@ -63,7 +64,7 @@ __all__ = [
     "workflows_to_analyse",
 ]
 
-ROOTS = ("params", "stages", "inputs", "env", "secrets")
+ROOTS = ("params", "stages", "inputs", "env", "secrets", "matrix")  # matrix: checked by _fanout
 PRIORITIES = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 PARAM_TYPES = ("string", "int", "float", "bool", "duration", "list", "map")
 EXECUTOR_NEEDS = {"command": "run", "python": "call", "http": "url"}
@@ -916,6 +917,8 @@ class _WorkflowChecker:
 
     def _check_stage_ref(self, ref: Ref, span: Span) -> None:
         parts = ref.parts
+        if _fanout.check_group_ref(self.model.workflows[self.name], ref, span, self.out):
+            return
         if "outputs" not in parts[2:] or parts.index("outputs", 2) != len(parts) - 2:
             self.out.append(
                 error(
@@ -1474,9 +1477,12 @@ class _Resolver:
         for value in (run, call, inputs, env, when):
             self.collect_secrets(value)
         outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
+        fan_out = _map(stage.get(_fanout.FANOUT_KEY))
         return PlanStage(
             name=instance.name,
-            group=ctx.group,
+            group=(*ctx.group, fan_out["group"]) if fan_out else ctx.group,
+            fan_out=ctx.prefix + fan_out["group"] if fan_out else "",
+            matrix=FrozenMap(_map(fan_out.get("values"))),
             agents=tuple(agents),
             kind=kind,
             run=_command(run),

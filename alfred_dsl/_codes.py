@@ -131,6 +131,11 @@ attribute or correct its spelling."""),
 Workflow A uses template B which (directly or not) uses A again, so the expansion would
 never end. The message names the chain of templates. Fix: break the cycle, e.g. by moving
 the shared stages into a third template that both use."""),
+    ("A216", "unknown-matrix-key", "a `${matrix.KEY}` or an `exclude` names no key of the stage's matrix", """
+`${matrix.KEY}` is the value of KEY in the combination a fan-out member runs with: it
+exists only in a stage that has a `matrix`, and KEY must be one of its axes or a key an
+`include` entry adds. An `exclude` entry may only name axes. Fix: correct the key (the
+message suggests the closest one), or declare the matrix."""),
     # -- A3xx: types and schema ---------------------------------------------------
     ("A301", "schema-violation", "the normalized document does not match the schema", """
 The document (from the DSL, YAML or JSON) does not satisfy
@@ -164,6 +169,11 @@ Fix: correct the expression."""),
 day-of-week), e.g. `"0 9 * * 1-5"`, or a macro such as `@daily`, read as the service
 worker reads it (croniter); one that never fires (`"0 0 30 2 *"`) is refused too.
 Fix: correct the expression."""),
+    ("A311", "invalid-matrix", "a `matrix` is not a map of non-empty lists", """
+A stage's `matrix` is a map from each axis name to a non-empty list of strings, numbers or
+booleans, plus optional `exclude` and `include` lists of maps. An empty axis, an axis
+that is not a list, a matrix with no axis and no `include`, or two combinations with the
+same name are refused. Fix: give each axis at least one value."""),
     # -- A4xx: graph --------------------------------------------------------------
     ("A401", "dependency-cycle", "stages depend on each other in a cycle", """
 The dependencies (`after`, references to outputs, `after ALIAS`) form a cycle, so no

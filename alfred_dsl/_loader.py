@@ -33,7 +33,7 @@ from typing import Any, cast
 
 import yaml
 
-from . import _schema
+from . import _fanout, _schema
 from ._diagnostics import Diagnostic, Label, error
 from ._document import Document, Path as DocPath, SpanIndex
 from ._source import SourceFile, Span
@@ -710,6 +710,7 @@ def _workspace(state: _Loading) -> tuple[Workspace | None, list[Diagnostic]]:
     if not state.documents:
         return None, state.diags
     data, spans, base_dirs = _merge_documents(state)
+    state.diags.extend(_fanout.expand(data, spans))  # matrix stages -> one stage per combination
     workspace = Workspace(
         root=root,
         entry=state.documents[0],

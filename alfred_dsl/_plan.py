@@ -101,7 +101,7 @@ class PlanStage:
     """One stage of a plan: what to run, on which agents, after which stages, and its CPM figures."""
 
     name: str                         # full name, e.g. "auth.specification"
-    group: tuple[str, ...] = ()       # the `use` aliases it came through, outermost first
+    group: tuple[str, ...] = ()       # the `use` aliases it came through (outermost first), its fan-out group
     agents: tuple[str, ...]           # the agent, or every agent matching `requires`
     kind: ExecutorKind
     run: str | tuple[str, ...] | None = None
@@ -121,6 +121,8 @@ class PlanStage:
     when: bool | str = True           # True, False or a "${...}" expression
     on_failure: OnFailure = "stop"
     description: str = ""
+    fan_out: str = ""                 # the `matrix` stage it is a member of ("auth.test"), else ""
+    matrix: FrozenMap = field(default_factory=FrozenMap)   # its combination: {"python": "3.11", ...}
     # -- critical-path analysis -----------------------------------------------------
     earliest_start_s: float = 0
     earliest_finish_s: float = 0

@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "9165fe8554274d7d768d391338fb4b386fc1af435ce7c61d387bdc3547f2f409"
+SCHEMA_SHA256 = "08920629f0fb551a838a5a369e2d7fb94db7417541d3741ee6903b5c6cbced11"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -356,6 +356,11 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data_keys.remove("after")
             data__after = data["after"]
             validate____defs_names(data__after, custom_formats, (name_prefix or "data") + ".after")
+        if "matrix" in data_keys:
+            data_keys.remove("matrix")
+            data__matrix = data["matrix"]
+            if not isinstance(data__matrix, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must be object")
         if "estimate" in data_keys:
             data_keys.remove("estimate")
             data__estimate = data["estimate"]

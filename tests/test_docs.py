@@ -248,8 +248,14 @@ def test_cli_sample_outputs_are_the_real_ones(alfredc: Run) -> None:
 
 @needs_pipeline
 def test_tutorial(tmp_path: Path, alfredc: Run) -> None:
-    first, final = [b.text for b in blocks(DOCS / "tutorial.md", "alfred")]
+    first, final, fan_out = [b.text for b in blocks(DOCS / "tutorial.md", "alfred")]
     pipeline = tmp_path / "pipeline.alfred"
+
+    (tmp_path / "tests.alfred").write_text(fan_out)
+    result = alfredc("plan", "tests.alfred", "--format", "json", cwd=tmp_path)
+    assert result.status == 0, result.stderr
+    names = [stage["name"] for stage in json.loads(result.stdout)["stages"]]
+    assert names[1:3] == ["test[python=3.11,shard=2]", "test[python=3.11,shard=3]"] and len(names) == 7
 
     pipeline.write_text(first)
     result = alfredc("check", "pipeline.alfred", cwd=tmp_path)

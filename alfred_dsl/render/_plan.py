@@ -57,7 +57,7 @@ def dumps(data: Mapping[str, Any]) -> str:
 
 def _stage_json(stage: PlanStage) -> dict[str, Any]:
     # Keys and order of spec section 5 first; additions after them.
-    return {
+    data: dict[str, Any] = {
         "name": stage.name,
         "agent": _stage_agent(stage),
         "after": list(stage.after),
@@ -74,6 +74,10 @@ def _stage_json(stage: PlanStage) -> dict[str, Any]:
         "priority": stage.priority,
         "when": stage.when,
     }
+    if stage.fan_out:  # a member of a `matrix` stage: its group and its combination
+        data["fan_out"] = stage.fan_out
+        data["matrix"] = thaw(stage.matrix)
+    return data
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:

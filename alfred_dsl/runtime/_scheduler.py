@@ -39,6 +39,7 @@ from typing import Any
 
 import trio
 
+from .. import _fanout
 from .._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _events as ev
 from ._contain import (
@@ -203,6 +204,7 @@ def _plan_text(plan: Plan, masker: Masker) -> str:
 
 
 @dataclasses.dataclass(slots=True, eq=False)
+
 class _Stage:
     spec: PlanStage
     index: int
@@ -499,6 +501,7 @@ class _Run:
                 st.attempts = record_stage.attempts
                 st.started, st.finished = record_stage.started, record_stage.finished
                 self.scope_base["stages"][st.name] = {"outputs": st.outputs}
+                _record_member(self.scope_base["stages"], st)
                 self.final_count += 1
                 reused.append(st.name)
             else:
@@ -602,6 +605,7 @@ class _Run:
         self.save(st)
         if state == SUCCEEDED:
             self.scope_base["stages"][st.name] = {"outputs": st.outputs}
+            _record_member(self.scope_base["stages"], st)
             self.emit(
                 ev.STAGE_SUCCEEDED, st.name, st.attempts or None,
                 outputs=st.outputs, duration_s=self._duration(st), agent=st.agent,
@@ -990,3 +994,10 @@ class _Run:
 
 def _seconds(value: float) -> str:
     return f"{value:g}s"
+
+
+def _record_member(stages_scope: dict[str, Any], st: _Stage) -> None:
+    """A fan-out member's outputs also go in its group's map (``stages.GROUP.outputs``)."""
+    if st.spec.fan_out:
+        key = st.spec.name[len(st.spec.fan_out) + 1 : -1]
+        _fanout.group_outputs(stages_scope, st.spec.fan_out, key, st.outputs)
