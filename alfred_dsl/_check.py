@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._approvals import APPROVAL_KIND, approval_of, check_approval_stage
+from ._budget import budget_of, cost_of
 from ._cron import cron_problem
 from ._diagnostics import Diagnostic, Label, error, warning
 from ._document import Document, Path as DocPath, SpanIndex
@@ -699,7 +701,12 @@ class _WorkflowChecker:
             )
         has_agent, has_requires = "agent" in stage, "requires" in stage
         agents: list[str] = []
-        if has_agent == has_requires:
+        if "approve" in stage:  # an approval stage has no agent (_approvals.py)
+            self.out.extend(check_approval_stage(
+                self.name, self.workflow, stage_name, stage, path, model.key_span, model.value_span,
+                _did_you_mean,
+            ))
+        elif has_agent == has_requires:
             self.out.append(
                 error(
                     "A306",
@@ -1474,6 +1481,9 @@ class _Resolver:
         for value in (run, call, inputs, env, when):
             self.collect_secrets(value)
         outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
+        approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
+        if approve is not None:
+            kind = APPROVAL_KIND
         return PlanStage(
             name=instance.name,
             group=ctx.group,
@@ -1496,6 +1506,8 @@ class _Resolver:
             when=when,
             on_failure="continue" if on_failure == "continue" else "stop",
             description=self.text(description),
+            approve=approve,
+            cost=cost_of(stage, [model.agents[a] for a in agents]),
             span=model.key_span(path),
         )
 
@@ -1699,6 +1711,7 @@ def resolve(
             edges=tuple(edges.values()),
             hooks=tuple(hooks),
             schedule=schedule if isinstance(schedule, str) else None,
+            budget=budget_of(declaration, resolver.seconds),
             span=span,
         ),
         diagnostics,
