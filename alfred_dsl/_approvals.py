@@ -102,7 +102,8 @@ def check_approval_stage(
                 f"approver `{name}` is not declared: workflow `{workflow_name}` has no `approvers`",
                 where,
                 "unknown approver",
-                help=f'declare who may approve: `approvers = {{ {_identifier(name)} = ["USER"] }}` in the workflow',
+                help="declare who may approve in the workflow: "
+                f'`approvers = {{ {_identifier(name)} = ["USER"] }}`',
             ))
             continue
         hint = suggest(name, [*roles, *members])
@@ -160,7 +161,8 @@ def rejection_warnings(plan: Plan) -> list[Diagnostic]:
         elif stage.on_failure == "stop":
             out.append(warning(
                 "A505",
-                f"a rejection of approval `{stage.name}` stops the run before `{handlers[0].name}` can handle it",
+                f"a rejection of approval `{stage.name}` stops the run "
+                f"before `{handlers[0].name}` can handle it",
                 stage.span,
                 "`on_failure` is `stop` here",
                 help="add `on_failure = continue` to this stage",

@@ -167,7 +167,7 @@ def budget_warnings(plan: Plan, span: Span | None) -> list[Diagnostic]:
         if unit not in plan.budget or worst.totals.get(unit, 0) <= plan.budget[unit]:
             continue
         top = [c for c in worst.contributors[unit] if c[1] > 0][:3]
-        shown = ", ".join(f"`{name}` ({format_amount(unit, amount).split(' ', 1)[1]})" for name, amount in top)
+        shown = ", ".join(f"`{name}` ({_limit(unit, amount)})" for name, amount in top)
         out.append(warning(
             "A506",
             f"workflow `{plan.workflow}` can exceed its budget: worst case "

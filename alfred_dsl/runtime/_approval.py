@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .._plan import PlanStage
     from ._scheduler import _Run, _Stage
 
-__all__ = ["ApprovalError", "Decision", "POLL_S", "decide", "pending_approvals"]
+__all__ = ["POLL_S", "ApprovalError", "Decision", "decide", "pending_approvals"]
 
 #: How often a waiting run looks for a decision, in seconds.
 POLL_S = 0.2
@@ -75,7 +75,9 @@ class Decision:
     decided_at: float
 
     def outputs(self) -> dict[str, Any]:
-        return {"decision": self.decision, "by": self.by, "comment": self.comment, "decided_at": self.decided_at}
+        return {
+            "decision": self.decision, "by": self.by, "comment": self.comment, "decided_at": self.decided_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +193,8 @@ async def _wait(run: _Run, st: _Stage) -> None:
             timeout = spec.get("timeout_s")
             deadline = st.started + float(timeout) if isinstance(timeout, int | float) else None
             db.execute(
-                "INSERT OR REPLACE INTO approvals (run, stage, requested, deadline, by_spec, users, on_timeout)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO approvals"
+                " (run, stage, requested, deadline, by_spec, users, on_timeout) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run.run_id, st.name, st.started, deadline, json.dumps(list(spec["by"])),
                  json.dumps(list(spec["users"])), str(spec["on_timeout"])),
             )
@@ -210,7 +212,9 @@ async def _wait(run: _Run, st: _Stage) -> None:
             now = time.time()
             if request.deadline is not None and now >= request.deadline:
                 verdict = APPROVED if request.on_timeout == "approve" else REJECTED
-                decision = _record(db, run.run_id, st.name, verdict, "timeout", "no decision before the timeout")
+                decision = _record(
+                    db, run.run_id, st.name, verdict, "timeout", "no decision before the timeout"
+                )
                 timed_out = decision is not None
                 if decision is None:  # decided meanwhile
                     decision = _polled(db, run.run_id, st.name)
@@ -282,7 +286,9 @@ def decide(
     try:
         run_id = store.resolve_run_id(run)
         if run_id is None:
-            raise ApprovalError(f"no run `{run}` in {directory} (give an id, a unique prefix of one, or `last`)")
+            raise ApprovalError(
+                f"no run `{run}` in {directory} (give an id, a unique prefix of one, or `last`)"
+            )
         stages = {s.name: s.state for s in store.stages(run_id)}
     finally:
         store.close()
@@ -300,7 +306,8 @@ def decide(
             ))
             also = f"; waiting: {', '.join(f'`{w}`' for w in waiting)}" if waiting else ""
             raise ApprovalError(
-                f"stage `{stage}` of run {run_id} is not waiting for an approval (it is {stages[stage]}){also}"
+                f"stage `{stage}` of run {run_id} is not waiting for an approval "
+                f"(it is {stages[stage]}){also}"
             )
         if request.decision is not None:
             raise ApprovalError(

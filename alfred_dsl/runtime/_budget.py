@@ -70,7 +70,8 @@ class Spend:
         for unit, limit in self.budget.items():
             if unit == "time":
                 if elapsed_s > limit:
-                    return f"budget exceeded: {format_amount('time', elapsed_s)} > {format_amount('time', limit)[5:]}"
+                    limit_text = format_amount("time", limit).split(" ", 1)[1]
+                    return f"budget exceeded: {format_amount('time', elapsed_s)} > {limit_text}"
                 continue
             total = self.totals.get(unit, 0.0) + float((extra or {}).get(unit, 0.0))
             if total > limit:
@@ -104,7 +105,7 @@ def after_success(run: _Run, outputs: Mapping[str, Any]) -> None:
 def halt(run: _Run, reason: str, stage: str | None) -> None:
     """No further stage starts; the running ones finish; the run will fail with ``reason``."""
     run.spend.reason = reason
-    run.emit(ev.BUDGET_EXCEEDED, stage, reason=reason, stage=stage, **run.spend.as_json())
+    run.emit(ev.BUDGET_EXCEEDED, stage, reason=reason, refused=stage, **run.spend.as_json())
     run.stopping = True
     run.ready.clear()
     for st in run._topological():

@@ -981,8 +981,8 @@ class _Run:
         elif self.spend.reason is not None or any(st.state in _BROKEN for st in self.stages.values()):
             state = FAILED
             failed = [st.name for st in self.stages.values() if st.state == FAILED]
-            reason = {} if self.spend.reason is None else {"reason": self.spend.reason}
-            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **reason)
+            extra: dict[str, Any] = {} if self.spend.reason is None else {"reason": self.spend.reason}
+            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **extra)
         else:
             state = SUCCEEDED
             self.emit(ev.RUN_COMPLETED, state=state, counts=counts, duration_s=duration)
