@@ -142,13 +142,17 @@ def handles_rejection(stage: PlanStage, failed: str) -> bool:
 
 
 def rejection_warnings(plan: Plan) -> list[Diagnostic]:
-    """A505: an approval whose rejection nothing handles, i.e. no stage's ``when`` reads its
-    outputs, or one does but the approval's ``on_failure = stop`` stops the run first."""
+    """A505: an approval that stages depend on, whose rejection nothing handles: no stage
+    after it has a ``when`` that reads its outputs, or one has but the approval's
+    ``on_failure = stop`` stops the run first."""
     out: list[Diagnostic] = []
     for stage in plan.stages:
         if stage.approve is None or stage.span is None:
             continue
-        handlers = [s for s in plan.stages if stage.name in s.after and _reads(s, stage.name)]
+        after = [s for s in plan.stages if stage.name in s.after]
+        handlers = [s for s in after if _reads(s, stage.name)]
+        if not after:  # it gates nothing: a rejection only fails the run
+            continue
         if not handlers:
             out.append(warning(
                 "A505",

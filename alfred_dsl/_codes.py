@@ -132,6 +132,11 @@ Workflow A uses template B which (directly or not) uses A again, so the expansio
 never end. The message names the chain of templates. Fix: break the cycle, e.g. by moving
 the shared stages into a third template that both use."""),
     # -- A3xx: types and schema ---------------------------------------------------
+    ("A216", "unknown-approver", "an approval's `by` names no role or user of `approvers`", """
+An approval stage's `by` names who may decide: a role of the workflow's `approvers` map
+(`approvers = { lead = ["alice", "bob"] }`) or a user listed in one of its roles. This name
+is neither, or the workflow has no `approvers`. Nobody could approve the stage.
+Fix: correct the name, or add the role or user to `approvers`."""),
     ("A301", "schema-violation", "the normalized document does not match the schema", """
 The document (from the DSL, YAML or JSON) does not satisfy
 `schemas/workflow.schema.json`. The message says which rule failed."""),
@@ -164,6 +169,11 @@ Fix: correct the expression."""),
 day-of-week), e.g. `"0 9 * * 1-5"`, or a macro such as `@daily`, read as the service
 worker reads it (croniter); one that never fires (`"0 0 30 2 *"`) is refused too.
 Fix: correct the expression."""),
+    ("A311", "approval-without-timeout", "an approval stage has no `timeout`", """
+Without a timeout, a run waits for a decision forever. Give `approve` a `timeout` (and
+`on_timeout = reject`, the default, or `approve`): when it passes, the run takes that
+decision itself, recorded as made by `timeout`.
+Fix: add `timeout = 24h` to the `approve` block."""),
     # -- A4xx: graph --------------------------------------------------------------
     ("A401", "dependency-cycle", "stages depend on each other in a cycle", """
 The dependencies (`after`, references to outputs, `after ALIAS`) form a cycle, so no
@@ -188,6 +198,18 @@ Python's own path (installed packages) has the module, so the stage would fail a
 (an import error is not retried). Nothing is imported by `check`.
 Fix: put the module in the stage's folder, set the stage's `cwd` to the folder that holds
 it, or install it where alfredc runs."""),
+    ("A505", "unhandled-rejection", "nothing after an approval handles its rejection", """
+A rejected approval fails its stage; the stages after it end `upstream_failed`, except those
+whose `when` reads the approval's outputs (`stages.gate.outputs.decision == "rejected"`):
+they run and handle the rejection. The warning says that no stage after the approval does, or
+that one does but the approval's `on_failure = stop` stops the run before it can run.
+Fix: add `on_failure = continue` to the approval and a stage after it with such a `when`."""),
+    ("A506", "over-budget", "the worst case of a workflow exceeds its `budget`", """
+The worst case assumes every stage runs and every retry is made: for usd and tokens the sum
+of each stage's `cost` x (1 + retries); for time the longest path of (timeout, else
+estimate) x (1 + retries) plus the backoff waits. When it exceeds `budget`, a run may stop on
+its budget before the end. The stages that contribute most are listed.
+Fix: raise the budget, lower costs or retries, or accept that the run may stop."""),
     # -- A6xx: export losses (alfredc export) ------------------------------------
     ("A601", "export-retry-delay", "the engine waits differently before a retry", """
 `alfredc export` reports it when the target engine cannot reproduce alfred's retry
