@@ -74,8 +74,8 @@ def check_approval_stage(
     value_span: SpanOf,
     suggest: Suggest,
 ) -> list[Diagnostic]:
-    """A306 (an approval stage names what runs it), A216 (an approver that the workflow's
-    ``approvers`` does not list) and A311 (no ``timeout``)."""
+    """A306 (an approval stage names what runs it), A217 (an approver that the workflow's
+    ``approvers`` does not list) and A312 (no ``timeout``)."""
     out: list[Diagnostic] = []
     approve = stage.get("approve")
     if not isinstance(approve, dict):
@@ -98,7 +98,7 @@ def check_approval_stage(
         where = value_span((*path, "approve", "by", index))
         if not roles:
             out.append(error(
-                "A216",
+                "A217",
                 f"approver `{name}` is not declared: workflow `{workflow_name}` has no `approvers`",
                 where,
                 "unknown approver",
@@ -109,7 +109,7 @@ def check_approval_stage(
         hint = suggest(name, [*roles, *members])
         known = ", ".join(f"`{r}`" for r in sorted(roles))
         out.append(error(
-            "A216",
+            "A217",
             f"unknown approver `{name}`: neither a role of `approvers` nor a user listed there",
             where,
             "unknown approver",
@@ -117,7 +117,7 @@ def check_approval_stage(
         ))
     if "timeout" not in approve:
         out.append(error(
-            "A311",
+            "A312",
             f"approval stage `{stage_name}` has no `timeout`: the run could wait forever",
             key_span((*path, "approve")),
             "no `timeout` here",

@@ -132,7 +132,7 @@ Workflow A uses template B which (directly or not) uses A again, so the expansio
 never end. The message names the chain of templates. Fix: break the cycle, e.g. by moving
 the shared stages into a third template that both use."""),
     # -- A3xx: types and schema ---------------------------------------------------
-    ("A216", "unknown-approver", "an approval's `by` names no role or user of `approvers`", """
+    ("A217", "unknown-approver", "an approval's `by` names no role or user of `approvers`", """
 An approval stage's `by` names who may decide: a role of the workflow's `approvers` map
 (`approvers = { lead = ["alice", "bob"] }`) or a user listed in one of its roles. This name
 is neither, or the workflow has no `approvers`. Nobody could approve the stage.
@@ -169,7 +169,7 @@ Fix: correct the expression."""),
 day-of-week), e.g. `"0 9 * * 1-5"`, or a macro such as `@daily`, read as the service
 worker reads it (croniter); one that never fires (`"0 0 30 2 *"`) is refused too.
 Fix: correct the expression."""),
-    ("A311", "approval-without-timeout", "an approval stage has no `timeout`", """
+    ("A312", "approval-without-timeout", "an approval stage has no `timeout`", """
 Without a timeout, a run waits for a decision forever. Give `approve` a `timeout` (and
 `on_timeout = reject`, the default, or `approve`): when it passes, the run takes that
 decision itself, recorded as made by `timeout`.

@@ -218,8 +218,8 @@ def test_check_reports_approval_problems(tmp_path: Path) -> None:
     )
     result = _alfredc(tmp_path, "check", "w.alfred")
     assert result.returncode == 1
-    assert "error[A216]" in result.stdout and "did you mean `lead`?" in result.stdout
-    assert "error[A311]" in result.stdout
+    assert "error[A217]" in result.stdout and "did you mean `lead`?" in result.stdout
+    assert "error[A312]" in result.stdout
 
 
 BUDGETED = """\
