@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._api import check as check, compile as compile, parse as parse, run as run, run_async as run_async
+from ._api import (
+    approve as approve,
+    check as check,
+    compile as compile,
+    parse as parse,
+    reject as reject,
+    run as run,
+    run_async as run_async,
+)
 from ._builder import Agent as Agent, Stage as Stage, Workflow as Workflow, agent as agent
 from ._diagnostics import (
     AlfredError as AlfredError,
@@ -36,11 +44,14 @@ if TYPE_CHECKING:
         StageResult as StageResult,
         StateStore as StateStore,
     )
+    from .runtime._approval import ApprovalError as ApprovalError, Decision as Decision
     from .service import Engine as Engine
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ApprovalError": "alfred_dsl.runtime._approval",
+    "Decision": "alfred_dsl.runtime._approval",
     "Event": "alfred_dsl.runtime",
     "EventBus": "alfred_dsl.runtime",
     "RunResult": "alfred_dsl.runtime",
@@ -53,6 +64,8 @@ _LAZY = {
 __all__ = [
     "Agent",
     "AlfredError",
+    "ApprovalError",
+    "Decision",
     "Diagnostic",
     "DiagnosticError",
     "Document",
@@ -72,10 +85,12 @@ __all__ = [
     "StateStore",
     "Workflow",
     "agent",
+    "approve",
     "check",
     "compile",
     "format_source",
     "parse",
+    "reject",
     "run",
     "run_async",
     "templates",

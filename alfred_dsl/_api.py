@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # the runtime imports trio: only when a run is asked for
     from ._document import Document
     from ._plan import Plan
     from .runtime import Event, RunResult
+    from .runtime._approval import Decision
 
-__all__ = ["check", "compile", "parse", "run", "run_async"]
+__all__ = ["approve", "check", "compile", "parse", "reject", "run", "run_async"]
 
 Params = Mapping[str, Any]
 
@@ -181,3 +182,37 @@ def run(
         )
 
     return trio.run(main)
+
+
+def approve(
+    run_id: str,
+    stage: str,
+    *,
+    comment: str = "",
+    user: str | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+) -> Decision:
+    """Approve approval stage ``stage`` of run ``run_id`` (an id, a unique prefix, or ``last``),
+    as ``user`` (default: the OS user), as ``alfredc approve`` does.
+
+    The waiting run continues; a run that is not running takes the decision when resumed.
+    Raises :class:`~alfred_dsl.ApprovalError` when the run or stage is unknown, the stage
+    is not waiting, or ``user`` is not one of its approvers.
+    """
+    from .runtime._approval import decide
+
+    return decide(run_id, stage, "approved", user=user, comment=comment, state_dir=state_dir)
+
+
+def reject(
+    run_id: str,
+    stage: str,
+    *,
+    comment: str = "",
+    user: str | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+) -> Decision:
+    """Reject approval stage ``stage`` of run ``run_id``: the stage fails (see :func:`approve`)."""
+    from .runtime._approval import decide
+
+    return decide(run_id, stage, "rejected", user=user, comment=comment, state_dir=state_dir)

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import _fanout
+from ._approvals import APPROVAL_KIND, approval_of, check_approval_stage
+from ._budget import budget_of, cost_of
 from ._cron import cron_problem
 from ._diagnostics import Diagnostic, Label, error, warning
 from ._document import Document, Path as DocPath, SpanIndex
@@ -700,7 +702,12 @@ class _WorkflowChecker:
             )
         has_agent, has_requires = "agent" in stage, "requires" in stage
         agents: list[str] = []
-        if has_agent == has_requires:
+        if "approve" in stage:  # an approval stage has no agent (_approvals.py)
+            self.out.extend(check_approval_stage(
+                self.name, self.workflow, stage_name, stage, path, model.key_span, model.value_span,
+                _did_you_mean,
+            ))
+        elif has_agent == has_requires:
             self.out.append(
                 error(
                     "A306",
@@ -1478,6 +1485,9 @@ class _Resolver:
             self.collect_secrets(value)
         outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
         fan_out = _map(stage.get(_fanout.FANOUT_KEY))
+        approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
+        if approve is not None:
+            kind = APPROVAL_KIND
         return PlanStage(
             name=instance.name,
             group=(*ctx.group, fan_out["group"]) if fan_out else ctx.group,
@@ -1502,6 +1512,8 @@ class _Resolver:
             when=when,
             on_failure="continue" if on_failure == "continue" else "stop",
             description=self.text(description),
+            approve=approve,
+            cost=cost_of(stage, [model.agents[a] for a in agents]),
             span=model.key_span(path),
         )
 
@@ -1705,6 +1717,7 @@ def resolve(
             edges=tuple(edges.values()),
             hooks=tuple(hooks),
             schedule=schedule if isinstance(schedule, str) else None,
+            budget=budget_of(declaration, resolver.seconds),
             span=span,
         ),
         diagnostics,

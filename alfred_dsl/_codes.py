@@ -136,6 +136,11 @@ the shared stages into a third template that both use."""),
 exists only in a stage that has a `matrix`, and KEY must be one of its axes or a key an
 `include` entry adds. An `exclude` entry may only name axes. Fix: correct the key (the
 message suggests the closest one), or declare the matrix."""),
+    ("A217", "unknown-approver", "an approval's `by` names no role or user of `approvers`", """
+An approval stage's `by` names who may decide: a role of the workflow's `approvers` map
+(`approvers = { lead = ["alice", "bob"] }`) or a user listed in one of its roles. This name
+is neither, or the workflow has no `approvers`. Nobody could approve the stage.
+Fix: correct the name, or add the role or user to `approvers`."""),
     # -- A3xx: types and schema ---------------------------------------------------
     ("A301", "schema-violation", "the normalized document does not match the schema", """
 The document (from the DSL, YAML or JSON) does not satisfy
@@ -174,6 +179,11 @@ A stage's `matrix` is a map from each axis name to a non-empty list of strings, 
 booleans, plus optional `exclude` and `include` lists of maps. An empty axis, an axis
 that is not a list, a matrix with no axis and no `include`, or two combinations with the
 same name are refused. Fix: give each axis at least one value."""),
+    ("A312", "approval-without-timeout", "an approval stage has no `timeout`", """
+Without a timeout, a run waits for a decision forever. Give `approve` a `timeout` (and
+`on_timeout = reject`, the default, or `approve`): when it passes, the run takes that
+decision itself, recorded as made by `timeout`.
+Fix: add `timeout = 24h` to the `approve` block."""),
     # -- A4xx: graph --------------------------------------------------------------
     ("A401", "dependency-cycle", "stages depend on each other in a cycle", """
 The dependencies (`after`, references to outputs, `after ALIAS`) form a cycle, so no
@@ -198,6 +208,18 @@ Python's own path (installed packages) has the module, so the stage would fail a
 (an import error is not retried). Nothing is imported by `check`.
 Fix: put the module in the stage's folder, set the stage's `cwd` to the folder that holds
 it, or install it where alfredc runs."""),
+    ("A505", "unhandled-rejection", "nothing after an approval handles its rejection", """
+A rejected approval fails its stage; the stages after it end `upstream_failed`, except those
+whose `when` reads the approval's outputs (`stages.gate.outputs.decision == "rejected"`):
+they run and handle the rejection. The warning says that no stage after the approval does, or
+that one does but the approval's `on_failure = stop` stops the run before it can run.
+Fix: add `on_failure = continue` to the approval and a stage after it with such a `when`."""),
+    ("A506", "over-budget", "the worst case of a workflow exceeds its `budget`", """
+The worst case assumes every stage runs and every retry is made: for usd and tokens the sum
+of each stage's `cost` x (1 + retries); for time the longest path of (timeout, else
+estimate) x (1 + retries) plus the backoff waits. When it exceeds `budget`, a run may stop on
+its budget before the end. The stages that contribute most are listed.
+Fix: raise the budget, lower costs or retries, or accept that the run may stop."""),
     # -- A6xx: export losses (alfredc export) ------------------------------------
     ("A601", "export-retry-delay", "the engine waits differently before a retry", """
 `alfredc export` reports it when the target engine cannot reproduce alfred's retry

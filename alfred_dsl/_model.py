@@ -38,4 +38,5 @@ class ResolvedWorkflow:
     edges: tuple[Edge, ...] = ()                            # every dependency, deduplicated
     hooks: tuple[Hook, ...] = ()
     schedule: str | None = None
+    budget: FrozenMap = field(default_factory=FrozenMap)
     span: Span | None = field(default=None, compare=False)

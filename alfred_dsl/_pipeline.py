@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from . import _check, _graph, _loader
+from ._approvals import rejection_warnings
+from ._budget import budget_warnings
 from ._diagnostics import Diagnostic, Label
 from ._plan import Plan, build_plan
 from ._source import Span
@@ -80,12 +82,21 @@ def _analyse(workspace: _loader.Workspace) -> list[Diagnostic]:
         diagnostics.extend(problems)
         if resolved is None:
             continue
-        for problem in _graph.analyse(resolved)[1]:
+        analysis, graph_problems = _graph.analyse(resolved)
+        if analysis is not None:  # approvals and budgets, on the plan (_approvals.py, _budget.py)
+            graph_problems = [*graph_problems, *plan_warnings(build_plan(resolved, analysis), resolved.span)]
+        for problem in graph_problems:
             place = _place(problem)
             if place not in places:
                 places.add(place)
                 diagnostics.append(problem)
     return diagnostics
+
+
+def plan_warnings(plan: Plan, span: Span | None) -> list[Diagnostic]:
+    """A505 and A506: what only a whole plan shows (an unhandled rejection, a budget the
+    worst case exceeds)."""
+    return [*rejection_warnings(plan), *budget_warnings(plan, span)]
 
 
 def _place(diagnostic: Diagnostic) -> tuple[object, ...]:
@@ -187,4 +198,5 @@ def compile_loaded(
         checked = [d for d in [*diagnostics, *_analyse(workspace)] if not _concerns_only_others(d, others)]
         places = {_place(d) for d in checked}
         return None, finish([*checked, *(d for d in problems if _place(d) not in places)])
-    return build_plan(resolved, analysis), finish(ours)
+    plan = build_plan(resolved, analysis)
+    return plan, finish([*ours, *plan_warnings(plan, resolved.span)])

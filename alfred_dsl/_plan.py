@@ -123,6 +123,10 @@ class PlanStage:
     description: str = ""
     fan_out: str = ""                 # the `matrix` stage it is a member of ("auth.test"), else ""
     matrix: FrozenMap = field(default_factory=FrozenMap)   # its combination: {"python": "3.11", ...}
+    #: An approval stage (kind "approval"): by, users, timeout_s, on_timeout (see _approvals.py).
+    approve: FrozenMap | None = None
+    #: What one attempt may spend: usd, tokens (see _budget.py).
+    cost: FrozenMap = field(default_factory=FrozenMap)
     # -- critical-path analysis -----------------------------------------------------
     earliest_start_s: float = 0
     earliest_finish_s: float = 0
@@ -160,6 +164,8 @@ class Plan:
     duration_s: float = 0
     layers: tuple[tuple[str, ...], ...] = ()
     max_parallelism: int = 0
+    #: The most a run may spend: usd, tokens, time (seconds) (see _budget.py).
+    budget: FrozenMap = field(default_factory=FrozenMap)
 
     def stage(self, name: str) -> PlanStage:
         for stage in self.stages:
@@ -220,4 +226,5 @@ def build_plan(resolved: ResolvedWorkflow, analysis: Analysis) -> Plan:
         duration_s=analysis.duration_s,
         layers=tuple(tuple(layer) for layer in analysis.layers),
         max_parallelism=analysis.max_parallelism,
+        budget=resolved.budget,
     )

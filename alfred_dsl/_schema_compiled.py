@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "08920629f0fb551a838a5a369e2d7fb94db7417541d3741ee6903b5c6cbced11"
+SCHEMA_SHA256 = "d97fc82a9d6c346c4c28d1ab92c51fa5981f35673ed41c84b8ee7c73ebcd9e48"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -17,8 +17,8 @@ REGEX_PATTERNS = {
     '^[A-Za-z_][A-Za-z0-9_]*$': re.compile('^[A-Za-z_][A-Za-z0-9_]*\\Z'),
     '\\$\\{': re.compile('\\$\\{'),
     '^[0-9]+(B|[KMGT]i?B)$': re.compile('^[0-9]+(B|[KMGT]i?B)\\Z'),
-    '^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$': re.compile('^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?\\Z'),
-    '^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$': re.compile('^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)\\Z')
+    '^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$': re.compile('^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)\\Z'),
+    '^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$': re.compile('^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?\\Z')
 }
 
 NoneType = type(None)
@@ -113,6 +113,72 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
             data__schedule = data["schedule"]
             if not isinstance(data__schedule, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".schedule must be string")
+        if "approvers" in data_keys:
+            data_keys.remove("approvers")
+            data__approvers = data["approvers"]
+            if not isinstance(data__approvers, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".approvers must be object")
+            data__approvers_is_dict = isinstance(data__approvers, dict)
+            if data__approvers_is_dict:
+                data__approvers_keys = set(data__approvers.keys())
+                for data__approvers_key in data__approvers_keys:
+                    if data__approvers_key not in []:
+                        data__approvers_value = data__approvers.get(data__approvers_key)
+                        if not isinstance(data__approvers_value, (list, tuple)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}" + " must be array")
+                        data__approvers_value_is_list = isinstance(data__approvers_value, (list, tuple))
+                        if data__approvers_value_is_list:
+                            def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                            data__approvers_value_len = len(data__approvers_value)
+                            if data__approvers_value_len > len(set(fn(data__approvers_value_x) for data__approvers_value_x in data__approvers_value)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}" + " must contain unique items")
+                            for data__approvers_value_x, data__approvers_value_item in enumerate(data__approvers_value):
+                                if not isinstance(data__approvers_value_item, (str)):
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}[{data__approvers_value_x}]" + " must be string")
+                                if isinstance(data__approvers_value_item, str):
+                                    data__approvers_value_item_len = len(data__approvers_value_item)
+                                    if data__approvers_value_item_len < 1:
+                                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}[{data__approvers_value_x}]" + " must be longer than or equal to 1 characters")
+                data__approvers_len = len(data__approvers)
+                if data__approvers_len != 0:
+                    data__approvers_property_names = True
+                    for data__approvers_key in data__approvers:
+                        try:
+                            validate____defs_identifier(data__approvers_key, custom_formats, (name_prefix or "data") + ".approvers")
+                        except (JsonSchemaValueException, JsonSchemaValuesException):
+                            data__approvers_property_names = False
+                    if not data__approvers_property_names:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".approvers must be named by propertyName definition")
+        if "budget" in data_keys:
+            data_keys.remove("budget")
+            data__budget = data["budget"]
+            if not isinstance(data__budget, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".budget must be object")
+            data__budget_is_dict = isinstance(data__budget, dict)
+            if data__budget_is_dict:
+                data__budget_keys = set(data__budget.keys())
+                if "usd" in data__budget_keys:
+                    data__budget_keys.remove("usd")
+                    data__budget__usd = data__budget["usd"]
+                    if not isinstance(data__budget__usd, (int, float, Decimal)) or isinstance(data__budget__usd, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".budget.usd must be number")
+                    if isinstance(data__budget__usd, (int, float, Decimal)) and not isinstance(data__budget__usd, bool):
+                        if data__budget__usd < 0:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".budget.usd must be bigger than or equal to 0")
+                if "tokens" in data__budget_keys:
+                    data__budget_keys.remove("tokens")
+                    data__budget__tokens = data__budget["tokens"]
+                    if not isinstance(data__budget__tokens, (int)) and not (isinstance(data__budget__tokens, float) and data__budget__tokens.is_integer()) or isinstance(data__budget__tokens, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".budget.tokens must be integer")
+                    if isinstance(data__budget__tokens, (int, float, Decimal)) and not isinstance(data__budget__tokens, bool):
+                        if data__budget__tokens < 0:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".budget.tokens must be bigger than or equal to 0")
+                if "time" in data__budget_keys:
+                    data__budget_keys.remove("time")
+                    data__budget__time = data__budget["time"]
+                    validate____defs_duration(data__budget__time, custom_formats, (name_prefix or "data") + ".budget.time")
+                if data__budget_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".budget must not contain "+str(data__budget_keys)+" properties")
         if "params" in data_keys:
             data_keys.remove("params")
             data__params = data["params"]
@@ -428,6 +494,94 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data_keys.remove("outputs")
             data__outputs = data["outputs"]
             validate____defs_outputs(data__outputs, custom_formats, (name_prefix or "data") + ".outputs")
+        if "approve" in data_keys:
+            data_keys.remove("approve")
+            data__approve = data["approve"]
+            validate____defs_approve(data__approve, custom_formats, (name_prefix or "data") + ".approve")
+        if "cost" in data_keys:
+            data_keys.remove("cost")
+            data__cost = data["cost"]
+            validate____defs_cost(data__cost, custom_formats, (name_prefix or "data") + ".cost")
+        if "tokens" in data_keys:
+            data_keys.remove("tokens")
+            data__tokens = data["tokens"]
+            validate____defs_tokens(data__tokens, custom_formats, (name_prefix or "data") + ".tokens")
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_tokens(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
+    if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
+        if data < 0:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
+    return data
+
+def validate____defs_cost(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data_keys = set(data.keys())
+        if "usd" in data_keys:
+            data_keys.remove("usd")
+            data__usd = data["usd"]
+            if not isinstance(data__usd, (int, float, Decimal)) or isinstance(data__usd, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".usd must be number")
+            if isinstance(data__usd, (int, float, Decimal)) and not isinstance(data__usd, bool):
+                if data__usd < 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".usd must be bigger than or equal to 0")
+        if "tokens" in data_keys:
+            data_keys.remove("tokens")
+            data__tokens = data["tokens"]
+            if not isinstance(data__tokens, (int)) and not (isinstance(data__tokens, float) and data__tokens.is_integer()) or isinstance(data__tokens, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".tokens must be integer")
+            if isinstance(data__tokens, (int, float, Decimal)) and not isinstance(data__tokens, bool):
+                if data__tokens < 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".tokens must be bigger than or equal to 0")
+        if data_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_approve(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data__missing_keys = set(['by']) - data.keys()
+        if data__missing_keys:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain ")
+        data_keys = set(data.keys())
+        if "by" in data_keys:
+            data_keys.remove("by")
+            data__by = data["by"]
+            if not isinstance(data__by, (list, tuple)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".by must be array")
+            data__by_is_list = isinstance(data__by, (list, tuple))
+            if data__by_is_list:
+                data__by_len = len(data__by)
+                if data__by_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".by must contain at least 1 items")
+                def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                if data__by_len > len(set(fn(data__by_x) for data__by_x in data__by)):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".by must contain unique items")
+                for data__by_x, data__by_item in enumerate(data__by):
+                    if not isinstance(data__by_item, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".by[{data__by_x}]" + " must be string")
+                    if isinstance(data__by_item, str):
+                        data__by_item_len = len(data__by_item)
+                        if data__by_item_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".by[{data__by_x}]" + " must be longer than or equal to 1 characters")
+        if "timeout" in data_keys:
+            data_keys.remove("timeout")
+            data__timeout = data["timeout"]
+            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+        if "on_timeout" in data_keys:
+            data_keys.remove("on_timeout")
+            data__ontimeout = data["on_timeout"]
+            if not (isinstance(data__ontimeout, str) and data__ontimeout == 'reject' or isinstance(data__ontimeout, str) and data__ontimeout == 'approve'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on_timeout must be one of ['reject', 'approve']")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -561,35 +715,6 @@ def validate____defs_priority(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_duration(data, custom_formats={}, name_prefix=None):
-    data_any_of_count6 = 0
-    if not data_any_of_count6:
-        try:
-            if not isinstance(data, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
-            if isinstance(data, str):
-                if not REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search(data):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$")
-            data_any_of_count6 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
-        try:
-            if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
-            if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
-                if data < 0:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
-            data_any_of_count6 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
-        try:
-            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
-            data_any_of_count6 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
-    return data
-
 def validate____defs_call(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -660,6 +785,35 @@ def validate____defs_param(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".description must be string")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_duration(data, custom_formats={}, name_prefix=None):
+    data_any_of_count6 = 0
+    if not data_any_of_count6:
+        try:
+            if not isinstance(data, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+            if isinstance(data, str):
+                if not REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search(data):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$")
+            data_any_of_count6 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count6:
+        try:
+            if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
+            if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
+                if data < 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
+            data_any_of_count6 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count6:
+        try:
+            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
+            data_any_of_count6 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count6:
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
 def validate____defs_identifier(data, custom_formats={}, name_prefix=None):
@@ -746,6 +900,14 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
             data__description = data["description"]
             if not isinstance(data__description, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".description must be string")
+        if "cost" in data_keys:
+            data_keys.remove("cost")
+            data__cost = data["cost"]
+            validate____defs_cost(data__cost, custom_formats, (name_prefix or "data") + ".cost")
+        if "tokens" in data_keys:
+            data_keys.remove("tokens")
+            data__tokens = data["tokens"]
+            validate____defs_tokens(data__tokens, custom_formats, (name_prefix or "data") + ".tokens")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data

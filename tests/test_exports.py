@@ -45,3 +45,10 @@ def test_the_python_builder_is_public() -> None:
     assert alfred_dsl.templates.feature_development.__doc__
     assert alfred_dsl.Workflow.from_file.__doc__ and alfred_dsl.Workflow.to_alfred.__doc__
     assert alfred_dsl.Engine.execute.__doc__
+
+
+def test_approvals_are_public() -> None:
+    """docs/language.md decides approval stages from Python with these names."""
+    for name in ("approve", "reject", "ApprovalError", "Decision"):
+        assert name in alfred_dsl.__all__
+    assert issubclass(alfred_dsl.ApprovalError, alfred_dsl.AlfredError)

@@ -44,6 +44,8 @@ COMMANDS: dict[str, str] = {
     "pause": "alfred_dsl.cli._service:pause",
     "resume": "alfred_dsl.cli._service:resume",
     "metrics": "alfred_dsl.cli._service:metrics",
+    "approve": "alfred_dsl.cli._approve:approve",
+    "reject": "alfred_dsl.cli._approve:reject",
     "schema": "alfred_dsl.cli._schema:schema",
     "doctor": "alfred_dsl.cli._doctor:doctor",
 }
@@ -70,6 +72,8 @@ SUMMARIES: dict[str, str] = {
     "pause": "Pause a run.",
     "resume": "Resume a paused run.",
     "metrics": "Show figures about past runs.",
+    "approve": "Approve a stage waiting for a decision.",
+    "reject": "Reject a stage waiting for a decision.",
     "schema": "Print the JSON Schema of YAML/JSON workflows.",
     "doctor": "Say how this machine contains stages, and what alfred runs on.",
 }

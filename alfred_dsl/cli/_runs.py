@@ -22,6 +22,7 @@ import click
 
 from .._units import format_elapsed
 from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, pid_alive
+from ._gates import gates_json, gates_text
 
 __all__ = ["logs", "runs", "show"]
 
@@ -241,12 +242,18 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
             record = _resolve_run(store, run_id)
             stages = store.stages(record.id)
             attempts = sorted(store.attempts(record.id), key=lambda a: (a.stage, a.n))
+            failure = next((e.data.get("reason") for e in reversed(store.events(record.id))
+                            if e.type == "run_failed"), None)
+            gates = gates_json(store.state_dir, record, stages)
     except _Problem as problem:
         return _fail(problem)
     if fmt == "json":
         data = _run_json(record)
         data["params"] = dict(record.params)
         data["stages"] = [_stage_json(s, attempts) for s in stages]
+        data.update(gates)
+        if failure:
+            data["reason"] = failure
         click.echo(json.dumps(data, indent=2, default=str))
         return EXIT_OK
     last = _last_attempts(attempts)
@@ -275,8 +282,11 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
     body = _table(["STAGE", "STATE", "ATTEMPTS", "DURATION", "EXIT", "LOG", "AGENT"], rows)
     errors = [f"  {s.name}: {s.error}" for s in stages if s.error and s.state != "succeeded"]
     text = "\n".join(head) + "\n\n" + body
+    if failure:
+        errors.insert(0, f"  run: {failure}")
     if errors:
         text += "\n\nerrors:\n" + "\n".join(errors)
+    text += gates_text(gates)
     truncated = [
         f"  {a.stage} attempt {a.n}: {a.log_dropped} bytes of output past max_log not kept"
         for a in attempts

@@ -73,11 +73,41 @@ def _stage_json(stage: PlanStage) -> dict[str, Any]:
         "group": list(stage.group),
         "priority": stage.priority,
         "when": stage.when,
+        # Only on stages that have them: approval stages, declared costs.
+        **({"approve": thaw(stage.approve)} if stage.approve is not None else {}),
+        **({"cost": thaw(stage.cost)} if stage.cost else {}),
     }
     if stage.fan_out:  # a member of a `matrix` stage: its group and its combination
         data["fan_out"] = stage.fan_out
         data["matrix"] = thaw(stage.matrix)
     return data
+
+
+def _spend_json(plan: Plan) -> dict[str, Any]:
+    """``budget`` and ``worst_case`` (see _budget.py), when the plan has a budget or costs."""
+    if not plan.budget and not any(stage.cost for stage in plan.stages):
+        return {}
+    from .._budget import worst_case
+
+    worst = worst_case(plan)
+    return {"budget": thaw(plan.budget), "worst_case": {k: number(v) for k, v in worst.totals.items()}}
+
+
+def _spend_text(plan: Plan) -> list[str]:
+    data = _spend_json(plan)
+    if not data:
+        return []
+    from .._budget import format_amount
+
+    parts = []
+    for unit, total in data["worst_case"].items():
+        limit = data["budget"].get(unit)
+        text = f"{format_amount(unit, total)}"
+        if limit is not None:
+            shown = format_amount(unit, limit).split(" ", 1)[1]
+            text += f" (budget {shown}{', EXCEEDED' if total > limit else ''})"
+        parts.append(text)
+    return [f"worst case: {'; '.join(parts)}"]
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
@@ -91,6 +121,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "max_parallelism": plan.max_parallelism,
         "source": plan.source,
         "params": thaw(plan.params),
+        **_spend_json(plan),
     }
 
 
@@ -146,6 +177,7 @@ def plan_to_text(plan: Plan, *, colour: bool) -> str:
     lines.append(f"layers: {len(plan.layers)}, max parallelism: {plan.max_parallelism}")
     if colour:
         lines[-3] = f"{_BOLD}{lines[-3]}{_RESET}"
+    lines.extend(_spend_text(plan))
     legend = "* critical (zero slack); start/finish: earliest, from the start of the run"
     lines.append(f"{_DIM}{legend}{_RESET}" if colour else legend)
     return "\n".join(lines) + "\n"

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 __all__ = [
+    "APPROVAL_DECIDED",
+    "APPROVAL_REQUESTED",
+    "BUDGET_EXCEEDED",
     "EVENT_TYPES",
     "FINAL_RUN_EVENTS",
     "RUN_CANCELLED",
@@ -49,8 +52,14 @@ STAGE_FAILED: Final = "stage_failed"        # attempt; data: error, exit_code, d
 STAGE_SKIPPED: Final = "stage_skipped"      # data: reason ("when is false" or "upstream X was skipped")
 STAGE_UPSTREAM_FAILED: Final = "stage_upstream_failed"  # data: upstream (name of the failed dependency)
 STAGE_CANCELLED: Final = "stage_cancelled"  # attempt (or None if it never started); data: reason
+# Approval stages (kind "approval"): the request, then the decision (or the timeout's).
+APPROVAL_REQUESTED: Final = "approval_requested"  # attempt; data: by, users, deadline, command, waiting
+APPROVAL_DECIDED: Final = "approval_decided"  # attempt; data: decision, by, comment, decided_at, timed_out
+# A budget stops the run: no further stage starts; data: reason, spent, budget, refused (a stage or None).
+BUDGET_EXCEEDED: Final = "budget_exceeded"
 RUN_COMPLETED: Final = "run_completed"      # data: state "succeeded", counts, duration_s
-RUN_FAILED: Final = "run_failed"            # data: state "failed", counts, failed (stage names), duration_s
+# data: state "failed", counts, failed (stage names), duration_s, reason (only a budget stop)
+RUN_FAILED: Final = "run_failed"
 RUN_INTERRUPTED: Final = "run_interrupted"  # data: state "interrupted", counts, signal, duration_s
 # Service control (`alfredc pause/resume/cancel`): RUN_RESUMED then has data {"reason": "unpaused"}.
 RUN_PAUSED: Final = "run_paused"            # data: {}
@@ -69,6 +78,9 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     STAGE_SKIPPED,
     STAGE_UPSTREAM_FAILED,
     STAGE_CANCELLED,
+    APPROVAL_REQUESTED,
+    APPROVAL_DECIDED,
+    BUDGET_EXCEEDED,
     RUN_COMPLETED,
     RUN_FAILED,
     RUN_INTERRUPTED,

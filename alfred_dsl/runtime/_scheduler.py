@@ -41,7 +41,7 @@ import trio
 
 from .. import _fanout
 from .._plan import Plan, PlanAgent, PlanStage, thaw
-from . import _events as ev
+from . import _approval, _budget, _events as ev
 from ._contain import (
     SUBREAPER,
     Containment,
@@ -306,6 +306,8 @@ class _Run:
         #: The containment of this process, once a command stage needed it.
         self.contained: Containment | None = None
         self.reaping = False
+        #: What the stages reported they spent, against the plan's budget (_budget.py).
+        self.spend = _budget.Spend(plan.budget)
 
     # -- events and persistence -------------------------------------------------------
     def emit(self, type_: str, stage: str | None = None, attempt: int | None = None, **data: Any) -> None:
@@ -503,6 +505,7 @@ class _Run:
                 self.scope_base["stages"][st.name] = {"outputs": st.outputs}
                 _record_member(self.scope_base["stages"], st)
                 self.final_count += 1
+                self.spend.add(st.outputs)
                 reused.append(st.name)
             else:
                 self.save(st)  # back to pending
@@ -629,6 +632,8 @@ class _Run:
                     self.settle.append(name)
         if state == FAILED and not self.stopping and st.spec.on_failure == "stop":
             self.stop("stage failed")
+        if state == SUCCEEDED:
+            _budget.after_success(self, st.outputs)
 
     @staticmethod
     def _duration(st: _Stage) -> float | None:
@@ -640,7 +645,13 @@ class _Run:
             st = self.stages[self.settle.popleft()]
             if st.state != PENDING:
                 continue
-            broken = next((d for d in st.deps if self.stages[d].state in _BROKEN), None)
+            broken = next(
+                (
+                    d for d in st.deps
+                    if self.stages[d].state in _BROKEN and not _approval.tolerates(st.spec, self.stages[d])
+                ),
+                None,
+            )
             if broken is not None:
                 self.finalize(st, UPSTREAM_FAILED, upstream=broken)
                 continue
@@ -662,6 +673,10 @@ class _Run:
                 continue
             if self.bus.wanted:  # not stored: one row per stage that no reader needs
                 self.bus.emit(Event(type=ev.STAGE_READY, run_id=self.run_id, time=time.time(), stage=st.name))
+            if st.spec.approve is not None:  # alfred itself waits for the decision (_approval.py)
+                if not _budget.refuse(self, st.spec):
+                    _approval.start(self, st)
+                continue
             key = st.spec.agents
             entry = (-st.spec.priority, st.spec.slack_s, st.index, st.name)
             heapq.heappush(self.ready.setdefault(key, []), entry)
@@ -744,6 +759,8 @@ class _Run:
             if best_key is None:
                 break
             heap = self.ready[best_key]
+            if _budget.refuse(self, self.stages[heap[0][-1]].spec):
+                break
             *_, name = heapq.heappop(heap)
             if not heap:
                 del self.ready[best_key]
@@ -965,10 +982,11 @@ class _Run:
         elif self.cancelled:
             state = "cancelled"
             self.emit(ev.RUN_CANCELLED, state=state, counts=counts, duration_s=duration)
-        elif any(st.state in _BROKEN for st in self.stages.values()):
+        elif self.spend.reason is not None or any(st.state in _BROKEN for st in self.stages.values()):
             state = FAILED
             failed = [st.name for st in self.stages.values() if st.state == FAILED]
-            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration)
+            extra: dict[str, Any] = {} if self.spend.reason is None else {"reason": self.spend.reason}
+            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **extra)
         else:
             state = SUCCEEDED
             self.emit(ev.RUN_COMPLETED, state=state, counts=counts, duration_s=duration)

@@ -413,6 +413,10 @@ class StateStore:
         self._seq[run_id] = int(seq or 0)
         return record
 
+    def queue_statement(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Another module's write (its own table), committed with the next flush."""
+        self._pending.append((sql, params))
+
     def queue_run_state(self, run_id: str, state: str, finished: float | None) -> None:
         self._pending.append(
             ("UPDATE runs SET state = ?, finished = ? WHERE id = ?", (state, finished, run_id))

@@ -25,6 +25,9 @@ from typing import Any, Literal, TextIO
 from .._plan import Plan
 from .._units import format_elapsed
 from ._events import (
+    APPROVAL_DECIDED,
+    APPROVAL_REQUESTED,
+    BUDGET_EXCEEDED,
     FINAL_RUN_EVENTS,
     RUN_COMPLETED,
     RUN_FAILED,
@@ -160,6 +163,15 @@ def describe_event(event: Event, *, workflow: str = "") -> str:
             details.append(took.strip())
         if data.get("signal"):
             details.append(f"signal {data['signal']}")
+        if data.get("reason"):
+            details.append(str(data["reason"]))
+    elif kind == APPROVAL_REQUESTED and data.get("waiting"):
+        details.append(str(data["waiting"]))
+    elif kind == APPROVAL_DECIDED:
+        decided = f"{data.get('decision')} by {data.get('by')}"
+        details.append(f"{decided}: {data['comment']}" if data.get("comment") else decided)
+    elif kind == BUDGET_EXCEEDED and data.get("reason"):
+        details.append(str(data["reason"]))
     elif kind == STAGE_OUTPUT and data.get("line") is not None:
         details.append(str(data["line"]))
     text = f"{kind} {subject}".rstrip()
@@ -336,6 +348,10 @@ _LIVE_VERB = {
 }
 
 
+#: Events the live view prints as lines besides the final ones of stages.
+_NOTICES = frozenset({STAGE_RETRYING, APPROVAL_REQUESTED, APPROVAL_DECIDED, BUDGET_EXCEEDED})
+
+
 @contextmanager
 def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Callable[[Event], None]]:
     # rich is imported here only: `alfredc check` and the plain view never pay for it.
@@ -398,7 +414,7 @@ def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Calla
         with lock:
             state.apply(event)
         event = state.with_log(event)
-        if event.type in _FINAL_STAGE_EVENTS or event.type == STAGE_RETRYING:
+        if event.type in _FINAL_STAGE_EVENTS or event.type in _NOTICES:
             live.console.print(finished_line(event))
         if event.type in FINAL_RUN_EVENTS and not printed_summary:
             printed_summary = True
