@@ -588,9 +588,9 @@ def test_resolve_of_10000_stages_is_fast(tmp_path: Path) -> None:
     assert workspace is not None
     best = float("inf")
     for _ in range(3):
-        start = time.perf_counter()
+        start = time.process_time()
         resolved, diagnostics = resolve(workspace, None, {})
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     assert resolved is not None and len(resolved.stages) == 10_000 and diagnostics == []
     assert len(resolved.edges) == 3 * 10_000 - 6
     print(f"resolve of 10,000 stages: {best * 1000:.0f} ms")

@@ -137,9 +137,9 @@ def test_long_cycle_is_reported_quickly() -> None:
     count = 5000
     stages = tuple(PlanStage(name=f"s{i}", agents=("w",), kind="command") for i in range(count))
     edges = tuple(Edge(before=f"s{i}", after=f"s{(i + 1) % count}") for i in range(count))
-    started = time.perf_counter()
+    started = time.process_time()
     analysis, diagnostics = analyse(ResolvedWorkflow(name="w", source="x", stages=stages, edges=edges))
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert analysis is None
     assert len(diagnostics) == 1
     assert diagnostics[0].message.startswith("dependency cycle: s0 -> s1 -> s2")
@@ -153,9 +153,9 @@ def test_dense_graph_stops_after_the_limit_with_a_note() -> None:
     edges = tuple(
         Edge(before=f"s{i}", after=f"s{j}") for i, j in itertools.permutations(range(count), 2)
     )  # every pair both ways: astronomically many cycles
-    started = time.perf_counter()
+    started = time.process_time()
     analysis, diagnostics = analyse(ResolvedWorkflow(name="w", source="x", stages=stages, edges=edges))
-    assert time.perf_counter() - started < 3
+    assert time.process_time() - started < 3
     assert analysis is None
     assert [d.code for d in diagnostics] == ["A401"] * MAX_CYCLES + ["A402"]
     assert diagnostics[-1].severity is Severity.NOTE
@@ -220,10 +220,10 @@ def test_analysis_of_ten_thousand_stages_is_fast() -> None:
 
 
 def _timed(resolved: ResolvedWorkflow) -> float:
-    started = time.perf_counter()
+    started = time.process_time()
     analysis, _ = analyse(resolved)
     assert analysis is not None
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 # -- properties --------------------------------------------------------------------------------------

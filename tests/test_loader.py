@@ -123,11 +123,11 @@ def test_file_over_50_mb_is_a003_without_reading_it(tmp_path: Path) -> None:
     path = tmp_path / "huge.yaml"
     with path.open("wb") as handle:  # sparse: costs no disk and no time
         handle.truncate(MAX_FILE_SIZE + 1)
-    started = time.perf_counter()
+    started = time.process_time()
     source, diags = read_source(path)
     assert source is None and codes(diags) == ["A003"]
     assert "50 MB" in diags[0].message
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 # -- YAML -----------------------------------------------------------------------------------
@@ -182,12 +182,12 @@ def test_yaml_syntax_error_is_a109_at_the_position_pyyaml_reports() -> None:
 
 
 def test_yaml_deep_nesting_is_a003_not_a_crash() -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     value, _, diags = yaml_doc("[" * 200_000 + "]" * 200_000)
     assert value is None and codes(diags) == ["A003"]
     value, _, diags = yaml_doc("a:\n" + "".join("  " * i + "- \n" for i in range(1, 150)))
     assert codes(diags) == ["A003"]
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     value, _, diags = yaml_doc("[" * 100 + "]" * 100)  # at the limit: fine
     assert diags == []
 
@@ -197,10 +197,10 @@ def test_yaml_alias_bomb_is_a003() -> None:
     for i in range(1, 10):
         refs = ", ".join([f"*a{i - 1}"] * 10)
         lines.append(f"a{i}: &a{i} [{refs}]")
-    started = time.perf_counter()
+    started = time.process_time()
     value, _, diags = yaml_doc("\n".join(lines) + "\n")
     assert value is None and codes(diags) == ["A003"]
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
 
 
 def test_yaml_anchors_aliases_and_merge_keys() -> None:

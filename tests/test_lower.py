@@ -131,9 +131,9 @@ def test_large_file_parses_and_lowers_quickly() -> None:
     lines.append("}\n")
     text = "".join(lines)
     assert 900_000 < len(text) < 1_100_000
-    start = time.perf_counter()
+    start = time.process_time()
     document, diags = lower(text)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert diags == [] and document is not None
     assert len(document.data["workflows"]["big"]["stages"]) == 10_000
     # About 0.8 s on an idle machine; the bound leaves room for a busy test run.

@@ -197,11 +197,11 @@ def test_control_characters_from_the_input_never_reach_the_terminal() -> None:
 def test_a_ten_megabyte_line_is_cut_around_the_span_quickly() -> None:
     text = "x" * 10_000_000 + "@" + "y" * 100 + "\n"
     source = SourceFile("big.alfred", text)
-    start = time.perf_counter()
+    start = time.process_time()
     out = render_text(
         [error("A101", "unexpected character `@`", source.span(10_000_000, 10_000_001))], colour=False
     )
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     assert len(out) < 2000
     shown = source_line(out, 1)
     assert shown.index("@") == caret_line(out).index("^")
