@@ -45,6 +45,7 @@ from ._expr import (
 )
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
+from ._runif import run_if_of, unreachable_failure_stages
 from ._source import Span
 from ._units import parse_size
 
@@ -569,6 +570,12 @@ class _WorkflowChecker:
             self._check_stage(stage_name, stage)
         for alias, use in self.uses.items():
             self._check_use(alias, use)
+        # Incremental runs, cleanup stages and run-level controls (alfred_dsl._runif).
+        if "concurrency_group" in self.workflow:
+            self._check_strings(self.workflow["concurrency_group"], (*self.path, "concurrency_group"))
+        is_template = any(use.get("template") == self.name for w in self.model.workflows
+                          for use in self.model.uses_of(w).values())
+        self.out.extend(unreachable_failure_stages(self.name, self.stages, is_template, self.model.key_span))
         hooks = self.workflow.get("on")
         if isinstance(hooks, dict):
             self._check_strings(hooks, (*self.path, "on"))
@@ -1496,6 +1503,9 @@ class _Resolver:
             when=when,
             on_failure="continue" if on_failure == "continue" else "stop",
             description=self.text(description),
+            sources=tuple(_names(self.field(instance, stage, "sources"))),
+            produces=tuple(_names(self.field(instance, stage, "produces"))),
+            run_if=run_if_of(stage.get("run_if")),
             span=model.key_span(path),
         )
 
@@ -1699,6 +1709,9 @@ def resolve(
             edges=tuple(edges.values()),
             hooks=tuple(hooks),
             schedule=schedule if isinstance(schedule, str) else None,
+            timeout_s=resolver.seconds(declaration.get("timeout")),
+            concurrency_group=resolver.text(declaration.get("concurrency_group")) or None,
+            cancel_in_progress=declaration.get("cancel_in_progress") is True,
             span=span,
         ),
         diagnostics,

@@ -38,4 +38,7 @@ class ResolvedWorkflow:
     edges: tuple[Edge, ...] = ()                            # every dependency, deduplicated
     hooks: tuple[Hook, ...] = ()
     schedule: str | None = None
+    timeout_s: float | None = None
+    concurrency_group: str | None = None
+    cancel_in_progress: bool = False
     span: Span | None = field(default=None, compare=False)

@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 OnFailure = Literal["stop", "continue"]
+RunIf = Literal["success", "always", "failure"]
 #: ``max_log`` when neither the stage, its agent nor ``defaults`` set one: 100MB.
 DEFAULT_MAX_LOG = 100_000_000
 ExecutorKind = str  # "command" | "python" | "http"; more may come
@@ -121,6 +122,9 @@ class PlanStage:
     when: bool | str = True           # True, False or a "${...}" expression
     on_failure: OnFailure = "stop"
     description: str = ""
+    sources: tuple[str, ...] = ()     # globs of the files its fingerprint covers (incremental runs)
+    produces: tuple[str, ...] = ()    # globs of the files it must write
+    run_if: RunIf = "success"
     # -- critical-path analysis -----------------------------------------------------
     earliest_start_s: float = 0
     earliest_finish_s: float = 0
@@ -158,6 +162,9 @@ class Plan:
     duration_s: float = 0
     layers: tuple[tuple[str, ...], ...] = ()
     max_parallelism: int = 0
+    timeout_s: float | None = None               # the whole run's time limit
+    concurrency_group: str | None = None         # runs in one group never overlap
+    cancel_in_progress: bool = False             # a new run cancels the group's running one
 
     def stage(self, name: str) -> PlanStage:
         for stage in self.stages:
@@ -218,4 +225,7 @@ def build_plan(resolved: ResolvedWorkflow, analysis: Analysis) -> Plan:
         duration_s=analysis.duration_s,
         layers=tuple(tuple(layer) for layer in analysis.layers),
         max_parallelism=analysis.max_parallelism,
+        timeout_s=resolved.timeout_s,
+        concurrency_group=resolved.concurrency_group,
+        cancel_in_progress=resolved.cancel_in_progress,
     )

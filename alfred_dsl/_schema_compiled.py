@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "9165fe8554274d7d768d391338fb4b386fc1af435ce7c61d387bdc3547f2f409"
+SCHEMA_SHA256 = "ebb89009f4428e3f66e79265d090350fe24ee3d02b1116a4dea819ed9241b4af"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -17,8 +17,8 @@ REGEX_PATTERNS = {
     '^[A-Za-z_][A-Za-z0-9_]*$': re.compile('^[A-Za-z_][A-Za-z0-9_]*\\Z'),
     '\\$\\{': re.compile('\\$\\{'),
     '^[0-9]+(B|[KMGT]i?B)$': re.compile('^[0-9]+(B|[KMGT]i?B)\\Z'),
-    '^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$': re.compile('^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?\\Z'),
-    '^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$': re.compile('^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)\\Z')
+    '^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$': re.compile('^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)\\Z'),
+    '^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$': re.compile('^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?\\Z')
 }
 
 NoneType = type(None)
@@ -113,6 +113,24 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
             data__schedule = data["schedule"]
             if not isinstance(data__schedule, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".schedule must be string")
+        if "timeout" in data_keys:
+            data_keys.remove("timeout")
+            data__timeout = data["timeout"]
+            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+        if "concurrency_group" in data_keys:
+            data_keys.remove("concurrency_group")
+            data__concurrencygroup = data["concurrency_group"]
+            if not isinstance(data__concurrencygroup, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".concurrency_group must be string")
+            if isinstance(data__concurrencygroup, str):
+                data__concurrencygroup_len = len(data__concurrencygroup)
+                if data__concurrencygroup_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".concurrency_group must be longer than or equal to 1 characters")
+        if "cancel_in_progress" in data_keys:
+            data_keys.remove("cancel_in_progress")
+            data__cancelinprogress = data["cancel_in_progress"]
+            if not isinstance(data__cancelinprogress, (bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".cancel_in_progress must be boolean")
         if "params" in data_keys:
             data_keys.remove("params")
             data__params = data["params"]
@@ -423,8 +441,36 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data_keys.remove("outputs")
             data__outputs = data["outputs"]
             validate____defs_outputs(data__outputs, custom_formats, (name_prefix or "data") + ".outputs")
+        if "sources" in data_keys:
+            data_keys.remove("sources")
+            data__sources = data["sources"]
+            validate____defs_globs(data__sources, custom_formats, (name_prefix or "data") + ".sources")
+        if "produces" in data_keys:
+            data_keys.remove("produces")
+            data__produces = data["produces"]
+            validate____defs_globs(data__produces, custom_formats, (name_prefix or "data") + ".produces")
+        if "run_if" in data_keys:
+            data_keys.remove("run_if")
+            data__runif = data["run_if"]
+            if not (isinstance(data__runif, str) and data__runif == 'success' or isinstance(data__runif, str) and data__runif == 'always' or isinstance(data__runif, str) and data__runif == 'failure'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".run_if must be one of ['success', 'always', 'failure']")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_globs(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (list, tuple)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
+    data_is_list = isinstance(data, (list, tuple))
+    if data_is_list:
+        data_len = len(data)
+        for data_x, data_item in enumerate(data):
+            if not isinstance(data_item, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be string")
+            if isinstance(data_item, str):
+                data_item_len = len(data_item)
+                if data_item_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be longer than or equal to 1 characters")
     return data
 
 def validate____defs_outputs(data, custom_formats={}, name_prefix=None):
@@ -556,35 +602,6 @@ def validate____defs_priority(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
-def validate____defs_duration(data, custom_formats={}, name_prefix=None):
-    data_any_of_count6 = 0
-    if not data_any_of_count6:
-        try:
-            if not isinstance(data, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
-            if isinstance(data, str):
-                if not REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search(data):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$")
-            data_any_of_count6 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
-        try:
-            if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
-            if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
-                if data < 0:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
-            data_any_of_count6 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
-        try:
-            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
-            data_any_of_count6 += 1
-        except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
-    return data
-
 def validate____defs_call(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -655,6 +672,35 @@ def validate____defs_param(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".description must be string")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_duration(data, custom_formats={}, name_prefix=None):
+    data_any_of_count6 = 0
+    if not data_any_of_count6:
+        try:
+            if not isinstance(data, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+            if isinstance(data, str):
+                if not REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search(data):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$")
+            data_any_of_count6 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count6:
+        try:
+            if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
+            if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
+                if data < 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
+            data_any_of_count6 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count6:
+        try:
+            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
+            data_any_of_count6 += 1
+        except (JsonSchemaValueException, JsonSchemaValuesException): pass
+    if not data_any_of_count6:
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
 def validate____defs_identifier(data, custom_formats={}, name_prefix=None):
