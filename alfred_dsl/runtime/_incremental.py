@@ -184,3 +184,40 @@ def record_from_row(row: Sequence[Any]) -> FingerprintRecord:
         fingerprint=str(row[0]), config=str(row[1]), sources=json.loads(row[2]), products=json.loads(row[3]),
         outputs=json.loads(row[4]), run=str(row[5]), recorded=float(row[6]),
     )
+
+
+def explain_skips(plan: Any, store: Any, env: Mapping[str, str]) -> list[tuple[str, Decision]]:
+    """For ``plan --explain-skips``: per stage, in declaration order, whether ``alfredc run``
+    would run it now and why. ``store``: the state store (read-only) or None. The outputs
+    of upstream stages are those of their last success, as an up-to-date run would see them."""
+    from ._toolenv import tool_environment
+
+    base_env = tool_environment(env)
+    secrets = {n: base_env[n] for n in plan.secrets if n in base_env}
+    scope: dict[str, Any] = {"params": thaw(plan.params), "stages": {}, "env": base_env, "secrets": secrets}
+    agents = {a.name: a for a in plan.agents}
+    out: list[tuple[str, Decision]] = []
+    for stage in plan.stages:
+        record: FingerprintRecord | None = None
+        if store is not None:
+            row = store.fingerprint_row(plan.source, plan.workflow, stage.name)
+            record = None if row is None else record_from_row(row)
+            last = store.last_success(plan.workflow, stage.name)
+            if record is not None:
+                scope["stages"][stage.name] = {"outputs": dict(record.outputs)}
+            elif last is not None:
+                scope["stages"][stage.name] = {"outputs": dict(last[1])}
+        if not is_incremental(stage):
+            out.append((stage.name, Decision(True, "not incremental (no `sources` or `produces`)")))
+            continue
+        agent = next((agents[a] for a in stage.agents if a in agents), None)
+        if agent is None:
+            out.append((stage.name, Decision(True, "no agent to run it")))
+            continue
+        try:
+            now = fingerprint(stage, agent, scope, base_env, secrets)
+        except Exception as exc:  # an upstream output it needs was never recorded
+            out.append((stage.name, Decision(True, f"cannot tell before the run ({exc})")))
+            continue
+        out.append((stage.name, decide(stage, now, record)))
+    return out

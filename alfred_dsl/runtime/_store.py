@@ -113,6 +113,16 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     recorded    REAL NOT NULL,
     PRIMARY KEY (source, workflow, stage)
 );
+-- Concurrency groups (runtime/_concurrency.py): the runs in a group, oldest first.
+CREATE TABLE IF NOT EXISTS concurrency (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,   -- arrival order in the group
+    grp         TEXT NOT NULL,
+    run         TEXT NOT NULL UNIQUE,
+    pid         INTEGER NOT NULL,
+    host        TEXT NOT NULL,
+    entered     REAL NOT NULL,
+    cancel      INTEGER NOT NULL DEFAULT 0           -- 1: a newer run asked it to stop
+);
 """
 
 
