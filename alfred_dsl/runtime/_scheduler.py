@@ -871,6 +871,8 @@ class _Run:
             st.attempt_started = None
         st.error = st.error or "cancelled"
         reason = f"interrupted by {self.interrupted}" if self.interrupted else "the run was stopped"
+        if self.timed_out:
+            reason = f"the workflow timed out after {_seconds(self.plan.timeout_s or 0)}"
         self.finalize(st, CANCELLED, reason=reason)
 
     def _context(self, st: _Stage, agent: PlanAgent, attempt: int, log: str) -> AttemptContext:

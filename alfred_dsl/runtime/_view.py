@@ -164,6 +164,8 @@ def describe_event(event: Event, *, workflow: str = "") -> str:
             details.append(took.strip())
         if data.get("signal"):
             details.append(f"signal {data['signal']}")
+        if data.get("reason"):
+            details.append(str(data["reason"]))
     elif kind == STAGE_OUTPUT and data.get("line") is not None:
         details.append(str(data["line"]))
     text = f"{kind} {subject}".rstrip()
