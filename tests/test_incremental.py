@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+COMPILE = (
+    "echo ran >> compile.count && mkdir -p dist && cat src/*.py > dist/app.txt"
+    ' && echo size=$(wc -c < dist/app.txt) >> \\"$ALFRED_OUTPUTS\\"'
+)
 PIPELINE = """\
 agent sh {
   kind = command
@@ -23,7 +27,7 @@ workflow build {
 
   stage compile {
     agent    = sh
-    run      = "echo ran >> compile.count && mkdir -p dist && cat src/*.py > dist/app.txt && echo size=$(wc -c < dist/app.txt) >> \\"$ALFRED_OUTPUTS\\""
+    run      = "COMPILE"
     sources  = ["src/**/*.py"]
     produces = ["dist/*.txt"]
   }
@@ -39,7 +43,7 @@ workflow build {
     run   = "echo ran >> package.count && echo ${params.flavour} > package.txt"
   }
 }
-"""
+""".replace("COMPILE", COMPILE)
 
 
 def alfredc(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -121,7 +125,9 @@ def test_missing_or_changed_product_reruns(project: Path) -> None:
 
 
 def test_params_and_inputs_are_part_of_the_fingerprint(project: Path) -> None:
-    text = PIPELINE.replace('run     = "echo ran >> test.count', 'run     = "echo ${params.flavour} ran >> test.count')
+    text = PIPELINE.replace(
+        'run     = "echo ran >> test.count', 'run     = "echo ${params.flavour} ran >> test.count'
+    )
     (project / "pipeline.alfred").write_text(text)
     assert alfredc(project, "run", "pipeline.alfred").returncode == 0
     assert alfredc(project, "run", "pipeline.alfred", "-p", "flavour=spicy").returncode == 0
@@ -197,7 +203,8 @@ def test_plan_explain_skips_says_why(project: Path) -> None:
         project, "plan", "pipeline.alfred", "--explain-skips").stdout
     (project / "src" / "main.py").write_text("print('v1')\n")
     (project / "dist" / "app.txt").unlink()
-    data = json.loads(alfredc(project, "plan", "pipeline.alfred", "--explain-skips", "--format", "json").stdout)
+    explained = alfredc(project, "plan", "pipeline.alfred", "--explain-skips", "--format", "json")
+    data = json.loads(explained.stdout)
     assert data["stages"][0] == {"stage": "compile", "run": True, "reason": "product dist/app.txt missing"}
 
 
@@ -215,14 +222,14 @@ def test_up_to_date_is_recorded_for_show(project: Path) -> None:
 
 def test_a_secret_is_in_the_fingerprint_by_name_only(project: Path) -> None:
     text = PIPELINE.replace(
-        'run     = "echo ran >> test.count', 'env = { TOKEN = "${secrets.TOKEN}" }\n    run     = "echo ran >> test.count'
+        'run     = "echo ran >> test.count',
+        'env = { TOKEN = "${secrets.TOKEN}" }\n    run     = "echo ran >> test.count',
     )
     (project / "pipeline.alfred").write_text(text)
+    command = [sys.executable, "-m", "alfred_dsl", "run", "pipeline.alfred"]
     env = {**os.environ, "TOKEN": "hunter2-first"}
-    subprocess.run([sys.executable, "-m", "alfred_dsl", "run", "pipeline.alfred"], cwd=project, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)
     env["TOKEN"] = "hunter2-rotated"
-    subprocess.run([sys.executable, "-m", "alfred_dsl", "run", "pipeline.alfred"], cwd=project, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)
     assert count(project, "test") == 1
     assert b"hunter2" not in (project / ".alfred" / "state.db").read_bytes()
