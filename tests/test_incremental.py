@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -233,3 +234,20 @@ def test_a_secret_is_in_the_fingerprint_by_name_only(project: Path) -> None:
     subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)
     assert count(project, "test") == 1
     assert b"hunter2" not in (project / ".alfred" / "state.db").read_bytes()
+
+
+def test_the_demo_skips_compile_and_test_the_second_time(tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo"
+    shutil.copytree(demo, tmp_path / "demo", ignore=shutil.ignore_patterns("out", ".alfred", "__pycache__"))
+    first = alfredc(tmp_path, "run", "demo/pipeline.alfred")
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = alfredc(tmp_path, "run", "demo/pipeline.alfred", "--events", "events.jsonl")
+    assert second.returncode == 0, second.stdout + second.stderr
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert {e["stage"] for e in events if e["type"] == "stage_up_to_date"} == {"compile", "test"}
+    source = next((tmp_path / "demo" / "sample").rglob("*.py"))
+    source.write_text(source.read_text() + "\n# changed\n")
+    third = alfredc(tmp_path, "run", "demo/pipeline.alfred", "--events", "events.jsonl")
+    assert third.returncode == 0, third.stdout + third.stderr
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert not [e for e in events if e["type"] == "stage_up_to_date"]
