@@ -251,3 +251,17 @@ def test_the_demo_skips_compile_and_test_the_second_time(tmp_path: Path) -> None
     assert third.returncode == 0, third.stdout + third.stderr
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert not [e for e in events if e["type"] == "stage_up_to_date"]
+
+
+def test_plan_json_shows_the_new_attributes_only_when_set(project: Path) -> None:
+    controls = '  timeout = 90m\n  concurrency_group = "b-${params.flavour}"\n'
+    text = PIPELINE.replace("  param flavour", controls + "  param flavour")
+    (project / "pipeline.alfred").write_text(text)
+    result = alfredc(project, "plan", "pipeline.alfred", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    stages = {s["name"]: s for s in plan["stages"]}
+    assert stages["compile"]["sources"] == ["src/**/*.py"] and stages["compile"]["produces"] == ["dist/*.txt"]
+    assert "sources" not in stages["package"] and "run_if" not in stages["package"]
+    controls_json = (plan["timeout_s"], plan["concurrency_group"], plan["cancel_in_progress"])
+    assert controls_json == (5400, "b-plain", False)

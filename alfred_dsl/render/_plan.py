@@ -57,7 +57,7 @@ def dumps(data: Mapping[str, Any]) -> str:
 
 def _stage_json(stage: PlanStage) -> dict[str, Any]:
     # Keys and order of spec section 5 first; additions after them.
-    return {
+    data: dict[str, Any] = {
         "name": stage.name,
         "agent": _stage_agent(stage),
         "after": list(stage.after),
@@ -74,11 +74,19 @@ def _stage_json(stage: PlanStage) -> dict[str, Any]:
         "priority": stage.priority,
         "when": stage.when,
     }
+    # Incremental runs and cleanup stages: only when set, so older plans read the same.
+    if stage.sources:
+        data["sources"] = list(stage.sources)
+    if stage.produces:
+        data["produces"] = list(stage.produces)
+    if stage.run_if != "success":
+        data["run_if"] = stage.run_if
+    return data
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``)."""
-    return {
+    data: dict[str, Any] = {
         "workflow": plan.workflow,
         "stages": [_stage_json(stage) for stage in plan.stages],
         "critical_path": list(plan.critical_path),
@@ -88,6 +96,12 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "source": plan.source,
         "params": thaw(plan.params),
     }
+    if plan.timeout_s is not None:
+        data["timeout_s"] = number(plan.timeout_s)
+    if plan.concurrency_group is not None:
+        data["concurrency_group"] = plan.concurrency_group
+        data["cancel_in_progress"] = plan.cancel_in_progress
+    return data
 
 
 _HEADERS = ("", "stage", "agent", "after", "estimate", "start", "finish", "slack", "layer")
