@@ -188,7 +188,7 @@ Python's own path (installed packages) has the module, so the stage would fail a
 (an import error is not retried). Nothing is imported by `check`.
 Fix: put the module in the stage's folder, set the stage's `cwd` to the folder that holds
 it, or install it where alfredc runs."""),
-    ("A505", "failure-stage-never-runs", "a `run_if = failure` stage can never run", """
+    ("A507", "failure-stage-never-runs", "a `run_if = failure` stage can never run", """
 A `run_if = failure` stage is decided once its dependencies have finished: it runs when a
 stage of the run has failed by then (or the run was cancelled, interrupted or timed out),
 and is skipped otherwise. A `failure` stage that depends on no stage (no `after`, no

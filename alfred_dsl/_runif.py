@@ -1,10 +1,10 @@
 """``run_if`` of a stage (cleanup and notification stages) and the check that a
-``run_if = failure`` stage can run at all (A505).
+``run_if = failure`` stage can run at all (A507).
 
 A ``failure`` stage is decided when its dependencies have finished: it runs when a stage of
 the run has failed by then (or the run was stopped: cancel, signal, workflow timeout), else
 it is skipped. A ``failure`` stage that depends on nothing is decided as the run starts,
-before any stage can fail, and one whose ``when`` is ``false`` never runs: both are A505.
+before any stage can fail, and one whose ``when`` is ``false`` never runs: both are A507.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def unreachable_failure_stages(
     is_template: bool,
     key_span: Callable[[tuple[str, ...]], Span],
 ) -> list[Diagnostic]:
-    """A505 for each ``run_if = failure`` stage of ``workflow`` that can never run.
+    """A507 for each ``run_if = failure`` stage of ``workflow`` that can never run.
 
     A template's stages are left alone: a ``use ... after X`` gives them dependencies.
     """
@@ -54,14 +54,14 @@ def unreachable_failure_stages(
         path = ("workflows", workflow, "stages", name, "run_if")
         if stage.get("when") is False:
             out.append(warning(
-                "A505", f"stage `{name}` has `run_if = failure` but `when = false`: it never runs",
+                "A507", f"stage `{name}` has `run_if = failure` but `when = false`: it never runs",
                 key_span(path), "never runs", help="remove `when = false`, or remove the stage",
             ))
             continue
         if is_template or stage.get("after") or any(_mentions_stages(v) for v in stage.values()):
             continue
         out.append(warning(
-            "A505",
+            "A507",
             f"stage `{name}` has `run_if = failure` but depends on no stage: it is decided as the"
             " run starts, before anything can fail, so it never runs",
             key_span(path), "never runs",

@@ -125,7 +125,7 @@ def test_check_warns_about_a_failure_stage_that_never_runs(tmp_path: Path) -> No
         '  stage notify {\n    agent = sh\n    run = "true"\n    run_if = failure\n  }\n}\n'
     )
     result = alfredc(tmp_path, "check", "w.alfred")
-    assert "warning[A505]" in result.stderr + result.stdout
+    assert "warning[A507]" in result.stderr + result.stdout
 
 
 GROUP = """\
