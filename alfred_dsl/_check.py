@@ -48,6 +48,7 @@ from ._expr import (
 )
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
+from ._runif import run_if_of, unreachable_failure_stages
 from ._source import Span
 from ._units import parse_size
 
@@ -572,6 +573,12 @@ class _WorkflowChecker:
             self._check_stage(stage_name, stage)
         for alias, use in self.uses.items():
             self._check_use(alias, use)
+        # Incremental runs, cleanup stages and run-level controls (alfred_dsl._runif).
+        if "concurrency_group" in self.workflow:
+            self._check_strings(self.workflow["concurrency_group"], (*self.path, "concurrency_group"))
+        is_template = any(use.get("template") == self.name for w in self.model.workflows
+                          for use in self.model.uses_of(w).values())
+        self.out.extend(unreachable_failure_stages(self.name, self.stages, is_template, self.model.key_span))
         hooks = self.workflow.get("on")
         if isinstance(hooks, dict):
             self._check_strings(hooks, (*self.path, "on"))
@@ -1514,6 +1521,9 @@ class _Resolver:
             description=self.text(description),
             approve=approve,
             cost=cost_of(stage, [model.agents[a] for a in agents]),
+            sources=tuple(_names(self.field(instance, stage, "sources"))),
+            produces=tuple(_names(self.field(instance, stage, "produces"))),
+            run_if=run_if_of(stage.get("run_if")),
             span=model.key_span(path),
         )
 
@@ -1718,6 +1728,9 @@ def resolve(
             hooks=tuple(hooks),
             schedule=schedule if isinstance(schedule, str) else None,
             budget=budget_of(declaration, resolver.seconds),
+            timeout_s=resolver.seconds(declaration.get("timeout")),
+            concurrency_group=resolver.text(declaration.get("concurrency_group")) or None,
+            cancel_in_progress=declaration.get("cancel_in_progress") is True,
             span=span,
         ),
         diagnostics,

@@ -220,6 +220,14 @@ of each stage's `cost` x (1 + retries); for time the longest path of (timeout, e
 estimate) x (1 + retries) plus the backoff waits. When it exceeds `budget`, a run may stop on
 its budget before the end. The stages that contribute most are listed.
 Fix: raise the budget, lower costs or retries, or accept that the run may stop."""),
+    ("A507", "failure-stage-never-runs", "a `run_if = failure` stage can never run", """
+A `run_if = failure` stage is decided once its dependencies have finished: it runs when a
+stage of the run has failed by then (or the run was cancelled, interrupted or timed out),
+and is skipped otherwise. A `failure` stage that depends on no stage (no `after`, no
+`${stages...}` reference) is decided as the run starts, before any stage can fail; one with
+`when = false` is never run. Either way it never runs (a template's stages are not checked:
+a `use ... after` gives them dependencies).
+Fix: add `after` the stages whose failure it reports on."""),
     # -- A6xx: export losses (alfredc export) ------------------------------------
     ("A601", "export-retry-delay", "the engine waits differently before a retry", """
 `alfredc export` reports it when the target engine cannot reproduce alfred's retry

@@ -39,4 +39,7 @@ class ResolvedWorkflow:
     hooks: tuple[Hook, ...] = ()
     schedule: str | None = None
     budget: FrozenMap = field(default_factory=FrozenMap)
+    timeout_s: float | None = None
+    concurrency_group: str | None = None
+    cancel_in_progress: bool = False
     span: Span | None = field(default=None, compare=False)

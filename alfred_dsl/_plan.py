@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 OnFailure = Literal["stop", "continue"]
+RunIf = Literal["success", "always", "failure"]
 #: ``max_log`` when neither the stage, its agent nor ``defaults`` set one: 100MB.
 DEFAULT_MAX_LOG = 100_000_000
 ExecutorKind = str  # "command" | "python" | "http"; more may come
@@ -127,6 +128,9 @@ class PlanStage:
     approve: FrozenMap | None = None
     #: What one attempt may spend: usd, tokens (see _budget.py).
     cost: FrozenMap = field(default_factory=FrozenMap)
+    sources: tuple[str, ...] = ()     # globs of the files its fingerprint covers (incremental runs)
+    produces: tuple[str, ...] = ()    # globs of the files it must write
+    run_if: RunIf = "success"
     # -- critical-path analysis -----------------------------------------------------
     earliest_start_s: float = 0
     earliest_finish_s: float = 0
@@ -166,6 +170,9 @@ class Plan:
     max_parallelism: int = 0
     #: The most a run may spend: usd, tokens, time (seconds) (see _budget.py).
     budget: FrozenMap = field(default_factory=FrozenMap)
+    timeout_s: float | None = None               # the whole run's time limit
+    concurrency_group: str | None = None         # runs in one group never overlap
+    cancel_in_progress: bool = False             # a new run cancels the group's running one
 
     def stage(self, name: str) -> PlanStage:
         for stage in self.stages:
@@ -227,4 +234,7 @@ def build_plan(resolved: ResolvedWorkflow, analysis: Analysis) -> Plan:
         layers=tuple(tuple(layer) for layer in analysis.layers),
         max_parallelism=analysis.max_parallelism,
         budget=resolved.budget,
+        timeout_s=resolved.timeout_s,
+        concurrency_group=resolved.concurrency_group,
+        cancel_in_progress=resolved.cancel_in_progress,
     )

@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "d97fc82a9d6c346c4c28d1ab92c51fa5981f35673ed41c84b8ee7c73ebcd9e48"
+SCHEMA_SHA256 = "893fc8360d1b266d88e1b009072714c9450d5f78712d61632e5679c039166de3"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -179,6 +179,24 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                     validate____defs_duration(data__budget__time, custom_formats, (name_prefix or "data") + ".budget.time")
                 if data__budget_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".budget must not contain "+str(data__budget_keys)+" properties")
+        if "timeout" in data_keys:
+            data_keys.remove("timeout")
+            data__timeout = data["timeout"]
+            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+        if "concurrency_group" in data_keys:
+            data_keys.remove("concurrency_group")
+            data__concurrencygroup = data["concurrency_group"]
+            if not isinstance(data__concurrencygroup, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".concurrency_group must be string")
+            if isinstance(data__concurrencygroup, str):
+                data__concurrencygroup_len = len(data__concurrencygroup)
+                if data__concurrencygroup_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".concurrency_group must be longer than or equal to 1 characters")
+        if "cancel_in_progress" in data_keys:
+            data_keys.remove("cancel_in_progress")
+            data__cancelinprogress = data["cancel_in_progress"]
+            if not isinstance(data__cancelinprogress, (bool)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".cancel_in_progress must be boolean")
         if "params" in data_keys:
             data_keys.remove("params")
             data__params = data["params"]
@@ -506,8 +524,36 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data_keys.remove("tokens")
             data__tokens = data["tokens"]
             validate____defs_tokens(data__tokens, custom_formats, (name_prefix or "data") + ".tokens")
+        if "sources" in data_keys:
+            data_keys.remove("sources")
+            data__sources = data["sources"]
+            validate____defs_globs(data__sources, custom_formats, (name_prefix or "data") + ".sources")
+        if "produces" in data_keys:
+            data_keys.remove("produces")
+            data__produces = data["produces"]
+            validate____defs_globs(data__produces, custom_formats, (name_prefix or "data") + ".produces")
+        if "run_if" in data_keys:
+            data_keys.remove("run_if")
+            data__runif = data["run_if"]
+            if not (isinstance(data__runif, str) and data__runif == 'success' or isinstance(data__runif, str) and data__runif == 'always' or isinstance(data__runif, str) and data__runif == 'failure'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".run_if must be one of ['success', 'always', 'failure']")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
+    return data
+
+def validate____defs_globs(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (list, tuple)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
+    data_is_list = isinstance(data, (list, tuple))
+    if data_is_list:
+        data_len = len(data)
+        for data_x, data_item in enumerate(data):
+            if not isinstance(data_item, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be string")
+            if isinstance(data_item, str):
+                data_item_len = len(data_item)
+                if data_item_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be longer than or equal to 1 characters")
     return data
 
 def validate____defs_tokens(data, custom_formats={}, name_prefix=None):

@@ -276,7 +276,7 @@ def test_tutorial(tmp_path: Path, alfredc: Run) -> None:
     result = alfredc("plan", "pipeline.alfred", "--format", "json", "--param", "name=tutorial", cwd=tmp_path)
     assert result.status == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert plan["critical_path"] == ["lint", "test", "package"]
+    assert plan["critical_path"] == ["lint", "test", "package", "tidy"]
     assert plan["duration_s"] == 45
     assert alfredc("plan", "pipeline.alfred", cwd=tmp_path).status == 0
 
@@ -293,3 +293,11 @@ def test_tutorial(tmp_path: Path, alfredc: Run) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "dist" / "name.txt").read_text().strip() == "demo"
+    again = subprocess.run(
+        [sys.executable, "-m", "alfred_dsl", "run", "pipeline.alfred"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "stage_up_to_date package" in again.stdout and "stage_succeeded tidy" in again.stdout
+    explained = alfredc("plan", "pipeline.alfred", "--explain-skips", cwd=tmp_path)
+    assert "package  would skip: up to date" in explained.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from .._plan import Plan
 from ._common import compile_for_cli, param_option, use_colour
 
 __all__ = ["plan"]
@@ -24,7 +25,18 @@ __all__ = ["plan"]
     show_default=True,
     help="text: a table with the critical path marked; json: the plan as one JSON object.",
 )
-def plan(file: str, workflow: str | None, params: tuple[str, ...], colour: str, fmt: str) -> int:
+@click.option(
+    "--explain-skips", is_flag=True,
+    help="Say, per stage, whether `alfredc run` would run it or skip it as up to date, and why.",
+)
+@click.option(
+    "--state", "state_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str),
+    help="With --explain-skips: the state directory to read (default: .alfred).",
+)
+def plan(
+    file: str, workflow: str | None, params: tuple[str, ...], colour: str, fmt: str,
+    explain_skips: bool = False, state_dir: str | None = None,
+) -> int:
     """Compile FILE and show the plan: every stage with its earliest and latest start and
     finish, its slack and layer, then the critical path and the total duration.
 
@@ -36,9 +48,41 @@ def plan(file: str, workflow: str | None, params: tuple[str, ...], colour: str, 
         return compiled
     from ..render import dumps, plan_to_json, plan_to_text
 
+    if explain_skips:
+        return _explain_skips(compiled, state_dir, fmt)
+
     if fmt == "json":
         click.echo(dumps(plan_to_json(compiled)), nl=False)
     else:
         coloured = use_colour(colour, "stdout")
         click.echo(plan_to_text(compiled, colour=coloured), nl=False, color=coloured)
+    return 0
+
+
+def _explain_skips(compiled: Plan, state_dir: str | None, fmt: str) -> int:
+    """``plan --explain-skips``: reads the state directory, never writes it."""
+    import json
+    import os
+
+    from ..runtime import StateStore, StoreError
+    from ..runtime._incremental import explain_skips
+
+    try:
+        store = StateStore.open_readonly(state_dir)
+    except StoreError as exc:
+        click.echo(f"alfredc: error: {exc}", err=True)
+        return 2
+    try:
+        decisions = explain_skips(compiled, store, os.environ)
+    finally:
+        if store is not None:
+            store.close()
+    if fmt == "json":
+        rows = [{"stage": name, "run": d.run, "reason": d.reason} for name, d in decisions]
+        click.echo(json.dumps({"workflow": compiled.workflow, "stages": rows}, indent=2))
+        return 0
+    width = max((len(name) for name, _ in decisions), default=0)
+    for name, decision in decisions:
+        verb = "would run: " if decision.run else "would skip:"
+        click.echo(f"{name:<{width}}  {verb} {decision.reason}")
     return 0

@@ -71,6 +71,21 @@ def __getattr__(name: str) -> Any:
     "--colour", "--color", "colour", type=click.Choice(("auto", "always", "never")), default="auto",
     show_default=True, help="Colour: auto = only on a terminal and when NO_COLOR is unset.",
 )
+@click.option(
+    "--force", "force", multiple=True, is_flag=False, flag_value="*", metavar="[STAGE]",
+    help="Run up-to-date stages anyway: all of them, or STAGE (repeatable). Put FILE first.",
+)
+@click.option("--from", "from_stage", metavar="STAGE", help="Run STAGE and every stage after it.")
+@click.option("--until", "until_stage", metavar="STAGE", help="Run STAGE and every stage before it.")
+@click.option(
+    "--only", "only", multiple=True, metavar="STAGE",
+    help="Run just STAGE (repeatable); the stages it needs give the outputs of their last success.",
+)
+@click.option(
+    "--cleanup-grace", "cleanup_grace_s", callback=duration_seconds, default="5m", show_default=True,
+    metavar="DURATION",
+    help="After a cancel, Ctrl-C or the workflow timeout: how long `run_if` cleanup stages may still run.",
+)
 def run(
     file: str | None,
     workflow: str | None,
@@ -83,6 +98,11 @@ def run(
     dry_run: bool,
     kill_grace_s: float,
     colour: str,
+    force: tuple[str, ...] = (),
+    from_stage: str | None = None,
+    until_stage: str | None = None,
+    only: tuple[str, ...] = (),
+    cleanup_grace_s: float = 300.0,
 ) -> int:
     """Run a workflow of FILE: each stage once its dependencies succeeded, with retries,
     timeouts and durable state (SQLite under .alfred/).
@@ -95,6 +115,8 @@ def run(
     from ..runtime._eventlog import EventLogError
     from ._common import compile_for_cli, parse_params, use_colour
 
+    if file is None and resume is None and force and Path(force[-1]).exists():
+        file, force = force[-1], (*force[:-1], "*")  # `alfredc run --force FILE`: FILE is not a stage
     if file is None and resume is None:
         raise click.UsageError("missing FILE (or --resume RUN_ID)")
     cli_params = parse_params(params)
@@ -128,9 +150,20 @@ def run(
         plan: Plan = compiled
         # The view and --dry-run write to stdout: colour is decided for stdout.
         coloured = use_colour(colour, "stdout")
+        from ..runtime._selection import SelectionError, select
+
+        try:
+            chosen = select(
+                plan, force=[f for f in force if f != "*"], force_all="*" in force, from_stage=from_stage,
+                until_stage=until_stage, only=only,
+            )
+        except SelectionError as exc:
+            click.echo(f"alfredc: error: {exc}", err=True)
+            return EXIT_USAGE
         options = RunOptions(
             max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, handle_signals=True,
-            cli_params=cli_params, entry=file,
+            cli_params=cli_params, entry=file, force=chosen.force, force_stages=chosen.force_stages,
+            selected=chosen.selected, cleanup_grace_s=cleanup_grace_s,
         )
         if dry_run:
             from ..runtime._dryrun import dry_run as print_dry_run
@@ -157,7 +190,49 @@ def _execute(
     quiet: bool,
     colour: bool,
 ) -> int:
-    """Run ``plan`` with the events file, the hooks and the view attached; the exit status."""
+    """Run ``plan`` with the events file, the hooks and the view attached; the exit status.
+    With a ``concurrency_group``, first wait for (or cancel) the group's earlier runs."""
+    if plan.concurrency_group and run_id is None:
+        from ..runtime._concurrency import GroupCancelled, GroupSlot
+
+        run_id = store.new_run_id()
+        slot = GroupSlot(store.state_dir, plan.concurrency_group, run_id)
+        try:
+            try:
+                slot.enter(
+                    cancel_in_progress=plan.cancel_in_progress,
+                    on_wait=lambda ahead: click.echo(
+                        f"alfredc: waiting for run {', '.join(ahead)} of concurrency group"
+                        f" `{plan.concurrency_group}`", err=True,
+                    ),
+                )
+            except GroupCancelled as exc:
+                click.echo(f"alfredc: {exc}", err=True)
+                return 1
+            except KeyboardInterrupt:
+                return 130
+            return _execute_now(
+                plan, store, options, run_id, events_file, quiet=quiet, colour=colour, new=True,
+                control=slot.control,
+            )
+        finally:
+            slot.leave()
+    return _execute_now(plan, store, options, run_id, events_file, quiet=quiet, colour=colour)
+
+
+def _execute_now(
+    plan: Plan,
+    store: StateStore,
+    options: RunOptions,
+    run_id: str | None,
+    events_file: str | None,
+    *,
+    quiet: bool,
+    colour: bool,
+    new: bool = False,
+    control: Callable[[str], str | None] | None = None,
+) -> int:
+    """Run ``plan`` now (``new``: as a new run with id ``run_id``, else resuming it)."""
     import trio
 
     from ..runtime import EventBus, execute
@@ -178,7 +253,10 @@ def _execute(
         finish_view = attach_view(bus, plan, quiet=quiet, colour=colour)
         result = None
         try:
-            result = trio.run(lambda: execute(plan, store=store, options=options, bus=bus, resume=run_id))
+            result = trio.run(lambda: execute(
+                plan, store=store, options=options, bus=bus, resume=None if new else run_id,
+                run_id=run_id if new else None, control=control,
+            ))
         finally:
             finish_view(result)
     finally:

@@ -80,6 +80,13 @@ def _stage_json(stage: PlanStage) -> dict[str, Any]:
     if stage.fan_out:  # a member of a `matrix` stage: its group and its combination
         data["fan_out"] = stage.fan_out
         data["matrix"] = thaw(stage.matrix)
+    # Incremental runs and cleanup stages: only when set, so older plans read the same.
+    if stage.sources:
+        data["sources"] = list(stage.sources)
+    if stage.produces:
+        data["produces"] = list(stage.produces)
+    if stage.run_if != "success":
+        data["run_if"] = stage.run_if
     return data
 
 
@@ -112,7 +119,7 @@ def _spend_text(plan: Plan) -> list[str]:
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``)."""
-    return {
+    data: dict[str, Any] = {
         "workflow": plan.workflow,
         "stages": [_stage_json(stage) for stage in plan.stages],
         "critical_path": list(plan.critical_path),
@@ -123,6 +130,12 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "params": thaw(plan.params),
         **_spend_json(plan),
     }
+    if plan.timeout_s is not None:
+        data["timeout_s"] = number(plan.timeout_s)
+    if plan.concurrency_group is not None:
+        data["concurrency_group"] = plan.concurrency_group
+        data["cancel_in_progress"] = plan.cancel_in_progress
+    return data
 
 
 _HEADERS = ("", "stage", "agent", "after", "estimate", "start", "finish", "slack", "layer")

@@ -34,6 +34,7 @@ __all__ = [
     "STAGE_STARTED",
     "STAGE_SUCCEEDED",
     "STAGE_UPSTREAM_FAILED",
+    "STAGE_UP_TO_DATE",
     "Event",
     "EventBus",
     "EventHandler",
@@ -49,6 +50,7 @@ STAGE_OUTPUT: Final = "stage_output"        # optional; data: line
 STAGE_RETRYING: Final = "stage_retrying"    # attempt (the failed one); data: error, delay_s
 STAGE_SUCCEEDED: Final = "stage_succeeded"  # attempt; data: outputs, duration_s
 STAGE_FAILED: Final = "stage_failed"        # attempt; data: error, exit_code, duration_s
+STAGE_UP_TO_DATE: Final = "stage_up_to_date"  # data: reason, fingerprint, from_run, outputs
 STAGE_SKIPPED: Final = "stage_skipped"      # data: reason ("when is false" or "upstream X was skipped")
 STAGE_UPSTREAM_FAILED: Final = "stage_upstream_failed"  # data: upstream (name of the failed dependency)
 STAGE_CANCELLED: Final = "stage_cancelled"  # attempt (or None if it never started); data: reason
@@ -58,7 +60,8 @@ APPROVAL_DECIDED: Final = "approval_decided"  # attempt; data: decision, by, com
 # A budget stops the run: no further stage starts; data: reason, spent, budget, refused (a stage or None).
 BUDGET_EXCEEDED: Final = "budget_exceeded"
 RUN_COMPLETED: Final = "run_completed"      # data: state "succeeded", counts, duration_s
-# data: state "failed", counts, failed (stage names), duration_s, reason (only a budget stop)
+# data: state "failed", counts, failed (stage names), duration_s, reason (a budget stop, or the
+# workflow's timeout)
 RUN_FAILED: Final = "run_failed"
 RUN_INTERRUPTED: Final = "run_interrupted"  # data: state "interrupted", counts, signal, duration_s
 # Service control (`alfredc pause/resume/cancel`): RUN_RESUMED then has data {"reason": "unpaused"}.
@@ -76,6 +79,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     STAGE_SUCCEEDED,
     STAGE_FAILED,
     STAGE_SKIPPED,
+    STAGE_UP_TO_DATE,
     STAGE_UPSTREAM_FAILED,
     STAGE_CANCELLED,
     APPROVAL_REQUESTED,

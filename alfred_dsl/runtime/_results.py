@@ -24,7 +24,10 @@ FAILED: Final = "failed"
 SKIPPED: Final = "skipped"
 UPSTREAM_FAILED: Final = "upstream_failed"
 CANCELLED: Final = "cancelled"
-FINAL_STAGE_STATES: Final = frozenset({SUCCEEDED, FAILED, SKIPPED, UPSTREAM_FAILED, CANCELLED})
+#: Not run: its fingerprint and products match its last success (incremental runs), or it
+#: was not selected (``--only``/``--from``) and its outputs come from an earlier run.
+UP_TO_DATE: Final = "up_to_date"
+FINAL_STAGE_STATES: Final = frozenset({SUCCEEDED, FAILED, SKIPPED, UPSTREAM_FAILED, CANCELLED, UP_TO_DATE})
 
 #: Exit statuses of ``alfredc run`` (spec section 6).
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -55,6 +58,14 @@ class RunOptions:
     entry: str | None = None
     #: Queued state changes are committed at most this often (one transaction each).
     flush_interval_s: float = 0.05
+    #: Incremental runs: re-run every stage (True) or these stages even when up to date.
+    force: bool = False
+    force_stages: frozenset[str] = frozenset()
+    #: The stages to run (``--only``/``--from``/``--until``); None: all. See ``_selection``.
+    selected: frozenset[str] | None = None
+    #: How long ``run_if = always | failure`` stages may still run after a cancel, a signal
+    #: or the workflow's timeout stopped the run.
+    cleanup_grace_s: float = 300.0
 
     @property
     def concurrency(self) -> int:

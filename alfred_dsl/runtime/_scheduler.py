@@ -41,7 +41,7 @@ import trio
 
 from .. import _fanout
 from .._plan import Plan, PlanAgent, PlanStage, thaw
-from . import _approval, _budget, _events as ev
+from . import _approval, _budget, _events as ev, _gates as gates
 from ._contain import (
     SUBREAPER,
     Containment,
@@ -56,6 +56,7 @@ from ._contain import (
 )
 from ._events import Event, EventBus
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
+from ._incremental import Fingerprint, hash_files, missing_products
 from ._journal import AttemptJournal, read_journal
 from ._limits import AgentKey, AgentSlots, agent_key
 from ._private import make_private_dir, private_mkdir, scrub_private_dirs
@@ -69,6 +70,7 @@ from ._results import (
     RUNNING,
     SKIPPED,
     SUCCEEDED,
+    UP_TO_DATE,
     UPSTREAM_FAILED,
     RunOptions,
     RunResult,
@@ -230,6 +232,13 @@ class _Stage:
     log_dropped: int = 0
     #: The stage's argv when no part of it is a template (resolved once, not per attempt).
     static_argv: tuple[str, ...] | None = None
+    #: Incremental stages: the fingerprint computed when it became ready (recorded on success).
+    fingerprint: Fingerprint | None = None
+
+    @property
+    def cleanup(self) -> bool:
+        """``run_if = always | failure``: it may run after a failure or while the run stops."""
+        return self.spec.run_if != "success"
 
     @property
     def name(self) -> str:
@@ -250,6 +259,7 @@ class _Run:
         self.run_id = ""
         self.base_env = tool_environment(options.env if options.env is not None else os.environ)
         secret_values = {n: self.base_env[n] for n in plan.secrets if n in self.base_env}
+        self.secret_values = secret_values
         self.masker = Masker(secret_values)
         self.agents: dict[str, PlanAgent] = {a.name: a for a in plan.agents}
         self.agent_order = {a.name: i for i, a in enumerate(plan.agents)}
@@ -308,6 +318,11 @@ class _Run:
         self.reaping = False
         #: What the stages reported they spent, against the plan's budget (_budget.py).
         self.spend = _budget.Spend(plan.budget)
+        #: The workflow's ``timeout`` stopped the run.
+        self.timed_out = False
+        #: ``run_if = always | failure`` stages may still start (until the cleanup grace ends).
+        self.cleanup_open = True
+        self.needed_upstream = gates.upstream_of_selected(self)
 
     # -- events and persistence -------------------------------------------------------
     def emit(self, type_: str, stage: str | None = None, attempt: int | None = None, **data: Any) -> None:
@@ -398,6 +413,8 @@ class _Run:
                 if self.interrupted is not None:  # a signal came while the run was being set up
                     self.stop("interrupted")
                 nursery.start_soon(self.flusher)
+                if self.plan.timeout_s:
+                    nursery.start_soon(self._workflow_deadline, self.plan.timeout_s)
                 if self.control is not None:
                     nursery.start_soon(self.watch_control)
                 for st in self.stages.values():
@@ -436,7 +453,8 @@ class _Run:
             return None
         recorded = {s.name: s for s in self.store.stages(resume)}
         if any(
-            name not in recorded or recorded[name].state not in (SUCCEEDED, SKIPPED) for name in self.stages
+            name not in recorded or recorded[name].state not in (SUCCEEDED, SKIPPED, UP_TO_DATE)
+            for name in self.stages
         ):
             return None  # the file gained a stage since: run it
         exit_codes = {a.stage: a.exit_code for a in sorted(self.store.attempts(resume), key=lambda a: a.n)}
@@ -562,6 +580,34 @@ class _Run:
                 self.stop("interrupted")
         else:
             self.kill_now.set()
+            self.close_cleanup("a second signal")
+
+    async def _workflow_deadline(self, timeout_s: float) -> None:
+        """The workflow's ``timeout``: past it the run stops and fails (cleanup stages may
+        still run within the cleanup grace)."""
+        await trio.sleep(timeout_s)
+        if not self.stopping:
+            self.timed_out = True
+            _log.info("run %s: the workflow timed out after %s", self.run_id, _seconds(timeout_s))
+            self.stop(f"the workflow timed out after {_seconds(timeout_s)}")
+
+    async def _cleanup_deadline(self) -> None:
+        await trio.sleep(self.options.cleanup_grace_s)
+        self.close_cleanup(f"the cleanup grace period ({_seconds(self.options.cleanup_grace_s)}) ended")
+
+    def close_cleanup(self, reason: str) -> None:
+        """No more cleanup stage starts; running ones are cancelled, waiting ones end cancelled."""
+        if not self.cleanup_open or not self.stopping:
+            return
+        self.cleanup_open = False
+        self.ready.clear()
+        for st in self._topological():
+            if st.state == PENDING:
+                self.finalize(st, CANCELLED, reason=reason)
+            elif st.state == RUNNING and st.scope is not None:
+                st.scope.cancel()
+        self.settle.clear()
+        self.check_done()
 
     async def watch_control(self) -> None:
         """Poll the service's control flag of this run (pause, resume, cancel)."""
@@ -620,6 +666,9 @@ class _Run:
             )
         elif state == SKIPPED:
             self.emit(ev.STAGE_SKIPPED, st.name, reason=reason)
+        elif state == UP_TO_DATE:
+            self.scope_base["stages"][st.name] = {"outputs": st.outputs}
+            self.emit(ev.STAGE_UP_TO_DATE, st.name, reason=reason, outputs=st.outputs, **data)
         elif state == UPSTREAM_FAILED:
             self.emit(ev.STAGE_UPSTREAM_FAILED, st.name, **data)
         elif state == CANCELLED:
@@ -639,29 +688,38 @@ class _Run:
     def _duration(st: _Stage) -> float | None:
         return None if st.started is None or st.finished is None else round(st.finished - st.started, 6)
 
+    def _breaks(self, st: _Stage, dependency: str) -> bool:
+        """Whether ``dependency``'s state stops ``st`` (a rejected approval it reads does not)."""
+        upstream = self.stages[dependency]
+        return upstream.state in _BROKEN and not _approval.tolerates(st.spec, upstream)
+
     def process_settle(self) -> None:
         """Decide what becomes of each stage whose dependencies are all final (no recursion)."""
         while self.settle:
             st = self.stages[self.settle.popleft()]
             if st.state != PENDING:
                 continue
-            broken = next(
-                (
-                    d for d in st.deps
-                    if self.stages[d].state in _BROKEN and not _approval.tolerates(st.spec, self.stages[d])
-                ),
-                None,
-            )
-            if broken is not None:
-                self.finalize(st, UPSTREAM_FAILED, upstream=broken)
+            if gates.decide_unselected(self, st):
                 continue
-            if self.stopping:
-                self.finalize(st, CANCELLED, reason="the run was stopped")
-                continue
-            skipped = next((d for d in st.deps if self.stages[d].state == SKIPPED), None)
-            if skipped is not None:
-                self.finalize(st, SKIPPED, reason=f"`{skipped}` was skipped")
-                continue
+            if st.cleanup:  # run_if = always | failure: whatever became of its dependencies
+                if self.stopping and not self.cleanup_open:
+                    self.finalize(st, CANCELLED, reason="the run was stopped")
+                    continue
+                if st.spec.run_if == "failure" and not gates.failing(self):
+                    self.finalize(st, SKIPPED, reason="nothing failed (`run_if = failure`)")
+                    continue
+            else:
+                broken = next((d for d in st.deps if self._breaks(st, d)), None)
+                if broken is not None:
+                    self.finalize(st, UPSTREAM_FAILED, upstream=broken)
+                    continue
+                if self.stopping:
+                    self.finalize(st, CANCELLED, reason="the run was stopped")
+                    continue
+                skipped = next((d for d in st.deps if self.stages[d].state == SKIPPED), None)
+                if skipped is not None:
+                    self.finalize(st, SKIPPED, reason=f"`{skipped}` was skipped")
+                    continue
             try:
                 run_it = render_when(st.spec.when, self.scope_base)
             except ExprError as exc:
@@ -670,6 +728,8 @@ class _Run:
                 continue
             if not run_it:
                 self.finalize(st, SKIPPED, reason="`when` is false")
+                continue
+            if gates.incremental_gate(self, st):
                 continue
             if self.bus.wanted:  # not stored: one row per stage that no reader needs
                 self.bus.emit(Event(type=ev.STAGE_READY, run_id=self.run_id, time=time.time(), stage=st.name))
@@ -687,17 +747,24 @@ class _Run:
             return
         self.stopping = True
         self.ready.clear()
+        if reason != "stage failed" and self.nursery is not None:
+            # A cancel, a signal, the workflow timeout: cleanup stages get a limited time.
+            self.nursery.start_soon(self._cleanup_deadline)
         for st in self._topological():
+            if st.state == PENDING and st.cleanup:
+                continue  # decided once its dependencies have finished
             if st.state == PENDING:
                 broken = next((d for d in st.deps if self.stages[d].state in (FAILED, UPSTREAM_FAILED)), None)
                 if broken is not None:
                     self.finalize(st, UPSTREAM_FAILED, upstream=broken)
                 else:
                     self.finalize(st, CANCELLED, reason=reason)
-        self.settle.clear()
+        self.settle = deque(name for name in self.settle if self.stages[name].cleanup)
         for st in self.stages.values():
-            if st.state == RUNNING and st.scope is not None:
+            if st.state == RUNNING and st.scope is not None and not st.cleanup:
                 st.scope.cancel()
+        self.process_settle()
+        self.fill()
         self.check_done()
 
     def _topological(self) -> list[_Stage]:
@@ -746,7 +813,11 @@ class _Run:
 
     def fill(self) -> None:
         """Start ready stages while there is capacity, best first."""
-        while not self.stopping and not self.paused and self.running < self.max_concurrency and self.ready:
+        # Once the run is stopping, only cleanup stages are left in `ready`.
+        while (
+            (not self.stopping or self.cleanup_open)
+            and not self.paused and self.running < self.max_concurrency and self.ready
+        ):
             best_key: tuple[str, ...] | None = None
             for key, heap in list(self.ready.items()):
                 if not heap:
@@ -789,7 +860,7 @@ class _Run:
 
     # -- one stage ------------------------------------------------------------------
     async def stage_task(self, st: _Stage) -> None:
-        if self.stopping:
+        if self.stopping and not (st.cleanup and self.cleanup_open):
             # Stopped between fill() and this task's first step: stop() saw no scope to cancel.
             self._cancelled(st)
             self.check_done()
@@ -820,6 +891,8 @@ class _Run:
             st.attempt_started = None
         st.error = st.error or "cancelled"
         reason = f"interrupted by {self.interrupted}" if self.interrupted else "the run was stopped"
+        if self.timed_out:
+            reason = f"the workflow timed out after {_seconds(self.plan.timeout_s or 0)}"
         self.finalize(st, CANCELLED, reason=reason)
 
     def _context(self, st: _Stage, agent: PlanAgent, attempt: int, log: str) -> AttemptContext:
@@ -928,6 +1001,14 @@ class _Run:
                             ok=False, error=f"timed out after {_seconds(timeout)}",
                             log_path=str(context.log_path) if context.log_path.exists() else None,
                         )
+            if outcome.ok and spec.produces:
+                missing = missing_products(st.cwd, spec.produces)
+                if missing:
+                    outcome = AttemptOutcome(
+                        ok=False, log_path=outcome.log_path, exit_code=outcome.exit_code,
+                        error="it exited successfully but produced no file matching "
+                        + ", ".join(f"`{m}`" for m in missing) + f" (its `produces`, in {st.cwd})",
+                    )
             error = self.masker.text(outcome.error) if outcome.error else None
             self.store.queue_attempt(
                 self.run_id, st.name, attempt, started=st.attempt_started, finished=time.time(),
@@ -940,6 +1021,8 @@ class _Run:
             if outcome.ok:
                 st.outputs = dict(outcome.outputs)
                 st.error = None
+                if st.fingerprint is not None:
+                    self._record_fingerprint(st, st.fingerprint)
                 self.finalize(st, SUCCEEDED)
                 return
             st.error = error
@@ -952,6 +1035,13 @@ class _Run:
                 await trio.sleep(delay)
                 self._move_for_retry(st)
         self.finalize(st, FAILED)
+
+    def _record_fingerprint(self, st: _Stage, fp: Fingerprint) -> None:
+        self.store.queue_fingerprint(
+            self.plan.source, self.plan.workflow, st.name, fingerprint=fp.value, config=fp.config,
+            sources=fp.sources, products=hash_files(st.cwd, st.spec.produces),
+            outputs=self.masker.data(st.outputs), run_id=self.run_id,
+        )
 
     def _backoff(self, spec: PlanStage, failed_attempt: int) -> float:
         delay = float(max(spec.backoff_s, 0.0)) * float(2 ** (failed_attempt - 1))
@@ -985,8 +1075,12 @@ class _Run:
         elif self.spend.reason is not None or any(st.state in _BROKEN for st in self.stages.values()):
             state = FAILED
             failed = [st.name for st in self.stages.values() if st.state == FAILED]
-            extra: dict[str, Any] = {} if self.spend.reason is None else {"reason": self.spend.reason}
-            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **extra)
+            why: dict[str, Any] = {}
+            if self.spend.reason is not None:
+                why["reason"] = self.spend.reason
+            elif self.timed_out:
+                why["reason"] = f"the workflow timed out after {_seconds(self.plan.timeout_s or 0)}"
+            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **why)
         else:
             state = SUCCEEDED
             self.emit(ev.RUN_COMPLETED, state=state, counts=counts, duration_s=duration)

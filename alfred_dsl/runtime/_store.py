@@ -99,6 +99,30 @@ CREATE TABLE IF NOT EXISTS events (
     data     TEXT NOT NULL,
     PRIMARY KEY (run, seq)
 );
+-- Incremental runs (runtime/_incremental.py): the last success of each stage of a workflow.
+CREATE TABLE IF NOT EXISTS fingerprints (
+    source      TEXT NOT NULL,          -- the file that declares the workflow
+    workflow    TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,          -- sha256 of the config and the sources
+    config      TEXT NOT NULL,          -- sha256 of command, call, inputs, params, env
+    sources     TEXT NOT NULL,          -- JSON: relative path -> sha256
+    products    TEXT NOT NULL,          -- JSON: relative path -> sha256
+    outputs     TEXT NOT NULL,          -- JSON: the outputs (secrets masked)
+    run         TEXT NOT NULL,
+    recorded    REAL NOT NULL,
+    PRIMARY KEY (source, workflow, stage)
+);
+-- Concurrency groups (runtime/_concurrency.py): the runs in a group, oldest first.
+CREATE TABLE IF NOT EXISTS concurrency (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,   -- arrival order in the group
+    grp         TEXT NOT NULL,
+    run         TEXT NOT NULL UNIQUE,
+    pid         INTEGER NOT NULL,
+    host        TEXT NOT NULL,
+    entered     REAL NOT NULL,
+    cancel      INTEGER NOT NULL DEFAULT 0           -- 1: a newer run asked it to stop
+);
 """
 
 
@@ -564,6 +588,41 @@ class StateStore:
             )
             for r in rows
         ]
+
+    # -- incremental runs (the fingerprints table) ----------------------------------------
+    def queue_fingerprint(
+        self, source: str, workflow: str, stage: str, *, fingerprint: str, config: str,
+        sources: Mapping[str, str], products: Mapping[str, str], outputs: Mapping[str, Any], run_id: str,
+    ) -> None:
+        self._pending.append((
+            "INSERT OR REPLACE INTO fingerprints (source, workflow, stage, fingerprint, config, sources,"
+            " products, outputs, run, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (source, workflow, stage, fingerprint, config, _dumps(dict(sources)), _dumps(dict(products)),
+             _dumps(dict(outputs)), run_id, time.time()),
+        ))
+
+    def fingerprint_row(self, source: str, workflow: str, stage: str) -> tuple[Any, ...] | None:
+        """(fingerprint, config, sources, products, outputs, run, recorded) of the stage's last
+        success, or None (also for a database older than the table, opened read-only)."""
+        self.flush()
+        try:
+            row = self._db.execute(
+                "SELECT fingerprint, config, sources, products, outputs, run, recorded FROM fingerprints"
+                " WHERE source = ? AND workflow = ? AND stage = ?", (source, workflow, stage),
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return None if row is None else tuple(row)
+
+    def last_success(self, workflow: str, stage: str) -> tuple[str, Mapping[str, Any]] | None:
+        """(run id, outputs) of the latest run of ``workflow`` in which ``stage`` succeeded."""
+        self.flush()
+        row = self._db.execute(
+            "SELECT s.run, s.outputs FROM stages s JOIN runs r ON r.id = s.run"
+            " WHERE r.workflow = ? AND s.name = ? AND s.state IN ('succeeded', 'up_to_date')"
+            " ORDER BY s.finished DESC LIMIT 1", (workflow, stage),
+        ).fetchone()
+        return None if row is None else (str(row[0]), _loads(row[1]) or {})
 
     # -- events ---------------------------------------------------------------------
     def add_event(self, event: Event) -> int:

@@ -42,6 +42,7 @@ from ._events import (
     STAGE_SKIPPED,
     STAGE_STARTED,
     STAGE_SUCCEEDED,
+    STAGE_UP_TO_DATE,
     STAGE_UPSTREAM_FAILED,
     Event,
     EventBus,
@@ -63,11 +64,14 @@ _FINAL_STAGE_EVENTS = {
     STAGE_SUCCEEDED: "succeeded",
     STAGE_FAILED: "failed",
     STAGE_SKIPPED: "skipped",
+    STAGE_UP_TO_DATE: "up_to_date",
     STAGE_UPSTREAM_FAILED: "upstream_failed",
     STAGE_CANCELLED: "cancelled",
 }
 #: The order states are listed in a summary.
-_STATE_ORDER = ("succeeded", "failed", "skipped", "upstream_failed", "cancelled", "pending", "running")
+_STATE_ORDER = (
+    "succeeded", "up_to_date", "failed", "skipped", "upstream_failed", "cancelled", "pending", "running",
+)
 #: Events too frequent or too uninformative for the plain view.
 _PLAIN_HIDDEN = frozenset({STAGE_READY, STAGE_OUTPUT})
 
@@ -142,7 +146,7 @@ def describe_event(event: Event, *, workflow: str = "") -> str:
             details.append(format_elapsed(float(data["duration_s"])))
         if data.get("log"):
             details.append(f"log {data['log']}")
-    elif kind == STAGE_SKIPPED:
+    elif kind in (STAGE_SKIPPED, STAGE_UP_TO_DATE):
         if data.get("reason"):
             details.append(str(data["reason"]))
     elif kind == STAGE_UPSTREAM_FAILED:
@@ -333,6 +337,7 @@ _STATE_STYLE = {
     "succeeded": ("✔", "green"),
     "failed": ("✘", "bold red"),
     "skipped": ("↷", "dim"),
+    "up_to_date": ("≡", "green"),
     "upstream_failed": ("⊘", "yellow"),
     "cancelled": ("■", "yellow"),
 }
@@ -342,6 +347,7 @@ _LIVE_VERB = {
     STAGE_SUCCEEDED: "succeeded",
     STAGE_FAILED: "failed",
     STAGE_SKIPPED: "skipped",
+    STAGE_UP_TO_DATE: "up to date",
     STAGE_UPSTREAM_FAILED: "not run",
     STAGE_CANCELLED: "cancelled",
     STAGE_RETRYING: "will retry",
