@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "resume": "alfred_dsl.cli._service:resume",
     "metrics": "alfred_dsl.cli._service:metrics",
     "schema": "alfred_dsl.cli._schema:schema",
+    "lsp": "alfred_dsl.cli._lsp:lsp",
 }
 
 #: command name -> its line in `alfredc --help` (click would cut the docstring at "e.g." or
@@ -68,6 +69,7 @@ SUMMARIES: dict[str, str] = {
     "resume": "Resume a paused run.",
     "metrics": "Show figures about past runs.",
     "schema": "Print the JSON Schema of YAML/JSON workflows.",
+    "lsp": "Run the language server for editors (stdio).",
 }
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
