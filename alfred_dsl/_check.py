@@ -46,6 +46,7 @@ from ._expr import (
     to_text,
     unparse_template,
 )
+from ._fixes import rename_fix
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
 from ._runif import run_if_of, unreachable_failure_stages
@@ -461,6 +462,7 @@ def _unknown_root(ref: Ref, where: Span) -> Diagnostic:
         f"unknown reference `{ref}`: references start with params, stages, inputs, env or secrets",
         ref.span or where,
         help=_did_you_mean(ref.root, ROOTS),
+        fix=rename_fix(ref.span or where, ref.root, ROOTS),
     )
 
 
@@ -673,6 +675,8 @@ class _WorkflowChecker:
                 f"invalid priority `{shown}`: expected low, medium, high, critical or an integer",
                 self.model.value_span(path),
                 help=_did_you_mean(value, PRIORITIES) if isinstance(value, str) else None,
+                fix=rename_fix(self.model.value_span(path), value, PRIORITIES) if isinstance(value, str)
+                else (),
             )
         )
 
@@ -751,6 +755,7 @@ class _WorkflowChecker:
                 f"unknown agent `{agent}`",
                 self.model.value_span(path),
                 help=_did_you_mean(agent, self.model.agents) or _known(self.model.agents, "agent"),
+                fix=rename_fix(self.model.value_span(path), agent, self.model.agents),
             )
         )
         return []
@@ -770,6 +775,7 @@ class _WorkflowChecker:
                     f"no agent has the capability `{capability}`",
                     self.model.value_span((*path, index)),
                     help=_did_you_mean(capability, everywhere) or _known(everywhere, "capabilitie"),
+                    fix=rename_fix(self.model.value_span((*path, index)), capability, everywhere),
                 )
             )
         else:
@@ -852,6 +858,7 @@ class _WorkflowChecker:
                 f"unknown stage `{name}` in workflow `{self.name}`",
                 self.model.value_span(path),
                 help=_did_you_mean(name, candidates) or _known(candidates, "stage"),
+                fix=rename_fix(self.model.value_span(path), name, candidates),
             )
         )
 
@@ -920,6 +927,7 @@ class _WorkflowChecker:
                         f"unknown param `{name}` in workflow `{self.name}`",
                         span,
                         help=_did_you_mean(name, self.params) or _known(self.params, "param"),
+                        fix=rename_fix(span, name, self.params),
                     )
                 )
         elif root == "stages":
@@ -964,6 +972,7 @@ class _WorkflowChecker:
                     f"unknown stage `{stage}` in workflow `{self.name}`",
                     span,
                     help=_did_you_mean(stage, flat) or _known(flat, "stage"),
+                    fix=rename_fix(span, stage, flat),
                 )
             )
             return
@@ -976,6 +985,7 @@ class _WorkflowChecker:
                     f"stage `{stage}` has no output `{key}`",
                     span,
                     help=_did_you_mean(key, declared) or _known(declared, "output"),
+                    fix=rename_fix(span, key, declared),
                 )
             )
 
@@ -999,6 +1009,7 @@ class _WorkflowChecker:
                     f"unknown workflow `{template}` in `use`",
                     model.value_span((*path, "template")),
                     help=_did_you_mean(template, model.workflows) or _known(model.workflows, "workflow"),
+                    fix=rename_fix(model.value_span((*path, "template")), template, model.workflows),
                 )
             )
             return
@@ -1015,6 +1026,7 @@ class _WorkflowChecker:
                         f"workflow `{template}` has no param `{key}`",
                         model.key_span(binding_path),
                         help=_did_you_mean(key, declared) or _known(declared, "param"),
+                        fix=rename_fix(model.key_span(binding_path), key, declared),
                     )
                 )
                 continue

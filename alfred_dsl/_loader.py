@@ -26,7 +26,9 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -47,6 +49,7 @@ __all__ = [
     "load",
     "load_built",
     "load_document",
+    "overlay",
     "parse_json",
     "parse_yaml",
     "read_source",
@@ -63,6 +66,19 @@ _ROOT_MARKERS = ("alfred.toml", ".git")
 
 
 # -- reading text -----------------------------------------------------------------------
+
+#: Texts that replace files on disk, by absolute path: the unsaved buffers of an editor.
+_OVERLAY: ContextVar[Mapping[str, str] | None] = ContextVar("alfred_overlay", default=None)
+
+
+@contextmanager
+def overlay(texts: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, loading a file whose absolute path is in ``texts`` reads that text."""
+    token = _OVERLAY.set(texts)
+    try:
+        yield
+    finally:
+        _OVERLAY.reset(token)
 
 
 def _sibling_hint(path: Path) -> str | None:
@@ -82,6 +98,11 @@ def _read(path: Path, name: str, at: Span | None) -> tuple[SourceFile | None, li
 
     def fail(code: str, message: str, label: str = "", help: str | None = None) -> list[Diagnostic]:
         return [error(code, message, at, label, help=help, file=name)]
+
+    texts = _OVERLAY.get()
+    overlaid = None if texts is None else texts.get(os.path.abspath(path))
+    if overlaid is not None:
+        return SourceFile(name, overlaid, path), []
 
     try:
         if path.is_dir():

@@ -463,6 +463,7 @@ def render_sarif(diags: Sequence[Diagnostic]) -> str:
         if diag.fix:
             result["fixes"] = [
                 {
+                    **({"description": {"text": _unwrap(diag.help)}} if diag.help else {}),
                     "artifactChanges": [
                         {
                             "artifactLocation": {"uri": _uri(edit.span.file)},

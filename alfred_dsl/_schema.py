@@ -24,6 +24,7 @@ from typing import Any, cast
 from . import _schema_compiled
 from ._diagnostics import Diagnostic, error
 from ._document import Document, Path as DocPath, SpanIndex
+from ._fixes import rename_fix
 from ._resources import schema_path
 
 #: A ``jsonschema.exceptions.ValidationError`` (jsonschema is imported only on the slow path).
@@ -228,9 +229,13 @@ def _explain(err: ValidationError, spans: SpanIndex) -> list[Problem]:
     subject = _describe(path)
 
     def problem(code: str, message: str, label: str, *, at: DocPath = path, key: bool = False,
-                help: str | None = None, notes: Iterable[str] = ()) -> Problem:
+                help: str | None = None, notes: Iterable[str] = (), fix_from: Iterable[str] = ()) -> Problem:
         span = spans.key(at) if key else spans.value(at)
-        return Problem(diagnostic=error(code, message, span, label, help=help, notes=notes), path=at)
+        name = at[-1] if at else None
+        fix = rename_fix(span, name, fix_from) if isinstance(name, str) and key else ()
+        if not key and isinstance(instance, str):
+            fix = rename_fix(span, instance, fix_from)
+        return Problem(diagnostic=error(code, message, span, label, help=help, notes=notes, fix=fix), path=at)
 
     if "propertyNames" in err.absolute_schema_path:
         # The error's instance is the key itself; its path is that of the mapping.
@@ -251,7 +256,7 @@ def _explain(err: ValidationError, spans: SpanIndex) -> list[Problem]:
                 continue
             found.append(problem(
                 "A214", f"unknown attribute `{extra}` {where}", "unknown attribute",
-                at=(*path, extra), key=True, help=_close(extra, allowed_keys),
+                at=(*path, extra), key=True, help=_close(extra, allowed_keys), fix_from=allowed_keys,
                 notes=[f"allowed here: {_choices(allowed_keys)}"],
             ))
         return found
@@ -278,11 +283,13 @@ def _explain(err: ValidationError, spans: SpanIndex) -> list[Problem]:
     if validator == "enum":
         options = list(err.validator_value)
         hint = None
+        fix_from: list[str] = []
         if isinstance(instance, str):
             alias = _TYPE_ALIASES.get(instance.lower()) if path and path[-1] == "type" else None
             hint = f"did you mean `{alias}`?" if alias in options else _close(instance, options)
+            fix_from = [str(alias)] if alias in options else [str(o) for o in options]
         return [problem("A301", f"{subject} must be one of {_choices(options)}, found {_shown(instance)}",
-                        "not one of the allowed values", help=hint)]
+                        "not one of the allowed values", help=hint, fix_from=fix_from)]
 
     if validator == "pattern":
         pattern = str(err.validator_value)

@@ -30,7 +30,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.lark import PostLex
 
 from . import _ast as ast
-from ._diagnostics import Diagnostic, Label, error
+from ._diagnostics import Diagnostic, Edit, Label, error
 from ._expr import Binary, Expr, Literal, Ref, Template, Unary
 from ._resources import grammar_path
 from ._source import SourceFile, Span
@@ -1292,11 +1292,13 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
     if previous is not None and names_something and bool(expected & {"EQUAL", "NAME"}):
         message += f" after `{shorten(previous.value)}`"
     hint: str | None = None
+    fix: tuple[Edit, ...] = ()
     keywords = sorted(kind.lower() for kind in expected if kind in _KEYWORD_TYPES)
     if token.type == "NAME" and keywords and len(token.value) <= 40:  # difflib is quadratic
         close = difflib.get_close_matches(token.value, keywords, n=1)
         if close:
             hint = f"did you mean `{close[0]}`?"
+            fix = (Edit(ctx.token_span(token), close[0]),)
     if (
         hint is None
         and previous is not None
@@ -1310,6 +1312,19 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
         close = difflib.get_close_matches(previous.value, starters, n=1)
         if close:
             hint = f"did you mean `{close[0]}`?"
+            fix = (Edit(ctx.token_span(previous), close[0]),)
+    if (
+        hint is None
+        and not fix
+        and previous is not None
+        and names_something
+        and expected == {"EQUAL"}
+        and token.type in _VALUE_STARTS
+        and not ctx.expression
+    ):
+        # `name value`: only the `=` is missing (the message says so already).
+        after_name = ctx.token_span(previous).end
+        fix = (Edit(ctx.span(after_name, after_name), " ="),)
     if hint is None and not opened and token.type in _ITEM_KEYWORDS - _DECLARATIONS:
         hint = f"`{token.value}` goes inside a workflow: does an extra `}}` above close it early?"
     if ctx.expression:
@@ -1322,7 +1337,7 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
         return error("A108", message, ctx.token_span(token), f"found {found}",
                      help=hint or "write `$${` for a literal `${`")
     end = token.end_pos if token.type not in {"_NL", "$END"} else token.start_pos
-    return error("A102", message, ctx.span(token.start_pos, end), f"found {found}", help=hint)
+    return error("A102", message, ctx.span(token.start_pos, end), f"found {found}", help=hint, fix=fix)
 
 
 # -- entry points --------------------------------------------------------------------------

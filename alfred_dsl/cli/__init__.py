@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "reject": "alfred_dsl.cli._approve:reject",
     "schema": "alfred_dsl.cli._schema:schema",
     "doctor": "alfred_dsl.cli._doctor:doctor",
+    "lsp": "alfred_dsl.cli._lsp:lsp",
 }
 
 #: command name -> its line in `alfredc --help` (click would cut the docstring at "e.g." or
@@ -76,6 +77,7 @@ SUMMARIES: dict[str, str] = {
     "reject": "Reject a stage waiting for a decision.",
     "schema": "Print the JSON Schema of YAML/JSON workflows.",
     "doctor": "Say how this machine contains stages, and what alfred runs on.",
+    "lsp": "Run the language server for editors (stdio).",
 }
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

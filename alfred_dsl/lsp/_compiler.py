@@ -1,0 +1,99 @@
+"""Everything the language server takes from the compiler, in one place.
+
+The server never parses on its own: it loads files through the loader (with the editor's
+unsaved texts overlaid), checks them with the pipeline ``alfredc check`` uses, formats with
+the ``fmt`` printer and asks the planner for stage timings. Keeping the imports here keeps
+the server's dependence on compiler module names to this file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _check, _graph, _loader, _pipeline
+from .._diagnostics import Diagnostic, Edit, Severity
+from .._document import Document, Path as DocPath, SpanIndex
+from .._expr import Ref, references
+from .._format import format_source
+from .._plan import Plan, build_plan
+from .._schema import schema
+from .._source import SourceFile, Span
+from .._syntax import KEYWORDS
+
+__all__ = [
+    "KEYWORDS",
+    "PARAM_TYPES",
+    "PRIORITIES",
+    "ROOTS",
+    "Checked",
+    "Diagnostic",
+    "DocPath",
+    "Document",
+    "Edit",
+    "Plan",
+    "Ref",
+    "Severity",
+    "SourceFile",
+    "Span",
+    "SpanIndex",
+    "check_text",
+    "declared_outputs",
+    "format_source",
+    "plan_of",
+    "refs_in",
+    "schema",
+]
+
+ROOTS = _check.ROOTS
+PRIORITIES = tuple(_check.PRIORITIES)
+PARAM_TYPES = _check.PARAM_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One check of an entry file: its workspace (None when it does not parse) and diagnostics."""
+
+    path: str
+    workspace: _loader.Workspace | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def check_text(path: str, texts: Mapping[str, str]) -> Checked:
+    """What ``alfredc check PATH`` reports, reading ``texts`` (absolute path -> text) instead of disk."""
+    path = os.path.abspath(path)
+    with _loader.overlay(texts):
+        workspace, diagnostics = _loader.load(path)
+        found = _pipeline.check_loaded(workspace, diagnostics)
+    return Checked(path, workspace, tuple(found))
+
+
+def plan_of(workspace: _loader.Workspace, workflow: str) -> Plan | None:
+    """The plan of one workflow with its params' defaults (required params may stay unset)."""
+    resolved, problems = _check.resolve(workspace, workflow, {}, require_all=False)
+    if resolved is None or any(d.is_error for d in problems):
+        return None
+    analysis, graph_problems = _graph.analyse(resolved)
+    if analysis is None or any(d.is_error for d in graph_problems):
+        return None
+    return build_plan(resolved, analysis)
+
+
+def declared_outputs(workspace: _loader.Workspace, workflow: str, stage: str) -> list[str]:
+    model = _check._Model.of(workspace)
+    if workflow not in model.workflows:
+        return []
+    return model.declared_outputs(workflow, stage) or []
+
+
+def refs_in(text: str, span: Span) -> Iterator[Ref]:
+    """The references inside one document string (``${...}`` or a bare expression)."""
+    template, _ = _check.parse_string(text, span)
+    if template is not None:
+        yield from references(template)
+
+
+def strings(value: Any, path: DocPath) -> Iterator[tuple[str, DocPath]]:
+    yield from _check._strings(value, path)

@@ -1,0 +1,2 @@
+" alfred workflow files
+autocmd BufRead,BufNewFile *.alfred setfiletype alfred
