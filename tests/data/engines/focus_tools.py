@@ -10,7 +10,8 @@ from typing import Any
 def summarise(inputs: dict[str, Any]) -> dict[str, Any]:
     """Write what the stage was given to work/summary.txt and return it."""
     line = f"{inputs['greeting']} {inputs['who']} x{inputs['n']}"
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "work", "summary.txt"), "w", encoding="utf-8") as handle:
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work", "summary.txt")
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write(line + "\n")
     return {"line": line}
 
