@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests._engines import PINS, EngineEnv, EngineUnavailable, ensure
+from _engines import PINS, EngineEnv, EngineUnavailable, ensure
 
 pytestmark = pytest.mark.engines
 
@@ -317,10 +316,15 @@ def test_engine_run_matches_alfredc_run(
     if case.succeeds is not None:
         assert expected.ok is case.succeeds, expected.stages
     assert actual.ok is expected.ok, (actual.stages, expected.stages)
-    assert {name: s["state"] for name, s in actual.stages.items()} == {
-        name: s["state"] for name, s in expected.stages.items()
+    assert set(actual.stages) == set(expected.stages)
+    # A stage `alfredc run` cancelled because another stage failed with `on_failure = stop` is
+    # left out: which stages are in flight at that moment is timing on either side, and
+    # Prefect and Dagster let them run to their end (loss A605, reported by the export).
+    compared = {name: s for name, s in expected.stages.items() if s["state"] != "cancelled"}
+    assert {name: actual.stages[name]["state"] for name in compared} == {
+        name: s["state"] for name, s in compared.items()
     }
-    for name, stage in expected.stages.items():
+    for name, stage in compared.items():
         got = actual.stages[name]
         if stage["state"] == "succeeded":
             assert got.get("outputs", {}) == stage["outputs"], name
