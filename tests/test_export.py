@@ -66,6 +66,27 @@ def test_every_example_exports_to_valid_python(example: Path, target: str) -> No
         assert repr(stage.name) in exported.text
 
 
+@pytest.mark.parametrize("target", ["prefect", "dagster"])
+def test_the_flow_body_names_a_stage_after_its_dependencies(target: str) -> None:
+    """release.json declares `publish` before the template stages it runs after: the
+    flow/job body must still make `auth.test`'s result before `publish` uses it (a Python
+    name used before assignment fails when the engine loads the module)."""
+    plan, diags = compile_path(str(REPO / "examples" / "release.json"), None, {})
+    assert plan is not None, diags
+    assert [s.name for s in plan.stages].index("publish") < [s.name for s in plan.stages].index("auth.test")
+    text = export_plan(plan, target).text
+    body = next(node for node in ast.parse(text).body
+                if isinstance(node, ast.FunctionDef) and node.name == "release_train")
+    assigned: set[str] = set()
+    for statement in body.body:
+        if isinstance(statement, ast.Assign):
+            names = (n.id for n in ast.walk(statement.value) if isinstance(n, ast.Name))
+            used = {name for name in names if name.endswith(("_run", "_out"))}
+            assert used <= assigned, ast.unparse(statement)
+            assigned.update(t.id for t in statement.targets if isinstance(t, ast.Name))
+    assert {"publish_run", "publish_out"} & assigned
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_feature_maps_or_warns(tmp_path: Path, target: str) -> None:
     source = tmp_path / "all.alfred"

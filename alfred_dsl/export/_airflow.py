@@ -52,7 +52,9 @@ def to_airflow(plan: Plan) -> str:
     out.append(f"STAGES = {literal(stages)}\n\n")
     out.append(f"TASK_IDS = {literal({stage.name: stage.name for stage in plan.stages})}\n\n")
     out.append(f"POOLS = {literal(pools)}\n\n")
-    fail_fast = all(stage.on_failure == "stop" for stage in plan.stages)
+    # Never `fail_fast`: it marks the failed stage's dependents `skipped`, and a DAG run whose
+    # last tasks are skipped ends `success` (a failed workflow would pass). A605 says so.
+    fail_fast = False
     dag_options = [
         f"dag_id={plan.workflow!r}",
         f"schedule={plan.schedule!r}",

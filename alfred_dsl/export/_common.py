@@ -14,7 +14,8 @@ from typing import Any
 from ._compiler import DEFAULT_MAX_LOG, Plan, PlanAgent, PlanStage, thaw
 
 __all__ = [
-    "Names", "agent_of", "backoff_delays", "header", "literal", "pool_name", "stage_data", "workflow_data",
+    "Names", "agent_of", "backoff_delays", "header", "in_dependency_order", "literal", "pool_name",
+    "stage_data", "workflow_data",
 ]
 
 
@@ -61,6 +62,21 @@ def agent_of(plan: Plan, stage: PlanStage) -> PlanAgent:
     order = {agent.name: index for index, agent in enumerate(plan.agents)}
     name = min(stage.agents, key=lambda a: order.get(a, len(order)))
     return plan.agent(name)
+
+
+def in_dependency_order(plan: Plan) -> list[PlanStage]:
+    """The stages, each after its dependencies, otherwise as declared: a flow or job body
+    names a stage's result only after the line that made it (a template's stages come
+    after the stages that use them in the plan)."""
+    placed: set[str] = set()
+    pending = list(plan.stages)
+    ordered: list[PlanStage] = []
+    while pending:
+        ready = next((stage for stage in pending if placed.issuperset(stage.after)), pending[0])
+        ordered.append(ready)
+        placed.add(ready.name)
+        pending.remove(ready)
+    return ordered
 
 
 def pool_name(agent: PlanAgent) -> str:

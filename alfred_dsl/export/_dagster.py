@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from ._common import Names, agent_of, header, literal, pool_name, stage_data, workflow_data
+from ._common import (
+    Names,
+    agent_of,
+    header,
+    in_dependency_order,
+    literal,
+    pool_name,
+    stage_data,
+    workflow_data,
+)
 from ._compiler import Plan, PlanStage
 
 __all__ = ["to_dagster"]
@@ -77,7 +86,7 @@ def to_dagster(plan: Plan) -> str:
         + (f"    description={plan.description!r},\n" if plan.description else "")
         + f")\ndef {job_name}():\n"
     )
-    for stage in plan.stages:
+    for stage in in_dependency_order(plan):
         arguments = ", ".join(f"{names(dep)}={names(dep)}_out" for dep in stage.after)
         out.append(f"    {names(stage.name)}_out = {names(stage.name)}({arguments})\n")
     if not plan.stages:

@@ -79,12 +79,11 @@ def losses(plan: Plan, target: str) -> list[Diagnostic]:
                 span, f"max_log {stage.max_log} bytes",
             ))
     stopping = [s for s in plan.stages if s.on_failure == "stop"]
-    continuing = [s for s in plan.stages if s.on_failure == "continue"]
-    if stopping and plan.max_parallelism > 1 and (target != "airflow" or continuing):
+    if stopping and plan.max_parallelism > 1:
         first = stopping[0]
         if target == "airflow":
-            what = ("Airflow's `fail_fast` applies to a whole DAG and this workflow mixes `stop` and "
-                    "`continue`: it is off, so stages independent of a failed one still run")
+            what = ("Airflow's `fail_fast` would mark the failed stage's dependents skipped and end "
+                    "the DAG run `success`: it is off, so stages independent of a failed one still run")
         else:
             what = (f"{engine} lets the stages that do not depend on a failed one run to their end, "
                     "where `alfredc run` cancels them; dependents of the failed stage never run on both")

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from ._common import Names, agent_of, backoff_delays, header, literal, pool_name, stage_data, workflow_data
+from ._common import (
+    Names,
+    agent_of,
+    backoff_delays,
+    header,
+    in_dependency_order,
+    literal,
+    pool_name,
+    stage_data,
+    workflow_data,
+)
 from ._compiler import Plan, PlanStage
 
 __all__ = ["to_prefect"]
@@ -60,7 +70,7 @@ def to_prefect(plan: Plan) -> str:
         flow_options += f", description={plan.description!r}"
     out.append(f"\n\n@flow({flow_options})\ndef {flow_name}({arguments}):\n")
     out.append("    params = {" + ", ".join(f"{p!r}: {i}" for p, i in param_names.items()) + "}\n")
-    for stage in plan.stages:
+    for stage in in_dependency_order(plan):
         upstream = "{" + ", ".join(f"{dep!r}: {names(dep)}_run" for dep in stage.after) + "}"
         wait = f", wait_for=[{', '.join(f'{names(dep)}_run' for dep in stage.after)}]" if stage.after else ""
         out.append(f"    {names(stage.name)}_run = {names(stage.name)}.submit(params, {upstream}{wait})\n")
