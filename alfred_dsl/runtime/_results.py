@@ -55,6 +55,8 @@ class RunOptions:
     entry: str | None = None
     #: Queued state changes are committed at most this often (one transaction each).
     flush_interval_s: float = 0.05
+    #: ``tcp://HOST:PORT`` of a Dask scheduler: command and python stages run on its workers.
+    cluster: str | None = None
 
     @property
     def concurrency(self) -> int:
