@@ -181,22 +181,20 @@ def remote_command(
                                                 f"{exc.strerror or exc}"}
         with _RUNNING_LOCK:
             _RUNNING[key] = proc
+        assert proc.stdout is not None
+        reader = threading.Thread(target=_pump, args=(proc.stdout, sender, max_log), daemon=True)
+        reader.start()
         try:
-            assert proc.stdout is not None
-            kept = 0
-            read_fd = proc.stdout.fileno()
-            while chunk := os.read(read_fd, 65536):
-                if max_log is not None:
-                    chunk = chunk[: max(max_log - kept, 0)]
-                kept += len(chunk)
-                sender.send(chunk)
-            sender.send(b"", last=True)
+            # The leader's exit ends the attempt, as here: a background child that keeps the
+            # pipe open does not hold the stage, it is killed with the group.
             status = proc.wait()
         finally:
             with _RUNNING_LOCK:
                 _RUNNING.pop(key, None)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # what the command left in its group
+            reader.join(2.0)
+            proc.stdout.close()
         result: dict[str, Any] = {"worker": address, "pid": proc.pid, "status": status, "chunks": sender.sent}
         if status == 0:
             try:
@@ -206,6 +204,18 @@ def remote_command(
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pump(stream: Any, sender: _Sender, max_log: int | None) -> None:
+    kept = 0
+    read_fd = stream.fileno()
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := os.read(read_fd, 65536):
+            if max_log is not None:
+                chunk = chunk[: max(max_log - kept, 0)]
+            kept += len(chunk)
+            sender.send(chunk)
+    sender.send(b"", last=True)
 
 
 class _EventLog:
@@ -374,12 +384,12 @@ def connect(address: str, *, timeout_s: float = 10.0) -> _Cluster:
             "--cluster needs Dask's `distributed`: pip install 'alfred-dsl[cluster]'"
         ) from exc
     try:
-        client = Client(address, timeout=timeout_s, set_as_default=False)
+        client = Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(f"cannot reach the cluster scheduler at {address}: {exc}") from exc
-    client.run_on_scheduler(_no_dask_retries)
+    client.run_on_scheduler(_no_dask_retries)  # type: ignore[no-untyped-call]
     cluster = _Cluster(address=address, client=client, logs={})
-    client.subscribe_topic(LOG_TOPIC, cluster.on_log)
+    client.subscribe_topic(LOG_TOPIC, cluster.on_log)  # type: ignore[no-untyped-call]
     _CLUSTERS[address] = cluster
     return cluster
 
@@ -425,7 +435,8 @@ class ClusterExecutor:
         secrets = ctx.masker.secrets
         if ctx.agent.kind == "python":
             if not ctx.call:
-                return AttemptOutcome(ok=False, error="nothing to call: the stage and its agent have no `call`")
+                error = "nothing to call: the stage and its agent have no `call`"
+                return AttemptOutcome(ok=False, error=error)
             args: tuple[Any, ...] = (key, ctx.call, dict(ctx.inputs), str(ctx.cwd), secrets)
             function: Any = remote_python
         else:
@@ -495,10 +506,12 @@ class ClusterExecutor:
         status = result.get("status")
         if status not in (None, 0):
             return AttemptOutcome(
-                ok=False, exit_code=int(status), error=_describe(int(status)), log_path=log_path, worker=worker,
+                ok=False, exit_code=int(status), error=_describe(int(status)), log_path=log_path,
+                worker=worker,
             )
         return AttemptOutcome(
-            ok=True, exit_code=status, outputs=dict(result.get("outputs") or {}), log_path=log_path, worker=worker,
+            ok=True, exit_code=status, outputs=dict(result.get("outputs") or {}), log_path=log_path,
+            worker=worker,
         )
 
     def _kill(self, cluster: _Cluster, future: Any, key: str, grace_s: float) -> None:
@@ -511,8 +524,8 @@ class ClusterExecutor:
         from distributed import KilledWorker
 
         if isinstance(exc, KilledWorker) or "CommClosed" in type(exc).__name__:
-            worker = str(getattr(exc, "last_worker", None) or "")
-            address = getattr(worker, "address", worker) if worker else ""
+            last = getattr(exc, "last_worker", None)
+            address = str(getattr(last, "address", None) or last or "")
             error = f"lost: worker {address} died" if address else "lost: its worker died"
             # What the attempt started may live on: kill it wherever a worker still runs.
             with contextlib.suppress(Exception):
@@ -521,7 +534,8 @@ class ClusterExecutor:
                         remote_kill_marked, ctx.run_id, [(ctx.stage.name, ctx.attempt)], on_error="ignore"
                     )
                 )
-            return AttemptOutcome(ok=False, error=error, worker=address or None, log_path=_note(ctx, f"alfred: {error}\n"))
+            log = _note(ctx, f"alfred: {error}\n")
+            return AttemptOutcome(ok=False, error=error, worker=address or None, log_path=log)
         if not cluster.connected or "cancel" in type(exc).__name__.lower():
             return self._gone(cluster, exc)
         error = f"{type(exc).__name__}: {exc}"
@@ -530,7 +544,8 @@ class ClusterExecutor:
     def _gone(self, cluster: _Cluster, exc: BaseException) -> AttemptOutcome:
         _CLUSTERS.pop(cluster.address, None)
         return AttemptOutcome(
-            ok=False, error=f"lost: the cluster scheduler at {cluster.address} is gone ({type(exc).__name__})",
+            ok=False,
+            error=f"lost: the cluster scheduler at {cluster.address} is gone ({type(exc).__name__})",
             permanent="the cluster is gone; resume the run once it is back",
         )
 
