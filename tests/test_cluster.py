@@ -443,3 +443,15 @@ def test_the_scheduler_going_away_fails_the_run_and_resume_finishes_it(tmp_path:
     assert done.returncode == 0, done.stdout + done.stderr
     assert (project / "first.runs").read_text() == "x\n"  # succeeded: not run again
     assert (project / "second.runs").read_text() == "x\nx\n"
+
+
+def test_a_service_worker_runs_queued_runs_on_the_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
+    project = _project(tmp_path, STREAM.replace("while [ ! -f go ]; do sleep 0.05; done; ", "echo $PPID > ppid; "))
+    submitted = _alfredc(project, "submit", "flow.alfred")
+    assert submitted.returncode == 0, submitted.stderr
+    env = dict(os.environ, ALFRED_CLUSTER=cluster.address)
+    done = subprocess.run([*ALFREDC, "worker", "--until-empty"], cwd=project, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert int((project / "ppid").read_text()) in cluster.worker_pids().values()
+    assert [worker for _, _, worker, _ in _attempts(project)][0] in cluster.worker_pids()
