@@ -21,6 +21,7 @@ class LocalCluster:
     scheduler: subprocess.Popen[bytes]
     address: str
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_args: list[tuple[str, ...]] = field(default_factory=list)
 
     def add_worker(self, *extra: str, name: str | None = None) -> subprocess.Popen[bytes]:
         log = open(self.folder / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
@@ -31,7 +32,14 @@ class LocalCluster:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=_env(),
         )
         self.workers.append(worker)
+        self.worker_args.append(extra)
         return worker
+
+    def replace_worker(self, pid: int) -> None:
+        """Start a worker like the one of ``pid`` (killed by a test), with its resources."""
+        index = next(i for i, w in enumerate(self.workers) if w.pid == pid)
+        self.workers[index].wait()
+        self.add_worker(*self.worker_args[index])
 
     def worker_pids(self) -> dict[str, int]:
         """Worker address -> pid, of the workers the scheduler knows now."""

@@ -135,7 +135,8 @@ def submit(
 @click.option("--grace", "kill_grace_s", callback=duration_seconds, default="5s", show_default=True,
               metavar="DURATION", help="After SIGTERM to a stage's processes, wait this long before SIGKILL.")
 @click.option("--cluster", metavar="tcp://HOST:PORT", envvar="ALFRED_CLUSTER",
-              help="Run command and python stages on the workers of this Dask scheduler (env ALFRED_CLUSTER).")
+              help="Run command and python stages on the workers of this Dask scheduler "
+                   "(env ALFRED_CLUSTER).")
 @_state_option
 def worker(
     schedule_files: tuple[str, ...], max_workflows: int, max_concurrency: int | None, lease: str, poll: str,
