@@ -77,7 +77,8 @@ def _alfred(address: str, kind: str, count: int) -> float:
         (folder / "benchnoop.py").write_text("def noop(inputs):\n    return None\n")
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "alfred_dsl", "run", "flow.alfred", "-q", "--cluster", address, "-j", "64"],
+            [sys.executable, "-m", "alfred_dsl", "run", "flow.alfred", "-q", "--cluster", address,
+             "-j", "64"],
             cwd=folder, capture_output=True, text=True,
         )
         elapsed = time.perf_counter() - started
