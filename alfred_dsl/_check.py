@@ -1528,6 +1528,7 @@ class _Resolver:
             backoff_s=self.seconds(self.field(instance, stage, "backoff")) or 0,
             max_backoff_s=self.seconds(self.field(instance, stage, "max_backoff")),
             max_log=self.max_log(instance, stage, agents),
+            resources=FrozenMap(stage["resources"] if isinstance(stage.get("resources"), dict) else {}),
             when=when,
             on_failure="continue" if on_failure == "continue" else "stop",
             description=self.text(description),

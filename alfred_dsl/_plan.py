@@ -119,6 +119,9 @@ class PlanStage:
     backoff_s: float = 0
     max_backoff_s: float | None = None
     max_log: int | None = DEFAULT_MAX_LOG   # bytes of output kept in the attempt's log
+    #: What an attempt holds on a cluster worker (`resources = {...}` of the stage; the agent's
+    #: are in its options): name -> amount, memory as written ("4GiB").
+    resources: FrozenMap = field(default_factory=FrozenMap)
     when: bool | str = True           # True, False or a "${...}" expression
     on_failure: OnFailure = "stop"
     description: str = ""

@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "893fc8360d1b266d88e1b009072714c9450d5f78712d61632e5679c039166de3"
+SCHEMA_SHA256 = "cd5eb7fa82969bf5a1ce612f99327f55f308ec7c15de633cf178dd2598f5def5"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -14,9 +14,9 @@ from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
 REGEX_PATTERNS = {
     '^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*$': re.compile('^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*\\Z'),
     '^[A-Za-z_][A-Za-z0-9_-]*$': re.compile('^[A-Za-z_][A-Za-z0-9_-]*\\Z'),
+    '^[0-9]+(B|[KMGT]i?B)$': re.compile('^[0-9]+(B|[KMGT]i?B)\\Z'),
     '^[A-Za-z_][A-Za-z0-9_]*$': re.compile('^[A-Za-z_][A-Za-z0-9_]*\\Z'),
     '\\$\\{': re.compile('\\$\\{'),
-    '^[0-9]+(B|[KMGT]i?B)$': re.compile('^[0-9]+(B|[KMGT]i?B)\\Z'),
     '^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$': re.compile('^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)\\Z'),
     '^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$': re.compile('^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?\\Z')
 }
@@ -508,6 +508,10 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data_keys.remove("env")
             data__env = data["env"]
             validate____defs_env(data__env, custom_formats, (name_prefix or "data") + ".env")
+        if "resources" in data_keys:
+            data_keys.remove("resources")
+            data__resources = data["resources"]
+            validate____defs_resources(data__resources, custom_formats, (name_prefix or "data") + ".resources")
         if "outputs" in data_keys:
             data_keys.remove("outputs")
             data__outputs = data["outputs"]
@@ -649,6 +653,74 @@ def validate____defs_outputs(data, custom_formats={}, name_prefix=None):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$")
     return data
 
+def validate____defs_resources(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (dict)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
+    data_is_dict = isinstance(data, dict)
+    if data_is_dict:
+        data_keys = set(data.keys())
+        if "cpu" in data_keys:
+            data_keys.remove("cpu")
+            data__cpu = data["cpu"]
+            if not isinstance(data__cpu, (int, float, Decimal)) or isinstance(data__cpu, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".cpu must be number")
+            if isinstance(data__cpu, (int, float, Decimal)) and not isinstance(data__cpu, bool):
+                if data__cpu <= 0:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".cpu must be bigger than 0")
+        if "gpu" in data_keys:
+            data_keys.remove("gpu")
+            data__gpu = data["gpu"]
+            if not isinstance(data__gpu, (int)) and not (isinstance(data__gpu, float) and data__gpu.is_integer()) or isinstance(data__gpu, bool):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".gpu must be integer")
+            if isinstance(data__gpu, (int, float, Decimal)) and not isinstance(data__gpu, bool):
+                if data__gpu < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".gpu must be bigger than or equal to 1")
+        if "memory" in data_keys:
+            data_keys.remove("memory")
+            data__memory = data["memory"]
+            data__memory_any_of_count3 = 0
+            if not data__memory_any_of_count3:
+                try:
+                    if not isinstance(data__memory, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".memory must be string")
+                    if isinstance(data__memory, str):
+                        if not REGEX_PATTERNS['^[0-9]+(B|[KMGT]i?B)$'].search(data__memory):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".memory must match pattern ^[0-9]+(B|[KMGT]i?B)$")
+                    data__memory_any_of_count3 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__memory_any_of_count3:
+                try:
+                    if not isinstance(data__memory, (int)) and not (isinstance(data__memory, float) and data__memory.is_integer()) or isinstance(data__memory, bool):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".memory must be integer")
+                    if isinstance(data__memory, (int, float, Decimal)) and not isinstance(data__memory, bool):
+                        if data__memory < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".memory must be bigger than or equal to 1")
+                    data__memory_any_of_count3 += 1
+                except (JsonSchemaValueException, JsonSchemaValuesException): pass
+            if not data__memory_any_of_count3:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".memory cannot be validated by any definition")
+        for data_key in data_keys:
+            if data_key not in ['cpu', 'gpu', 'memory']:
+                data_value = data.get(data_key)
+                if not isinstance(data_value, (int, float, Decimal)) or isinstance(data_value, bool):
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".{data_key}" + " must be number")
+                if isinstance(data_value, (int, float, Decimal)) and not isinstance(data_value, bool):
+                    if data_value <= 0:
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".{data_key}" + " must be bigger than 0")
+        data_len = len(data)
+        if data_len != 0:
+            data_property_names = True
+            for data_key in data:
+                try:
+                    if isinstance(data_key, str):
+                        if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data_key):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$")
+                except (JsonSchemaValueException, JsonSchemaValuesException):
+                    data_property_names = False
+            if not data_property_names:
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must be named by propertyName definition")
+    return data
+
 def validate____defs_env(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
@@ -690,74 +762,74 @@ def validate____defs_expression(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_size(data, custom_formats={}, name_prefix=None):
-    data_any_of_count3 = 0
-    if not data_any_of_count3:
+    data_any_of_count4 = 0
+    if not data_any_of_count4:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
                 if not REGEX_PATTERNS['^[0-9]+(B|[KMGT]i?B)$'].search(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[0-9]+(B|[KMGT]i?B)$")
-            data_any_of_count3 += 1
+            data_any_of_count4 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count3:
+    if not data_any_of_count4:
         try:
             if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
             if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
                 if data < 0:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
-            data_any_of_count3 += 1
+            data_any_of_count4 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count3:
+    if not data_any_of_count4:
         try:
             validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
-            data_any_of_count3 += 1
+            data_any_of_count4 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count3:
+    if not data_any_of_count4:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
 def validate____defs_retries(data, custom_formats={}, name_prefix=None):
-    data_any_of_count4 = 0
-    if not data_any_of_count4:
+    data_any_of_count5 = 0
+    if not data_any_of_count5:
         try:
             if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
             if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
                 if data < 0:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
-            data_any_of_count4 += 1
+            data_any_of_count5 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count4:
+    if not data_any_of_count5:
         try:
             validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
-            data_any_of_count4 += 1
+            data_any_of_count5 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count4:
+    if not data_any_of_count5:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
 def validate____defs_priority(data, custom_formats={}, name_prefix=None):
-    data_any_of_count5 = 0
-    if not data_any_of_count5:
+    data_any_of_count6 = 0
+    if not data_any_of_count6:
         try:
             if not (isinstance(data, str) and data == 'low' or isinstance(data, str) and data == 'medium' or isinstance(data, str) and data == 'high' or isinstance(data, str) and data == 'critical'):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be one of ['low', 'medium', 'high', 'critical']")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         try:
             if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         try:
             validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
-            data_any_of_count5 += 1
+            data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count5:
+    if not data_any_of_count6:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -834,31 +906,31 @@ def validate____defs_param(data, custom_formats={}, name_prefix=None):
     return data
 
 def validate____defs_duration(data, custom_formats={}, name_prefix=None):
-    data_any_of_count6 = 0
-    if not data_any_of_count6:
+    data_any_of_count7 = 0
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
                 if not REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         try:
             if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
             if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
                 if data < 0:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         try:
             validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
-            data_any_of_count6 += 1
+            data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
-    if not data_any_of_count6:
+    if not data_any_of_count7:
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
@@ -941,6 +1013,15 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
             data__cwd = data["cwd"]
             if not isinstance(data__cwd, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".cwd must be string")
+        if "placement" in data_keys:
+            data_keys.remove("placement")
+            data__placement = data["placement"]
+            if not (isinstance(data__placement, str) and data__placement == 'local' or isinstance(data__placement, str) and data__placement == 'cluster'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".placement must be one of ['local', 'cluster']")
+        if "resources" in data_keys:
+            data_keys.remove("resources")
+            data__resources = data["resources"]
+            validate____defs_resources(data__resources, custom_formats, (name_prefix or "data") + ".resources")
         if "description" in data_keys:
             data_keys.remove("description")
             data__description = data["description"]

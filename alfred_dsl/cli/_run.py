@@ -68,6 +68,10 @@ def __getattr__(name: str) -> Any:
     help="After SIGTERM to a stage's processes (timeout, cancel), wait this long before SIGKILL.",
 )
 @click.option(
+    "--cluster", metavar="tcp://HOST:PORT", envvar="ALFRED_CLUSTER",
+    help="Run command and python stages on the workers of this Dask scheduler (env ALFRED_CLUSTER).",
+)
+@click.option(
     "--colour", "--color", "colour", type=click.Choice(("auto", "always", "never")), default="auto",
     show_default=True, help="Colour: auto = only on a terminal and when NO_COLOR is unset.",
 )
@@ -97,6 +101,7 @@ def run(
     events_file: str | None,
     dry_run: bool,
     kill_grace_s: float,
+    cluster: str | None,
     colour: str,
     force: tuple[str, ...] = (),
     from_stage: str | None = None,
@@ -164,11 +169,18 @@ def run(
             max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, handle_signals=True,
             cli_params=cli_params, entry=file, force=chosen.force, force_stages=chosen.force_stages,
             selected=chosen.selected, cleanup_grace_s=cleanup_grace_s,
+            cluster=cluster or None,
         )
         if dry_run:
             from ..runtime._dryrun import dry_run as print_dry_run
 
             return int(print_dry_run(plan, max_concurrency=options.concurrency, colour=coloured))
+        if options.cluster is not None:
+            from ._cluster import run_on_cluster
+
+            return run_on_cluster(
+                options, lambda o: _execute(plan, store, o, run_id, events_file, quiet=quiet, colour=coloured)
+            )
         return _execute(plan, store, options, run_id, events_file, quiet=quiet, colour=coloured)
     except EventLogError as exc:
         click.echo(f"alfredc: error: {exc}", err=True)

@@ -221,6 +221,7 @@ def _stage_json(stage: StageRecord, attempts: Sequence[AttemptRecord]) -> dict[s
                 "error": a.error,
                 "log": a.log_path,
                 "log_dropped": a.log_dropped,
+                "worker": a.worker,
             }
             for a in mine
         ],
@@ -300,7 +301,8 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
 
 def _attempt_agents(attempts: Sequence[AttemptRecord], fallback: str | None) -> str:
     """The agent of each attempt in order (``w1,w2``: a retry moved), or one name when it never moved."""
-    agents = [a.agent or "?" for a in attempts]
+    # On a cluster (--cluster) an attempt's lane is its worker: `sh@tcp://10.0.0.5:40123`.
+    agents = [f"{a.agent or '?'}@{a.worker}" if a.worker else a.agent or "?" for a in attempts]
     if not agents:
         return fallback or "-"
     return agents[0] if len(set(agents)) == 1 else ",".join(agents)

@@ -134,11 +134,14 @@ def submit(
               help="The period the served metrics cover.")
 @click.option("--grace", "kill_grace_s", callback=duration_seconds, default="5s", show_default=True,
               metavar="DURATION", help="After SIGTERM to a stage's processes, wait this long before SIGKILL.")
+@click.option("--cluster", metavar="tcp://HOST:PORT", envvar="ALFRED_CLUSTER",
+              help="Run command and python stages on the workers of this Dask scheduler "
+                   "(env ALFRED_CLUSTER).")
 @_state_option
 def worker(
     schedule_files: tuple[str, ...], max_workflows: int, max_concurrency: int | None, lease: str, poll: str,
     control_interval: str, until_empty: bool, metrics_port: int | None, metrics_window: str,
-    kill_grace_s: float, state_dir: str | None,
+    kill_grace_s: float, cluster: str | None, state_dir: str | None,
 ) -> int:
     """Execute queued runs: highest priority first, then the oldest, none before its --at time.
 
@@ -159,7 +162,15 @@ def worker(
         schedule_files=tuple(os.path.abspath(f) for f in schedule_files),
         max_concurrency=max_concurrency,
         kill_grace_s=kill_grace_s,
+        cluster=cluster or None,
     )
+    if options.cluster is not None:
+        from ..runtime._cluster import ClusterError, connect
+
+        try:
+            connect(options.cluster)  # refused now, not at the first stage
+        except ClusterError as exc:
+            return _fail(str(exc))
     window = _seconds_option(metrics_window, "'--metrics-window'")
 
     def say(line: str) -> None:

@@ -193,4 +193,21 @@ def plan_to_text(plan: Plan, *, colour: bool) -> str:
     lines.extend(_spend_text(plan))
     legend = "* critical (zero slack); start/finish: earliest, from the start of the run"
     lines.append(f"{_DIM}{legend}{_RESET}" if colour else legend)
+    lines.extend(_resource_lines(plan))
     return "\n".join(lines) + "\n"
+
+
+def _resource_lines(plan: Plan) -> list[str]:
+    """What each stage holds on a cluster worker (``resources``, the stage's over its agent's)."""
+    agents = {agent.name: agent for agent in plan.agents}
+    lines: list[str] = []
+    for stage in plan.stages:
+        merged: dict[str, object] = {}
+        agent = agents.get(stage.agents[0]) if len(stage.agents) == 1 else None
+        declared = agent.options.get("resources") if agent is not None else None
+        if isinstance(declared, Mapping):
+            merged.update(declared)
+        merged.update(stage.resources)
+        if merged:
+            lines.append(f"  {stage.name}: " + ", ".join(f"{k} = {v}" for k, v in merged.items()))
+    return ["", "resources on a cluster worker:", *lines] if lines else []

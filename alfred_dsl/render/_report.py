@@ -247,7 +247,7 @@ def build_report(
             AttemptView(
                 stage=name,
                 n=a.n,
-                agent=agent_of(name),
+                agent=a.worker or agent_of(name),  # a cluster worker is the attempt's lane
                 state=_attempt_state(a, run.state),
                 start_s=a.started - origin,
                 end_s=(a.finished if a.finished is not None else horizon) - origin,

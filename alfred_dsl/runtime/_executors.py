@@ -87,6 +87,8 @@ class AttemptOutcome:
     log_path: str | None = None
     #: Why another attempt cannot do better (the stage then fails without its retries).
     permanent: str | None = None
+    #: The address of the cluster worker that ran it (``--cluster``), else None.
+    worker: str | None = None
 
 
 class Executor(Protocol):

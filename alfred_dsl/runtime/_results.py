@@ -66,6 +66,8 @@ class RunOptions:
     #: How long ``run_if = always | failure`` stages may still run after a cancel, a signal
     #: or the workflow's timeout stopped the run.
     cleanup_grace_s: float = 300.0
+    #: ``tcp://HOST:PORT`` of a Dask scheduler: command and python stages run on its workers.
+    cluster: str | None = None
 
     @property
     def concurrency(self) -> int:

@@ -958,7 +958,9 @@ class _Run:
         st.finished = None
         for i in range(total):
             agent = self.agents[st.agent or ""]
-            executor = EXECUTORS.get(agent.kind)
+            # --cluster: command and python stages go to a Dask worker (runtime/_cluster.py).
+            remote = _cluster_executor(self.options.cluster, agent) if self.options.cluster else None
+            executor = remote or EXECUTORS.get(agent.kind)
             attempt = st.attempt_base + i + 1
             st.attempts = attempt
             st.attempt_started = time.time()
@@ -968,7 +970,7 @@ class _Run:
             self.emit(ev.STAGE_STARTED, st.name, attempt, agent=agent.name, log=log, retries=spec.retries)
             st.attempt_cgroup = None
             if agent.kind != "python":
-                if agent.kind == "command":
+                if agent.kind == "command" and remote is None:
                     st.attempt_cgroup = self.contain().attempt_cgroup(self.run_id, st.name, attempt)
                 # Durable before anything starts: a runner killed from here on leaves a trace
                 # of the attempt (its number, its cgroup, the ALFRED_* variables its processes
@@ -1014,7 +1016,7 @@ class _Run:
                 self.run_id, st.name, attempt, started=st.attempt_started, finished=time.time(),
                 exit_code=outcome.exit_code, error=error, log_path=outcome.log_path, agent=agent.name,
                 log_dropped=st.log_dropped,
-                cgroup=st.attempt_cgroup,
+                cgroup=st.attempt_cgroup, worker=outcome.worker,
             )
             st.attempt_started = None
             st.exit_code = outcome.exit_code
@@ -1102,6 +1104,12 @@ class _Run:
             finished=finished,
             state_dir=str(self.store.state_dir),
         )
+
+
+def _cluster_executor(address: str, agent: PlanAgent) -> Any:
+    from ._cluster import cluster_executor  # Dask only when a cluster is asked for
+
+    return cluster_executor(address, agent)
 
 
 def _seconds(value: float) -> str:

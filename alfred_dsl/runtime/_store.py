@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     agent      TEXT,                    -- the agent the attempt ran on (retries may move)
     log_dropped INTEGER,                -- bytes of output past max_log, not in the log
     cgroup     TEXT,                    -- the attempt's cgroup v2 directory (cgroup containment)
+    worker     TEXT,                    -- the cluster worker's address (--cluster), shown as its lane
     PRIMARY KEY (run, stage, n)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -135,8 +136,8 @@ _UPSERT_STAGE = (
 )
 _UPSERT_ATTEMPT = (
     "INSERT OR REPLACE INTO attempts"
-    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent, log_dropped, cgroup)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " (run, stage, n, started, finished, exit_code, error, log_path, pid, agent, log_dropped, cgroup, worker)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: Statements that write a whole row -> the length of the row's key (its first parameters).
 _UPSERT_KEYS = {_UPSERT_STAGE: 2, _UPSERT_ATTEMPT: 3}
@@ -193,6 +194,8 @@ class AttemptRecord:
     #: Bytes of output the log did not keep (the stage's ``max_log`` was reached); 0 if none.
     log_dropped: int = 0
     cgroup: str | None = None
+    #: The cluster worker that ran the attempt (``--cluster``), else None.
+    worker: str | None = None
 
 
 def default_state_dir() -> Path:
@@ -233,11 +236,14 @@ def create_schema(db: sqlite3.Connection) -> None:
     # ... and before they recorded their cgroup.
     if "cgroup" not in columns:
         db.execute("ALTER TABLE attempts ADD COLUMN cgroup TEXT")
+    # ... and before they ran on cluster workers.
+    if "worker" not in columns:
+        db.execute("ALTER TABLE attempts ADD COLUMN worker TEXT")
 
 
 def schema_is_current(db: sqlite3.Connection) -> bool:
     """Whether :func:`create_schema` would change nothing (a read: no lock needed)."""
-    return has_objects(db, _SCHEMA_OBJECTS) and {"agent", "log_dropped", "cgroup"} <= _columns(
+    return has_objects(db, _SCHEMA_OBJECTS) and {"agent", "log_dropped", "cgroup", "worker"} <= _columns(
         db, "attempts"
     )
 
@@ -556,11 +562,12 @@ class StateStore:
         agent: str | None = None,
         log_dropped: int = 0,
         cgroup: str | None = None,
+        worker: str | None = None,
     ) -> None:
         self._pending.append((
             _UPSERT_ATTEMPT,
             (run_id, stage, n, started, finished, exit_code, error, log_path, pid, agent,
-             log_dropped or None, cgroup),
+             log_dropped or None, cgroup, worker),
         ))
 
     def attempts(self, run_id: str, stage: str | None = None) -> list[AttemptRecord]:
@@ -571,9 +578,10 @@ class StateStore:
             agent = "agent" if "agent" in columns else "NULL"
             dropped = "log_dropped" if "log_dropped" in columns else "NULL"
             cgroup = "cgroup" if "cgroup" in columns else "NULL"
+            worker = "worker" if "worker" in columns else "NULL"
             self._attempt_columns = (
                 "run, stage, n, started, finished, exit_code, error, log_path, pid, "
-                f"{agent}, {dropped}, {cgroup}"
+                f"{agent}, {dropped}, {cgroup}, {worker}"
             )
         sql = f"SELECT {self._attempt_columns} FROM attempts WHERE run = ?"
         args: tuple[Any, ...] = (run_id,)
@@ -585,6 +593,7 @@ class StateStore:
             AttemptRecord(
                 run=r[0], stage=r[1], n=r[2], started=r[3], finished=r[4], exit_code=r[5], error=r[6],
                 log_path=r[7], pid=r[8], agent=r[9], log_dropped=r[10] or 0, cgroup=r[11],
+                worker=r[12],
             )
             for r in rows
         ]

@@ -55,6 +55,8 @@ class WorkerOptions:
     schedule_files: tuple[str, ...] = ()
     max_concurrency: int | None = None
     kill_grace_s: float = 5.0
+    #: A Dask scheduler's address: the runs' command and python stages go to its workers.
+    cluster: str | None = None
     env: dict[str, str] | None = field(default=None)
 
 
@@ -247,6 +249,7 @@ class Worker:
                 cli_params=dict(entry.params),
                 entry=entry.entry,
                 env=self.options.env,
+                cluster=self.options.cluster,
             )
             hooks = _optional_hooks()
             if hooks is not None:
