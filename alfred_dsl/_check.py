@@ -1522,6 +1522,8 @@ class _Resolver:
             after=after,
             outputs=tuple(outputs),
             estimate_s=self.seconds(self.field(instance, stage, "estimate")) or 0,
+            spread_s=self.seconds(self.field(instance, stage, "spread")),
+            fail_rate=_rate(stage.get("fail_rate")),
             priority=self.priority(self.field(instance, stage, "priority")),
             timeout_s=self.seconds(self.field(instance, stage, "timeout")),
             retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
@@ -1553,7 +1555,7 @@ class _Resolver:
 
     def agent(self, name: str) -> PlanAgent:
         agent = self.model.agents[name]
-        known = {"kind", "run", "call", "url", "capabilities", "concurrency", "env", "max_log"}
+        known = {"kind", "run", "call", "url", "capabilities", "concurrency", "env", "max_log", "fail_rate"}
         concurrency = agent.get("concurrency", 1)
         for key in ("run", "call", "url", "env"):
             self.collect_secrets(agent.get(key))
@@ -1565,6 +1567,7 @@ class _Resolver:
             url=agent.get("url") if isinstance(agent.get("url"), str) else None,
             capabilities=tuple(_names(agent.get("capabilities"))),
             concurrency=concurrency if isinstance(concurrency, int) and concurrency >= 1 else 1,
+            fail_rate=_rate(agent.get("fail_rate")) or 0,
             env=FrozenMap(_map(agent.get("env"))),
             options=FrozenMap({k: v for k, v in agent.items() if k not in known}),
             span=self.model.key_span(("agents", name)),
@@ -1572,6 +1575,11 @@ class _Resolver:
 
 
 _MISSING = object()
+
+
+def _rate(value: Any) -> float | None:
+    """A ``fail_rate`` (the schema keeps it a number in [0, 1])."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _command(value: Any) -> str | tuple[str, ...] | None:

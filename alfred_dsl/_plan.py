@@ -91,6 +91,7 @@ class PlanAgent:
     url: str | None = None
     capabilities: tuple[str, ...] = ()
     concurrency: int = 1
+    fail_rate: float = 0              # `alfredc simulate`: the chance that an attempt on it fails
     env: FrozenMap = field(default_factory=FrozenMap)
     #: Everything else the agent block said (headers, method, ...), for executors that want it.
     options: FrozenMap = field(default_factory=FrozenMap)
@@ -113,6 +114,10 @@ class PlanStage:
     after: tuple[str, ...] = ()       # direct dependencies (declared and implied), declaration order
     outputs: tuple[str, ...] = ()     # declared outputs, empty if undeclared
     estimate_s: float = 0
+    #: `alfredc simulate`: the standard deviation of the duration (None: a quarter of the estimate)
+    #: and the chance that an attempt fails (None: its agent's ``fail_rate``).
+    spread_s: float | None = None
+    fail_rate: float | None = None
     priority: int = 0                 # low 0, medium 1, high 2, critical 3, or any integer
     timeout_s: float | None = None
     retries: int = 0

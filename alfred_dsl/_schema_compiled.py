@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "cd5eb7fa82969bf5a1ce612f99327f55f308ec7c15de633cf178dd2598f5def5"
+SCHEMA_SHA256 = "46be2bb1040487bbfb3b9991cc7ce514c8d3d61caafa909b442273fbb117200e"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -449,6 +449,14 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data_keys.remove("estimate")
             data__estimate = data["estimate"]
             validate____defs_duration(data__estimate, custom_formats, (name_prefix or "data") + ".estimate")
+        if "spread" in data_keys:
+            data_keys.remove("spread")
+            data__spread = data["spread"]
+            validate____defs_duration(data__spread, custom_formats, (name_prefix or "data") + ".spread")
+        if "fail_rate" in data_keys:
+            data_keys.remove("fail_rate")
+            data__failrate = data["fail_rate"]
+            validate____defs_fail_rate(data__failrate, custom_formats, (name_prefix or "data") + ".fail_rate")
         if "priority" in data_keys:
             data_keys.remove("priority")
             data__priority = data["priority"]
@@ -833,6 +841,16 @@ def validate____defs_priority(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " cannot be validated by any definition")
     return data
 
+def validate____defs_fail_rate(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (int, float, Decimal)) or isinstance(data, bool):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be number")
+    if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
+        if data < 0:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
+        if data > 1:
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be smaller than or equal to 1")
+    return data
+
 def validate____defs_call(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
@@ -996,6 +1014,10 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
             if isinstance(data__concurrency, (int, float, Decimal)) and not isinstance(data__concurrency, bool):
                 if data__concurrency < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".concurrency must be bigger than or equal to 1")
+        if "fail_rate" in data_keys:
+            data_keys.remove("fail_rate")
+            data__failrate = data["fail_rate"]
+            validate____defs_fail_rate(data__failrate, custom_formats, (name_prefix or "data") + ".fail_rate")
         if "env" in data_keys:
             data_keys.remove("env")
             data__env = data["env"]

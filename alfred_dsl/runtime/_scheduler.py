@@ -40,6 +40,7 @@ from typing import Any
 import trio
 
 from .. import _fanout
+from .._dispatch import pick_agent, ready_key, retry_agent, retry_delay
 from .._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _approval, _budget, _events as ev, _gates as gates
 from ._contain import (
@@ -738,7 +739,7 @@ class _Run:
                     _approval.start(self, st)
                 continue
             key = st.spec.agents
-            entry = (-st.spec.priority, st.spec.slack_s, st.index, st.name)
+            entry = ready_key(st.spec, st.index)
             heapq.heappush(self.ready.setdefault(key, []), entry)
 
     def stop(self, reason: str) -> None:
@@ -835,10 +836,7 @@ class _Run:
             *_, name = heapq.heappop(heap)
             if not heap:
                 del self.ready[best_key]
-            agent = min(
-                (a for a in best_key if self._agent_free(a)),
-                key=lambda a: (self._busy(a), self.agent_order[a]),
-            )
+            agent = pick_agent((a for a in best_key if self._agent_free(a)), self._busy, self.agent_order.__getitem__)
             st = self.stages[name]
             st.state = RUNNING
             st.agent = agent
@@ -944,7 +942,7 @@ class _Run:
         self.agent_running[self.agent_slot[failed][0]] -= 1  # its own slot counts as free
         # The failed agent is free again, unless another run's file gave it a lower limit.
         free = [a for a in candidates if self._agent_free(a)] or [failed]
-        chosen = min(free, key=lambda a: (self._busy(a), a == failed, self.agent_order[a]))
+        chosen = retry_agent(free, failed, self._busy, self.agent_order.__getitem__)
         self._take(chosen)
         st.agent = chosen
         if chosen != failed:
@@ -1046,11 +1044,7 @@ class _Run:
         )
 
     def _backoff(self, spec: PlanStage, failed_attempt: int) -> float:
-        delay = float(max(spec.backoff_s, 0.0)) * float(2 ** (failed_attempt - 1))
-        if spec.max_backoff_s is not None:
-            delay = min(delay, spec.max_backoff_s)
-        jitter = min(max(self.options.jitter, 0.0), 1.0)
-        return delay * (1 - jitter * random.random())
+        return retry_delay(spec.backoff_s, spec.max_backoff_s, failed_attempt, self.options.jitter, random.random())
 
     # -- end ------------------------------------------------------------------------
     def finish_run(self) -> RunResult:
