@@ -58,7 +58,9 @@ class SimOptions:
 
     @property
     def max_concurrency(self) -> int:
-        return self.concurrency if self.concurrency is not None and self.concurrency >= 1 else os.cpu_count() or 1
+        if self.concurrency is not None and self.concurrency >= 1:
+            return self.concurrency
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -836,7 +836,8 @@ class _Run:
             *_, name = heapq.heappop(heap)
             if not heap:
                 del self.ready[best_key]
-            agent = pick_agent((a for a in best_key if self._agent_free(a)), self._busy, self.agent_order.__getitem__)
+            free = (a for a in best_key if self._agent_free(a))
+            agent = pick_agent(free, self._busy, self.agent_order.__getitem__)
             st = self.stages[name]
             st.state = RUNNING
             st.agent = agent
@@ -1044,7 +1045,8 @@ class _Run:
         )
 
     def _backoff(self, spec: PlanStage, failed_attempt: int) -> float:
-        return retry_delay(spec.backoff_s, spec.max_backoff_s, failed_attempt, self.options.jitter, random.random())
+        jitter = self.options.jitter
+        return retry_delay(spec.backoff_s, spec.max_backoff_s, failed_attempt, jitter, random.random())
 
     # -- end ------------------------------------------------------------------------
     def finish_run(self) -> RunResult:
