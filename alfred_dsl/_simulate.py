@@ -141,6 +141,7 @@ class _Model:
         groups: dict[tuple[str, ...], int] = {}
         self.group = [groups.setdefault(s.agents, len(groups)) for s in stages]
         self.group_agents = [tuple(agent_index[a] for a in key if a in agent_index) for key in groups]
+        self.agentless = [g for g, agents in enumerate(self.group_agents) if not agents]
         self.stage_agents = [tuple(agent_index[a] for a in s.agents if a in agent_index) for s in stages]
         self.approval = [s.approve is not None for s in stages]
         self.cleanup = [s.run_if != "success" for s in stages]
@@ -351,13 +352,15 @@ class _Trial:
                     continue
             else:
                 deps = m.deps[i]
-                if any(state[d] in _BROKEN for d in deps):
-                    self.finalize(i, UPSTREAM_FAILED)
-                    continue
+                if deps:
+                    ends = {state[d] for d in deps}
+                    if not ends.isdisjoint(_BROKEN):
+                        self.finalize(i, UPSTREAM_FAILED)
+                        continue
                 if self.stopping:
                     self.finalize(i, CANCELLED)
                     continue
-                if any(state[d] == SKIPPED for d in deps):
+                if deps and SKIPPED in ends:
                     self.finalize(i, SKIPPED)
                     continue
             if m.when_false[i]:
@@ -420,17 +423,20 @@ class _Trial:
     # -- dispatch (the runtime's fill) ---------------------------------------------------
     def fill(self) -> None:
         m = self.m
-        busy, conc = self.busy, m.conc
+        busy, conc, ready, group_agents = self.busy, m.conc, self.ready, m.group_agents
         while (
             (not self.stopping or self.cleanup_open)
             and self.running < m.max_concurrency and self.ready_count
         ):
             best = -1
-            for g, heap in enumerate(self.ready):
-                if heap and (best < 0 or heap[0] < self.ready[best][0]) and any(
-                    busy[a] < conc[a] for a in m.group_agents[g]
-                ):
-                    best = g
+            best_head: tuple[int, float, int, str] | None = None
+            for g, heap in enumerate(ready):
+                if not heap or (best_head is not None and not heap[0] < best_head):
+                    continue
+                for a in group_agents[g]:
+                    if busy[a] < conc[a]:
+                        best, best_head = g, heap[0]
+                        break
             if best < 0:
                 break
             *_, index, _name = heapq.heappop(self.ready[best])
@@ -442,8 +448,8 @@ class _Trial:
             busy[agent] += 1
             self.start_attempt(index)
         # A ready stage with no declared agent can never run.
-        for g, agents in enumerate(m.group_agents):
-            if not agents and self.ready[g]:
+        for g in m.agentless:
+            if self.ready[g]:
                 for *_, index, _name in self.ready[g]:
                     self.finalize(index, FAILED)
                 self.ready_count -= len(self.ready[g])
