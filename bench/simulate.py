@@ -45,7 +45,8 @@ def workflow_text(count: int, seed: int = 42) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--stages", type=int, default=100)
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--keep", metavar="DIR", help="write the workflow here instead of a temporary folder")

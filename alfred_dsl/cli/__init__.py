@@ -27,6 +27,7 @@ __all__ = ["main"]
 COMMANDS: dict[str, str] = {
     "check": "alfred_dsl.cli._check:check",
     "plan": "alfred_dsl.cli._plan:plan",
+    "simulate": "alfred_dsl.cli._simulate:simulate",
     "graph": "alfred_dsl.cli._graph:graph",
     "export": "alfred_dsl.cli._export:export",
     "fmt": "alfred_dsl.cli._fmt:fmt",
@@ -56,6 +57,7 @@ COMMANDS: dict[str, str] = {
 SUMMARIES: dict[str, str] = {
     "check": "Check files and report every problem.",
     "plan": "Show the compiled plan and its critical path.",
+    "simulate": "Simulate many runs: the makespan's spread, risks, utilisation.",
     "graph": "Draw the dependency graph (Mermaid, Graphviz, JSON).",
     "export": "Export a workflow to Airflow, Prefect or Dagster.",
     "fmt": "Format .alfred files.",
