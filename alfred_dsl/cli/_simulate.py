@@ -24,7 +24,7 @@ __all__ = ["simulate"]
 @click.option("--seed", type=int, default=None, metavar="N",
               help="Seed of the random draws, for a repeatable result (default: a fresh one, printed).")
 @click.option("--max-concurrency", "-j", type=click.IntRange(min=1), metavar="N",
-              help="At most N stages at once over all agents, as `alfredc run -j` (default: the number of CPUs).")
+              help="At most N stages at once over all agents, as `alfredc run -j` (default: the CPU count).")
 @click.option("--jitter", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Retry waits are multiplied by a random factor in [1 - jitter, 1], as in a run.")
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,

@@ -25,7 +25,8 @@ def _pct(fraction: float) -> str:
 
 def simulation_to_text(result: SimResult) -> str:
     lines = [
-        f"workflow {result.workflow}: {result.trials} simulated runs (seed {result.seed}, -j {result.concurrency})",
+        f"workflow {result.workflow}: {result.trials} simulated runs"
+        f" (seed {result.seed}, -j {result.concurrency})",
         "",
         "makespan   " + "   ".join(f"P{p} {format_duration(result.percentile(p))}" for p in PERCENTILES)
         + f"   mean {format_duration(result.mean_s)}",
@@ -44,7 +45,8 @@ def simulation_to_text(result: SimResult) -> str:
     sample = result.sample
     lines += [
         "",
-        f"sample run (trial {sample.index + 1}, the median): {sample.state} in {format_duration(sample.makespan_s)}",
+        f"sample run (trial {sample.index + 1}, the median): {sample.state}"
+        f" in {format_duration(sample.makespan_s)}",
     ]
     return "\n".join(lines) + "\n"
 
