@@ -279,6 +279,8 @@ def test_tutorial(tmp_path: Path, alfredc: Run) -> None:
     assert plan["critical_path"] == ["lint", "test", "package", "tidy"]
     assert plan["duration_s"] == 45
     assert alfredc("plan", "pipeline.alfred", cwd=tmp_path).status == 0
+    result = alfredc("simulate", "pipeline.alfred", "--seed", "1", "-j", "2", cwd=tmp_path)
+    assert result.status == 0 and "P90" in result.stdout, result.stderr
 
     result = alfredc("graph", "pipeline.alfred", cwd=tmp_path)
     assert result.status == 0 and "lint" in result.stdout

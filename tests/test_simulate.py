@@ -122,7 +122,9 @@ def test_max_backoff_caps_the_wait(tmp_path: Path) -> None:
     result = run_sim(tmp_path, """
 agent box { run = "true" }
 workflow w {
-  stage flaky { agent = box; estimate = 1s; spread = 0s; fail_rate = 1; retries = 3; backoff = 2s; max_backoff = 3s }
+  stage flaky {
+    agent = box; estimate = 1s; spread = 0s; fail_rate = 1; retries = 3; backoff = 2s; max_backoff = 3s
+  }
 }
 """)
     starts = [a.start_s for a in result.sample.attempts]
@@ -218,7 +220,8 @@ workflow w { stage one { agent = box; estimate = 100s } }
 
 def test_the_same_seed_gives_the_same_result(tmp_path: Path) -> None:
     (tmp_path / "flow.alfred").write_text(DIAMOND.replace("spread = 0s; ", ""), encoding="utf-8")
-    runs = [alfredc("simulate", "flow.alfred", "--seed", "11", "--trials", "200", cwd=tmp_path) for _ in range(2)]
+    args = ("simulate", "flow.alfred", "--seed", "11", "--trials", "200")
+    runs = [alfredc(*args, cwd=tmp_path) for _ in range(2)]
     assert runs[0].returncode == 0, runs[0].stderr
     assert runs[0].stdout == runs[1].stdout
     assert "P50" in runs[0].stdout and "P99" in runs[0].stdout
@@ -240,7 +243,8 @@ def test_gantt_of_the_sample_run(tmp_path: Path) -> None:
 
 def test_fail_rate_out_of_range_is_a_diagnostic(tmp_path: Path) -> None:
     (tmp_path / "flow.alfred").write_text(
-        'agent box { run = "true" }\nworkflow w { stage s { agent = box; fail_rate = 1.5 } }\n', encoding="utf-8"
+        'agent box { run = "true" }\nworkflow w { stage s { agent = box; fail_rate = 1.5 } }\n',
+        encoding="utf-8",
     )
     done = alfredc("simulate", "flow.alfred", cwd=tmp_path)
     assert done.returncode == 1
