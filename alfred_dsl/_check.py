@@ -72,7 +72,7 @@ ROOTS = ("params", "stages", "inputs", "env", "secrets", "matrix")  # matrix: ch
 PRIORITIES = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 PARAM_TYPES = ("string", "int", "float", "bool", "duration", "list", "map")
 EXECUTOR_NEEDS = {"command": "run", "python": "call", "http": "url"}
-_DURATION_FIELDS = ("estimate", "timeout", "backoff", "max_backoff")
+_DURATION_FIELDS = ("estimate", "timeout", "backoff", "max_backoff", "spread")
 _DEFAULTABLE = (
     "retries", "backoff", "max_backoff", "timeout", "priority", "on_failure", "estimate", "max_log",
 )

@@ -30,7 +30,7 @@ _KEYWORDS = frozenset(
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}
 #: Attributes whose value the DSL writes as a bare name, and those holding a duration.
 _NAME_VALUED = frozenset(("agent", "kind", "priority", "on_failure", "type"))
-_DURATION_VALUED = frozenset(("estimate", "timeout", "backoff", "max_backoff"))
+_DURATION_VALUED = frozenset(("estimate", "timeout", "backoff", "max_backoff", "spread"))
 #: Workflow keys written as blocks or members, not as attributes.
 _WORKFLOW_PARTS = frozenset(("params", "defaults", "stages", "uses", "order", "on"))
 

@@ -258,3 +258,19 @@ def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 90), percentile(values, 99)) == (50.0, 90.0, 99.0)
     assert percentile([3.0], 99) == 3.0 and math.isclose(percentile([], 50), 0.0)
+
+
+def test_spread_may_come_from_a_duration_param_and_is_type_checked(tmp_path: Path) -> None:
+    text = """
+agent box {{ run = "true" }}
+workflow w {{
+  param s: {type} = {value}
+  stage a {{ agent = box; estimate = 10s; spread = "${{params.s}}" }}
+}}
+"""
+    plan = compile_text(tmp_path, text.format(type="duration", value="0s"))
+    assert plan.stage("a").spread_s == 0
+    assert set(simulate(plan, SimOptions(trials=5, seed=1)).makespans) == {10.0}
+    (tmp_path / "bad.alfred").write_text(text.format(type="string", value='"x"'), encoding="utf-8")
+    done = alfredc("check", "bad.alfred", cwd=tmp_path)
+    assert done.returncode == 1 and "A302" in done.stdout + done.stderr
