@@ -23,9 +23,9 @@ from ._diagnostics import (
     Label as Label,
     Severity as Severity,
 )
-from ._document import Document as Document
-from ._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
 from ._source import SourceFile as SourceFile, Span as Span
+from .compiler._document import Document as Document
+from .compiler._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
 
 if TYPE_CHECKING:
     from . import templates as templates
@@ -87,7 +87,7 @@ def format_source(text: str, filename: str = "<input>") -> str:
 
     Comments are kept. Raises :class:`DiagnosticError` when the text has syntax errors.
     """
-    from ._format import format_source as _format
+    from .compiler._format import format_source as _format
 
     formatted, diagnostics = _format(text, filename)
     if formatted is None:

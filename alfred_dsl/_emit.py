@@ -49,7 +49,7 @@ def _expression(text: str) -> str | None:
     if match is None:
         return None
     from ._expr import unparse
-    from ._syntax import parse_expression
+    from .compiler._syntax import parse_expression
 
     inner = match.group(1)
     node, problems = parse_expression(inner, SourceFile("<emit>", inner).whole())
@@ -154,7 +154,7 @@ def document_to_alfred(data: Mapping[str, Any]) -> str:
     Raises :class:`~alfred_dsl.DiagnosticError` when a name cannot be written in the
     language (the diagnostics point into the generated text).
     """
-    from ._format import format_source
+    from .compiler._format import format_source
 
     blocks: list[list[str]] = []
     imports = data.get("imports")

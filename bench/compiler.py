@@ -196,7 +196,7 @@ def breakdown(path: Path) -> dict[str, float]:
 
 
 def profile(path: Path, top: int = 25) -> str:
-    from alfred_dsl import _pipeline
+    from alfred_dsl.compiler import _pipeline
     from alfred_dsl.render import plan_to_json
 
     profiler = cProfile.Profile()

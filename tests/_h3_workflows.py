@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alfred_dsl._graph import analyse
-from alfred_dsl._model import Edge, ResolvedWorkflow
-from alfred_dsl._plan import Plan, PlanStage, build_plan
 from alfred_dsl._source import SourceFile, Span
+from alfred_dsl.compiler._graph import analyse
+from alfred_dsl.compiler._model import Edge, ResolvedWorkflow
+from alfred_dsl.compiler._plan import Plan, PlanStage, build_plan
 
 Row = tuple[str, Sequence[str], float]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from alfred_dsl._plan import FrozenMap, Plan, PlanAgent, PlanStage
+from alfred_dsl.compiler._plan import FrozenMap, Plan, PlanAgent, PlanStage
 from alfred_dsl.runtime import Event, EventBus, RunOptions, RunResult, StateStore, execute
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alfred_dsl._plan import FrozenMap, Plan, PlanAgent, PlanStage
+from alfred_dsl.compiler._plan import FrozenMap, Plan, PlanAgent, PlanStage
 
 
 def make_plan(

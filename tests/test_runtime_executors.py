@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alfred_dsl.runtime import StateStore
 
-HAS_PARSER = importlib.util.find_spec("alfred_dsl._syntax") is not None
+HAS_PARSER = importlib.util.find_spec("alfred_dsl.compiler._syntax") is not None
 needs_parser = pytest.mark.skipif(not HAS_PARSER, reason="`${...}` needs _syntax.parse_template (H1)")
 
 

@@ -215,7 +215,7 @@ def test_a_nul_byte_in_a_stage_output_fails_the_next_stage_naming_the_output(tmp
 def test_a_hook_gets_its_values_through_the_environment_too(tmp_path: Path) -> None:
     from test_hooks import _project, _run, _with_hooks
 
-    from alfred_dsl._plan import Hook
+    from alfred_dsl.compiler._plan import Hook
 
     source, work = _project(tmp_path)
     base = plan([stage("build", work, run=["true"])], params={"v": "\ntouch PWNED"})

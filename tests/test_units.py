@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alfred_dsl._units import format_duration, format_elapsed, format_seconds
+from alfred_dsl._values import format_duration, format_elapsed, format_seconds
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import trio
 from _h4a_runtime import agent, plan, stage
 from _terminal import run_on_terminal
 
-from alfred_dsl._plan import Plan
+from alfred_dsl.compiler._plan import Plan
 from alfred_dsl.runtime import Event, EventBus, RunOptions, RunResult, StateStore, execute
 from alfred_dsl.runtime._dryrun import dry_run, dry_run_json, dry_run_text
 from alfred_dsl.runtime._eventlog import (

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from .._units import format_elapsed
+from .._values import format_elapsed
 from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, pid_alive
 
 __all__ = ["logs", "runs", "show"]

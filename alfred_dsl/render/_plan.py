@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._plan import Plan, PlanStage, thaw
-from .._units import format_duration
+from .._values import format_duration
+from ..compiler._plan import Plan, PlanStage, thaw
 
 __all__ = ["dumps", "duration_text", "number", "plan_to_json", "plan_to_text"]
 

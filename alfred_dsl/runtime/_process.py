@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from .._units import format_size
+from .._values import format_size
 from ._resolve import StreamMasker
 
 __all__ = ["SpawnError", "kill_orphans", "run_in_group", "signal_name", "spawn_in_group", "truncation_note"]

@@ -31,7 +31,7 @@ def parse(text: str) -> Template:
     if "${" not in text:
         return Template(parts=(text,))
     try:
-        syntax = importlib.import_module("alfred_dsl._syntax")
+        syntax = importlib.import_module("alfred_dsl.compiler._syntax")
     except ImportError:  # the parser has not landed: take the text literally
         return Template(parts=(text,))
     template, diagnostics = syntax.parse_template(text, _NOWHERE.whole())

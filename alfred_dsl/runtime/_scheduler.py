@@ -39,7 +39,7 @@ from typing import Any
 import trio
 
 from .._expr import to_text
-from .._plan import Plan, PlanAgent, PlanStage, thaw
+from ..compiler._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _events as ev
 from ._events import Event, EventBus
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome

@@ -134,7 +134,7 @@ class Engine:
         ``at``: epoch seconds or the CLI's ``--at`` forms (``+10m``, ``09:00``, ISO).
         Compile errors raise :class:`~alfred_dsl.DiagnosticError`.
         """
-        from .._pipeline import compile_path
+        from ..compiler._pipeline import compile_path
         from ..runtime import Event
 
         raw = _raw_params(params)

@@ -162,7 +162,7 @@ class Metrics:
 
 def parse_since(text: str) -> float | None:
     """``24h``, ``7d``, ``90m``, ``1h30m`` or a number of seconds -> seconds; None if invalid."""
-    from .._check import parse_duration
+    from ..compiler._check import parse_duration
 
     value = text.strip()
     seconds = parse_duration(float(value) if _is_number(value) else value)
@@ -443,7 +443,7 @@ def metrics_to_json(metrics: Metrics) -> dict[str, Any]:
 
 
 def seconds(value: float | None) -> str:
-    from .._units import format_seconds
+    from .._values import format_seconds
 
     return format_seconds(value)
 

@@ -550,7 +550,7 @@ class RunQueue:
 def parse_at(text: str, *, now: float | None = None) -> float | None:
     """When a run may start: ``+90s``/``+1h30m`` (from now), ``HH:MM[:SS]`` (the next such
     time, local), or an ISO 8601 date-time (local unless it has an offset). None if invalid."""
-    from .._check import parse_duration
+    from ..compiler._check import parse_duration
 
     moment = time.time() if now is None else now
     value = text.strip()

@@ -33,11 +33,11 @@ from typing import Any, cast
 
 import yaml
 
+from .._diagnostics import Diagnostic, Label, error
+from .._source import SourceFile, Span
+from .._values import MAX_INT_DIGITS
 from . import _schema
-from ._diagnostics import Diagnostic, Label, error
 from ._document import Document, Path as DocPath, SpanIndex
-from ._source import SourceFile, Span
-from ._units import MAX_INT_DIGITS
 
 __all__ = [
     "MAX_DEPTH",
@@ -591,7 +591,7 @@ def load_document(source: SourceFile) -> tuple[Document | None, list[Diagnostic]
     """
     suffix = Path(source.name).suffix.lower()
     if suffix == ".alfred":
-        lower = importlib.import_module("alfred_dsl._lower")
+        lower = importlib.import_module("alfred_dsl.compiler._lower")
         parse = cast(
             Callable[[SourceFile], tuple[Document | None, list[Diagnostic]]], lower.parse_document
         )

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._source import SourceFile, Span
+from .._source import SourceFile, Span
 
 __all__ = ["Document", "Path", "SpanIndex"]
 

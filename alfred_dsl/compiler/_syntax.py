@@ -29,12 +29,12 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lark import PostLex
 
+from .._diagnostics import Diagnostic, Label, error
+from .._expr import Binary, Expr, Literal, Ref, Template, Unary
+from .._resources import grammar_path
+from .._source import SourceFile, Span
+from .._values import MAX_INT_DIGITS, parse_size
 from . import _ast as ast
-from ._diagnostics import Diagnostic, Label, error
-from ._expr import Binary, Expr, Literal, Ref, Template, Unary
-from ._resources import grammar_path
-from ._source import SourceFile, Span
-from ._units import MAX_INT_DIGITS, parse_size
 
 __all__ = [
     "KEYWORDS",

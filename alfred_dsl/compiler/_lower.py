@@ -12,11 +12,11 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+from .._diagnostics import Diagnostic, Label, error
+from .._expr import Binary, Literal, Ref, Unary, unparse
+from .._source import SourceFile, Span
 from . import _ast as ast
-from ._diagnostics import Diagnostic, Label, error
 from ._document import Document, Path, SpanIndex
-from ._expr import Binary, Literal, Ref, Unary, unparse
-from ._source import SourceFile, Span
 from ._syntax import parse_ast, template_parts
 
 __all__ = ["lower", "parse_document"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
+from .._diagnostics import Diagnostic, Label
+from .._source import Span
 from . import _check, _graph, _loader
-from ._diagnostics import Diagnostic, Label
 from ._plan import Plan, build_plan
-from ._source import Span
 
 __all__ = ["check_loaded", "check_paths", "compile_loaded", "compile_path", "finish", "merge"]
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .._diagnostics import Diagnostic
+from .._expr import Binary, Expr, Literal, Ref, Unary
+from .._source import SourceFile
 from . import _ast as ast
-from ._diagnostics import Diagnostic
-from ._expr import Binary, Expr, Literal, Ref, Unary
-from ._source import SourceFile
 from ._syntax import parse_ast
 
 __all__ = ["WIDTH", "format_source", "format_tree"]

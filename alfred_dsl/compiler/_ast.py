@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._expr import Binary, Literal, Ref, Unary
-from ._source import Span
+from .._expr import Binary, Literal, Ref, Unary
+from .._source import Span
 
 __all__ = [
     "Agent",

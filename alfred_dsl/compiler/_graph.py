@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._diagnostics import Diagnostic, Label, Severity, error, warning
+from .._diagnostics import Diagnostic, Label, Severity, error, warning
+from .._source import Span
 from ._model import Edge, ResolvedWorkflow
-from ._source import Span
 
 if TYPE_CHECKING:
     import networkx as nx

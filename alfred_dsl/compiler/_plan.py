@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._source import Span
+from .._source import Span
 
 if TYPE_CHECKING:  # the plan module itself stays free of the analysis and its networkx
     from ._graph import Analysis

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .._source import Span
 from ._plan import FrozenMap, Hook, PlanAgent, PlanStage
-from ._source import Span
 
 __all__ = ["Edge", "ResolvedWorkflow"]
 

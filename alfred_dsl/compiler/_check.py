@@ -3,7 +3,7 @@
 :func:`check_workspace` walks every agent and workflow of a loaded workspace and reports
 every problem in one pass (A2xx names and references, A3xx types, A5xx unused names).
 :func:`resolve` picks one workflow, reads its ``--param`` values, expands ``use``
-templates and returns a :class:`~alfred_dsl._model.ResolvedWorkflow` for the graph
+templates and returns a :class:`~alfred_dsl.compiler._model.ResolvedWorkflow` for the graph
 analysis. Both are defensive: the document may also be schema-invalid, and a bad value is
 skipped (the schema or the checks report it) rather than raising.
 """
@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._cron import cron_problem
-from ._diagnostics import Diagnostic, Label, error, warning
-from ._document import Document, Path as DocPath, SpanIndex
-from ._expr import (
+from .._cron import cron_problem
+from .._diagnostics import Diagnostic, Label, error, warning
+from .._expr import (
     Binary,
     Expr,
     ExprError,
@@ -43,10 +42,11 @@ from ._expr import (
     to_text,
     unparse_template,
 )
+from .._source import Span
+from .._values import parse_size
+from ._document import Document, Path as DocPath, SpanIndex
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
-from ._source import Span
-from ._units import parse_size
 
 __all__ = [
     "PARAM_TYPES",
@@ -1148,7 +1148,7 @@ class _Instance:
 
 def _spanless(text: str) -> Template | None:
     """The template of a string that has no place in a file (a binding after substitution)."""
-    from ._source import SourceFile
+    from .._source import SourceFile
 
     source = SourceFile("<expression>", text)
     return parse_string(text, source.span(0, len(text)))[0]
