@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from _h3_workflows import FEATURE_DEVELOPMENT, Row, make_resolved
+from _workflows import FEATURE_DEVELOPMENT, Row, make_resolved
 from hypothesis import given, settings, strategies as st
 
 from alfred_dsl._diagnostics import Severity

@@ -10,7 +10,8 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
-from _h3_workflows import (
+from _terminal import run_on_terminal
+from _workflows import (
     CYCLE_DSL,
     FEATURE_DEVELOPMENT,
     FEATURE_DSL,
@@ -19,7 +20,6 @@ from _h3_workflows import (
     make_plan,
     make_resolved,
 )
-from _terminal import run_on_terminal
 from conftest import ALFREDC
 from hypothesis import given, settings, strategies as st
 

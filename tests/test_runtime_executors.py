@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from _h4a_runtime import agent, plan, run_plan, stage
+from _runtime_plans import agent, plan, run_plan, stage
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alfred_dsl.runtime import StateStore

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from _h7_service import alfredc, flow, status, write
+from _service_setup import alfredc, flow, status, write
 from conftest import run_alfredc
 from hypothesis import given, settings, strategies as st
 

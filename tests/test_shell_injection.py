@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from _h4a_runtime import agent, plan, run_plan, stage
+from _runtime_plans import agent, plan, run_plan, stage
 
 from alfred_dsl.runtime._dryrun import dry_run_text
 from alfred_dsl.runtime._resolve import ExprError, render_shell

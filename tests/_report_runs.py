@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _h6_plans import make_plan
+from _report_plans import make_plan
 
 from alfred_dsl.render._plan import plan_to_json
 from alfred_dsl.runtime._store import StateStore

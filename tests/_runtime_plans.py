@@ -1,6 +1,6 @@
 """Helpers of the runtime tests: hand-made plans, a run wrapper, a subprocess driver.
 
-The driver (``python tests/_h4a_runtime.py SPEC.json STATE_DIR [RESUME]``) builds a plan
+The driver (``python tests/_runtime_plans.py SPEC.json STATE_DIR [RESUME]``) builds a plan
 from a JSON spec and runs it with signal handling, exactly as ``alfredc run`` does after
 compiling; it lets the interruption tests work on the runtime alone.
 """
