@@ -653,9 +653,9 @@ def load_reference(text: str) -> tuple[Workspace | None, list[Diagnostic]]:
     target: Any = module
     for part in wanted.split("."):
         if not hasattr(target, part):
-            from .compiler._check import _did_you_mean
+            from ._values import did_you_mean
 
-            close = _did_you_mean(part, found) if target is module else None
+            close = did_you_mean(part, found) if target is module else None
             return _fail(text, f"`{match['file']}` has no attribute `{wanted}`", help=close)
         target = getattr(target, part)
     if inspect.isfunction(target):

@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 import click
 
 from .._diagnostics import Diagnostic
+from .._values import parse_duration
 from ..compiler._plan import Plan
 
 __all__ = [
@@ -131,8 +132,6 @@ def param_option(function: F) -> F:
 
 def duration_seconds(ctx: click.Context | None, param: click.Parameter | None, value: object) -> float:
     """Option callback: ``30s``, ``500ms``, ``1h30m`` or a plain number of seconds, as seconds."""
-    from ..compiler._check import parse_duration
-
     text = str(value).strip()
     try:
         seconds: float | None = float(text)

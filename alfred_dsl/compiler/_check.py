@@ -10,11 +10,9 @@ skipped (the schema or the checks report it) rather than raising.
 
 from __future__ import annotations
 
-import difflib
 import importlib.machinery
 import importlib.util
 import json
-import math
 import os
 import re
 import sys
@@ -43,20 +41,16 @@ from .._expr import (
     unparse_template,
 )
 from .._source import Span
-from .._values import parse_size
+from .._values import PARAM_TYPES, PRIORITIES, did_you_mean, parse_duration, parse_param, parse_size
 from ._document import Document, Path as DocPath, SpanIndex
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
 
 __all__ = [
-    "PARAM_TYPES",
-    "PRIORITIES",
     "ROOTS",
     "WorkspaceLike",
     "check_workspace",
     "cron_problem",
-    "parse_duration",
-    "parse_param",
     "parse_string",
     "resolve",
     "templates_of",
@@ -64,8 +58,6 @@ __all__ = [
 ]
 
 ROOTS = ("params", "stages", "inputs", "env", "secrets")
-PRIORITIES = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-PARAM_TYPES = ("string", "int", "float", "bool", "duration", "list", "map")
 EXECUTOR_NEEDS = {"command": "run", "python": "call", "http": "url"}
 _DURATION_FIELDS = ("estimate", "timeout", "backoff", "max_backoff")
 _DEFAULTABLE = (
@@ -104,82 +96,12 @@ def _names(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
-
-
 def _known(candidates: Iterable[str], what: str) -> str:
     names = sorted(candidates)
     if not names:
         return f"no {what} is declared"
     shown = ", ".join(f"`{n}`" for n in names[:8])
     return f"known {what}s: {shown}" + (", ..." if len(names) > 8 else "")
-
-
-_DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds of a duration (``"1h30m"``, ``"500ms"`` or a number of seconds); None if invalid.
-
-    Whole numbers of seconds come back as ``int`` so that JSON output reads ``1200``.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        if not (math.isfinite(value) and value >= 0):
-            return None
-        return int(value) if isinstance(value, float) and value.is_integer() else value
-    if not isinstance(value, str) or not value:
-        return None
-    match = _DURATION_RE.fullmatch(value)
-    if match is None or not any(match.groups()):
-        return None
-    days, hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
-    total_ms = (((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000 + millis
-    return total_ms // 1000 if total_ms % 1000 == 0 else total_ms / 1000
-
-
-def parse_param(raw: str, type_name: str) -> tuple[Any, str | None]:
-    """A ``--param`` string read as its declared type: ``(value, None)`` or ``(None, problem)``."""
-    text = raw.strip()
-    if type_name == "string":
-        return raw, None
-    if type_name == "int":
-        if re.fullmatch(r"[+-]?\d{1,4300}", text):
-            return int(text), None
-        return None, "expected an integer such as `80`"
-    if type_name == "float":
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if math.isfinite(number) and text.lower() not in ("inf", "nan"):
-            return number, None
-        return None, "expected a number such as `0.5`"
-    if type_name == "bool":
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true", None
-        return None, "expected `true` or `false`"
-    if type_name == "duration":
-        seconds = parse_duration(text)
-        if seconds is None and re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = parse_duration(float(text))
-        if seconds is not None:
-            return seconds, None
-        return None, "expected a duration such as `30s`, `5m` or `1h30m`"
-    if type_name in ("list", "map"):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        wanted = list if type_name == "list" else dict
-        if isinstance(value, wanted):
-            return value, None
-        example = '`["a", "b"]`' if type_name == "list" else '`{"key": "value"}`'
-        return None, f"expected a JSON {type_name} such as {example}"
-    return raw, None
 
 
 def _value_type(value: Any) -> str:
@@ -456,7 +378,7 @@ def _unknown_root(ref: Ref, where: Span) -> Diagnostic:
         "A210",
         f"unknown reference `{ref}`: references start with params, stages, inputs, env or secrets",
         ref.span or where,
-        help=_did_you_mean(ref.root, ROOTS),
+        help=did_you_mean(ref.root, ROOTS),
     )
 
 
@@ -662,7 +584,7 @@ class _WorkflowChecker:
                 "A305",
                 f"invalid priority `{shown}`: expected low, medium, high, critical or an integer",
                 self.model.value_span(path),
-                help=_did_you_mean(value, PRIORITIES) if isinstance(value, str) else None,
+                help=did_you_mean(value, PRIORITIES) if isinstance(value, str) else None,
             )
         )
 
@@ -735,7 +657,7 @@ class _WorkflowChecker:
                 "A201",
                 f"unknown agent `{agent}`",
                 self.model.value_span(path),
-                help=_did_you_mean(agent, self.model.agents) or _known(self.model.agents, "agent"),
+                help=did_you_mean(agent, self.model.agents) or _known(self.model.agents, "agent"),
             )
         )
         return []
@@ -754,7 +676,7 @@ class _WorkflowChecker:
                     "A207",
                     f"no agent has the capability `{capability}`",
                     self.model.value_span((*path, index)),
-                    help=_did_you_mean(capability, everywhere) or _known(everywhere, "capabilitie"),
+                    help=did_you_mean(capability, everywhere) or _known(everywhere, "capabilitie"),
                 )
             )
         else:
@@ -836,7 +758,7 @@ class _WorkflowChecker:
                 "A202",
                 f"unknown stage `{name}` in workflow `{self.name}`",
                 self.model.value_span(path),
-                help=_did_you_mean(name, candidates) or _known(candidates, "stage"),
+                help=did_you_mean(name, candidates) or _known(candidates, "stage"),
             )
         )
 
@@ -904,7 +826,7 @@ class _WorkflowChecker:
                         "A203",
                         f"unknown param `{name}` in workflow `{self.name}`",
                         span,
-                        help=_did_you_mean(name, self.params) or _known(self.params, "param"),
+                        help=did_you_mean(name, self.params) or _known(self.params, "param"),
                     )
                 )
         elif root == "stages":
@@ -946,7 +868,7 @@ class _WorkflowChecker:
                     "A202",
                     f"unknown stage `{stage}` in workflow `{self.name}`",
                     span,
-                    help=_did_you_mean(stage, flat) or _known(flat, "stage"),
+                    help=did_you_mean(stage, flat) or _known(flat, "stage"),
                 )
             )
             return
@@ -958,7 +880,7 @@ class _WorkflowChecker:
                     "A204",
                     f"stage `{stage}` has no output `{key}`",
                     span,
-                    help=_did_you_mean(key, declared) or _known(declared, "output"),
+                    help=did_you_mean(key, declared) or _known(declared, "output"),
                 )
             )
 
@@ -981,7 +903,7 @@ class _WorkflowChecker:
                     "A205",
                     f"unknown workflow `{template}` in `use`",
                     model.value_span((*path, "template")),
-                    help=_did_you_mean(template, model.workflows) or _known(model.workflows, "workflow"),
+                    help=did_you_mean(template, model.workflows) or _known(model.workflows, "workflow"),
                 )
             )
             return
@@ -997,7 +919,7 @@ class _WorkflowChecker:
                         "A203",
                         f"workflow `{template}` has no param `{key}`",
                         model.key_span(binding_path),
-                        help=_did_you_mean(key, declared) or _known(declared, "param"),
+                        help=did_you_mean(key, declared) or _known(declared, "param"),
                     )
                 )
                 continue
@@ -1552,7 +1474,7 @@ def _choose_workflow(model: _Model, workflow: str | None) -> tuple[str | None, l
                 "A209",
                 f"no workflow named `{workflow}` in {file}",
                 None,
-                help=_did_you_mean(workflow, model.workflows) or _known(model.workflows, "workflow"),
+                help=did_you_mean(workflow, model.workflows) or _known(model.workflows, "workflow"),
                 file=file,
             )
         ]
@@ -1607,7 +1529,7 @@ def _read_params(
                     "A203",
                     f"workflow `{workflow}` has no param `{name}` (given with --param)",
                     None,
-                    help=_did_you_mean(name, declared) or _known(declared, "param"),
+                    help=did_you_mean(name, declared) or _known(declared, "param"),
                     file=file,
                 )
             )

@@ -17,7 +17,6 @@ editors use): only ``true``/``false`` are booleans, so ``on:`` and ``yes`` stay 
 from __future__ import annotations
 
 import copy
-import difflib
 import importlib
 import json
 import json.decoder
@@ -35,7 +34,7 @@ import yaml
 
 from .._diagnostics import Diagnostic, Label, error
 from .._source import SourceFile, Span
-from .._values import MAX_INT_DIGITS
+from .._values import MAX_INT_DIGITS, suggest
 from . import _schema
 from ._document import Document, Path as DocPath, SpanIndex
 
@@ -71,7 +70,7 @@ def _sibling_hint(path: Path) -> str | None:
         siblings = [p.name for p in path.parent.iterdir() if p.is_file()]
     except OSError:
         return None
-    close = difflib.get_close_matches(path.name, siblings, n=1)
+    close = suggest(path.name, siblings)
     if not close:
         return None
     return f"did you mean `{os.path.join(os.path.dirname(str(path)), close[0])}`?"
@@ -803,7 +802,7 @@ def _follow(state: _Loading, importer: Path, importer_name: str, written: str, s
             siblings = [p.name for p in target.parent.iterdir() if p.suffix.lower() in EXTENSIONS]
         except OSError:
             siblings = []
-        close = difflib.get_close_matches(target.name, siblings, n=1)
+        close = suggest(target.name, siblings)
         if close:
             hint = f"did you mean `{os.path.join(os.path.dirname(written), close[0])}`?"
         state.diags.append(

@@ -9,7 +9,6 @@ problem, each turned into a diagnostic in the user's words at the span it came f
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import importlib
@@ -23,6 +22,7 @@ from typing import Any, cast
 
 from .._diagnostics import Diagnostic, error
 from .._resources import schema_path
+from .._values import did_you_mean
 from . import _schema_compiled
 from ._document import Document, Path as DocPath, SpanIndex
 
@@ -209,9 +209,7 @@ def _describe(path: DocPath) -> str:
 
 
 def _close(word: str, choices: Iterable[str]) -> str | None:
-    options = [str(choice) for choice in choices]
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"did you mean `{close[0]}`?" if close else None
+    return did_you_mean(word, [str(choice) for choice in choices])
 
 
 def _choices(values: Iterable[Any]) -> str:

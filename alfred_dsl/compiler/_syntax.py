@@ -16,7 +16,6 @@ skips to the next top-level keyword) and keeps going, up to :data:`MAX_ERRORS` e
 
 from __future__ import annotations
 
-import difflib
 import gc
 import re
 import threading
@@ -33,7 +32,7 @@ from .._diagnostics import Diagnostic, Label, error
 from .._expr import Binary, Expr, Literal, Ref, Template, Unary
 from .._resources import grammar_path
 from .._source import SourceFile, Span
-from .._values import MAX_INT_DIGITS, parse_size
+from .._values import MAX_INT_DIGITS, parse_duration, parse_size, suggest
 from . import _ast as ast
 
 __all__ = [
@@ -90,7 +89,6 @@ _INT_RE = re.compile(r"-?[0-9]+")
 _FLOAT_RE = re.compile(r"-?(?:[0-9]+\.[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)")
 _DURATION_RE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+")
 _DURATION_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
-_UNIT_SECONDS: dict[str, int | float] = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 _UNIT_RANK = {"d": 4, "h": 3, "m": 2, "s": 1, "ms": 0}
 _SIZE_RE = re.compile(r"[0-9]+(?:B|[KMGT]i?B)")
 _COMMENT_RE = re.compile(r"#[^\n]*")
@@ -139,7 +137,8 @@ def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
     if _DURATION_RE.fullmatch(body):
         if raw.startswith("-"):
             return "invalid", None, f"a duration cannot be negative: `{shorten(raw)}`"
-        total: int | float = 0
+        # The token is any run of amounts and units; here its order is checked for a precise
+        # message, then the one duration parser gives its value.
         last_rank = 99
         for amount, unit in _DURATION_PART_RE.findall(body):
             if len(amount) > MAX_INT_DIGITS:
@@ -151,10 +150,7 @@ def classify_number(raw: str) -> tuple[str, int | float | None, str | None]:
                     "units must go from largest to smallest, each once (like `1h30m`)"
                 )
             last_rank = rank
-            total += int(amount) * _UNIT_SECONDS[unit]
-        if isinstance(total, float) and total.is_integer():
-            total = int(total)
-        return "duration", total, None
+        return "duration", parse_duration(body), None
     if _SIZE_RE.fullmatch(raw):
         return "size", parse_size(raw), None
     return "invalid", None, f"invalid number or duration `{shorten(raw)}`"
@@ -1294,7 +1290,7 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
     hint: str | None = None
     keywords = sorted(kind.lower() for kind in expected if kind in _KEYWORD_TYPES)
     if token.type == "NAME" and keywords and len(token.value) <= 40:  # difflib is quadratic
-        close = difflib.get_close_matches(token.value, keywords, n=1)
+        close = suggest(token.value, keywords)
         if close:
             hint = f"did you mean `{close[0]}`?"
     if (
@@ -1307,7 +1303,7 @@ def _unexpected(ctx: _Context, token: Any, expected: set[str], found: str, state
         # Only the keywords that can start an item where we are: a stage holds attributes only.
         where = opened[0].kind if opened else None
         starters = _ITEM_STARTERS.get(where, ())
-        close = difflib.get_close_matches(previous.value, starters, n=1)
+        close = suggest(previous.value, starters)
         if close:
             hint = f"did you mean `{close[0]}`?"
     if hint is None and not opened and token.type in _ITEM_KEYWORDS - _DECLARATIONS:
