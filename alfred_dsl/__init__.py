@@ -1,9 +1,9 @@
 """alfred: a declarative workflow compiler for multi-agent pipelines.
 
-Layout, one private module per pipeline step (data flows one way):
-``_source`` -> ``_syntax``/``_ast``/``_lower`` (and ``_loader`` for YAML/JSON and imports)
--> ``_schema``/``_check`` -> ``_graph`` -> ``_plan`` -> back ends: ``runtime`` (Trio),
-``render`` (Mermaid, DOT, Markdown, HTML), ``service`` (queue, workers, metrics).
+Layout: the compiler is the package ``compiler`` (its modules in pipeline order: ``syntax``,
+``_ast``, ``_lower``, ``_loader``, ``_schema``, ``_check``, ``_graph``, ``_plan``); the back ends
+``runtime`` (Trio), ``render`` (Mermaid, DOT, Markdown, HTML) and ``service`` (queue, workers,
+metrics) read its plans. The top level keeps the public API and what every layer shares.
 See docs/design.md.
 
 The names below are the public API. Names from the runtime and the service are loaded on

@@ -49,7 +49,7 @@ def _expression(text: str) -> str | None:
     if match is None:
         return None
     from ._expr import unparse
-    from .compiler._syntax import parse_expression
+    from .compiler.syntax import parse_expression
 
     inner = match.group(1)
     node, problems = parse_expression(inner, SourceFile("<emit>", inner).whole())

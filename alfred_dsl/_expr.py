@@ -1,7 +1,7 @@
 """Expressions: references, literals, comparisons and boolean logic, and ``${...}`` templates.
 
 The DSL's bare values (``params.x``, ``params.env == "prod"``) and the ``${...}`` parts of
-strings in every input format parse to these nodes (see ``_syntax.parse_expression``).
+strings in every input format parse to these nodes (see ``compiler.syntax.parse_expression``).
 In the normalized document an expression is stored as a string holding ``${...}``.
 """
 

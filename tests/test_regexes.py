@@ -25,7 +25,8 @@ from hypothesis import given, settings, strategies as st
 import alfred_dsl
 from alfred_dsl._source import SourceFile
 from alfred_dsl.compiler import _ast as ast
-from alfred_dsl.compiler._syntax import _parser, parse_ast
+from alfred_dsl.compiler.syntax import parse_ast
+from alfred_dsl.compiler.syntax._lalr import _parser
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo" / "pipeline.alfred"
 
@@ -156,7 +157,7 @@ def _differences(text: str) -> list[str]:
 
 
 def test_the_regexes_under_test_include_the_grammar_and_the_lexer() -> None:
-    lexer = "alfred_dsl.compiler._syntax"
+    lexer = "alfred_dsl.compiler.syntax._literals"
     for name in ("grammar NUMBER", "grammar STRING", "grammar _NL", f"{lexer}._BAD_ESCAPE_RE",
                  f"{lexer}._BRACKETS_RE", f"{lexer}._BLANK_OR_COMMENT_RE"):
         assert name in REGEXES

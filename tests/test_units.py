@@ -8,7 +8,7 @@ import pytest
 
 from alfred_dsl._resources import schema_path
 from alfred_dsl._values import DURATION_SHAPE, format_duration, format_elapsed, format_seconds, parse_duration
-from alfred_dsl.compiler._syntax import classify_number
+from alfred_dsl.compiler.syntax import classify_number
 
 
 @pytest.mark.parametrize(

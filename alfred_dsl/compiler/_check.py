@@ -201,7 +201,7 @@ def _fast_template(text: str, span: Span | None, offset: int | None) -> Template
 def parse_string(text: str, span: Span | None) -> tuple[Template | None, list[Diagnostic]]:
     """The template of a document string, or None when it holds no ``${``.
 
-    Plain references are split here; anything else goes through ``_syntax.parse_template``.
+    Plain references are split here; anything else goes through ``syntax.parse_template``.
     """
     if "${" not in text:
         return None, []
@@ -211,7 +211,7 @@ def parse_string(text: str, span: Span | None) -> tuple[Template | None, list[Di
         return fast, []
     if span is None:
         return None, []
-    from ._syntax import parse_template  # the Lark parser is only loaded when needed
+    from .syntax import parse_template  # the Lark parser is only loaded when needed
 
     template: Template | None
     template, diagnostics = parse_template(text, span, offset)

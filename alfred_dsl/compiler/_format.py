@@ -27,7 +27,7 @@ from .._diagnostics import Diagnostic
 from .._expr import Binary, Expr, Literal, Ref, Unary
 from .._source import SourceFile
 from . import _ast as ast
-from ._syntax import parse_ast
+from .syntax import parse_ast
 
 __all__ = ["WIDTH", "format_source", "format_tree"]
 

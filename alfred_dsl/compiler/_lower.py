@@ -17,7 +17,7 @@ from .._expr import Binary, Literal, Ref, Unary, unparse
 from .._source import SourceFile, Span
 from . import _ast as ast
 from ._document import Document, Path, SpanIndex
-from ._syntax import parse_ast, template_parts
+from .syntax import parse_ast, template_parts
 
 __all__ = ["lower", "parse_document"]
 
@@ -260,7 +260,7 @@ def lower(tree: ast.File, source: SourceFile) -> tuple[Document, list[Diagnostic
     """Lower a syntax tree to the normalized document (A208 for names declared twice)."""
     lowering = _Lowering(source)
     collecting = gc.isenabled()
-    gc.disable()  # many small allocations, no garbage: see _syntax._run
+    gc.disable()  # many small allocations, no garbage: see syntax._run
     try:
         data, imports = lowering.file(tree)
     finally:

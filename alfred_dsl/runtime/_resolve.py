@@ -1,6 +1,6 @@
 """Run-time values: ``${...}`` templates rendered against params, outputs, inputs, env, secrets.
 
-Parsing is ``_syntax.parse_template`` (cached per string); evaluation is ``_expr.render``.
+Parsing is ``syntax.parse_template`` (cached per string); evaluation is ``_expr.render``.
 Secret values are masked (``***``) by :class:`Masker` wherever they would be shown or stored.
 """
 
@@ -31,7 +31,7 @@ def parse(text: str) -> Template:
     if "${" not in text:
         return Template(parts=(text,))
     try:
-        syntax = importlib.import_module("alfred_dsl.compiler._syntax")
+        syntax = importlib.import_module("alfred_dsl.compiler.syntax")
     except ImportError:  # the parser has not landed: take the text literally
         return Template(parts=(text,))
     template, diagnostics = syntax.parse_template(text, _NOWHERE.whole())
