@@ -1,7 +1,7 @@
 """alfred: a declarative workflow compiler for multi-agent pipelines.
 
 Layout: the compiler is the package ``compiler`` (its modules in pipeline order: ``syntax``,
-``_ast``, ``_lower``, ``_loader``, ``_schema``, ``_check``, ``_graph``, ``_plan``); the back ends
+``_ast``, ``_lower``, ``load``, ``_schema``, ``_check``, ``_graph``, ``_plan``); the back ends
 ``runtime`` (Trio), ``render`` (Mermaid, DOT, Markdown, HTML) and ``service`` (queue, workers,
 metrics) read its plans. The top level keeps the public API and what every layer shares.
 See docs/design.md.

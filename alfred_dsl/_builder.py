@@ -3,7 +3,7 @@
 The builder writes the normalized document (docs/design.md), the same data a ``.alfred``
 or YAML file lowers to, and records for every value the span of the Python expression
 that gave it (``_callsite``). Compiling feeds that document to the loader as an entry
-file that is already parsed (``_loader.load_built``); from there the schema, name, type
+file that is already parsed (``compiler.load.load_built``); from there the schema, name, type
 and graph checks are the compiler's own, so a mistake is reported at the caller's line.
 
 >>> spec = Agent("spec-builder", run=["python", "tools/spec.py"], capabilities=["requirements"])
@@ -32,8 +32,8 @@ from ._source import SourceFile, Span
 from .compiler._document import Document, SpanIndex
 
 if TYPE_CHECKING:
-    from .compiler._loader import Workspace
     from .compiler._plan import Plan
+    from .compiler.load import Workspace
 
 __all__ = ["Agent", "Stage", "Workflow", "agent", "is_reference", "load_reference"]
 
@@ -453,7 +453,7 @@ class Workflow:
         return copy.deepcopy(self._data)
 
     def _workspace(self) -> tuple[Workspace | None, list[Diagnostic]]:
-        from .compiler._loader import load_built
+        from .compiler.load import load_built
 
         imports = tuple(
             (item, self._spans.value(("imports", index)))
@@ -504,7 +504,7 @@ class Workflow:
         agents stay in the document. Diagnostics keep pointing into the file. Raises
         :class:`~alfred_dsl.DiagnosticError` when the file cannot be read or parsed.
         """
-        from .compiler._loader import load_document, read_source
+        from .compiler.load import load_document, read_source
 
         source, diagnostics = read_source(path)
         document = None
@@ -624,7 +624,7 @@ def load_reference(text: str) -> tuple[Workspace | None, list[Diagnostic]]:
     problem - a missing file, an exception while importing, a missing or wrong object -
     is an A001 diagnostic, never a traceback.
     """
-    from .compiler._loader import find_root
+    from .compiler.load import find_root
 
     match = _REFERENCE.match(text)
     assert match is not None

@@ -24,7 +24,7 @@ from typing import Any
 from ._builder import Workflow
 from ._callsite import call_site
 from ._resources import template_path
-from .compiler._loader import find_root
+from .compiler.load import find_root
 
 __all__ = ["NAMES", "bug_fix", "code_review", "feature_development", "load", "path"]
 

@@ -174,13 +174,13 @@ def breakdown(path: Path) -> dict[str, float]:
 
     def module(name: str) -> Any:
         try:
-            return importlib.import_module(f"alfred_dsl.{name}")
+            return importlib.import_module(f"alfred_dsl.compiler.{name}")
         except Exception as exc:  # a module still being built: its steps show as nan
             sys.stderr.write(f"  {name}: {exc}\n")
             return None
 
     _loader, _schema, _check, _graph, _plan = (
-        module(name) for name in ("_loader", "_schema", "_check", "_graph", "_plan")
+        module(name) for name in ("load", "_schema", "_check", "_graph", "_plan")
     )
     results: dict[str, float] = {}
     source = _timed(results, "read", lambda: _loader.read_source(path)[0])

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from alfred_dsl._codes import CODES
 from alfred_dsl._diagnostics import Diagnostic
 from alfred_dsl._values import parse_duration, parse_param
-from alfred_dsl.compiler import _loader
+from alfred_dsl.compiler import load as _loader
 from alfred_dsl.compiler._check import check_workspace, cron_problem, resolve
 from alfred_dsl.compiler._model import ResolvedWorkflow
 

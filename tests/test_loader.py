@@ -1,4 +1,4 @@
-"""Reading files, YAML/JSON with positions, imports and the merged workspace (alfred_dsl.compiler._loader)."""
+"""Reading files, YAML/JSON with positions, imports and the merged workspace (alfred_dsl.compiler.load)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from alfred_dsl._diagnostics import Diagnostic
 from alfred_dsl._source import SourceFile, Span
-from alfred_dsl.compiler._loader import (
+from alfred_dsl.compiler.load import (
     MAX_FILE_SIZE,
     find_root,
     load,

@@ -22,7 +22,7 @@ from alfred_dsl._diagnostics import Diagnostic
 from alfred_dsl._resources import schema_path
 from alfred_dsl._source import SourceFile
 from alfred_dsl.compiler import _schema, _schema_compiled
-from alfred_dsl.compiler._loader import load_document, read_source
+from alfred_dsl.compiler.load import load_document, read_source
 
 DATA = Path(__file__).parent / "data" / "loader"
 SCHEMA = json.loads(schema_path().read_text(encoding="utf-8"))

@@ -63,7 +63,7 @@ def fmt(files: tuple[str, ...], check: bool, diff: bool) -> int:
     1 syntax errors (or, with --check, files that would change), 2 unreadable files.
     """
     from ..compiler._format import format_source
-    from ..compiler._loader import read_source
+    from ..compiler.load import read_source
 
     status = EXIT_OK
     changed: list[str] = []

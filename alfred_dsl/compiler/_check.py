@@ -68,7 +68,7 @@ _NAME_KEYS = frozenset({"agent", "requires", "after", "outputs"})
 
 
 class WorkspaceLike(Protocol):
-    """What the checks need of ``_loader.Workspace``: the merged document and its spans."""
+    """What the checks need of ``load.Workspace``: the merged document and its spans."""
 
     @property
     def root(self) -> Path: ...

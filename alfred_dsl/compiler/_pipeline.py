@@ -12,8 +12,9 @@ from types import MappingProxyType
 
 from .._diagnostics import Diagnostic, Label
 from .._source import Span
-from . import _check, _graph, _loader
+from . import _check, _graph
 from ._plan import Plan, build_plan
+from .load import Workspace, load
 
 __all__ = ["check_loaded", "check_paths", "compile_loaded", "compile_path", "finish", "merge"]
 
@@ -52,22 +53,22 @@ def merge(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 
 def _check_one(path: str) -> list[Diagnostic]:
-    workspace, diagnostics = _loader.load(path)
+    workspace, diagnostics = load(path)
     return _check_loaded(workspace, diagnostics)
 
 
-def check_loaded(workspace: _loader.Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+def check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """:func:`check_paths` for a workspace already loaded (a workflow built in Python)."""
     return finish(_check_loaded(workspace, diagnostics))
 
 
-def _check_loaded(workspace: _loader.Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+def _check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     if workspace is None:
         return diagnostics
     return [*diagnostics, *_analyse(workspace)]
 
 
-def _analyse(workspace: _loader.Workspace) -> list[Diagnostic]:
+def _analyse(workspace: Workspace) -> list[Diagnostic]:
     """What ``alfredc check`` finds in a loaded workspace: every check of every workflow,
     graph analysis included (required params without a value are not an error here)."""
     diagnostics = _check.check_workspace(workspace)
@@ -114,7 +115,7 @@ def check_paths(paths: Sequence[str]) -> list[Diagnostic]:
     return finish(diagnostics)
 
 
-def _blocks_of_workflows(workspace: _loader.Workspace) -> list[tuple[str, Span]]:
+def _blocks_of_workflows(workspace: Workspace) -> list[tuple[str, Span]]:
     """The span of each workflow declaration in every file (a name declared twice: both)."""
     blocks: list[tuple[str, Span]] = []
     for document in workspace.documents:
@@ -157,12 +158,12 @@ def compile_path(
     missing or ill-typed param, an unknown workflow name): ``plan``, ``run``, ``submit`` and
     ``docs`` show the same problems as ``check``.
     """
-    workspace, diagnostics = _loader.load(str(path))
+    workspace, diagnostics = load(str(path))
     return compile_loaded(workspace, diagnostics, workflow, params)
 
 
 def compile_loaded(
-    workspace: _loader.Workspace | None,
+    workspace: Workspace | None,
     diagnostics: list[Diagnostic],
     workflow: str | None = None,
     params: Mapping[str, str] = _NO_PARAMS,

@@ -194,8 +194,8 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[WorkflowDoc], list[Diagno
     Errors of a workflow are returned as diagnostics and its page keeps the declared
     parts (description, params, agents) with a note instead of the plan figures.
     """
-    from ..compiler._loader import load
     from ..compiler._pipeline import compile_path, merge
+    from ..compiler.load import load
 
     docs: list[WorkflowDoc] = []
     diagnostics: list[Diagnostic] = []

@@ -66,7 +66,7 @@ def schedules_of(paths: Sequence[str]) -> tuple[list[Schedule], list[Any]]:
     """
     from .._cron import cron_problem
     from ..compiler._check import check_workspace
-    from ..compiler._loader import load
+    from ..compiler.load import load
 
     found: list[Schedule] = []
     problems: list[Any] = []
