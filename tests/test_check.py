@@ -16,7 +16,8 @@ from alfred_dsl._codes import CODES
 from alfred_dsl._diagnostics import Diagnostic
 from alfred_dsl._values import parse_duration, parse_param
 from alfred_dsl.compiler import load as _loader
-from alfred_dsl.compiler._check import check_workspace, cron_problem, resolve
+from alfred_dsl.compiler._bind import resolve
+from alfred_dsl.compiler._check import check_workspace, cron_problem
 from alfred_dsl.compiler._model import ResolvedWorkflow
 
 DATA = Path(__file__).parent / "data" / "check"

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from .._diagnostics import Diagnostic, Label
 from .._source import Span
-from . import _check, _graph
+from . import _bind, _check, _graph
 from ._plan import Plan, build_plan
 from .load import Workspace, load
 
@@ -72,12 +72,12 @@ def _analyse(workspace: Workspace) -> list[Diagnostic]:
     """What ``alfredc check`` finds in a loaded workspace: every check of every workflow,
     graph analysis included (required params without a value are not an error here)."""
     diagnostics = _check.check_workspace(workspace)
-    model_workflows = _check.workflows_to_analyse(workspace)
+    model_workflows = _bind.workflows_to_analyse(workspace)
     # A template used twice (or by two workflows) shows its graph problems once per use,
     # under different prefixes but at the same places: report each place once.
     places: set[tuple[object, ...]] = set()
     for name in model_workflows:
-        resolved, problems = _check.resolve(workspace, name, {}, require_all=False)
+        resolved, problems = _bind.resolve(workspace, name, {}, require_all=False)
         diagnostics.extend(problems)
         if resolved is None:
             continue
@@ -172,11 +172,11 @@ def compile_loaded(
     if workspace is None:
         return None, finish(diagnostics)
     found = _check.check_workspace(workspace)
-    resolved, problems = _check.resolve(workspace, workflow, params)
+    resolved, problems = _bind.resolve(workspace, workflow, params)
     chosen = resolved.name if resolved is not None else workflow
     others: list[Span] = []
     if chosen is not None:
-        wanted = _check.templates_of(workspace, chosen)
+        wanted = _bind.templates_of(workspace, chosen)
         others = [span for name, span in _blocks_of_workflows(workspace) if name not in wanted]
     ours = [d for d in [*diagnostics, *found, *problems] if not _concerns_only_others(d, others)]
     analysis = None
