@@ -2,16 +2,20 @@
 
 A :class:`Plan` is what back ends consume: the runtime executes it, renderers draw it,
 exporters (Airflow, Argo, Dask) translate it. Values that came from the document
-(inputs, env, ``run``) keep their ``${...}`` text; the runtime resolves them.
+(inputs, env, ``run``, ``when``) that interpolate are :class:`~alfred_dsl._expr.Interpolated`:
+their ``${...}`` text with the template parsed here, once, so that the runtime evaluates
+them without the parser (a plan built by hand gets the same on construction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._source import Span
+from .._expr import Interpolated, Template
+from .._source import SourceFile, Span
 
 if TYPE_CHECKING:  # the plan module itself stays free of the analysis and its networkx
     from ._graph import Analysis
@@ -70,6 +74,43 @@ def freeze(value: Any) -> Any:
     return value
 
 
+#: Where a template parsed for the plan says it comes from (as the runtime's own parse did).
+_NOWHERE = SourceFile("<runtime>", "")
+
+
+@lru_cache(maxsize=4096)
+def interpolated(text: str) -> Interpolated:
+    """``text`` (which holds ``${``) with its template parsed."""
+    from .syntax import parse_template  # the Lark parser is only loaded when needed
+
+    template, diagnostics = parse_template(text, _NOWHERE.whole())
+    if isinstance(template, Template):
+        return Interpolated(text, template)
+    return Interpolated(text, None, next((d.message for d in diagnostics), "invalid interpolation"))
+
+
+def _parsed(value: Any) -> Any:
+    """``value`` with every string holding ``${`` made :class:`Interpolated` (itself if none is)."""
+    if isinstance(value, str):
+        return interpolated(value) if "${" in value and not isinstance(value, Interpolated) else value
+    if isinstance(value, FrozenMap):
+        items = {key: _parsed(item) for key, item in value.items()}
+        changed = any(items[key] is not item for key, item in value.items())
+        return FrozenMap(items) if changed else value
+    if isinstance(value, tuple):
+        parts = tuple(_parsed(item) for item in value)
+        return parts if any(a is not b for a, b in zip(parts, value, strict=True)) else value
+    return value
+
+
+def _interpolate(owner: Any, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        value = getattr(owner, name)
+        parsed = _parsed(value)
+        if parsed is not value:
+            object.__setattr__(owner, name, parsed)
+
+
 def thaw(value: Any) -> Any:
     """The inverse of :func:`freeze`: plain dicts and lists, ready for JSON."""
     if isinstance(value, Mapping):
@@ -82,6 +123,9 @@ def thaw(value: Any) -> Any:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanAgent:
     """An executor that stages run on: its kind, what it runs, its capabilities and concurrency limit."""
+
+    def __post_init__(self) -> None:
+        _interpolate(self, ("run", "url", "env"))
 
     name: str
     kind: ExecutorKind
@@ -99,6 +143,9 @@ class PlanAgent:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanStage:
     """One stage of a plan: what to run, on which agents, after which stages, and its CPM figures."""
+
+    def __post_init__(self) -> None:
+        _interpolate(self, ("run", "inputs", "env", "when"))
 
     name: str                         # full name, e.g. "auth.specification"
     group: tuple[str, ...] = ()       # the `use` aliases it came through, outermost first
@@ -135,6 +182,9 @@ class PlanStage:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hook:
     """A workflow-level handler: ``on failure { run = "..." }``."""
+
+    def __post_init__(self) -> None:
+        _interpolate(self, ("run",))
 
     event: str                        # "success" | "failure" | "stage_failed" | ...
     run: str | tuple[str, ...]
