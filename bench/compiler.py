@@ -179,8 +179,8 @@ def breakdown(path: Path) -> dict[str, float]:
             sys.stderr.write(f"  {name}: {exc}\n")
             return None
 
-    _loader, _schema, _check, _bind, _graph, _plan = (
-        module(name) for name in ("load", "_schema", "_check", "_bind", "_graph", "_plan")
+    _loader, _schema, _check, _bind, _graph, _build = (
+        module(name) for name in ("load", "_schema", "_check", "_bind", "_graph", "_build")
     )
     results: dict[str, float] = {}
     source = _timed(results, "read", lambda: _loader.read_source(path)[0])
@@ -190,7 +190,7 @@ def breakdown(path: Path) -> dict[str, float]:
     _timed(results, "check_workspace", lambda: _check.check_workspace(workspace))
     resolved = _timed(results, "resolve", lambda: _bind.resolve(workspace, None, {})[0])
     analysis = _timed(results, "analyse", lambda: _graph.analyse(resolved)[0])
-    plan = _timed(results, "build_plan", lambda: _plan.build_plan(resolved, analysis))
+    plan = _timed(results, "build_plan", lambda: _build.build_plan(resolved, analysis))
     _timed(results, "plan_to_json+dumps", lambda: json.dumps(plan_to_json(plan)))
     return results
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alfred_dsl._source import SourceFile, Span
+from alfred_dsl.compiler._build import build_plan
 from alfred_dsl.compiler._graph import analyse
 from alfred_dsl.compiler._model import Edge, ResolvedWorkflow
-from alfred_dsl.compiler._plan import Plan, PlanStage, build_plan
+from alfred_dsl.compiler._plan import Plan, PlanStage
 
 Row = tuple[str, Sequence[str], float]
 

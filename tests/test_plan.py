@@ -23,8 +23,8 @@ from _workflows import (
 from conftest import ALFREDC
 from hypothesis import given, settings, strategies as st
 
+from alfred_dsl.compiler._build import build_plan
 from alfred_dsl.compiler._graph import analyse
-from alfred_dsl.compiler._plan import build_plan
 from alfred_dsl.render import dumps, plan_to_json, plan_to_text
 from alfred_dsl.render._plan import duration_text
 

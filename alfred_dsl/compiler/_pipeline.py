@@ -13,7 +13,8 @@ from types import MappingProxyType
 from .._diagnostics import Diagnostic, Label
 from .._source import Span
 from . import _bind, _check, _graph
-from ._plan import Plan, build_plan
+from ._build import build_plan
+from ._plan import Plan
 from .load import Workspace, load
 
 __all__ = ["check_loaded", "check_paths", "compile_loaded", "compile_path", "finish", "merge"]
