@@ -5,6 +5,8 @@ or YAML file lowers to, and records for every value the span of the Python expre
 that gave it (``_callsite``). Compiling feeds that document to the loader as an entry
 file that is already parsed (``compiler.load.load_built``); from there the schema, name, type
 and graph checks are the compiler's own, so a mistake is reported at the caller's line.
+(Over 600 lines: the public classes and the loading of a ``flows.py`` reference; their
+docstrings are the Python API's reference, docs/python.md.)
 
 >>> spec = Agent("spec-builder", run=["python", "tools/spec.py"], capabilities=["requirements"])
 >>> wf = Workflow("feature_development", params={"feature": str})

@@ -2,7 +2,9 @@
 resolved, as a :class:`~alfred_dsl.compiler._model.ResolvedWorkflow` for the graph analysis.
 
 :func:`resolve` is defensive: a bad value is skipped (the schema or the checks report it)
-rather than raising.
+rather than raising. (Over 600 lines: the resolver's steps - expansion, binding, values,
+one stage - share its per-workflow caches; the params and the choice of workflow at the
+end are its only callers' entry points.)
 """
 
 from __future__ import annotations
