@@ -46,7 +46,7 @@ class _WorkflowChecker(_StageChecks):
         for alias, use in self.uses.items():
             self._check_use(alias, use)
         hooks = self.workflow.get("on")
-        if isinstance(hooks, dict):
+        if hooks is not None:
             self._check_strings(hooks, (*self.path, "on"))
         if "description" in self.workflow:
             self._check_strings(self.workflow["description"], (*self.path, "description"))

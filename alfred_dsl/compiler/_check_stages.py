@@ -149,7 +149,7 @@ class _StageChecks(_TypeChecks):
         if matching or not isinstance(requires, list):
             return matching
         everywhere = {c for agent in self.model.agents.values() for c in _names(agent.get("capabilities"))}
-        unknown = [(i, c) for i, c in enumerate(requires) if isinstance(c, str) and c not in everywhere]
+        unknown = [(i, c) for i, c in enumerate(requires) if c not in everywhere]
         if unknown:
             index, capability = unknown[0]
             self.out.append(
@@ -260,7 +260,7 @@ class _StageChecks(_TypeChecks):
                 continue
             self._check_binding_type(key, value, types.get(key, "any"), binding_path)
         for param, spec in declared.items():
-            if param not in bindings and not (isinstance(spec, dict) and "default" in spec):
+            if param not in bindings and "default" not in spec:
                 self.out.append(
                     error(
                         "A213",

@@ -43,7 +43,7 @@ class _TypeChecks(_Checker):
 
     def _check_schedule(self) -> None:
         schedule = self.workflow.get("schedule")
-        if not isinstance(schedule, str):
+        if schedule is None:
             return
         problem = cron_problem(schedule)
         if problem is None:
@@ -65,7 +65,7 @@ class _TypeChecks(_Checker):
 
     def _check_params(self) -> None:
         for param, spec in self.params.items():
-            if not isinstance(spec, dict) or "default" not in spec:
+            if "default" not in spec:
                 continue
             type_name = self.param_types.get(param, "any")
             default = spec["default"]
@@ -85,7 +85,7 @@ class _TypeChecks(_Checker):
 
     def _check_defaults(self) -> None:
         defaults = self.workflow.get("defaults")
-        if isinstance(defaults, dict):
+        if defaults is not None:
             self._check_typed_fields(defaults, (*self.path, "defaults"))
 
     def _check_typed_fields(self, block: Mapping[str, Any], path: DocPath) -> None:

@@ -217,10 +217,8 @@ class _Model:
 
     @classmethod
     def of(cls, ws: WorkspaceLike) -> _Model:
-        data = ws.data if isinstance(ws.data, dict) else {}
-        agents = {k: v for k, v in _map(data.get("agents")).items() if isinstance(v, dict)}
-        workflows = {k: v for k, v in _map(data.get("workflows")).items() if isinstance(v, dict)}
-        return cls(ws=ws, agents=agents, workflows=workflows)
+        # The loader pruned the data to the schema: agents and workflows are objects.
+        return cls(ws=ws, agents=ws.data.get("agents") or {}, workflows=ws.data.get("workflows") or {})
 
     def value_span(self, path: DocPath) -> Span:
         spans = self.ws.spans
@@ -243,15 +241,13 @@ class _Model:
     def uses_of(self, workflow: str) -> dict[str, dict[str, Any]]:
         found = self._uses.get(workflow)
         if found is None:
-            uses = _map(self.workflows[workflow].get("uses"))
-            found = self._uses[workflow] = {k: v for k, v in uses.items() if isinstance(v, dict)}
+            found = self._uses[workflow] = self.workflows[workflow].get("uses") or {}
         return found
 
     def stages_of(self, workflow: str) -> dict[str, dict[str, Any]]:
         found = self._stages.get(workflow)
         if found is None:
-            stages = _map(self.workflows[workflow].get("stages"))
-            found = self._stages[workflow] = {k: v for k, v in stages.items() if isinstance(v, dict)}
+            found = self._stages[workflow] = self.workflows[workflow].get("stages") or {}
         return found
 
     def flat_stages(self, workflow: str, stack: tuple[str, ...] = ()) -> dict[str, tuple[str, str]]:
@@ -262,8 +258,8 @@ class _Model:
             return cached
         result: dict[str, tuple[str, str]] = {name: (workflow, name) for name in self.stages_of(workflow)}
         for alias, use in self.uses_of(workflow).items():
-            template = use.get("template")
-            if not isinstance(template, str) or template not in self.workflows:
+            template = use["template"]  # required by the schema
+            if template not in self.workflows:
                 continue
             if template in stack or template == workflow:
                 continue
@@ -278,7 +274,6 @@ class _Model:
             use["template"]
             for name in self.workflows
             for use in self.uses_of(name).values()
-            if isinstance(use.get("template"), str)
         }
 
     def matching_agents(self, capabilities: Sequence[str]) -> list[str]:
@@ -309,9 +304,8 @@ class _Model:
 
     def param_types(self, workflow: str) -> dict[str, str]:
         types: dict[str, str] = {}
-        for name, spec in _map(self.workflows[workflow].get("params")).items():
-            declared = spec.get("type") if isinstance(spec, dict) else None
-            types[name] = declared if isinstance(declared, str) else "any"
+        for name, spec in (self.workflows[workflow].get("params") or {}).items():
+            types[name] = spec["type"]  # required by the schema
         return types
 
 
