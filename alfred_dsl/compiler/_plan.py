@@ -9,12 +9,13 @@ them without the parser (a plan built by hand gets the same on construction).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from .._expr import Interpolated, Template
+from .._expr import Interpolated, Ref, Template
 from .._source import SourceFile, Span
 
 __all__ = [
@@ -30,11 +31,12 @@ ExecutorKind = str  # "command" | "python" | "http"; more may come
 class FrozenMap(Mapping[str, Any]):
     """A read-only, hashable mapping (values frozen with :func:`freeze`)."""
 
-    __slots__ = ("_data", "_hash")
+    __slots__ = ("_data", "_hash", "_text_parsed")
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         self._data: dict[str, Any] = {k: freeze(v) for k, v in (data or {}).items()}
         self._hash: int | None = None
+        self._text_parsed = False  # no plain string with ``${`` is left in it (see _interpolate)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -72,11 +74,21 @@ def freeze(value: Any) -> Any:
 
 #: Where a template parsed for the plan says it comes from (as the runtime's own parse did).
 _NOWHERE = SourceFile("<runtime>", "")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 @lru_cache(maxsize=4096)
 def interpolated(text: str) -> Interpolated:
     """``text`` (which holds ``${``) with its template parsed."""
+    from ._view import _fast_template
+
+    # Plain references (the usual case) are split without the parser, when every part is a
+    # name as the grammar spells one; anything else is the parser's.
+    fast = _fast_template(text, _NOWHERE.whole(), None)
+    if fast is not None and all(
+        _NAME.fullmatch(part) for ref in fast.parts if isinstance(ref, Ref) for part in ref.parts
+    ):
+        return Interpolated(text, fast)
     from .syntax import parse_template  # the Lark parser is only loaded when needed
 
     template, diagnostics = parse_template(text, _NOWHERE.whole())
@@ -87,24 +99,57 @@ def interpolated(text: str) -> Interpolated:
 
 def _parsed(value: Any) -> Any:
     """``value`` with every string holding ``${`` made :class:`Interpolated` (itself if none is)."""
-    if isinstance(value, str):
-        return interpolated(value) if "${" in value and not isinstance(value, Interpolated) else value
-    if isinstance(value, FrozenMap):
+    kind = type(value)
+    if kind is str:
+        return interpolated(value) if "${" in value else value
+    if kind is FrozenMap:
+        if not value:
+            return value
         items = {key: _parsed(item) for key, item in value.items()}
         changed = any(items[key] is not item for key, item in value.items())
         return FrozenMap(items) if changed else value
-    if isinstance(value, tuple):
+    if kind is tuple:
         parts = tuple(_parsed(item) for item in value)
         return parts if any(a is not b for a, b in zip(parts, value, strict=True)) else value
-    return value
+    return value  # None, a bool, a number, an Interpolated already
 
 
 def _interpolate(owner: Any, fields: tuple[str, ...]) -> None:
+    # Per stage, and again for each ``replace``: the usual values are dispatched inline.
     for name in fields:
         value = getattr(owner, name)
+        kind = type(value)
+        if kind is str:
+            if "${" not in value:
+                continue
+        elif kind is FrozenMap:
+            if value._text_parsed:
+                continue
+            if not _holds_text(value):
+                value._text_parsed = True
+                continue
+        elif kind is tuple:
+            if not _holds_text(value):
+                continue
+        else:
+            continue  # None, a bool, an Interpolated already
         parsed = _parsed(value)
+        if type(parsed) is FrozenMap:
+            parsed._text_parsed = True
         if parsed is not value:
             object.__setattr__(owner, name, parsed)
+
+
+def _holds_text(value: Any) -> bool:
+    """Whether a map or tuple holds a plain string with ``${`` (one to parse)."""
+    for item in value.values() if type(value) is FrozenMap else value:
+        kind = type(item)
+        if kind is str:
+            if "${" in item:
+                return True
+        elif (kind is FrozenMap or kind is tuple) and _holds_text(item):
+            return True
+    return False
 
 
 def thaw(value: Any) -> Any:
