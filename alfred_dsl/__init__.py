@@ -1,9 +1,9 @@
 """alfred: a declarative workflow compiler for multi-agent pipelines.
 
-Layout, one private module per pipeline step (data flows one way):
-``_source`` -> ``_syntax``/``_ast``/``_lower`` (and ``_loader`` for YAML/JSON and imports)
--> ``_schema``/``_check`` -> ``_graph`` -> ``_plan`` -> back ends: ``runtime`` (Trio),
-``render`` (Mermaid, DOT, Markdown, HTML), ``service`` (queue, workers, metrics).
+Layout: the compiler is the package ``compiler`` (its modules in pipeline order: ``syntax``,
+``_ast``, ``_lower``, ``load``, ``_schema``, ``_check``, ``_graph``, ``_plan``); the back ends
+``runtime`` (Trio), ``render`` (Mermaid, DOT, Markdown, HTML) and ``service`` (queue, workers,
+metrics) read its plans. The top level keeps the public API and what every layer shares.
 See docs/design.md.
 
 The names below are the public API. Names from the runtime and the service are loaded on
@@ -31,9 +31,9 @@ from ._diagnostics import (
     Label as Label,
     Severity as Severity,
 )
-from ._document import Document as Document
-from ._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
 from ._source import SourceFile as SourceFile, Span as Span
+from .compiler._document import Document as Document
+from .compiler._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
 
 if TYPE_CHECKING:
     from . import templates as templates
@@ -102,7 +102,7 @@ def format_source(text: str, filename: str = "<input>") -> str:
 
     Comments are kept. Raises :class:`DiagnosticError` when the text has syntax errors.
     """
-    from ._format import format_source as _format
+    from .compiler._format import format_source as _format
 
     formatted, diagnostics = _format(text, filename)
     if formatted is None:

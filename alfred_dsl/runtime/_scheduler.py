@@ -39,8 +39,8 @@ from typing import Any
 
 import trio
 
-from .. import _fanout
-from .._plan import Plan, PlanAgent, PlanStage, thaw
+from ..compiler import _fanout
+from ..compiler._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _approval, _budget, _events as ev, _gates as gates
 from ._contain import (
     SUBREAPER,
