@@ -23,7 +23,6 @@ from ._api import (
     run as run,
     run_async as run_async,
 )
-from ._builder import Agent as Agent, Stage as Stage, Workflow as Workflow, agent as agent
 from ._diagnostics import (
     AlfredError as AlfredError,
     Diagnostic as Diagnostic,
@@ -37,6 +36,7 @@ from .compiler._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as P
 
 if TYPE_CHECKING:
     from . import templates as templates
+    from ._builder import Agent as Agent, Stage as Stage, Workflow as Workflow, agent as agent
     from .runtime import (
         Event as Event,
         EventBus as EventBus,
@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    # The Python builder: `alfredc check` of a .alfred or YAML file does not need it.
+    "Agent": "alfred_dsl._builder",
+    "Stage": "alfred_dsl._builder",
+    "Workflow": "alfred_dsl._builder",
+    "agent": "alfred_dsl._builder",
     "ApprovalError": "alfred_dsl.runtime._approval",
     "Decision": "alfred_dsl.runtime._approval",
     "Event": "alfred_dsl.runtime",
