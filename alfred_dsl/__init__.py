@@ -1,9 +1,9 @@
 """alfred: a declarative workflow compiler for multi-agent pipelines.
 
-Layout, one private module per pipeline step (data flows one way):
-``_source`` -> ``_syntax``/``_ast``/``_lower`` (and ``_loader`` for YAML/JSON and imports)
--> ``_schema``/``_check`` -> ``_graph`` -> ``_plan`` -> back ends: ``runtime`` (Trio),
-``render`` (Mermaid, DOT, Markdown, HTML), ``service`` (queue, workers, metrics).
+Layout: the compiler is the package ``compiler`` (its modules in pipeline order: ``syntax``,
+``_ast``, ``_lower``, ``load``, ``_schema``, ``_check``, ``_graph``, ``_plan``); the back ends
+``runtime`` (Trio), ``render`` (Mermaid, DOT, Markdown, HTML) and ``service`` (queue, workers,
+metrics) read its plans. The top level keeps the public API and what every layer shares.
 See docs/design.md.
 
 The names below are the public API. Names from the runtime and the service are loaded on
@@ -23,7 +23,6 @@ from ._api import (
     run as run,
     run_async as run_async,
 )
-from ._builder import Agent as Agent, Stage as Stage, Workflow as Workflow, agent as agent
 from ._diagnostics import (
     AlfredError as AlfredError,
     Diagnostic as Diagnostic,
@@ -31,12 +30,13 @@ from ._diagnostics import (
     Label as Label,
     Severity as Severity,
 )
-from ._document import Document as Document
-from ._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
 from ._source import SourceFile as SourceFile, Span as Span
+from .compiler._document import Document as Document
+from .compiler._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
 
 if TYPE_CHECKING:
     from . import templates as templates
+    from ._builder import Agent as Agent, Stage as Stage, Workflow as Workflow, agent as agent
     from .runtime import (
         Event as Event,
         EventBus as EventBus,
@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    # The Python builder: `alfredc check` of a .alfred or YAML file does not need it.
+    "Agent": "alfred_dsl._builder",
+    "Stage": "alfred_dsl._builder",
+    "Workflow": "alfred_dsl._builder",
+    "agent": "alfred_dsl._builder",
     "ApprovalError": "alfred_dsl.runtime._approval",
     "Decision": "alfred_dsl.runtime._approval",
     "Event": "alfred_dsl.runtime",
@@ -102,7 +107,7 @@ def format_source(text: str, filename: str = "<input>") -> str:
 
     Comments are kept. Raises :class:`DiagnosticError` when the text has syntax errors.
     """
-    from ._format import format_source as _format
+    from .compiler._format import format_source as _format
 
     formatted, diagnostics = _format(text, filename)
     if formatted is None:

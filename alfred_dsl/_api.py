@@ -19,8 +19,8 @@ from ._diagnostics import Diagnostic, DiagnosticError
 
 if TYPE_CHECKING:  # the runtime imports trio: only when a run is asked for
     from ._builder import Workflow
-    from ._document import Document
-    from ._plan import Plan
+    from .compiler._document import Document
+    from .compiler._plan import Plan
     from .runtime import Event, RunResult
     from .runtime._approval import Decision
 
@@ -49,8 +49,8 @@ def parse(text: str, filename: str = "<input>") -> Document:
 
     Raises :class:`~alfred_dsl.DiagnosticError` when the text has syntax errors.
     """
-    from ._lower import parse_document
     from ._source import SourceFile
+    from .compiler._lower import parse_document
 
     document, diagnostics = parse_document(SourceFile(filename, text))
     if document is None or any(d.is_error for d in diagnostics):
@@ -60,7 +60,7 @@ def parse(text: str, filename: str = "<input>") -> Document:
 
 def check(*paths: str | os.PathLike[str]) -> list[Diagnostic]:
     """Everything ``alfredc check`` reports for these files, in source order (never raises for bad input)."""
-    from ._pipeline import check_paths
+    from .compiler._pipeline import check_paths
 
     return check_paths([os.fspath(p) for p in paths])
 
@@ -80,7 +80,7 @@ def compile(
 
     if isinstance(path, Workflow):
         return path.compile(params)
-    from ._pipeline import compile_path
+    from .compiler._pipeline import compile_path
 
     plan, diagnostics = compile_path(os.fspath(path), workflow, _raw_params(params))
     if plan is None or any(d.is_error for d in diagnostics):

@@ -3,8 +3,10 @@
 The builder writes the normalized document (docs/design.md), the same data a ``.alfred``
 or YAML file lowers to, and records for every value the span of the Python expression
 that gave it (``_callsite``). Compiling feeds that document to the loader as an entry
-file that is already parsed (``_loader.load_built``); from there the schema, name, type
+file that is already parsed (``compiler.load.load_built``); from there the schema, name, type
 and graph checks are the compiler's own, so a mistake is reported at the caller's line.
+(Over 600 lines: the public classes and the loading of a ``flows.py`` reference; their
+docstrings are the Python API's reference, docs/python.md.)
 
 >>> spec = Agent("spec-builder", run=["python", "tools/spec.py"], capabilities=["requirements"])
 >>> wf = Workflow("feature_development", params={"feature": str})
@@ -28,12 +30,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._callsite import CallSite, call_site
 from ._diagnostics import Diagnostic, DiagnosticError, Label, error
-from ._document import Document, SpanIndex
 from ._source import SourceFile, Span
+from .compiler._document import Document, SpanIndex
 
 if TYPE_CHECKING:
-    from ._loader import Workspace
-    from ._plan import Plan
+    from .compiler._plan import Plan
+    from .compiler.load import Workspace
 
 __all__ = ["Agent", "Stage", "Workflow", "agent", "is_reference", "load_reference"]
 
@@ -453,7 +455,7 @@ class Workflow:
         return copy.deepcopy(self._data)
 
     def _workspace(self) -> tuple[Workspace | None, list[Diagnostic]]:
-        from ._loader import load_built
+        from .compiler.load import load_built
 
         imports = tuple(
             (item, self._spans.value(("imports", index)))
@@ -473,7 +475,7 @@ class Workflow:
 
     def check(self) -> list[Diagnostic]:
         """Everything ``alfredc check`` would report about this workflow (never raises)."""
-        from ._pipeline import check_loaded
+        from .compiler._pipeline import check_loaded
 
         workspace, diagnostics = self._workspace()
         return check_loaded(workspace, diagnostics)
@@ -481,7 +483,7 @@ class Workflow:
     def compile(self, params: Mapping[str, Any] | None = None) -> Plan:
         """The :class:`~alfred_dsl.Plan`; raises :class:`~alfred_dsl.DiagnosticError` on errors."""
         from ._api import _raw_params
-        from ._pipeline import compile_loaded
+        from .compiler._pipeline import compile_loaded
 
         workspace, diagnostics = self._workspace()
         plan, diagnostics = compile_loaded(workspace, diagnostics, self.name, _raw_params(params))
@@ -504,7 +506,7 @@ class Workflow:
         agents stay in the document. Diagnostics keep pointing into the file. Raises
         :class:`~alfred_dsl.DiagnosticError` when the file cannot be read or parsed.
         """
-        from ._loader import load_document, read_source
+        from .compiler.load import load_document, read_source
 
         source, diagnostics = read_source(path)
         document = None
@@ -624,7 +626,7 @@ def load_reference(text: str) -> tuple[Workspace | None, list[Diagnostic]]:
     problem - a missing file, an exception while importing, a missing or wrong object -
     is an A001 diagnostic, never a traceback.
     """
-    from ._loader import find_root
+    from .compiler.load import find_root
 
     match = _REFERENCE.match(text)
     assert match is not None
@@ -653,9 +655,9 @@ def load_reference(text: str) -> tuple[Workspace | None, list[Diagnostic]]:
     target: Any = module
     for part in wanted.split("."):
         if not hasattr(target, part):
-            from ._check import _did_you_mean
+            from ._values import did_you_mean
 
-            close = _did_you_mean(part, found) if target is module else None
+            close = did_you_mean(part, found) if target is module else None
             return _fail(text, f"`{match['file']}` has no attribute `{wanted}`", help=close)
         target = getattr(target, part)
     if inspect.isfunction(target):

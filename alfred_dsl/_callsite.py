@@ -19,8 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ._document import Path as DocPath, SpanIndex
 from ._source import SourceFile, Span
+from .compiler._document import Path as DocPath, SpanIndex
 
 __all__ = ["CallSite", "call_site"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ._source import Span
 
@@ -12,7 +12,6 @@ __all__ = [
     "AlfredError",
     "Diagnostic",
     "DiagnosticError",
-    "Diagnostics",
     "Edit",
     "Label",
     "Severity",
@@ -145,40 +144,6 @@ def warning(
         Severity.WARNING, code, message, span, label,
         help=help, notes=notes, secondary=secondary, fix=fix, file=file,
     )
-
-
-@dataclass(slots=True)
-class Diagnostics:
-    """An ordered collection that each pipeline stage appends to (collect, then fail once)."""
-
-    items: list[Diagnostic] = field(default_factory=list)
-
-    def add(self, diagnostic: Diagnostic) -> None:
-        self.items.append(diagnostic)
-
-    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.items.extend(diagnostics)
-
-    @property
-    def errors(self) -> int:
-        return sum(1 for d in self.items if d.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> int:
-        return sum(1 for d in self.items if d.severity is Severity.WARNING)
-
-    @property
-    def has_errors(self) -> bool:
-        return any(d.severity is Severity.ERROR for d in self.items)
-
-    def sorted(self) -> list[Diagnostic]:
-        return sorted(self.items, key=Diagnostic.sort_key)
-
-    def __iter__(self) -> Iterator[Diagnostic]:
-        return iter(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 class AlfredError(Exception):

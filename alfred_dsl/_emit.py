@@ -16,12 +16,12 @@ from typing import Any
 
 from ._diagnostics import DiagnosticError
 from ._source import SourceFile
+from ._values import DURATION_RE
 
 __all__ = ["document_to_alfred"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _TARGET = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
-_DURATION = re.compile(r"(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?")
 _WHOLE_EXPRESSION = re.compile(r"\$\{([^{}\"]*)\}")
 _KEYWORDS = frozenset(
     ("import", "agent", "workflow", "param", "defaults", "stage", "use", "as", "after", "on",
@@ -49,7 +49,7 @@ def _expression(text: str) -> str | None:
     if match is None:
         return None
     from ._expr import unparse
-    from ._syntax import parse_expression
+    from .compiler.syntax import parse_expression
 
     inner = match.group(1)
     node, problems = parse_expression(inner, SourceFile("<emit>", inner).whole())
@@ -74,7 +74,7 @@ def _value(value: Any, key: str = "") -> str | None:
     if isinstance(value, str):
         if key in _NAME_VALUED and _is_name(value):
             return value
-        if key in _DURATION_VALUED and _DURATION.fullmatch(value):
+        if key in _DURATION_VALUED and DURATION_RE.fullmatch(value):
             return value
         bare = _expression(value)
         return bare if bare is not None else _string(value)
@@ -154,7 +154,7 @@ def document_to_alfred(data: Mapping[str, Any]) -> str:
     Raises :class:`~alfred_dsl.DiagnosticError` when a name cannot be written in the
     language (the diagnostics point into the generated text).
     """
-    from ._format import format_source
+    from .compiler._format import format_source
 
     blocks: list[list[str]] = []
     imports = data.get("imports")

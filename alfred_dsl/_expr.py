@@ -1,7 +1,7 @@
 """Expressions: references, literals, comparisons and boolean logic, and ``${...}`` templates.
 
 The DSL's bare values (``params.x``, ``params.env == "prod"``) and the ``${...}`` parts of
-strings in every input format parse to these nodes (see ``_syntax.parse_expression``).
+strings in every input format parse to these nodes (see ``compiler.syntax.parse_expression``).
 In the normalized document an expression is stored as a string holding ``${...}``.
 """
 
@@ -20,6 +20,7 @@ __all__ = [
     "Binary",
     "Expr",
     "ExprError",
+    "Interpolated",
     "Literal",
     "Ref",
     "Template",
@@ -94,6 +95,35 @@ class Template:
             return self.parts[0]
         return None
 
+
+
+class Interpolated(str):
+    """Text holding ``${...}``, with its template parsed once by the compiler.
+
+    The plan carries these where a value interpolates (``run``, ``inputs``, ``env``,
+    ``when``, an agent's ``url``, a hook's ``run``): the runtime evaluates :meth:`parsed`
+    and never parses. As a ``str`` it shows, compares, hashes and serialises as its text,
+    so JSON outputs and plan equality are those of the text. ``problem`` is set instead of
+    a template when the text does not parse: using it is then an :class:`ExprError`, at the
+    moment it is used, as for any other evaluation error.
+    """
+
+    template: Template | None
+    problem: str
+
+    def __new__(cls, text: str, template: Template | None, problem: str = "") -> Interpolated:
+        made = super().__new__(cls, text)
+        made.template = template
+        made.problem = problem
+        return made
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Interpolated, (str(self), self.template, self.problem))
+
+    def parsed(self) -> Template:
+        if self.template is None:
+            raise ExprError(f"invalid interpolation in {str(self)!r}: {self.problem}")
+        return self.template
 
 # ---------------------------------------------------------------------------------------
 # Operations on expressions: text, references, substitution, evaluation, static types.

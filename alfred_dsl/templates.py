@@ -23,8 +23,8 @@ from typing import Any
 
 from ._builder import Workflow
 from ._callsite import call_site
-from ._loader import find_root
 from ._resources import template_path
+from .compiler.load import find_root
 
 __all__ = ["NAMES", "bug_fix", "code_review", "feature_development", "load", "path"]
 
@@ -35,9 +35,9 @@ NAMES: tuple[str, ...] = ("feature_development", "bug_fix", "code_review")
 def path(name: str) -> Path:
     """The bundled ``.alfred`` file of template ``name`` (ValueError for an unknown one)."""
     if name not in NAMES:
-        from ._check import _did_you_mean
+        from ._values import did_you_mean
 
-        hint = _did_you_mean(name, NAMES)
+        hint = did_you_mean(name, NAMES)
         listed = f" (there are {', '.join(NAMES)})"
         raise ValueError(f"no template `{name}`" + (f"; {hint}" if hint else listed))
     return template_path(f"{name}.alfred")

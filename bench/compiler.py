@@ -174,13 +174,13 @@ def breakdown(path: Path) -> dict[str, float]:
 
     def module(name: str) -> Any:
         try:
-            return importlib.import_module(f"alfred_dsl.{name}")
+            return importlib.import_module(f"alfred_dsl.compiler.{name}")
         except Exception as exc:  # a module still being built: its steps show as nan
             sys.stderr.write(f"  {name}: {exc}\n")
             return None
 
-    _loader, _schema, _check, _graph, _plan = (
-        module(name) for name in ("_loader", "_schema", "_check", "_graph", "_plan")
+    _loader, _schema, _check, _bind, _graph, _build = (
+        module(name) for name in ("load", "_schema", "_check", "_bind", "_graph", "_build")
     )
     results: dict[str, float] = {}
     source = _timed(results, "read", lambda: _loader.read_source(path)[0])
@@ -188,15 +188,15 @@ def breakdown(path: Path) -> dict[str, float]:
     _timed(results, "schema", lambda: _schema.validate(document))
     workspace = _timed(results, "load (all of the above)", lambda: _loader.load(path)[0])
     _timed(results, "check_workspace", lambda: _check.check_workspace(workspace))
-    resolved = _timed(results, "resolve", lambda: _check.resolve(workspace, None, {})[0])
+    resolved = _timed(results, "resolve", lambda: _bind.resolve(workspace, None, {})[0])
     analysis = _timed(results, "analyse", lambda: _graph.analyse(resolved)[0])
-    plan = _timed(results, "build_plan", lambda: _plan.build_plan(resolved, analysis))
+    plan = _timed(results, "build_plan", lambda: _build.build_plan(resolved, analysis))
     _timed(results, "plan_to_json+dumps", lambda: json.dumps(plan_to_json(plan)))
     return results
 
 
 def profile(path: Path, top: int = 25) -> str:
-    from alfred_dsl import _pipeline
+    from alfred_dsl.compiler import _pipeline
     from alfred_dsl.render import plan_to_json
 
     profiler = cProfile.Profile()

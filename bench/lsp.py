@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compiler  # the benchmark's input generator
 
-from alfred_dsl._pipeline import check_paths
+from alfred_dsl.compiler._pipeline import check_paths
 from alfred_dsl.lsp._compiler import check_text
 from alfred_dsl.lsp._features import Analysis
 

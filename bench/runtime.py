@@ -80,7 +80,7 @@ def child_floor(count: int) -> float:
 
 
 def _plan(count: int, kind: str, concurrency: int) -> Any:
-    from alfred_dsl._plan import Plan, PlanAgent, PlanStage
+    from alfred_dsl.compiler._plan import Plan, PlanAgent, PlanStage
 
     deps = layered_deps(count)
     if kind == "python":

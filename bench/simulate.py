@@ -66,9 +66,9 @@ def main() -> int:
         return 1
     print(done.stdout, end="")
 
-    from alfred_dsl._pipeline import compile_path
-    from alfred_dsl._plan import Plan
-    from alfred_dsl._simulate import SimOptions, simulate
+    from alfred_dsl.compiler._pipeline import compile_path
+    from alfred_dsl.compiler._plan import Plan
+    from alfred_dsl.compiler._simulate import SimOptions, simulate
 
     plan, _ = compile_path(str(path), None, {})
     assert isinstance(plan, Plan)

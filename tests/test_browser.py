@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _h6_plans import feature_plan
-from _h6_runs import real_run_report, write_run
+from _report_plans import feature_plan
+from _report_runs import real_run_report, write_run
 
 from alfred_dsl.render._docs import doc_from_plan, write_html
 from alfred_dsl.render._report import load_report, report_to_html

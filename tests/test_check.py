@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from alfred_dsl import _loader
-from alfred_dsl._check import check_workspace, cron_problem, parse_duration, parse_param, resolve
 from alfred_dsl._codes import CODES
 from alfred_dsl._diagnostics import Diagnostic
-from alfred_dsl._model import ResolvedWorkflow
+from alfred_dsl._values import parse_duration, parse_param
+from alfred_dsl.compiler import load as _loader
+from alfred_dsl.compiler._bind import resolve
+from alfred_dsl.compiler._check import check_workspace, cron_problem
+from alfred_dsl.compiler._model import ResolvedWorkflow
 
 DATA = Path(__file__).parent / "data" / "check"
 

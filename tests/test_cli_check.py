@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,9 +15,6 @@ from conftest import EXAMPLES, REPO_ROOT, CliResult
 
 from alfred_dsl._codes import CODES
 
-needs_pipeline = pytest.mark.skipif(
-    importlib.util.find_spec("alfred_dsl._pipeline") is None, reason="alfred_dsl._pipeline not built yet"
-)
 Run = Callable[..., CliResult]
 
 CLEAN = """\
@@ -88,7 +84,6 @@ def test_every_code_has_an_example_to_explain(alfredc: Run) -> None:
 # -- check: exit statuses -----------------------------------------------------------
 
 
-@needs_pipeline
 def test_clean_file_exits_0_and_says_ok(alfredc: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "ok.alfred", CLEAN)
     result = alfredc("check", str(path))
@@ -96,7 +91,6 @@ def test_clean_file_exits_0_and_says_ok(alfredc: Run, tmp_path: Path) -> None:
     assert result.stdout.startswith("ok: 1 file checked")
 
 
-@needs_pipeline
 def test_error_exits_1_with_the_spec_text(alfredc: Run, tmp_path: Path) -> None:
     write(tmp_path, "typo.alfred", TYPO)
     result = alfredc("check", "typo.alfred", cwd=tmp_path, env={"NO_COLOR": "1"})
@@ -108,7 +102,6 @@ def test_error_exits_1_with_the_spec_text(alfredc: Run, tmp_path: Path) -> None:
     assert "run 'alfredc explain A201' for more" in result.stdout
 
 
-@needs_pipeline
 def test_warnings_pass_unless_strict(alfredc: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "warn.alfred", UNUSED_AGENT)
     relaxed = alfredc("check", str(path))
@@ -117,7 +110,6 @@ def test_warnings_pass_unless_strict(alfredc: Run, tmp_path: Path) -> None:
     assert alfredc("check", "--strict", str(path)).status == 1
 
 
-@needs_pipeline
 def test_missing_file_and_directory_exit_2_with_a001(alfredc: Run, tmp_path: Path) -> None:
     missing = alfredc("check", "--format", "json", str(tmp_path / "nope.alfred"))
     assert missing.status == 2
@@ -126,7 +118,6 @@ def test_missing_file_and_directory_exit_2_with_a001(alfredc: Run, tmp_path: Pat
     assert directory.status == 2 and "A001" in directory.stdout
 
 
-@needs_pipeline
 def test_io_error_wins_over_errors_in_other_files(alfredc: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "typo.alfred", TYPO)
     result = alfredc("check", "--format", "json", str(path), str(tmp_path / "nope.alfred"))
@@ -134,7 +125,6 @@ def test_io_error_wins_over_errors_in_other_files(alfredc: Run, tmp_path: Path) 
     assert {d["code"] for d in json.loads(result.stdout)["diagnostics"]} == {"A001", "A201"}
 
 
-@needs_pipeline
 def test_several_files_are_all_reported(alfredc: Run, tmp_path: Path) -> None:
     one = write(tmp_path, "one.alfred", TYPO)
     two = write(tmp_path, "two.alfred", TYPO)
@@ -153,7 +143,6 @@ def test_usage_errors_exit_2(alfredc: Run, tmp_path: Path) -> None:
 # -- check: formats and colour --------------------------------------------------------
 
 
-@needs_pipeline
 def test_json_and_sarif_stdout_is_only_the_document(alfredc: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "typo.alfred", TYPO)
     report = json.loads(alfredc("check", "--format", "json", str(path)).stdout)
@@ -167,7 +156,6 @@ def test_json_and_sarif_stdout_is_only_the_document(alfredc: Run, tmp_path: Path
     assert json.loads(alfredc("check", "--format", "json", str(clean)).stdout)["diagnostics"] == []
 
 
-@needs_pipeline
 def test_colour_only_when_asked_or_on_a_terminal(alfredc: Run, tmp_path: Path) -> None:
     path = write(tmp_path, "typo.alfred", TYPO)
     assert "\x1b[" not in alfredc("check", str(path)).stdout  # not a terminal
@@ -175,7 +163,6 @@ def test_colour_only_when_asked_or_on_a_terminal(alfredc: Run, tmp_path: Path) -
     assert "\x1b[" not in alfredc("check", "--format", "json", "--colour", "always", str(path)).stdout
 
 
-@needs_pipeline
 def test_no_color_is_honoured_on_a_terminal(tmp_path: Path) -> None:
     """A real pseudo-terminal: colour by default, none with NO_COLOR."""
     path = write(tmp_path, "typo.alfred", TYPO)
@@ -190,7 +177,6 @@ def test_no_color_is_honoured_on_a_terminal(tmp_path: Path) -> None:
     assert b"\x1b[" not in run_on_tty({**env, "NO_COLOR": "1"})
 
 
-@needs_pipeline
 def test_check_as_a_real_subprocess(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "alfred_dsl", "check", "--format", "json", str(EXAMPLES / "bug_fix.alfred")],
@@ -203,7 +189,6 @@ def test_check_as_a_real_subprocess(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["summary"] == {"errors": 0, "warnings": 0}
 
 
-@needs_pipeline
 def test_check_does_not_import_the_runtime_libraries(tmp_path: Path) -> None:
     """The start-up budget of `alfredc check`: no trio, rich or jinja2 (docs/design.md)."""
     path = write(tmp_path, "ok.alfred", CLEAN)

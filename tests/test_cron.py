@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from _h7_service import alfredc, flow, write
+from _service_setup import alfredc, flow, write
 
 from alfred_dsl._cron import cron_problem
 from alfred_dsl.service._queue import QueueError, latest_tick

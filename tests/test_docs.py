@@ -30,9 +30,6 @@ from alfred_dsl._codes import CODES
 
 DOCS = REPO_ROOT / "docs"
 Run = Callable[..., CliResult]
-needs_pipeline = pytest.mark.skipif(
-    importlib.util.find_spec("alfred_dsl._pipeline") is None, reason="alfred_dsl._pipeline not built yet"
-)
 FENCE = re.compile(r"^```([\w-]*)([^\n]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 
 
@@ -117,7 +114,6 @@ def test_language_reference_has_examples_of_each_construct() -> None:
         assert construct in text, f"docs/language.md says nothing about {construct!r}"
 
 
-@needs_pipeline
 @pytest.mark.parametrize("block", DSL_BLOCKS, ids=str)
 def test_dsl_examples_check_as_marked(block: Block, tmp_path: Path, alfredc: Run) -> None:
     report = check_block(block, tmp_path, alfredc)
@@ -127,14 +123,12 @@ def test_dsl_examples_check_as_marked(block: Block, tmp_path: Path, alfredc: Run
         assert describe(report) == [], f"{block} should check clean"
 
 
-@needs_pipeline
 @pytest.mark.parametrize("block", YAML_BLOCKS, ids=str)
 def test_yaml_examples_check_clean(block: Block, tmp_path: Path, alfredc: Run) -> None:
     report = check_block(block, tmp_path, alfredc, ".yaml")
     assert report["summary"]["errors"] == 0, describe(report)
 
 
-@needs_pipeline
 def test_readme_sample_diagnostic_is_the_real_output(tmp_path: Path, alfredc: Run) -> None:
     readme = REPO_ROOT / "README.md"
     (source,) = [b for b in blocks(readme, "alfred") if not b.broken]
@@ -189,7 +183,6 @@ DIAGNOSTIC_EXAMPLES = [
 ]
 
 
-@needs_pipeline
 @pytest.mark.parametrize("code,block", DIAGNOSTIC_EXAMPLES, ids=[c for c, _ in DIAGNOSTIC_EXAMPLES])
 def test_each_diagnostic_example_reports_its_code(
     code: str, block: Block, tmp_path: Path, alfredc: Run
@@ -232,7 +225,6 @@ def test_every_command_and_option_is_documented() -> None:
     assert undocumented == []
 
 
-@needs_pipeline
 def test_cli_sample_outputs_are_the_real_ones(alfredc: Run) -> None:
     text_sample = next(b.text for b in blocks(DOCS / "cli.md", "text") if "error[A201]" in b.text)
     json_sample = next(b.text for b in blocks(DOCS / "cli.md", "json"))
@@ -246,7 +238,6 @@ def test_cli_sample_outputs_are_the_real_ones(alfredc: Run) -> None:
 # -- tutorial.md ------------------------------------------------------------------------
 
 
-@needs_pipeline
 def test_tutorial(tmp_path: Path, alfredc: Run) -> None:
     first, final, fan_out = [b.text for b in blocks(DOCS / "tutorial.md", "alfred")]
     pipeline = tmp_path / "pipeline.alfred"

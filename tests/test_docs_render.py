@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from _h6_plans import feature_plan, make_plan
+from _report_plans import feature_plan, make_plan
 from conftest import EXAMPLES, REPO_ROOT, run_alfredc
 from hypothesis import given, settings, strategies as st
 

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from alfred_dsl._syntax import KEYWORDS
+from alfred_dsl.compiler.syntax import KEYWORDS
 
 REPO = Path(__file__).resolve().parent.parent
 EDITORS = REPO / "editors"

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +16,6 @@ from conftest import EXAMPLES, REPO_ROOT, CliResult
 
 from alfred_dsl import __version__
 from alfred_dsl._codes import CODES
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("alfred_dsl._pipeline") is None, reason="alfred_dsl._pipeline not built yet"
-)
 
 BROKEN = EXAMPLES / "broken"
 INPUT_SUFFIXES = (".alfred", ".yaml", ".yml", ".json")

@@ -106,7 +106,7 @@ _exprs = st.recursive(
 
 @given(_exprs)
 def test_unparse_round_trips_through_the_parser(expr: Expr) -> None:
-    syntax = pytest.importorskip("alfred_dsl._syntax")
+    syntax = pytest.importorskip("alfred_dsl.compiler.syntax")
     source = SourceFile("<test>", "x")
     parsed, diagnostics = syntax.parse_expression(unparse(expr), source.span(0, 1))
     assert diagnostics == []

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from test_lower import programs
 from test_syntax import SPEC_EXAMPLE
 
-from alfred_dsl._format import format_source
-from alfred_dsl._lower import parse_document
 from alfred_dsl._source import SourceFile
+from alfred_dsl.compiler._format import format_source
+from alfred_dsl.compiler._lower import parse_document
 
 ROOT = Path(__file__).resolve().parent.parent
 

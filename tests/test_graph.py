@@ -9,14 +9,14 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from _h3_workflows import FEATURE_DEVELOPMENT, Row, make_resolved
+from _workflows import FEATURE_DEVELOPMENT, Row, make_resolved
 from hypothesis import given, settings, strategies as st
 
 from alfred_dsl._diagnostics import Severity
-from alfred_dsl._graph import MAX_CYCLES, analyse
-from alfred_dsl._model import Edge, ResolvedWorkflow
-from alfred_dsl._plan import PlanStage
 from alfred_dsl._source import SourceFile, Span
+from alfred_dsl.compiler._graph import MAX_CYCLES, analyse
+from alfred_dsl.compiler._model import Edge, ResolvedWorkflow
+from alfred_dsl.compiler._plan import PlanStage
 
 # -- critical path --------------------------------------------------------------------------
 

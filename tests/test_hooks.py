@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import trio
-from _h4a_runtime import plan, stage
+from _runtime_plans import plan, stage
 
-from alfred_dsl._plan import FrozenMap, Hook, Plan
+from alfred_dsl.compiler._plan import FrozenMap, Hook, Plan
 from alfred_dsl.runtime import EventBus, RunOptions, RunResult, StateStore, execute
 from alfred_dsl.runtime._hooks import HookRunner, attach
 

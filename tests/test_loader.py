@@ -1,4 +1,4 @@
-"""Reading files, YAML/JSON with positions, imports and the merged workspace (alfred_dsl._loader)."""
+"""Reading files, YAML/JSON with positions, imports and the merged workspace (alfred_dsl.compiler.load)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from alfred_dsl._diagnostics import Diagnostic
-from alfred_dsl._loader import (
+from alfred_dsl._source import SourceFile, Span
+from alfred_dsl.compiler.load import (
     MAX_FILE_SIZE,
     find_root,
     load,
@@ -23,7 +24,6 @@ from alfred_dsl._loader import (
     parse_yaml,
     read_source,
 )
-from alfred_dsl._source import SourceFile, Span
 
 DATA = Path(__file__).parent / "data" / "loader"
 
@@ -525,14 +525,14 @@ def test_schema_problems_are_reported_per_file_and_left_out_of_the_data(project:
     assert ws.data["workflows"]["ci"]["stages"]["build"] == {"agent": "tool", "timeout": "5m"}
     assert ws.data["workflows"]["ci"]["params"] == {}  # a param without a valid type is dropped
     assert ws.documents[0].data["workflows"]["ci"]["params"] == {"n": {"type": "integer"}}  # untouched
-    from alfred_dsl import _schema
-    from alfred_dsl._document import Document
+    from alfred_dsl.compiler import _schema
+    from alfred_dsl.compiler._document import Document
 
     assert _schema.validate(Document(ws.entry.source, ws.data, ws.spans)) == []
 
 
 def test_dsl_imports(project: Path) -> None:
-    pytest.importorskip("alfred_dsl._lower")
+    pytest.importorskip("alfred_dsl.compiler._lower")
     write(project / "agents" / "common.alfred", 'agent shared {\n  kind = command\n  run = "true"\n}\n')
     entry = write(
         project / "main.alfred",

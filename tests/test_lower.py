@@ -7,9 +7,9 @@ import time
 from hypothesis import given, settings, strategies as st
 from test_syntax import SPEC_EXAMPLE
 
-from alfred_dsl._lower import parse_document
 from alfred_dsl._source import SourceFile
-from alfred_dsl._syntax import KEYWORDS
+from alfred_dsl.compiler._lower import parse_document
+from alfred_dsl.compiler.syntax import KEYWORDS
 
 
 def lower(text: str):  # type: ignore[no-untyped-def]

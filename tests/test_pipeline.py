@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from alfred_dsl._diagnostics import Diagnostic
-from alfred_dsl._pipeline import check_paths, compile_path
-from alfred_dsl._plan import thaw
+from alfred_dsl.compiler._pipeline import check_paths, compile_path
+from alfred_dsl.compiler._plan import thaw
 
 DATA = Path(__file__).parent / "data" / "check"
 
@@ -97,7 +97,7 @@ def test_compile_reports_param_problems_and_returns_no_plan() -> None:
 def test_check_does_not_import_the_runtime_or_renderers() -> None:
     code = (
         "import sys\n"
-        "from alfred_dsl._pipeline import check_paths\n"
+        "from alfred_dsl.compiler._pipeline import check_paths\n"
         f"assert check_paths([{str(DATA / 'feature.alfred')!r}]) == []\n"
         "print(sorted(m for m in ('trio', 'rich', 'jinja2', 'jsonschema') if m in sys.modules))\n"
     )

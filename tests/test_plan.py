@@ -10,7 +10,8 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
-from _h3_workflows import (
+from _terminal import run_on_terminal
+from _workflows import (
     CYCLE_DSL,
     FEATURE_DEVELOPMENT,
     FEATURE_DSL,
@@ -19,12 +20,11 @@ from _h3_workflows import (
     make_plan,
     make_resolved,
 )
-from _terminal import run_on_terminal
 from conftest import ALFREDC
 from hypothesis import given, settings, strategies as st
 
-from alfred_dsl._graph import analyse
-from alfred_dsl._plan import build_plan
+from alfred_dsl.compiler._build import build_plan
+from alfred_dsl.compiler._graph import analyse
 from alfred_dsl.render import dumps, plan_to_json, plan_to_text
 from alfred_dsl.render._plan import duration_text
 

@@ -23,9 +23,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import alfred_dsl
-from alfred_dsl import _ast as ast
 from alfred_dsl._source import SourceFile
-from alfred_dsl._syntax import _parser, parse_ast
+from alfred_dsl.compiler import _ast as ast
+from alfred_dsl.compiler.syntax import parse_ast
+from alfred_dsl.compiler.syntax._lalr import _parser
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo" / "pipeline.alfred"
 
@@ -156,14 +157,15 @@ def _differences(text: str) -> list[str]:
 
 
 def test_the_regexes_under_test_include_the_grammar_and_the_lexer() -> None:
-    for name in ("grammar NUMBER", "grammar STRING", "grammar _NL", "alfred_dsl._syntax._BAD_ESCAPE_RE",
-                 "alfred_dsl._syntax._BRACKETS_RE", "alfred_dsl._syntax._BLANK_OR_COMMENT_RE"):
+    lexer = "alfred_dsl.compiler.syntax._literals"
+    for name in ("grammar NUMBER", "grammar STRING", "grammar _NL", f"{lexer}._BAD_ESCAPE_RE",
+                 f"{lexer}._BRACKETS_RE", f"{lexer}._BLANK_OR_COMMENT_RE"):
         assert name in REGEXES
     # the reference really is the plain form: no possessive repeat or atomic group left
     for name, plain in PLAIN.items():
         assert not {op for op, _ in _ops(plain)} & {sre.POSSESSIVE_REPEAT, sre.ATOMIC_GROUP}, name
         assert REFERENCES[name].groups == REGEXES[name].groups, name
-    assert {"grammar NUMBER", "grammar STRING", "grammar _NL", "alfred_dsl._syntax._BAD_ESCAPE_RE"} <= set(
+    assert {"grammar NUMBER", "grammar STRING", "grammar _NL", f"{lexer}._BAD_ESCAPE_RE"} <= set(
         POSSESSIVE
     )
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _h3_workflows import CYCLE_DSL, FEATURE_DSL, GROUPED_DSL, Row, make_plan
+from _workflows import CYCLE_DSL, FEATURE_DSL, GROUPED_DSL, Row, make_plan
 from conftest import ALFREDC
 
 from alfred_dsl.render import graph_to_json, to_dot, to_mermaid

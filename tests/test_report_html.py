@@ -8,7 +8,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from _h6_runs import SCRIPT, real_run_report, write_run
+from _report_runs import SCRIPT, real_run_report, write_run
 from click.testing import CliRunner
 
 from alfred_dsl.cli._report import report

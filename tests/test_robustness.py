@@ -7,7 +7,6 @@ input). Big inputs run as real subprocesses with a timeout and a memory limit.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import resource
@@ -20,9 +19,6 @@ import pytest
 from conftest import EXAMPLES, CliResult, run_alfredc
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("alfred_dsl._pipeline") is None, reason="alfred_dsl._pipeline not built yet"
-)
 Run = Callable[..., CliResult]
 MEMORY_LIMIT = 2 * 1024**3  # bytes of address space for a subprocess
 EXAMPLE_TEXTS = {

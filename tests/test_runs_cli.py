@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _h4a_runtime import agent, plan, run_plan, stage
+from _runtime_plans import agent, plan, run_plan, stage
 
 from alfred_dsl.runtime import RunResult
 

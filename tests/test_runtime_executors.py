@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import socket
 import sqlite3
@@ -15,13 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from _h4a_runtime import agent, plan, run_plan, stage
+from _runtime_plans import agent, plan, run_plan, stage
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alfred_dsl.runtime import StateStore
-
-HAS_PARSER = importlib.util.find_spec("alfred_dsl._syntax") is not None
-needs_parser = pytest.mark.skipif(not HAS_PARSER, reason="`${...}` needs _syntax.parse_template (H1)")
 
 
 def test_a_missing_command_fails_with_a_clear_error(tmp_path: Path) -> None:
@@ -58,7 +54,6 @@ def test_argv_is_never_passed_through_a_shell(tmp_path: Path) -> None:
     assert created == ["$(touch pwned2)", "a; touch pwned"]
 
 
-@needs_parser
 @pytest.mark.parametrize(
     "line",
     [
@@ -93,7 +88,6 @@ def test_interpolated_param_is_shell_quoted_wherever_it_stands(tmp_path: Path, l
 _NO_CS: tuple[Literal["Cs"]] = ("Cs",)  # not encodable: no process can receive them
 
 
-@needs_parser
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.text(st.characters(blacklist_categories=_NO_CS, blacklist_characters="\x00"), max_size=12))
 def test_any_param_value_reaches_the_shell_verbatim(
@@ -128,7 +122,6 @@ def test_secrets_are_masked_in_logs_outputs_events_and_the_database(tmp_path: Pa
     assert secret not in dump and '"v":"***"' in dump
 
 
-@needs_parser
 def test_no_file_of_the_state_directory_keeps_a_secret_after_the_attempt(tmp_path: Path) -> None:
     # The command needs the real value in $ALFRED_INPUTS while it runs, and may write it to
     # $ALFRED_OUTPUTS; once the attempt is over, neither file may keep it.

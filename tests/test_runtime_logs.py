@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _h4a_runtime import plan, run_plan, stage
+from _runtime_plans import plan, run_plan, stage
 
 from alfred_dsl.runtime import _process
 

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from _h4a_runtime import agent, plan, run_plan, stage
+from _runtime_plans import agent, plan, run_plan, stage
 from conftest import ALFREDC
 
 from alfred_dsl.runtime import StateStore
@@ -303,7 +303,7 @@ def test_a_timed_out_stage_ends_when_its_group_is_dead_even_if_zombies_await_a_r
 
 def test_runs_sharing_agent_slots_keep_the_agent_concurrency_across_them(tmp_path: Path) -> None:
     import trio
-    from _h4a_runtime import agent
+    from _runtime_plans import agent
 
     from alfred_dsl.runtime import AgentSlots, EventBus, RunOptions, execute
 

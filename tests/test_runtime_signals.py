@@ -1,6 +1,6 @@
 """Interrupting a run: SIGINT and SIGTERM stop it cleanly (exit 130), ``kill -9`` loses
 nothing that succeeded; both runs continue with resume. The runner is a real subprocess
-(``tests/_h4a_runtime.py``, which executes a plan the way ``alfredc run`` does)."""
+(``tests/_runtime_plans.py``, which executes a plan the way ``alfredc run`` does)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from alfred_dsl.runtime import StateStore
 
-DRIVER = Path(__file__).with_name("_h4a_runtime.py")
+DRIVER = Path(__file__).with_name("_runtime_plans.py")
 
 #: Counts its runs in runs.NAME; blocks (with a grandchild) while the file `block` exists.
 STEP = (

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from _h7_service import write
+from _service_setup import write
 
 from alfred_dsl import DiagnosticError
 from alfred_dsl.runtime import Event

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _h7_service import alfredc, flow, start_worker, wait_for, write
+from _service_setup import alfredc, flow, start_worker, wait_for, write
 
 from alfred_dsl.runtime import StateStore
 from alfred_dsl.service import RunQueue, collect

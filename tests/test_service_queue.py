@@ -11,12 +11,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from _h7_service import alfredc, flow, status, write
+from _service_setup import alfredc, flow, status, write
 from conftest import run_alfredc
 from hypothesis import given, settings, strategies as st
 
+from alfred_dsl._values import parse_at, parse_priority
 from alfred_dsl.service import RunQueue, Schedule
-from alfred_dsl.service._queue import latest_tick, parse_at, parse_priority
+from alfred_dsl.service._queue import latest_tick
 
 T0 = 1_800_000_000.0  # a fixed moment: claims and ticks are checked with explicit clocks
 

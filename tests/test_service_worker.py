@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _h7_service import alfredc, flow, lines, start_worker, status, submit, wait_for, write
+from _service_setup import alfredc, flow, lines, start_worker, status, submit, wait_for, write
 from conftest import run_alfredc
 
 from alfred_dsl.service import RunQueue

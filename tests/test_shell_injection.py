@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from _h4a_runtime import agent, plan, run_plan, stage
+from _runtime_plans import agent, plan, run_plan, stage
 
 from alfred_dsl.runtime._dryrun import dry_run_text
 from alfred_dsl.runtime._resolve import ExprError, render_shell
@@ -215,7 +215,7 @@ def test_a_nul_byte_in_a_stage_output_fails_the_next_stage_naming_the_output(tmp
 def test_a_hook_gets_its_values_through_the_environment_too(tmp_path: Path) -> None:
     from test_hooks import _project, _run, _with_hooks
 
-    from alfred_dsl._plan import Hook
+    from alfred_dsl.compiler._plan import Hook
 
     source, work = _project(tmp_path)
     base = plan([stage("build", work, run=["true"])], params={"v": "\ntouch PWNED"})

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from alfred_dsl._pipeline import compile_path
-from alfred_dsl._plan import Plan
-from alfred_dsl._simulate import SimOptions, SimResult, simulate
+from alfred_dsl.compiler._pipeline import compile_path
+from alfred_dsl.compiler._plan import Plan
+from alfred_dsl.compiler._simulate import SimOptions, SimResult, simulate
 
 
 def compile_text(tmp_path: Path, text: str) -> Plan:
@@ -253,7 +253,7 @@ def test_fail_rate_out_of_range_is_a_diagnostic(tmp_path: Path) -> None:
 
 
 def test_percentiles_are_nearest_rank() -> None:
-    from alfred_dsl._simulate import percentile
+    from alfred_dsl.compiler._simulate import percentile
 
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 90), percentile(values, 99)) == (50.0, 90.0, 99.0)

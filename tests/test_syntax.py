@@ -8,10 +8,10 @@ import tracemalloc
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from alfred_dsl import _ast as ast
 from alfred_dsl._expr import Binary, Literal, Ref, Unary
 from alfred_dsl._source import SourceFile
-from alfred_dsl._syntax import MAX_ERRORS, parse_ast, parse_expression, parse_template, unescape
+from alfred_dsl.compiler import _ast as ast
+from alfred_dsl.compiler.syntax import MAX_ERRORS, parse_ast, parse_expression, parse_template, unescape
 
 SPEC_EXAMPLE = """\
 import "agents/common.alfred"          # path relative to this file

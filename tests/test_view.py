@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from _h4a_runtime import agent, plan, stage
+from _runtime_plans import agent, plan, stage
 from _terminal import run_on_terminal
 
-from alfred_dsl._plan import Plan
+from alfred_dsl.compiler._plan import Plan
 from alfred_dsl.runtime import Event, EventBus, RunOptions, RunResult, StateStore, execute
 from alfred_dsl.runtime._dryrun import dry_run, dry_run_json, dry_run_text
 from alfred_dsl.runtime._eventlog import (
@@ -142,7 +142,7 @@ def _execute(the_plan: Plan, state: Path, bus: EventBus, env: dict[str, str] | N
 _LIVE_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from _h4a_runtime import plan, stage
+from _runtime_plans import plan, stage
 from alfred_dsl.runtime import Event
 from alfred_dsl.runtime._view import choose_mode, open_view
 p = plan([stage(n, "/tmp") for n in ("build", "test")], workflow="release")

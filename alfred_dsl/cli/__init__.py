@@ -10,7 +10,6 @@ Exit statuses: 0 success, 1 errors found (or a stage failed), 2 usage or I/O err
 from __future__ import annotations
 
 import codecs
-import difflib
 import gc
 import importlib
 import os
@@ -20,6 +19,7 @@ from typing import NoReturn
 import click
 
 from .. import __version__
+from .._values import suggest
 
 __all__ = ["main"]
 
@@ -100,7 +100,7 @@ class LazyGroup(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in COMMANDS and not ctx.resilient_parsing:
-            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            close = suggest(name, COMMANDS)
             hint = f" Did you mean `{close[0]}`?" if close else ""
             raise click.UsageError(f"No such command `{name}`.{hint}", ctx)
         return super().resolve_command(ctx, args)

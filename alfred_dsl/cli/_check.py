@@ -35,7 +35,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, colour: str) -> int:
     references and analyses the graph of every workflow. Exit status: 0 no errors,
     1 errors (or warnings with --strict), 2 a file cannot be read.
     """
-    from .._pipeline import check_paths
+    from ..compiler._pipeline import check_paths
 
     diags = check_paths(list(files))
     emit(diags, fmt, colour=colour)

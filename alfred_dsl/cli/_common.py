@@ -11,7 +11,8 @@ from typing import Any, Literal, TypeVar
 import click
 
 from .._diagnostics import Diagnostic
-from .._plan import Plan
+from .._values import parse_duration
+from ..compiler._plan import Plan
 
 __all__ = [
     "COLOUR_MODES",
@@ -85,8 +86,8 @@ def emit(diags: Sequence[Diagnostic], fmt: str = "text", *, colour: str = "auto"
 
 def compile_for_cli(file: str, workflow: str | None, params: Sequence[str], colour: str) -> Plan | int:
     """Compile ``file`` and print its diagnostics to stderr: the plan, or the exit status."""
-    from .._pipeline import compile_path
     from .._render_diag import exit_status
+    from ..compiler._pipeline import compile_path
 
     compiled, diags = compile_path(file, workflow, parse_params(params))
     emit(diags, colour=colour, err=True)
@@ -131,8 +132,6 @@ def param_option(function: F) -> F:
 
 def duration_seconds(ctx: click.Context | None, param: click.Parameter | None, value: object) -> float:
     """Option callback: ``30s``, ``500ms``, ``1h30m`` or a plain number of seconds, as seconds."""
-    from .._check import parse_duration
-
     text = str(value).strip()
     try:
         seconds: float | None = float(text)

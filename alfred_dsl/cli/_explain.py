@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 
 import click
 
 from .._codes import CODES, Code, lookup
+from .._values import suggest
 
 __all__ = ["example_for", "explain", "explain_text"]
 
@@ -65,8 +65,8 @@ def explain(code: str | None) -> int:
     entry = _find(code)
     if entry is None:
         candidates = [*CODES, *(c.name for c in CODES.values())]
-        close = difflib.get_close_matches(code.strip().upper(), list(CODES), n=3, cutoff=0.5)
-        close += difflib.get_close_matches(code.strip().lower(), candidates, n=3, cutoff=0.6)
+        close = suggest(code.strip().upper(), CODES, n=3, cutoff=0.5)
+        close += suggest(code.strip().lower(), candidates, n=3, cutoff=0.6)
         message = f"alfredc explain: unknown code `{code}`"
         if close:
             message += f"; did you mean {', '.join(f'`{c}`' for c in dict.fromkeys(close))}?"

@@ -62,8 +62,8 @@ def fmt(files: tuple[str, ...], check: bool, diff: bool) -> int:
     Files are rewritten in place unless --check or --diff is given. Exit status: 0 done,
     1 syntax errors (or, with --check, files that would change), 2 unreadable files.
     """
-    from .._format import format_source
-    from .._loader import read_source
+    from ..compiler._format import format_source
+    from ..compiler.load import read_source
 
     status = EXIT_OK
     changed: list[str] = []

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._budget import format_amount
+from ..compiler._budget import format_amount
 from ..runtime._approval import pending_approvals
 from ..runtime._budget import spent
 from ..runtime._store import RunRecord, StageRecord

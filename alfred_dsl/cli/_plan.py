@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from .._plan import Plan
+from ..compiler._plan import Plan
 from ._common import compile_for_cli, param_option, use_colour
 
 __all__ = ["plan"]

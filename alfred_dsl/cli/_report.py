@@ -18,6 +18,8 @@ from pathlib import Path
 
 import click
 
+from .._values import parse_since
+
 __all__ = ["report"]
 
 
@@ -67,7 +69,6 @@ def _write(target: Path, text: str) -> None:
 
 
 def _period_report(fmt: str, since: str, output: Path | None, state_dir: Path) -> int:
-    from ..service._metrics import parse_since
     from ..service._perf_report import (
         build_perf_report,
         perf_report_to_html,

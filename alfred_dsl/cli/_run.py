@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._plan import Plan
+from ..compiler._plan import Plan
 from ._common import duration_seconds
 
 if TYPE_CHECKING:

@@ -7,7 +7,6 @@ status 2) with a "did you mean" when a close name exists.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ from typing import Any
 
 import click
 
-from .._units import format_elapsed
+from .._values import did_you_mean, format_elapsed
 from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, pid_alive
 from ._gates import gates_json, gates_text
 
@@ -43,11 +42,6 @@ def _fail(problem: _Problem) -> int:
     if problem.help:
         click.echo(f"  help: {problem.help}", err=True)
     return EXIT_USAGE
-
-
-def _did_you_mean(word: str, choices: Sequence[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
 
 
 def _open_store(state_dir: str | None) -> StateStore | None:
@@ -74,7 +68,7 @@ def _resolve_run(store: StateStore, ref: str) -> RunRecord:
     if len(prefixed) > 1:
         shown = ", ".join(f"`{i}`" for i in prefixed[:5])
         raise _Problem(f"run id `{ref}` is ambiguous", help=f"it starts {len(prefixed)} runs: {shown}")
-    hint = _did_you_mean(ref, ids) or (f"the latest run is `{ids[-1]}` (or say `last`)" if ids else None)
+    hint = did_you_mean(ref, ids) or (f"the latest run is `{ids[-1]}` (or say `last`)" if ids else None)
     raise _Problem(f"no run `{ref}` in {store.state_dir}", help=hint)
 
 
@@ -336,7 +330,7 @@ def logs(run_id: str, stage: str, attempt: int | None, state_dir: str | None) ->
             if stage not in names:
                 raise _Problem(
                     f"run {record.id} has no stage `{stage}`",
-                    help=_did_you_mean(stage, names) or f"its stages: {', '.join(names)}",
+                    help=did_you_mean(stage, names) or f"its stages: {', '.join(names)}",
                 )
             attempts = sorted(store.attempts(record.id, stage), key=lambda a: a.n)
             log_dir = store.run_dir(record.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from .._resources import schema_path
-from .._schema import schema_text
+from ..compiler._schema import schema_text
 
 __all__ = ["schema"]
 

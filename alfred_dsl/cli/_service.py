@@ -12,12 +12,12 @@ import json
 import os
 import sys
 import time
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .._values import parse_at, parse_since, suggest
 from ._common import duration_seconds
 
 __all__ = ["cancel", "metrics", "pause", "resume", "status", "submit", "worker"]
@@ -53,8 +53,6 @@ def _clock(moment: float | None) -> str:
 
 
 def _seconds_option(text: str, what: str) -> float:
-    from ..service._metrics import parse_since
-
     value = parse_since(text)
     if value is None:
         raise click.BadParameter(f"expected a duration such as 30s, 5m or 24h, got {text!r}", param_hint=what)
@@ -83,7 +81,7 @@ def submit(
     A worker (`alfredc worker`) executes it. The file is compiled now (errors are
     reported and nothing is queued) and again when the run starts.
     """
-    from ..service._queue import parse_at, parse_priority
+    from ..service._queue import parse_priority
     from ._common import compile_for_cli, parse_params
 
     try:
@@ -231,7 +229,7 @@ def worker(
 def _resolve(queue: Any, ref: str) -> str | None:
     run_id: str | None = queue.resolve(ref)
     if run_id is None:
-        close = get_close_matches(ref, queue.all_ids(), n=1, cutoff=0.6)
+        close = suggest(ref, queue.all_ids())
         hint = f"; did you mean `{close[0]}`?" if close else ""
         click.echo(f"alfredc: error: no run `{ref}` in {queue.state_dir}{hint}", err=True)
     return run_id

@@ -45,7 +45,7 @@ def simulate(
     compiled = compile_for_cli(file, workflow, params, colour)
     if isinstance(compiled, int):
         return compiled
-    from .._simulate import SimOptions, simulate as run_simulation
+    from ..compiler._simulate import SimOptions, simulate as run_simulation
     from ..render import dumps
     from ..render._simulate import simulation_report, simulation_to_json, simulation_to_text
 

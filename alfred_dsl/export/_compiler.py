@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .._diagnostics import Diagnostic, Severity, warning
-from .._plan import DEFAULT_MAX_LOG, FrozenMap, Plan, PlanAgent, PlanStage, freeze, thaw
 from .._source import Span
+from ..compiler._plan import DEFAULT_MAX_LOG, FrozenMap, Plan, PlanAgent, PlanStage, freeze, thaw
 
 __all__ = [
     "DEFAULT_MAX_LOG", "Diagnostic", "FrozenMap", "Plan", "PlanAgent", "PlanStage", "Severity", "Span",
@@ -23,6 +23,6 @@ def compile_path(
 ) -> tuple[Plan | None, list[Diagnostic]]:
     """The compiler's ``compile_path``, imported when called: the run-time shim, which
     engines import in every task, needs the plan's classes only, not the parser."""
-    from .._pipeline import compile_path as compile_
+    from ..compiler._pipeline import compile_path as compile_
 
     return compile_(path, workflow, params)

@@ -13,15 +13,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _check, _graph, _loader, _pipeline
 from .._diagnostics import Diagnostic, Edit, Severity
-from .._document import Document, Path as DocPath, SpanIndex
 from .._expr import Ref, references
-from .._format import format_source
-from .._plan import Plan, build_plan
-from .._schema import schema
 from .._source import SourceFile, Span
-from .._syntax import KEYWORDS
+from .._values import PARAM_TYPES, PRIORITIES as _PRIORITIES
+from ..compiler import _bind, _graph, _pipeline, _view, load as _loader
+from ..compiler._build import build_plan
+from ..compiler._document import Document, Path as DocPath, SpanIndex
+from ..compiler._format import format_source
+from ..compiler._plan import Plan
+from ..compiler._schema import schema
+from ..compiler.syntax import KEYWORDS
 
 __all__ = [
     "KEYWORDS",
@@ -47,9 +49,8 @@ __all__ = [
     "schema",
 ]
 
-ROOTS = _check.ROOTS
-PRIORITIES = tuple(_check.PRIORITIES)
-PARAM_TYPES = _check.PARAM_TYPES
+ROOTS = _view.ROOTS
+PRIORITIES = tuple(_PRIORITIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ def check_text(path: str, texts: Mapping[str, str]) -> Checked:
 
 def plan_of(workspace: _loader.Workspace, workflow: str) -> Plan | None:
     """The plan of one workflow with its params' defaults (required params may stay unset)."""
-    resolved, problems = _check.resolve(workspace, workflow, {}, require_all=False)
+    resolved, problems = _bind.resolve(workspace, workflow, {}, require_all=False)
     if resolved is None or any(d.is_error for d in problems):
         return None
     analysis, graph_problems = _graph.analyse(resolved)
@@ -82,7 +83,7 @@ def plan_of(workspace: _loader.Workspace, workflow: str) -> Plan | None:
 
 
 def declared_outputs(workspace: _loader.Workspace, workflow: str, stage: str) -> list[str]:
-    model = _check._Model.of(workspace)
+    model = _view._Model.of(workspace)
     if workflow not in model.workflows:
         return []
     return model.declared_outputs(workflow, stage) or []
@@ -90,10 +91,10 @@ def declared_outputs(workspace: _loader.Workspace, workflow: str, stage: str) ->
 
 def refs_in(text: str, span: Span) -> Iterator[Ref]:
     """The references inside one document string (``${...}`` or a bare expression)."""
-    template, _ = _check.parse_string(text, span)
+    template, _ = _view.parse_string(text, span)
     if template is not None:
         yield from references(template)
 
 
 def strings(value: Any, path: DocPath) -> Iterator[tuple[str, DocPath]]:
-    yield from _check._strings(value, path)
+    yield from _view._strings(value, path)

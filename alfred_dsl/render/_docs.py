@@ -18,8 +18,8 @@ from typing import Any
 from markupsafe import Markup
 
 from .._diagnostics import Diagnostic
-from .._plan import Plan
-from .._units import format_duration
+from .._values import format_duration
+from ..compiler._plan import Plan
 from ._svg import plan_to_svg
 from ._templating import html_environment, markdown_environment
 
@@ -194,8 +194,8 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[WorkflowDoc], list[Diagno
     Errors of a workflow are returned as diagnostics and its page keeps the declared
     parts (description, params, agents) with a note instead of the plan figures.
     """
-    from .._loader import load
-    from .._pipeline import compile_path, merge
+    from ..compiler._pipeline import compile_path, merge
+    from ..compiler.load import load
 
     docs: list[WorkflowDoc] = []
     diagnostics: list[Diagnostic] = []

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._plan import Plan, PlanStage
+from ..compiler._plan import Plan, PlanStage
 from ._plan import duration_text, number
 
 __all__ = ["graph_edges", "graph_to_json", "to_dot", "to_mermaid"]

@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._plan import Plan, PlanStage, thaw
-from .._units import format_duration
+from .._values import format_duration
+from ..compiler._plan import Plan, PlanStage, thaw
 
 __all__ = ["dumps", "duration_text", "number", "plan_to_json", "plan_to_text"]
 
@@ -94,7 +94,7 @@ def _spend_json(plan: Plan) -> dict[str, Any]:
     """``budget`` and ``worst_case`` (see _budget.py), when the plan has a budget or costs."""
     if not plan.budget and not any(stage.cost for stage in plan.stages):
         return {}
-    from .._budget import worst_case
+    from ..compiler._budget import worst_case
 
     worst = worst_case(plan)
     return {"budget": thaw(plan.budget), "worst_case": {k: number(v) for k, v in worst.totals.items()}}
@@ -104,7 +104,7 @@ def _spend_text(plan: Plan) -> list[str]:
     data = _spend_json(plan)
     if not data:
         return []
-    from .._budget import format_amount
+    from ..compiler._budget import format_amount
 
     parts = []
     for unit, total in data["worst_case"].items():

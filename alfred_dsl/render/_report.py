@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._units import format_duration, format_seconds
+from .._values import format_duration, format_seconds
 from ._templating import html_environment
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .._plan import Plan
-from .._simulate import SimResult
-from .._units import format_duration
+from .._values import format_duration
+from ..compiler._plan import Plan
+from ..compiler._simulate import SimResult
 from ._report import AttemptView, RunReport, StageView, _lanes
 
 __all__ = ["simulation_report", "simulation_to_json", "simulation_to_text"]

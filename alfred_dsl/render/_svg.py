@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from .._plan import Plan, PlanStage
-from .._units import format_duration
+from .._values import format_duration
+from ..compiler._plan import Plan, PlanStage
 
 __all__ = ["Box", "Layout", "count_crossings", "layout_plan", "order_layers", "plan_to_svg"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from .._units import format_duration, format_seconds
+from .._values import format_duration, format_seconds
 
 __all__ = ["PRIORITY_NAMES", "html_environment", "markdown_environment", "markdown_escape", "priority_name"]
 

@@ -1,6 +1,6 @@
 """The Trio runtime: executors, scheduler, durable state (SQLite) and run events.
 
-Entry point: :func:`execute` (async) runs a compiled :class:`~alfred_dsl._plan.Plan`;
+Entry point: :func:`execute` (async) runs a compiled :class:`~alfred_dsl.compiler._plan.Plan`;
 :class:`StateStore` is the run database; :class:`EventBus` carries :class:`Event` s to
 the live view, the ``--events`` file, hooks and API callbacks.
 """

@@ -28,7 +28,7 @@ from . import _events as ev
 from ._results import FAILED, FINAL_STAGE_STATES, RUNNING, SUCCEEDED
 
 if TYPE_CHECKING:
-    from .._plan import PlanStage
+    from ..compiler._plan import PlanStage
     from ._scheduler import _Run, _Stage
 
 __all__ = ["POLL_S", "ApprovalError", "Decision", "decide", "pending_approvals"]
@@ -145,7 +145,7 @@ def start(run: _Run, st: _Stage) -> None:
 def tolerates(spec: PlanStage, dep: _Stage) -> bool:
     """Whether stage ``spec`` still runs although ``dep`` failed: ``dep`` is a rejected approval
     and ``spec``'s ``when`` reads its outputs (it handles the rejection)."""
-    from .._approvals import handles_rejection
+    from ..compiler._approvals import handles_rejection
 
     return (
         dep.spec.approve is not None and dep.state == FAILED and dep.outputs.get("decision") == REJECTED

@@ -15,12 +15,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._budget import format_amount
+from ..compiler._budget import format_amount
 from . import _events as ev
 from ._results import CANCELLED, FAILED, PENDING, UPSTREAM_FAILED
 
 if TYPE_CHECKING:
-    from .._plan import PlanStage
+    from ..compiler._plan import PlanStage
     from ._scheduler import _Run
 
 __all__ = ["Spend", "spent"]

@@ -41,7 +41,7 @@ from typing import Any
 
 import trio
 
-from .._plan import PlanAgent, PlanStage
+from ..compiler._plan import PlanAgent, PlanStage
 from ._executors import (
     AttemptContext,
     AttemptOutcome,

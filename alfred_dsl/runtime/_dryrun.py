@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .._expr import ExprError, references, to_text, unparse, unparse_template
-from .._plan import Plan, PlanAgent, PlanStage, thaw
+from ..compiler._plan import Plan, PlanAgent, PlanStage, thaw
 from ._resolve import ShellLine, parse, render_shell, render_value, render_when
 
 __all__ = ["DryRunStage", "dry_run", "dry_run_json", "dry_run_stages", "dry_run_text"]

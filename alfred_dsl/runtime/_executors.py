@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import trio
 
-from .._plan import PlanAgent, PlanStage
+from ..compiler._plan import PlanAgent, PlanStage
 from ._capture import AttemptLog, capture_output
 from ._process import SpawnError, child_bytes, child_env, run_in_group, signal_name
 from ._resolve import Masker

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._plan import PlanStage
+from ..compiler._plan import PlanStage
 from ._incremental import FingerprintRecord, decide, fingerprint, is_incremental, record_from_row
 from ._resolve import ExprError
 from ._results import FAILED, SKIPPED, UP_TO_DATE

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .._expr import ExprError, to_text
-from .._plan import DEFAULT_MAX_LOG, Hook, Plan, thaw
+from ..compiler._plan import DEFAULT_MAX_LOG, Hook, Plan, thaw
 from ._events import (
     FINAL_RUN_EVENTS,
     RUN_COMPLETED,

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._plan import PlanAgent, PlanStage, thaw
+from ..compiler._plan import PlanAgent, PlanStage, thaw
 from ._resolve import resolve_attempt
 
 __all__ = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .._plan import Plan, PlanAgent
+from ..compiler._plan import Plan, PlanAgent
 
 __all__ = ["AgentKey", "AgentSlots", "agent_key"]
 

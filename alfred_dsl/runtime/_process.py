@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from .._units import format_size
+from .._values import format_size
 from . import _contain
 from ._resolve import StreamMasker
 

@@ -1,22 +1,20 @@
 """Run-time values: ``${...}`` templates rendered against params, outputs, inputs, env, secrets.
 
-Parsing is ``_syntax.parse_template`` (cached per string); evaluation is ``_expr.render``.
+The plan's strings come parsed (:class:`~alfred_dsl._expr.Interpolated`, made by the
+compiler): evaluation is ``_expr.render``, and the runtime never loads the parser.
 Secret values are masked (``***``) by :class:`Masker` wherever they would be shown or stored.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _expr
-from .._expr import ExprError, Template
-from .._plan import PlanAgent, PlanStage, thaw
-from .._source import SourceFile
+from .._expr import ExprError, Interpolated, Template
+from ..compiler._plan import PlanAgent, PlanStage, interpolated, thaw
 from ._shell import ShellLine, nul_error, render_shell as render_shell_parts
 
 __all__ = [
@@ -24,23 +22,16 @@ __all__ = [
     "render_shell", "render_value", "render_when", "resolve_attempt",
 ]
 
-_NOWHERE = SourceFile("<runtime>", "")
 
-
-@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Template:
-    """The template of a string (a string without ``${`` is its own literal text)."""
+    """The template of a plan's string: parsed by the compiler (:class:`Interpolated`), or the
+    string's own literal text when it holds no ``${``. A bare string holding ``${`` (given
+    to these functions directly, not through a plan) becomes a plan value first."""
+    if isinstance(text, Interpolated):
+        return text.parsed()
     if "${" not in text:
         return Template(parts=(text,))
-    try:
-        syntax = importlib.import_module("alfred_dsl._syntax")
-    except ImportError:  # the parser has not landed: take the text literally
-        return Template(parts=(text,))
-    template, diagnostics = syntax.parse_template(text, _NOWHERE.whole())
-    if not isinstance(template, Template):
-        message = next((d.message for d in diagnostics), "invalid interpolation")
-        raise ExprError(f"invalid interpolation in {text!r}: {message}")
-    return template
+    return interpolated(text).parsed()
 
 
 def render_value(value: Any, scope: Mapping[str, Any], *, quote: Callable[[str], str] | None = None) -> Any:

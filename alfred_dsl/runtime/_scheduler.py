@@ -39,9 +39,9 @@ from typing import Any
 
 import trio
 
-from .. import _fanout
-from .._dispatch import pick_agent, ready_key, retry_agent, retry_delay
-from .._plan import Plan, PlanAgent, PlanStage, thaw
+from ..compiler import _fanout
+from ..compiler._dispatch import pick_agent, ready_key, retry_agent, retry_delay
+from ..compiler._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _approval, _budget, _events as ev, _gates as gates
 from ._contain import (
     SUBREAPER,

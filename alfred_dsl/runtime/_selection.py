@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .._diagnostics import AlfredError
-from .._plan import Plan
+from ..compiler._plan import Plan
 
 __all__ = ["Selection", "SelectionError", "select"]
 

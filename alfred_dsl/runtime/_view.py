@@ -22,8 +22,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 
-from .._plan import Plan
-from .._units import format_elapsed
+from .._values import format_elapsed
+from ..compiler._plan import Plan
 from ._events import (
     APPROVAL_DECIDED,
     APPROVAL_REQUESTED,

@@ -17,12 +17,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any, Final
 
 from .._diagnostics import DiagnosticError
+from .._values import parse_at, suggest
 from ._metrics import Metrics, collect
-from ._queue import QueueEntry, QueueError, RunQueue, parse_at, parse_priority
+from ._queue import QueueEntry, QueueError, RunQueue, parse_priority
 from ._worker import Worker, WorkerOptions
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Engine:
 
         known = (*SERVICE_EVENT_TYPES, *(t for t in EVENT_TYPES if t not in SERVICE_EVENT_TYPES))
         if event_type != "*" and event_type not in known:
-            close = get_close_matches(event_type, known, n=1)
+            close = suggest(event_type, known)
             hint = f"; did you mean `{close[0]}`?" if close else ""
             raise ValueError(f"unknown event type `{event_type}`{hint}")
         self._handlers.setdefault(event_type, []).append(handler)
@@ -134,7 +134,7 @@ class Engine:
         ``at``: epoch seconds or the CLI's ``--at`` forms (``+10m``, ``09:00``, ISO).
         Compile errors raise :class:`~alfred_dsl.DiagnosticError`.
         """
-        from .._pipeline import compile_path
+        from ..compiler._pipeline import compile_path
         from ..runtime import Event
 
         raw = _raw_params(params)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .._statedb import WAIT_S, wait_for_set_up
+from .._values import parse_since
 
 __all__ = [
     "AgentUsage",
@@ -160,23 +161,6 @@ class Metrics:
     @property
     def success_rate(self) -> float | None:
         return self.completed / self.finished if self.finished else None
-
-
-def parse_since(text: str) -> float | None:
-    """``24h``, ``7d``, ``90m``, ``1h30m`` or a number of seconds -> seconds; None if invalid."""
-    from .._check import parse_duration
-
-    value = text.strip()
-    seconds = parse_duration(float(value) if _is_number(value) else value)
-    return None if seconds is None or seconds <= 0 else float(seconds)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _union_length(intervals: Iterable[tuple[float, float]]) -> float:
@@ -446,7 +430,7 @@ def metrics_to_json(metrics: Metrics) -> dict[str, Any]:
 
 
 def seconds(value: float | None) -> str:
-    from .._units import format_seconds
+    from .._values import format_seconds
 
     return format_seconds(value)
 

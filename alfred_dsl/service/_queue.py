@@ -27,12 +27,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from .._diagnostics import AlfredError
 from .._statedb import WAIT_S, connect_for_writing, has_objects, schema_objects, wait_for_set_up
+from .._values import PRIORITIES, parse_priority
 
 __all__ = [
     "PRIORITIES",
@@ -44,8 +44,6 @@ __all__ = [
     "parse_priority",
 ]
 
-#: Queue priorities, highest runs first (the same names as stage priorities).
-PRIORITIES: Final[Mapping[str, int]] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 PRIORITY_NAMES: Final[Mapping[int, str]] = {value: name for name, value in PRIORITIES.items()}
 
 QUEUED: Final = "queued"
@@ -120,19 +118,6 @@ def _schema_is_current(db: sqlite3.Connection) -> bool:
 
 class QueueError(AlfredError):
     """The queue cannot do what was asked (unknown run, finished run, unusable database)."""
-
-
-def parse_priority(text: str | int) -> int:
-    """``low``/``medium``/``high``/``critical`` or an integer; raises ValueError otherwise."""
-    if isinstance(text, int):
-        return text
-    lowered = text.strip().lower()
-    if lowered in PRIORITIES:
-        return PRIORITIES[lowered]
-    try:
-        return int(lowered)
-    except ValueError:
-        raise ValueError(f"unknown priority `{text}` (low, medium, high, critical or an integer)") from None
 
 
 def priority_name(value: int) -> str:
@@ -551,31 +536,3 @@ class RunQueue:
         """Whether the runtime has recorded the run (then a new claim resumes it)."""
         return self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 
-
-def parse_at(text: str, *, now: float | None = None) -> float | None:
-    """When a run may start: ``+90s``/``+1h30m`` (from now), ``HH:MM[:SS]`` (the next such
-    time, local), or an ISO 8601 date-time (local unless it has an offset). None if invalid."""
-    from .._check import parse_duration
-
-    moment = time.time() if now is None else now
-    value = text.strip()
-    if value.startswith("+"):
-        seconds = parse_duration(value[1:])
-        return None if seconds is None else moment + float(seconds)
-    if len(value) in (5, 8) and value[2] == ":":
-        try:
-            parts = [int(p) for p in value.split(":")]
-        except ValueError:
-            return None
-        if not (0 <= parts[0] < 24 and 0 <= parts[1] < 60 and (len(parts) < 3 or 0 <= parts[2] < 60)):
-            return None
-        today = datetime.fromtimestamp(moment)
-        target = today.replace(hour=parts[0], minute=parts[1], second=parts[2] if len(parts) > 2 else 0,
-                               microsecond=0)
-        stamp = target.timestamp()
-        return stamp if stamp >= moment else stamp + 86400
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.timestamp()

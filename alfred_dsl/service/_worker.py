@@ -66,9 +66,9 @@ def schedules_of(paths: Sequence[str]) -> tuple[list[Schedule], list[Any]]:
     A schedule is judged as ``alfredc check`` judges it (A310, the same ``_cron`` module):
     one it refuses is reported and left out, never run into later.
     """
-    from .._check import check_workspace
     from .._cron import cron_problem
-    from .._loader import load
+    from ..compiler._check import check_workspace
+    from ..compiler.load import load
 
     found: list[Schedule] = []
     problems: list[Any] = []
@@ -220,7 +220,7 @@ class Worker:
         self.executed += 1
 
     async def _execute_one(self, entry: QueueEntry) -> None:
-        from .._pipeline import compile_path
+        from ..compiler._pipeline import compile_path
         from ..runtime import EventBus, RunOptions, StateStore, StoreError, execute
 
         plan, diagnostics = compile_path(entry.entry, entry.workflow, dict(entry.params))

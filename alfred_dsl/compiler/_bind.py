@@ -1,0 +1,670 @@
+"""Binding one workflow: its ``--param`` values, ``use`` templates expanded, every value
+resolved, as a :class:`~alfred_dsl.compiler._model.ResolvedWorkflow` for the graph analysis.
+
+:func:`resolve` is defensive: a bad value is skipped (the schema or the checks report it)
+rather than raising. (Over 600 lines: the resolver's steps - expansion, binding, values,
+one stage - share its per-workflow caches; the params and the choice of workflow at the
+end are its only callers' entry points.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._diagnostics import Diagnostic, error
+from .._expr import (
+    Expr,
+    ExprError,
+    Literal,
+    Ref,
+    Template,
+    evaluate,
+    references,
+    render,
+    substitute,
+    to_text,
+    unparse_template,
+)
+from .._values import PRIORITIES, did_you_mean, parse_duration, parse_param, parse_size
+from . import _fanout
+from ._approvals import APPROVAL_KIND, approval_of
+from ._budget import budget_of, cost_of
+from ._document import Path as DocPath
+from ._model import Edge, ResolvedWorkflow
+from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
+from ._runif import run_if_of
+from ._view import (
+    _NAME_KEYS,
+    WorkspaceLike,
+    _convert_default,
+    _known,
+    _map,
+    _Model,
+    _names,
+    _stage_folder,
+    _strings,
+    parse_string,
+)
+
+__all__ = ["resolve", "templates_of", "workflows_to_analyse"]
+
+
+# -- resolve ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class _Context:
+    """Where a stage instance comes from: its workflow, its `use` prefix and param bindings."""
+
+    workflow: str
+    prefix: str = ""  # "auth." for the stages of `use ... as auth`
+    group: tuple[str, ...] = ()
+    #: template param -> value in the top workflow's terms; None in the top workflow itself.
+    bindings: dict[str, Any] | None = None
+    parent: _Context | None = None
+    stack: tuple[str, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        return self.bindings is None and not self.prefix
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """The stages a local name stands for: one stage, or every stage of a `use` alias."""
+
+    members: tuple[str, ...]
+    sources: tuple[str, ...]
+    sinks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Instance:
+    ctx: _Context
+    stage: str  # the name in its declaring workflow
+    name: str  # the full name, prefixed by the `use` aliases
+
+
+def _spanless(text: str) -> Template | None:
+    """The template of a string that has no place in a file (a binding after substitution)."""
+    from .._source import SourceFile
+
+    source = SourceFile("<expression>", text)
+    return parse_string(text, source.span(0, len(text)))[0]
+
+
+def _as_expr(value: Any) -> Expr | None:
+    """A bound value as an expression node, when it can be one."""
+    if isinstance(value, str):
+        if "${" not in value:
+            return Literal(value=value)
+        template = _spanless(value)
+        return None if template is None else template.single
+    if isinstance(value, bool | int | float):
+        return Literal(value=value)
+    return None
+
+
+class _Resolver:
+    def __init__(self, model: _Model, params: Mapping[str, Any]) -> None:
+        self.model = model
+        self.params = params
+        self.instances: list[_Instance] = []
+        self.edges: list[Edge] = []
+        self.secrets: dict[str, None] = {}
+        self._defaults: dict[int, dict[str, Any]] = {}
+        # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
+        self._units: dict[str, _Unit] = {}
+        self._cwds: dict[tuple[str, str | None, str | None], str] = {}
+
+    # -- template expansion and edges ----------------------------------------------------
+
+    def expand(self, ctx: _Context) -> list[str]:
+        model = self.model
+        workflow = model.workflows[ctx.workflow]
+        stages, uses = model.stages_of(ctx.workflow), model.uses_of(ctx.workflow)
+        order = [n for n in _names(workflow.get("order")) if n in stages or n in uses]
+        listed = set(order)
+        order += [n for n in (*stages, *uses) if n not in listed]
+        units: dict[str, _Unit] = {}
+        members: list[str] = []
+        local: list[_Instance] = []
+        for item in dict.fromkeys(order):
+            if item in stages:
+                instance = _Instance(ctx, item, ctx.prefix + item)
+                local.append(instance)
+                self.instances.append(instance)
+                units[item] = _Unit((instance.name,), (instance.name,), (instance.name,))
+                self._units[instance.name] = units[item]
+                members.append(instance.name)
+                continue
+            use = uses[item]
+            template = use.get("template")
+            if not isinstance(template, str) or template not in model.workflows or template in ctx.stack:
+                units[item] = _Unit((), (), ())
+                continue
+            inner = _Context(
+                workflow=template,
+                prefix=f"{ctx.prefix}{item}.",
+                group=(*ctx.group, item),
+                bindings=self._bind(ctx, template, use, ("workflows", ctx.workflow, "uses", item)),
+                parent=ctx,
+                stack=(*ctx.stack, template),
+            )
+            start = len(self.edges)
+            inner_members = self.expand(inner)
+            inside = set(inner_members)
+            inner_edges = [e for e in self.edges[start:] if e.before in inside and e.after in inside]
+            has_before = {e.after for e in inner_edges}
+            has_after = {e.before for e in inner_edges}
+            units[item] = _Unit(
+                tuple(inner_members),
+                tuple(m for m in inner_members if m not in has_before),
+                tuple(m for m in inner_members if m not in has_after),
+            )
+            self._units[ctx.prefix + item] = units[item]
+            members.extend(inner_members)
+        known = set(members)
+        base: DocPath = ("workflows", ctx.workflow)
+        for instance in local:
+            stage_path = (*base, "stages", instance.stage)
+            self._stage_edges(instance, stages[instance.stage], units, known, stage_path)
+        for alias, use in uses.items():
+            unit = units.get(alias)
+            if unit is None:
+                continue
+            for index, name in enumerate(_names(use.get("after"))):
+                dependency = units.get(name) or self._units.get(ctx.prefix + name)
+                if dependency is None:
+                    continue
+                span = model.value_span((*base, "uses", alias, "after", index))
+                for before in dependency.sinks:
+                    for source in unit.sources:
+                        self.edges.append(Edge(before=before, after=source, span=span, kind="use"))
+        return members
+
+    def _stage_edges(
+        self,
+        instance: _Instance,
+        stage: Mapping[str, Any],
+        units: Mapping[str, _Unit],
+        known: set[str],
+        path: DocPath,
+    ) -> None:
+        model = self.model
+        for index, name in enumerate(_names(stage.get("after"))):
+            unit = units.get(name) or self._units.get(instance.ctx.prefix + name)
+            if unit is None:
+                continue
+            span = model.value_span((*path, "after", index))
+            for before in unit.sinks:
+                self.edges.append(Edge(before=before, after=instance.name, span=span, kind="after"))
+        for key, value in stage.items():
+            if key in _NAME_KEYS:
+                continue
+            for text, at in _strings(value, (*path, key)):
+                template = model.template(text, at)
+                if template is None:
+                    continue
+                for ref in references(template):
+                    parts = ref.parts
+                    if parts[0] != "stages" or len(parts) < 4 or parts[-2] != "outputs":
+                        continue
+                    target = instance.ctx.prefix + ".".join(parts[1:-2])
+                    if target in known:
+                        span = ref.span or model.value_span(at)
+                        self.edges.append(Edge(before=target, after=instance.name, span=span, kind="ref"))
+
+    def _bind(self, ctx: _Context, template: str, use: Mapping[str, Any], path: DocPath) -> dict[str, Any]:
+        """The values of a template's params for one `use`, in the top workflow's terms."""
+        given = _map(use.get("params"))
+        types = self.model.param_types(template)
+        bindings: dict[str, Any] = {}
+        for param, spec in _map(self.model.workflows[template].get("params")).items():
+            if param in given:
+                value = self.materialize(given[param], ctx, (*path, "params", param))
+            elif isinstance(spec, dict) and "default" in spec:
+                value = spec["default"]
+            else:
+                continue  # missing: check_workspace reports A213
+            if not (isinstance(value, str) and "${" in value):
+                value = _convert_default(value, types.get(param, "any"))
+            bindings[param] = value
+        return bindings
+
+    # -- values ---------------------------------------------------------------------------
+
+    def materialize(self, value: Any, ctx: _Context, path: DocPath) -> Any:
+        """A document value as seen from the top workflow: template params replaced by their
+        bindings, `stages.X` references prefixed by the `use` aliases."""
+        if ctx.plain:
+            return value
+        if isinstance(value, dict):
+            return {k: self.materialize(v, ctx, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.materialize(v, ctx, (*path, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+        template = self.model.template(value, path)
+        if template is None:
+            return value
+        return self._rewrite(template, ctx)
+
+    def _rewrite(self, template: Template, ctx: _Context) -> Any:
+        bindings = ctx.bindings or {}
+        single = template.single
+        if (
+            isinstance(single, Ref)
+            and single.root == "params"
+            and len(single.parts) == 2
+            and single.parts[1] in bindings
+        ):
+            return bindings[single.parts[1]]  # one interpolation keeps the bound value's type
+        mapping: dict[str, Expr] = {}
+        for name, bound in bindings.items():
+            as_expr = _as_expr(bound)
+            if as_expr is not None:
+                mapping[f"params.{name}"] = as_expr
+        if ctx.prefix:
+            mapping["stages"] = Ref(parts=("stages", *ctx.prefix[:-1].split(".")))
+        parts: list[str | Expr] = []
+        for part in template.parts:
+            if isinstance(part, str):
+                parts.append(part)
+                continue
+            if isinstance(part, Ref) and part.root == "params" and len(part.parts) == 2:
+                bound = bindings.get(part.parts[1], _MISSING)
+                if isinstance(bound, str) and "${" in bound:
+                    spliced = _spanless(bound)
+                    if spliced is not None:
+                        parts.extend(spliced.parts)
+                        continue
+                if bound is not _MISSING and not isinstance(bound, str):
+                    parts.append(to_text(bound))
+                    continue
+            parts.append(substitute(part, mapping))
+        merged: list[str | Expr] = []
+        for part in parts:
+            if isinstance(part, Literal) and not isinstance(part.value, type(None)):
+                part = to_text(part.value) if len(parts) > 1 else part
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        if len(merged) == 1 and isinstance(merged[0], Literal):
+            return merged[0].value
+        return unparse_template(Template(parts=tuple(merged)))
+
+    def field(self, instance: _Instance, stage: Mapping[str, Any], key: str) -> Any:
+        """A stage attribute, else the nearest enclosing workflow's `defaults`."""
+        if key in stage:
+            path: DocPath = ("workflows", instance.ctx.workflow, "stages", instance.stage, key)
+            return self.materialize(stage[key], instance.ctx, path)
+        return self.defaults(instance.ctx).get(key)
+
+    def defaults(self, ctx: _Context) -> dict[str, Any]:
+        """The `defaults` in force in a context: its workflow's over the enclosing ones'."""
+        found = self._defaults.get(id(ctx))
+        if found is None:
+            found = dict(self.defaults(ctx.parent)) if ctx.parent is not None else {}
+            own = _map(self.model.workflows[ctx.workflow].get("defaults"))
+            for key, value in own.items():
+                found[key] = self.materialize(value, ctx, ("workflows", ctx.workflow, "defaults", key))
+            self._defaults[id(ctx)] = found
+        return found
+
+    def evaluate_now(self, value: Any) -> Any:
+        """The value of a one-interpolation string over the params known now (else the value)."""
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        template = _spanless(value)
+        single = None if template is None else template.single
+        if single is None:
+            return value
+        if any(ref.root != "params" for ref in references(single)):
+            return value
+        try:
+            return evaluate(single, {"params": self.params})
+        except ExprError:
+            return value
+
+    def text(self, value: Any) -> str:
+        """A description as users read it: params filled in, `$${` shown as `${`.
+
+        Text that refers to anything only known at run time is kept as written.
+        """
+        if not isinstance(value, str):
+            return ""
+        template = _spanless(value) if "${" in value else None
+        if template is None or any(ref.root != "params" for ref in references(template)):
+            return value
+        try:
+            return to_text(render(template, {"params": self.params}))
+        except ExprError:
+            return value
+
+    def seconds(self, value: Any) -> float | None:
+        return None if value is None else parse_duration(self.evaluate_now(value))
+
+    def max_log(self, instance: _Instance, stage: Mapping[str, Any], agents: list[str]) -> int:
+        """The stage's ``max_log`` in bytes: its own, else its agents' (the smallest), else the
+        workflow's ``defaults``, else 100MB."""
+        if "max_log" in stage:
+            found = parse_size(self.evaluate_now(self.field(instance, stage, "max_log")))
+            return DEFAULT_MAX_LOG if found is None else found
+        own = [parse_size(self.model.agents[a].get("max_log")) for a in agents if a in self.model.agents]
+        sizes = [size for size in own if size is not None]
+        if sizes:
+            return min(sizes)
+        found = parse_size(self.evaluate_now(self.defaults(instance.ctx).get("max_log")))
+        return DEFAULT_MAX_LOG if found is None else found
+
+    def priority(self, value: Any) -> int:
+        value = self.evaluate_now(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return PRIORITIES.get(value.strip().lower(), 0)
+        return 0
+
+    def when(self, value: Any) -> bool | str:
+        if value is None:
+            return True
+        folded = self.evaluate_now(value)
+        if isinstance(folded, bool):
+            return folded
+        if isinstance(folded, str) and folded.strip().lower() in ("true", "false") and folded != value:
+            return folded.strip().lower() == "true"
+        return value if isinstance(value, str) else True
+
+    def collect_secrets(self, value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                self.collect_secrets(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                self.collect_secrets(item)
+        elif isinstance(value, str) and "secrets." in value and "${" in value:
+            template = _spanless(value)
+            for ref in references(template) if template is not None else ():
+                if ref.root == "secrets" and len(ref.parts) >= 2:
+                    self.secrets.setdefault(ref.parts[1], None)
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def stage(self, instance: _Instance, after: tuple[str, ...]) -> PlanStage:
+        model = self.model
+        ctx = instance.ctx
+        stage = model.stages_of(ctx.workflow)[instance.stage]
+        path: DocPath = ("workflows", ctx.workflow, "stages", instance.stage)
+        agents = model.stage_agents(stage)
+        first = model.agents[agents[0]] if agents else {}
+        kind = first.get("kind", "command") if isinstance(first.get("kind", "command"), str) else "command"
+        # The stage's own command, else its agent's when there is only one to choose from.
+        only = first if len(agents) == 1 else {}
+        run = self.field(instance, stage, "run") if "run" in stage else only.get("run")
+        call = self.field(instance, stage, "call") if "call" in stage else only.get("call")
+        inputs = _map(self.field(instance, stage, "inputs"))
+        env = _map(self.field(instance, stage, "env"))
+        retries = self.evaluate_now(self.field(instance, stage, "retries"))
+        on_failure = self.field(instance, stage, "on_failure")
+        description = self.field(instance, stage, "description")
+        when = self.when(self.field(instance, stage, "when"))
+        for value in (run, call, inputs, env, when):
+            self.collect_secrets(value)
+        outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
+        fan_out = _map(stage.get(_fanout.FANOUT_KEY))
+        approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
+        if approve is not None:
+            kind = APPROVAL_KIND
+        return PlanStage(
+            name=instance.name,
+            group=(*ctx.group, fan_out["group"]) if fan_out else ctx.group,
+            fan_out=ctx.prefix + fan_out["group"] if fan_out else "",
+            matrix=FrozenMap(_map(fan_out.get("values"))),
+            agents=tuple(agents),
+            kind=kind,
+            run=_command(run),
+            call=call if isinstance(call, str) else None,
+            inputs=FrozenMap(inputs),
+            env=FrozenMap(env),
+            cwd=self._cwd(ctx.workflow, stage, agents),
+            after=after,
+            outputs=tuple(outputs),
+            estimate_s=self.seconds(self.field(instance, stage, "estimate")) or 0,
+            spread_s=self.seconds(self.field(instance, stage, "spread")),
+            fail_rate=_rate(stage.get("fail_rate")),
+            priority=self.priority(self.field(instance, stage, "priority")),
+            timeout_s=self.seconds(self.field(instance, stage, "timeout")),
+            retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
+            backoff_s=self.seconds(self.field(instance, stage, "backoff")) or 0,
+            max_backoff_s=self.seconds(self.field(instance, stage, "max_backoff")),
+            max_log=self.max_log(instance, stage, agents),
+            resources=FrozenMap(stage["resources"] if isinstance(stage.get("resources"), dict) else {}),
+            when=when,
+            on_failure="continue" if on_failure == "continue" else "stop",
+            description=self.text(description),
+            approve=approve,
+            cost=cost_of(stage, [model.agents[a] for a in agents]),
+            sources=tuple(_names(self.field(instance, stage, "sources"))),
+            produces=tuple(_names(self.field(instance, stage, "produces"))),
+            run_if=run_if_of(stage.get("run_if")),
+            span=model.key_span(path),
+        )
+
+    def _cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+        cwd = stage.get("cwd")
+        key = (workflow, cwd if isinstance(cwd, str) else None, agents[0] if len(agents) == 1 else None)
+        found = self._cwds.get(key)
+        if found is None:
+            found = self._cwds[key] = self._compute_cwd(workflow, stage, agents)
+        return found
+
+    def _compute_cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+        return _stage_folder(self.model, workflow, stage, agents)
+
+    def agent(self, name: str) -> PlanAgent:
+        agent = self.model.agents[name]
+        known = {"kind", "run", "call", "url", "capabilities", "concurrency", "env", "max_log", "fail_rate"}
+        concurrency = agent.get("concurrency", 1)
+        for key in ("run", "call", "url", "env"):
+            self.collect_secrets(agent.get(key))
+        return PlanAgent(
+            name=name,
+            kind=agent.get("kind", "command") if isinstance(agent.get("kind", "command"), str) else "command",
+            run=_command(agent.get("run")),
+            call=agent.get("call") if isinstance(agent.get("call"), str) else None,
+            url=agent.get("url") if isinstance(agent.get("url"), str) else None,
+            capabilities=tuple(_names(agent.get("capabilities"))),
+            concurrency=concurrency if isinstance(concurrency, int) and concurrency >= 1 else 1,
+            fail_rate=_rate(agent.get("fail_rate")) or 0,
+            env=FrozenMap(_map(agent.get("env"))),
+            options=FrozenMap({k: v for k, v in agent.items() if k not in known}),
+            span=self.model.key_span(("agents", name)),
+        )
+
+
+_MISSING = object()
+
+
+def _rate(value: Any) -> float | None:
+    """A ``fail_rate`` (the schema keeps it a number in [0, 1])."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _command(value: Any) -> str | tuple[str, ...] | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return tuple(to_text(v) for v in value)
+    return None
+
+
+def _choose_workflow(model: _Model, workflow: str | None) -> tuple[str | None, list[Diagnostic]]:
+    entry = model.ws.entry
+    file = entry.source.name
+    if workflow is not None:
+        if workflow in model.workflows:
+            return workflow, []
+        return None, [
+            error(
+                "A209",
+                f"no workflow named `{workflow}` in {file}",
+                None,
+                help=did_you_mean(workflow, model.workflows) or _known(model.workflows, "workflow"),
+                file=file,
+            )
+        ]
+    declared = [name for name in _map(entry.data.get("workflows")) if name in model.workflows]
+    if not declared:
+        return None, [error("A209", f"{file} declares no workflow", None, file=file)]
+    templates = model.used_as_template()
+    return next((name for name in declared if name not in templates), declared[0]), []
+
+
+def workflows_to_analyse(ws: WorkspaceLike) -> list[str]:
+    """The entry file's workflows that are not only templates (used by no other workflow)."""
+    model = _Model.of(ws)
+    templates = model.used_as_template()
+    return [
+        name
+        for name in _map(ws.entry.data.get("workflows"))
+        if name in model.workflows and name not in templates
+    ]
+
+
+def templates_of(ws: WorkspaceLike, workflow: str) -> set[str]:
+    """``workflow`` and every workflow it includes through `use`, directly or not."""
+    model = _Model.of(ws)
+    found: set[str] = set()
+    pending = [workflow]
+    while pending:
+        name = pending.pop()
+        if name in found or name not in model.workflows:
+            continue
+        found.add(name)
+        for use in model.uses_of(name).values():
+            template = use.get("template")
+            if isinstance(template, str):
+                pending.append(template)
+    return found
+
+
+def _read_params(
+    model: _Model, workflow: str, given: Mapping[str, str], require_all: bool
+) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """Param values: `--param` strings read as their declared types, else the defaults."""
+    file = model.ws.entry.source.name
+    declared = _map(model.workflows[workflow].get("params"))
+    types = model.param_types(workflow)
+    values: dict[str, Any] = {}
+    out: list[Diagnostic] = []
+    for name, raw in given.items():
+        if name not in declared:
+            out.append(
+                error(
+                    "A203",
+                    f"workflow `{workflow}` has no param `{name}` (given with --param)",
+                    None,
+                    help=did_you_mean(name, declared) or _known(declared, "param"),
+                    file=file,
+                )
+            )
+            continue
+        value, problem = parse_param(str(raw), types.get(name, "string"))
+        if problem is not None:
+            out.append(
+                error(
+                    "A308",
+                    f"--param {name}={raw}: `{name}` is declared {types.get(name)}, {problem}",
+                    None,
+                    file=file,
+                )
+            )
+            continue
+        values[name] = value
+    for name, spec in declared.items():
+        if name in values or name in given:
+            continue
+        if isinstance(spec, dict) and "default" in spec:
+            values[name] = _convert_default(spec["default"], types.get(name, "any"))
+        elif require_all:
+            out.append(
+                error(
+                    "A213",
+                    f"missing required param `{name}` of workflow `{workflow}`",
+                    model.key_span(("workflows", workflow, "params", name)),
+                    f"declared here without a default ({types.get(name)})",
+                    help=f"pass `--param {name}=VALUE`",
+                )
+            )
+    ordered = {name: values[name] for name in declared if name in values}  # declaration order
+    return ordered, out
+
+
+def resolve(
+    ws: WorkspaceLike,
+    workflow: str | None,
+    params: Mapping[str, str],
+    *,
+    require_all: bool = True,
+) -> tuple[ResolvedWorkflow | None, list[Diagnostic]]:
+    """Bind one workflow: params read, templates expanded, agents chosen, dependencies as edges.
+
+    ``workflow=None`` picks the first workflow of the entry file that no other workflow
+    uses as a template. ``require_all=False`` (``alfredc check``) leaves required params
+    without a value unreported. Problems that :func:`check_workspace` reports (unknown
+    names, bad durations) are skipped here, not reported twice. Returns None only when
+    the workflow cannot be chosen or a param is wrong.
+    """
+    model = _Model.of(ws)
+    name, diagnostics = _choose_workflow(model, workflow)
+    if name is None:
+        return None, diagnostics
+    values, problems = _read_params(model, name, params, require_all)
+    diagnostics.extend(problems)
+    if any(d.is_error for d in diagnostics):
+        return None, diagnostics
+    resolver = _Resolver(model, values)
+    resolver.expand(_Context(workflow=name, stack=(name,)))
+    edges: dict[tuple[str, str], Edge] = {}
+    for edge in resolver.edges:
+        edges.setdefault((edge.before, edge.after), edge)
+    after: dict[str, list[str]] = {}
+    for before, target in edges:
+        after.setdefault(target, []).append(before)
+    stages = tuple(resolver.stage(i, tuple(after.get(i.name, ()))) for i in resolver.instances)
+    used = {agent for stage in stages for agent in stage.agents}
+    agents = tuple(resolver.agent(a) for a in model.agents if a in used)
+    declaration = model.workflows[name]
+    hooks: list[Hook] = []
+    for event, hook in _map(declaration.get("on")).items():
+        run = _command(_map(hook).get("run"))
+        if run is not None:
+            resolver.collect_secrets(run)
+            hooks.append(Hook(event=event, run=run, span=model.key_span(("workflows", name, "on", event))))
+    description = declaration.get("description")
+    schedule = declaration.get("schedule")
+    span = model.key_span(("workflows", name))
+    return (
+        ResolvedWorkflow(
+            name=name,
+            source=span.file,
+            description=resolver.text(description),
+            params=FrozenMap(values),
+            secrets=tuple(resolver.secrets),
+            agents=agents,
+            stages=stages,
+            edges=tuple(edges.values()),
+            hooks=tuple(hooks),
+            schedule=schedule if isinstance(schedule, str) else None,
+            budget=budget_of(declaration, resolver.seconds),
+            timeout_s=resolver.seconds(declaration.get("timeout")),
+            concurrency_group=resolver.text(declaration.get("concurrency_group")) or None,
+            cancel_in_progress=declaration.get("cancel_in_progress") is True,
+            span=span,
+        ),
+        diagnostics,
+    )

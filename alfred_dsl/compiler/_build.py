@@ -1,0 +1,68 @@
+"""The plan of a resolved and analysed workflow: the last step of the pipeline.
+
+Kept apart from :mod:`._plan` (the plan's types, which :mod:`._model` uses too) so that no
+module imports another that imports it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ._graph import Analysis
+from ._model import ResolvedWorkflow
+from ._plan import Plan
+
+__all__ = ["build_plan"]
+
+
+def build_plan(resolved: ResolvedWorkflow, analysis: Analysis) -> Plan:
+    """The plan of ``resolved``: its stages with their direct dependencies and CPM figures.
+
+    ``after`` lists every direct dependency (declared ``after``, implied by a reference or
+    by a ``use ... after``): first those the stage names itself, in its own order, then
+    the implied ones in the order their edges were found.
+    """
+    stages = []
+    for stage in resolved.stages:
+        preds = analysis.predecessors.get(stage.name, ())
+        pred_set = set(preds)
+        named = [name for name in dict.fromkeys(stage.after) if name in pred_set]
+        named_set = set(named)
+        after = (*named, *(name for name in preds if name not in named_set))
+        timing = analysis.timings.get(stage.name)
+        if timing is None:  # not analysed (cannot happen for a plan built from analyse())
+            stages.append(replace(stage, after=after))
+            continue
+        stages.append(
+            replace(
+                stage,
+                after=after,
+                estimate_s=timing.estimate_s,
+                earliest_start_s=timing.earliest_start_s,
+                earliest_finish_s=timing.earliest_finish_s,
+                latest_start_s=timing.latest_start_s,
+                latest_finish_s=timing.latest_finish_s,
+                slack_s=timing.slack_s,
+                layer=timing.layer,
+                critical=timing.critical,
+            )
+        )
+    return Plan(
+        workflow=resolved.name,
+        source=resolved.source,
+        description=resolved.description,
+        params=resolved.params,
+        secrets=resolved.secrets,
+        agents=resolved.agents,
+        stages=tuple(stages),
+        hooks=resolved.hooks,
+        schedule=resolved.schedule,
+        critical_path=tuple(analysis.critical_path),
+        duration_s=analysis.duration_s,
+        layers=tuple(tuple(layer) for layer in analysis.layers),
+        max_parallelism=analysis.max_parallelism,
+        budget=resolved.budget,
+        timeout_s=resolved.timeout_s,
+        concurrency_group=resolved.concurrency_group,
+        cancel_in_progress=resolved.cancel_in_progress,
+    )

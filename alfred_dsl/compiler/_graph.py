@@ -1,0 +1,426 @@
+"""Graph analysis of a resolved workflow: cycles, critical path (CPM), layers, redundant edges.
+
+networkx is imported here and nowhere else in the compiler, and only when the graph has a
+cycle (strongly connected components, Johnson's elementary cycles): importing it costs
+0.2-0.3 s, the whole start-up budget of ``alfredc check`` on a small file. The acyclic path
+(topological generations, CPM, redundant edges) works on integer indices in plain Python,
+so 10,000 stages and 30,000 edges are analysed in a fraction of a second. Nothing from
+networkx leaves this module (the plan stays free of networkx objects).
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .._diagnostics import Diagnostic, Label, Severity, error, warning
+from .._source import Span
+from ._model import Edge, ResolvedWorkflow
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["MAX_CYCLES", "Analysis", "StageTiming", "analyse"]
+
+#: Cycles reported one by one; the rest are counted in one A402 note.
+MAX_CYCLES = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageTiming:
+    """The critical-path figures of one stage (seconds from the start of the run)."""
+
+    estimate_s: float
+    earliest_start_s: float
+    earliest_finish_s: float
+    latest_start_s: float
+    latest_finish_s: float
+    slack_s: float
+    layer: int
+    critical: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Analysis:
+    """What :func:`analyse` found out about an acyclic workflow."""
+
+    timings: Mapping[str, StageTiming] = field(default_factory=dict)  # by stage, declaration order
+    predecessors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # direct deps, edge order
+    critical_path: tuple[str, ...] = ()
+    duration_s: float = 0
+    layers: tuple[tuple[str, ...], ...] = ()
+    #: The size of the widest layer: how many stages can be ready at the same moment
+    #: when every stage of a layer starts together.
+    max_parallelism: int = 0
+    #: Declared ``after`` edges that other dependencies already imply (reported as A503).
+    redundant: tuple[Edge, ...] = ()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: the analysis allocates tens of thousands of small
+    lists and ints but no reference cycles, and with a large document alive each automatic
+    collection walks all of it (measured: 0.25 s -> 0.12 s at 10,000 stages)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnostic]]:
+    """Analyse the dependency graph of ``resolved``.
+
+    Returns ``(None, diagnostics)`` when the graph has a cycle (A401 per elementary cycle,
+    at most :data:`MAX_CYCLES`, then A402); otherwise the analysis and any A503 warnings.
+    """
+    with _collector_paused():
+        return _analyse(resolved)
+
+
+def _analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnostic]]:
+    names = [stage.name for stage in resolved.stages]
+    index = {name: i for i, name in enumerate(names)}
+    edges = _usable_edges(resolved.edges, index)
+
+    preds: list[list[int]] = [[] for _ in names]
+    succs: list[list[int]] = [[] for _ in names]
+    for edge in edges:
+        before, after = index[edge.before], index[edge.after]
+        preds[after].append(before)
+        succs[before].append(after)
+    generations = _generations(preds, succs)
+    if generations is None:
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(len(names)))
+        graph.add_edges_from((index[e.before], index[e.after]) for e in edges)
+        return None, _cycle_diagnostics(resolved, graph, names, edges)
+    order = [node for layer in generations for node in layer]
+
+    layer_of = [0] * len(names)
+    for number, layer in enumerate(generations):
+        for node in layer:
+            layer_of[node] = number
+    estimates = [max(float(stage.estimate_s or 0), 0.0) for stage in resolved.stages]
+    timings, critical_path, duration = _critical_path(estimates, layer_of, preds, succs, order)
+    redundant = _redundant_entries(edges, _redundant_edges(edges, index, preds, order, len(names)))
+    analysis = Analysis(
+        timings=dict(zip(names, timings, strict=True)),
+        predecessors={name: tuple(names[p] for p in preds[i]) for i, name in enumerate(names)},
+        critical_path=tuple(names[i] for i in critical_path),
+        duration_s=duration,
+        layers=tuple(tuple(names[i] for i in layer) for layer in generations),
+        max_parallelism=max((len(layer) for layer in generations), default=0),
+        redundant=tuple(edge for group, _ in redundant for edge in group),
+    )
+    stage_spans = _stage_spans(resolved)
+    diagnostics = [
+        _redundant_diagnostic(group, names[via], resolved, stage_spans) for group, via in redundant
+    ]
+    return analysis, diagnostics
+
+
+# -- edges ------------------------------------------------------------------------------
+
+
+def _generations(preds: Sequence[Sequence[int]], succs: Sequence[Sequence[int]]) -> list[list[int]] | None:
+    """Topological generations (Kahn, a layer at a time; each in declaration order), or None
+    when a cycle leaves some stages unplaced. Same result as networkx's
+    ``topological_generations`` with sorted layers."""
+    waiting = [len(p) for p in preds]
+    layer = [node for node, count in enumerate(waiting) if count == 0]
+    generations = []
+    placed = 0
+    while layer:
+        generations.append(layer)
+        placed += len(layer)
+        ready = []
+        for node in layer:
+            for successor in succs[node]:
+                waiting[successor] -= 1
+                if waiting[successor] == 0:
+                    ready.append(successor)
+        layer = sorted(ready)
+    return generations if placed == len(preds) else None
+
+
+def _usable_edges(edges: Sequence[Edge], index: Mapping[str, int]) -> list[Edge]:
+    """Edges between known stages, the first of each (before, after) pair kept.
+
+    ``_check`` guarantees known names; an unknown one is dropped rather than crashing.
+    A declared ``after`` edge wins over an implied one for the same pair, so that a
+    redundant ``after`` is still reported when a reference also implies it.
+    """
+    kept: dict[tuple[str, str], Edge] = {}
+    for edge in edges:
+        if edge.before not in index or edge.after not in index:
+            continue
+        key = (edge.before, edge.after)
+        previous = kept.get(key)
+        if previous is None:
+            kept[key] = edge
+        elif previous.kind != "after" and edge.kind == "after":
+            kept[key] = edge  # dict keeps the first position of the pair
+    return list(kept.values())
+
+
+def _edge_span(edge: Edge, resolved: ResolvedWorkflow, stage_spans: Mapping[str, Span | None]) -> Span | None:
+    """Where the edge is declared; else the dependent stage, else the workflow."""
+    if edge.span is not None:
+        return edge.span
+    return stage_spans.get(edge.after) or resolved.span
+
+
+def _stage_spans(resolved: ResolvedWorkflow) -> dict[str, Span | None]:
+    return {stage.name: stage.span for stage in resolved.stages}
+
+
+# -- cycles -----------------------------------------------------------------------------
+
+
+def _cycle_diagnostics(
+    resolved: ResolvedWorkflow, graph: nx.DiGraph, names: Sequence[str], edges: Sequence[Edge]
+) -> list[Diagnostic]:
+    by_pair = {(e.before, e.after): e for e in edges}
+    stage_spans = _stage_spans(resolved)
+    components = _cyclic_components(graph)
+    diagnostics: list[Diagnostic] = []
+    reported = 0
+    left = 0
+    for number, component in enumerate(components):
+        if reported >= MAX_CYCLES:
+            left = len(components) - number
+            break
+        cycles = _cycles_in(graph.subgraph(component))
+        for cycle in cycles:
+            diagnostics.append(_cycle_diagnostic([names[i] for i in cycle], by_pair, resolved, stage_spans))
+            reported += 1
+            if reported >= MAX_CYCLES:
+                break
+        if reported >= MAX_CYCLES and next(cycles, None) is not None:
+            left = len(components) - number  # this component is not exhausted either
+            break
+    if left:
+        diagnostics.append(
+            Diagnostic(
+                code="A402",
+                severity=Severity.NOTE,
+                message=(
+                    f"more dependency cycles exist: {left} group(s) of mutually dependent stages "
+                    f"not fully reported (only the first {MAX_CYCLES} cycles are listed)"
+                ),
+                file=resolved.source,
+                primary=None if resolved.span is None else Label(resolved.span, ""),
+                notes=("fix the reported cycles and check again",),
+            )
+        )
+    return diagnostics
+
+
+def _cyclic_components(graph: nx.DiGraph) -> list[list[int]]:
+    """Strongly connected components that hold a cycle, in declaration order of their first stage."""
+    import networkx as nx
+
+    components = []
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1 or any(graph.has_edge(node, node) for node in component):
+            components.append(sorted(component))
+    components.sort(key=lambda component: component[0])
+    return components
+
+
+def _cycles_in(component: nx.DiGraph) -> Iterator[list[int]]:
+    """The elementary cycles of one component, each rotated to start at its first-declared stage.
+
+    ``nx.simple_cycles`` (Johnson) spends time linear in the component's size between two
+    cycles, so taking the first few is fast even for dense components.
+    """
+    import networkx as nx
+
+    for cycle in nx.simple_cycles(component):
+        start = cycle.index(min(cycle))
+        yield cycle[start:] + cycle[:start]
+
+
+def _cycle_diagnostic(
+    cycle: Sequence[str],
+    by_pair: Mapping[tuple[str, str], Edge],
+    resolved: ResolvedWorkflow,
+    stage_spans: Mapping[str, Span | None],
+) -> Diagnostic:
+    closed = [*cycle, cycle[0]]
+    pairs = list(itertools.pairwise(closed))
+    labels = []
+    for before, after in pairs:
+        edge = by_pair.get((before, after), Edge(before=before, after=after))
+        span = _edge_span(edge, resolved, stage_spans)
+        if span is not None:
+            labels.append(Label(span, f"`{after}` runs after `{before}` here"))
+    path = " -> ".join(closed)
+    # The first edge is the primary label; every other edge of the cycle is a secondary one.
+    first, rest = (labels[0], labels[1:]) if labels else (None, [])
+    return error(
+        "A401",
+        f"dependency cycle: {path}",
+        None if first is None else first.span,
+        "" if first is None else first.text,
+        secondary=rest,
+        help="remove one of these dependencies",
+        file=resolved.source,
+    )
+
+
+# -- critical path ----------------------------------------------------------------------
+
+
+def _critical_path(
+    estimates: Sequence[float],
+    layer_of: Sequence[int],
+    preds: Sequence[Sequence[int]],
+    succs: Sequence[Sequence[int]],
+    order: Sequence[int],
+) -> tuple[list[StageTiming], list[int], float]:
+    """Forward and backward CPM passes over ``order`` (a topological order)."""
+    count = len(estimates)
+    early_start = [0.0] * count
+    early_finish = [0.0] * count
+    for node in order:
+        start = max((early_finish[p] for p in preds[node]), default=0.0)
+        early_start[node] = start
+        early_finish[node] = start + estimates[node]
+    duration = max(early_finish, default=0.0)
+
+    late_start = [0.0] * count
+    late_finish = [0.0] * count
+    for node in reversed(order):
+        finish = min((late_start[s] for s in succs[node]), default=duration)
+        late_finish[node] = finish
+        late_start[node] = finish - estimates[node]
+
+    tolerance = 1e-9 * max(1.0, duration)
+    slack = [max(late_start[i] - early_start[i], 0.0) for i in range(count)]
+    slack = [0.0 if s <= tolerance else s for s in slack]
+    critical = [s == 0.0 for s in slack]
+    timings = [
+        StageTiming(
+            estimate_s=estimates[i],
+            earliest_start_s=early_start[i],
+            earliest_finish_s=early_finish[i],
+            latest_start_s=late_start[i],
+            latest_finish_s=late_finish[i],
+            slack_s=slack[i],
+            layer=layer_of[i],
+            critical=critical[i],
+        )
+        for i in range(count)
+    ]
+
+    # One longest path: from the first-declared critical source, always to the
+    # first-declared critical successor that starts when this stage finishes.
+    path: list[int] = []
+    sources = [i for i in range(count) if not preds[i]]
+    current = min(sources, key=lambda s: (slack[s], s)) if sources else None
+    while current is not None:
+        path.append(current)
+        finish = early_finish[current]
+        following = sorted(succs[current])
+        nxt = [s for s in following if critical[s] and abs(early_start[s] - finish) <= tolerance]
+        if not nxt and following:  # float drift only: take the successor closest to critical
+            nxt = [min(following, key=lambda s: (slack[s], s))]
+        current = nxt[0] if nxt else None
+    return timings, path, duration
+
+
+# -- redundant edges ----------------------------------------------------------------------
+
+
+def _redundant_edges(
+    edges: Sequence[Edge],
+    index: Mapping[str, int],
+    preds: Sequence[Sequence[int]],
+    order: Sequence[int],
+    count: int,
+) -> list[tuple[Edge, int]]:
+    """Declared ``after`` edges implied by another path, each with the predecessor implying it.
+
+    ``ancestors[v]`` is a Python int used as a bitset of v's strict ancestors. An edge
+    u -> v is redundant exactly when u is a strict ancestor of another predecessor of v,
+    i.e. when bit u is set in the union of the predecessors' ancestor sets.
+    """
+    ancestors = [0] * count
+    implied = [0] * count  # ancestors reachable through a predecessor, not counting the predecessor
+    for node in order:
+        through = 0
+        direct = 0
+        for p in preds[node]:
+            through |= ancestors[p]
+            direct |= 1 << p
+        implied[node] = through
+        ancestors[node] = through | direct
+
+    found: list[tuple[Edge, int]] = []
+    for edge in edges:
+        if edge.kind != "after":
+            continue
+        before, after = index[edge.before], index[edge.after]
+        if not implied[after] >> before & 1:
+            continue
+        via = next(p for p in preds[after] if p != before and ancestors[p] >> before & 1)
+        found.append((edge, via))
+    return found
+
+
+def _redundant_entries(
+    edges: Sequence[Edge], redundant: Sequence[tuple[Edge, int]]
+) -> list[tuple[tuple[Edge, ...], int]]:
+    """Group redundant edges by the ``after`` entry that declared them.
+
+    ``after ALIAS`` declares one edge per sink of the alias, all with the entry's span;
+    the entry can only go when every one of them is redundant.
+    """
+    via_of = {(edge.before, edge.after): via for edge, via in redundant}
+    entries: dict[tuple[object, ...], list[Edge]] = {}
+    for edge in edges:
+        if edge.kind == "after":
+            key = (edge.after, edge.span) if edge.span is not None else (edge.after, edge.before)
+            entries.setdefault(key, []).append(edge)
+    found = []
+    for group in entries.values():
+        if all((edge.before, edge.after) in via_of for edge in group):
+            found.append((tuple(group), via_of[(group[0].before, group[0].after)]))
+    return found
+
+
+def _written_name(group: Sequence[Edge]) -> str:
+    """The name the user wrote: the stage itself, or the alias all the sinks share."""
+    if len(group) == 1:
+        return group[0].before
+    parts = [edge.before.split(".") for edge in group]
+    common = []
+    for column in zip(*parts, strict=False):
+        if len(set(column)) != 1:
+            break
+        common.append(column[0])
+    return ".".join(common) or ", ".join(edge.before for edge in group)
+
+
+def _redundant_diagnostic(
+    group: Sequence[Edge], via_name: str, resolved: ResolvedWorkflow, stage_spans: Mapping[str, Span | None]
+) -> Diagnostic:
+    edge = group[0]
+    written = _written_name(group)
+    return warning(
+        "A503",
+        f"redundant `after`: `{written}` is already implied by `{via_name}`",
+        _edge_span(edge, resolved, stage_spans),
+        f"`{edge.after}` already runs after `{written}` through `{via_name}`",
+        help=f"remove `{written}` from the `after` list of `{edge.after}`",
+    )

@@ -1,0 +1,45 @@
+"""The resolved workflow: names bound, templates expanded, dependencies known.
+
+This is the hand-off between the checks (``_check``) and the graph analysis and plan
+compilation (``_graph``, ``_plan``). Stages here carry no analysis figures yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .._source import Span
+from ._plan import FrozenMap, Hook, PlanAgent, PlanStage
+
+__all__ = ["Edge", "ResolvedWorkflow"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Edge:
+    """``before`` must finish before ``after`` starts."""
+
+    before: str
+    after: str
+    #: Where the edge is declared: the name in `after X`, the `stages.X...` reference, the `use ... after`.
+    span: Span | None = field(default=None, compare=False)
+    kind: Literal["after", "ref", "use"] = "after"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedWorkflow:
+    name: str
+    source: str
+    description: str = ""
+    params: FrozenMap = field(default_factory=FrozenMap)   # values known so far (defaults, --param)
+    secrets: tuple[str, ...] = ()
+    agents: tuple[PlanAgent, ...] = ()
+    stages: tuple[PlanStage, ...] = ()                      # declaration order, `use` stages in place
+    edges: tuple[Edge, ...] = ()                            # every dependency, deduplicated
+    hooks: tuple[Hook, ...] = ()
+    schedule: str | None = None
+    budget: FrozenMap = field(default_factory=FrozenMap)
+    timeout_s: float | None = None
+    concurrency_group: str | None = None
+    cancel_in_progress: bool = False
+    span: Span | None = field(default=None, compare=False)

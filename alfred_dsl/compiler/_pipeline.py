@@ -1,0 +1,204 @@
+"""The compiler pipeline: load -> check -> resolve -> graph analysis -> plan.
+
+``alfredc check`` calls :func:`check_paths`; ``plan``, ``graph`` and ``run`` call
+:func:`compile_path`. Only the modules the check path needs are imported (no trio, rich
+or jinja2); the loader imports jsonschema only when the compiled validator finds a problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+
+from .._diagnostics import Diagnostic, Label
+from .._source import Span
+from . import _bind, _check, _graph
+from ._approvals import rejection_warnings
+from ._budget import budget_warnings
+from ._build import build_plan
+from ._plan import Plan
+from .load import Workspace, load
+
+__all__ = ["check_loaded", "check_paths", "compile_loaded", "compile_path", "finish", "merge"]
+
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+
+
+def finish(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics in source order, each reported once (several passes may meet one problem)."""
+    seen: set[tuple[object, ...]] = set()
+    unique: list[Diagnostic] = []
+    for diagnostic in diagnostics:
+        span = diagnostic.primary.span if diagnostic.primary is not None else None
+        key = (
+            diagnostic.code,
+            diagnostic.message,
+            diagnostic.filename,
+            None if span is None else (span.start, span.end),
+        )
+        if key not in seen:
+            seen.add(key)
+            unique.append(diagnostic)
+    return sorted(unique, key=Diagnostic.sort_key)
+
+
+def merge(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics of several compilations of the same files, each problem once, in source
+    order: one problem met through two workflows (a template's, under two prefixes) is one."""
+    places: set[tuple[object, ...]] = set()
+    unique: list[Diagnostic] = []
+    for diagnostic in finish(diagnostics):
+        place = _place(diagnostic)
+        if place not in places:
+            places.add(place)
+            unique.append(diagnostic)
+    return unique
+
+
+def _check_one(path: str) -> list[Diagnostic]:
+    workspace, diagnostics = load(path)
+    return _check_loaded(workspace, diagnostics)
+
+
+def check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """:func:`check_paths` for a workspace already loaded (a workflow built in Python)."""
+    return finish(_check_loaded(workspace, diagnostics))
+
+
+def _check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    if workspace is None:
+        return diagnostics
+    return [*diagnostics, *_analyse(workspace)]
+
+
+def _analyse(workspace: Workspace) -> list[Diagnostic]:
+    """What ``alfredc check`` finds in a loaded workspace: every check of every workflow,
+    graph analysis included (required params without a value are not an error here)."""
+    diagnostics = _check.check_workspace(workspace)
+    model_workflows = _bind.workflows_to_analyse(workspace)
+    # A template used twice (or by two workflows) shows its graph problems once per use,
+    # under different prefixes but at the same places: report each place once.
+    places: set[tuple[object, ...]] = set()
+    for name in model_workflows:
+        resolved, problems = _bind.resolve(workspace, name, {}, require_all=False)
+        diagnostics.extend(problems)
+        if resolved is None:
+            continue
+        analysis, graph_problems = _graph.analyse(resolved)
+        if analysis is not None:  # approvals and budgets, on the plan (_approvals.py, _budget.py)
+            graph_problems = [*graph_problems, *plan_warnings(build_plan(resolved, analysis), resolved.span)]
+        for problem in graph_problems:
+            place = _place(problem)
+            if place not in places:
+                places.add(place)
+                diagnostics.append(problem)
+    return diagnostics
+
+
+def plan_warnings(plan: Plan, span: Span | None) -> list[Diagnostic]:
+    """A505 and A506: what only a whole plan shows (an unhandled rejection, a budget the
+    worst case exceeds)."""
+    return [*rejection_warnings(plan), *budget_warnings(plan, span)]
+
+
+def _place(diagnostic: Diagnostic) -> tuple[object, ...]:
+    """What makes two diagnostics one problem: the code and the places it marks."""
+    labels = _labels(diagnostic)
+    if not labels:
+        return (diagnostic.code, diagnostic.filename, diagnostic.message)
+    return (diagnostic.code, *(_where(label.span) for label in labels))
+
+
+def _labels(diagnostic: Diagnostic) -> tuple[Label, ...]:
+    primary = () if diagnostic.primary is None else (diagnostic.primary,)
+    return (*primary, *diagnostic.secondary)
+
+
+def _where(span: Span) -> tuple[str, int, int]:
+    return (span.file, span.start, span.end)
+
+
+def check_paths(paths: Sequence[str]) -> list[Diagnostic]:
+    """Everything ``alfredc check`` reports for these files: every workflow of each file,
+    graph analysis included; required params without a value are not an error here."""
+    diagnostics: list[Diagnostic] = []
+    for path in paths:
+        diagnostics.extend(_check_one(str(path)))
+    return finish(diagnostics)
+
+
+def _blocks_of_workflows(workspace: Workspace) -> list[tuple[str, Span]]:
+    """The span of each workflow declaration in every file (a name declared twice: both)."""
+    blocks: list[tuple[str, Span]] = []
+    for document in workspace.documents:
+        workflows = document.data.get("workflows") if isinstance(document.data, dict) else None
+        if not isinstance(workflows, dict):
+            continue
+        for name in workflows:
+            span = document.spans.values.get(("workflows", name))
+            if span is not None:
+                blocks.append((name, span))
+    return blocks
+
+
+def _concerns_only_others(diagnostic: Diagnostic, others: list[Span]) -> bool:
+    """Whether a diagnostic lies inside the declaration of a workflow not being compiled.
+
+    Input and syntax problems (A0xx, A1xx) concern the whole file wherever they are.
+    """
+    if diagnostic.primary is None or diagnostic.code[:2] in ("A0", "A1"):
+        return False
+    span = diagnostic.primary.span
+    return any(
+        block.source is span.source and block.start <= span.start and span.end <= block.end
+        for block in others
+    )
+
+
+def compile_path(
+    path: str,
+    workflow: str | None = None,
+    params: Mapping[str, str] = _NO_PARAMS,
+) -> tuple[Plan | None, list[Diagnostic]]:
+    """The plan of one workflow of a file (None when there are errors), and the diagnostics.
+
+    Problems inside other workflows (that this one does not use as templates) neither
+    block the plan nor are reported here: ``alfredc check`` reports them. Problems of the
+    shared parts (input, syntax, agents, imports) are always fatal. When the workflow does
+    not compile, the diagnostics are what ``alfredc check`` reports for it (graph analysis
+    included, however many other errors there are) plus what only this call can find (a
+    missing or ill-typed param, an unknown workflow name): ``plan``, ``run``, ``submit`` and
+    ``docs`` show the same problems as ``check``.
+    """
+    workspace, diagnostics = load(str(path))
+    return compile_loaded(workspace, diagnostics, workflow, params)
+
+
+def compile_loaded(
+    workspace: Workspace | None,
+    diagnostics: list[Diagnostic],
+    workflow: str | None = None,
+    params: Mapping[str, str] = _NO_PARAMS,
+) -> tuple[Plan | None, list[Diagnostic]]:
+    """:func:`compile_path` for a workspace already loaded (a workflow built in Python)."""
+    if workspace is None:
+        return None, finish(diagnostics)
+    found = _check.check_workspace(workspace)
+    resolved, problems = _bind.resolve(workspace, workflow, params)
+    chosen = resolved.name if resolved is not None else workflow
+    others: list[Span] = []
+    if chosen is not None:
+        wanted = _bind.templates_of(workspace, chosen)
+        others = [span for name, span in _blocks_of_workflows(workspace) if name not in wanted]
+    ours = [d for d in [*diagnostics, *found, *problems] if not _concerns_only_others(d, others)]
+    analysis = None
+    if resolved is not None and not any(d.is_error for d in ours):
+        analysis, graph_problems = _graph.analyse(resolved)
+        ours.extend(graph_problems)
+    if resolved is None or analysis is None or any(d.is_error for d in ours):
+        # Everything `check` says about this workflow, then what only this call found.
+        checked = [d for d in [*diagnostics, *_analyse(workspace)] if not _concerns_only_others(d, others)]
+        places = {_place(d) for d in checked}
+        return None, finish([*checked, *(d for d in problems if _place(d) not in places)])
+    plan = build_plan(resolved, analysis)
+    return plan, finish([*ours, *plan_warnings(plan, resolved.span)])

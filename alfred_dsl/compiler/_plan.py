@@ -1,0 +1,286 @@
+"""The compiled plan: immutable, hashable, and free of networkx objects.
+
+A :class:`Plan` is what back ends consume: the runtime executes it, renderers draw it,
+exporters (Airflow, Argo, Dask) translate it. Values that came from the document
+(inputs, env, ``run``, ``when``) that interpolate are :class:`~alfred_dsl._expr.Interpolated`:
+their ``${...}`` text with the template parsed here, once, so that the runtime evaluates
+them without the parser (a plan built by hand gets the same on construction).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from .._expr import Interpolated, Ref, Template
+from .._source import SourceFile, Span
+
+__all__ = [
+    "DEFAULT_MAX_LOG", "FrozenMap", "Hook", "Plan", "PlanAgent", "PlanStage", "freeze", "thaw",
+]
+
+OnFailure = Literal["stop", "continue"]
+RunIf = Literal["success", "always", "failure"]
+#: ``max_log`` when neither the stage, its agent nor ``defaults`` set one: 100MB.
+DEFAULT_MAX_LOG = 100_000_000
+ExecutorKind = str  # "command" | "python" | "http"; more may come
+
+
+class FrozenMap(Mapping[str, Any]):
+    """A read-only, hashable mapping (values frozen with :func:`freeze`)."""
+
+    __slots__ = ("_data", "_hash", "_text_parsed")
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = {k: freeze(v) for k, v in (data or {}).items()}
+        self._hash: int | None = None
+        self._text_parsed = False  # no plain string with ``${`` is left in it (see _interpolate)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._data.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self._data) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+def freeze(value: Any) -> Any:
+    """Deep-convert JSON-like data: dicts to FrozenMap, lists to tuples."""
+    if isinstance(value, FrozenMap):
+        return value
+    if isinstance(value, Mapping):
+        return FrozenMap(value)
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+#: Where a template parsed for the plan says it comes from (as the runtime's own parse did).
+_NOWHERE = SourceFile("<runtime>", "")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@lru_cache(maxsize=4096)
+def interpolated(text: str) -> Interpolated:
+    """``text`` (which holds ``${``) with its template parsed."""
+    from ._view import _fast_template
+
+    # Plain references (the usual case) are split without the parser, when every part is a
+    # name as the grammar spells one; anything else is the parser's.
+    fast = _fast_template(text, _NOWHERE.whole(), None)
+    if fast is not None and all(
+        _NAME.fullmatch(part) for ref in fast.parts if isinstance(ref, Ref) for part in ref.parts
+    ):
+        return Interpolated(text, fast)
+    from .syntax import parse_template  # the Lark parser is only loaded when needed
+
+    template, diagnostics = parse_template(text, _NOWHERE.whole())
+    if isinstance(template, Template):
+        return Interpolated(text, template)
+    return Interpolated(text, None, next((d.message for d in diagnostics), "invalid interpolation"))
+
+
+def _parsed(value: Any) -> Any:
+    """``value`` with every string holding ``${`` made :class:`Interpolated` (itself if none is)."""
+    kind = type(value)
+    if kind is str:
+        return interpolated(value) if "${" in value else value
+    if kind is FrozenMap:
+        if not value:
+            return value
+        items = {key: _parsed(item) for key, item in value.items()}
+        changed = any(items[key] is not item for key, item in value.items())
+        return FrozenMap(items) if changed else value
+    if kind is tuple:
+        parts = tuple(_parsed(item) for item in value)
+        return parts if any(a is not b for a, b in zip(parts, value, strict=True)) else value
+    return value  # None, a bool, a number, an Interpolated already
+
+
+def _interpolate(owner: Any, fields: tuple[str, ...]) -> None:
+    # Per stage, and again for each ``replace``: the usual values are dispatched inline.
+    for name in fields:
+        value = getattr(owner, name)
+        kind = type(value)
+        if kind is str:
+            if "${" not in value:
+                continue
+        elif kind is FrozenMap:
+            if value._text_parsed:
+                continue
+            if not _holds_text(value):
+                value._text_parsed = True
+                continue
+        elif kind is tuple:
+            if not _holds_text(value):
+                continue
+        else:
+            continue  # None, a bool, an Interpolated already
+        parsed = _parsed(value)
+        if type(parsed) is FrozenMap:
+            parsed._text_parsed = True
+        if parsed is not value:
+            object.__setattr__(owner, name, parsed)
+
+
+def _holds_text(value: Any) -> bool:
+    """Whether a map or tuple holds a plain string with ``${`` (one to parse)."""
+    for item in value.values() if type(value) is FrozenMap else value:
+        kind = type(item)
+        if kind is str:
+            if "${" in item:
+                return True
+        elif (kind is FrozenMap or kind is tuple) and _holds_text(item):
+            return True
+    return False
+
+
+def thaw(value: Any) -> Any:
+    """The inverse of :func:`freeze`: plain dicts and lists, ready for JSON."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanAgent:
+    """An executor that stages run on: its kind, what it runs, its capabilities and concurrency limit."""
+
+    def __post_init__(self) -> None:
+        _interpolate(self, ("run", "url", "env"))
+
+    name: str
+    kind: ExecutorKind
+    run: str | tuple[str, ...] | None = None
+    call: str | None = None
+    url: str | None = None
+    capabilities: tuple[str, ...] = ()
+    concurrency: int = 1
+    fail_rate: float = 0              # `alfredc simulate`: the chance that an attempt on it fails
+    env: FrozenMap = field(default_factory=FrozenMap)
+    #: Everything else the agent block said (headers, method, ...), for executors that want it.
+    options: FrozenMap = field(default_factory=FrozenMap)
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanStage:
+    """One stage of a plan: what to run, on which agents, after which stages, and its CPM figures."""
+
+    def __post_init__(self) -> None:
+        _interpolate(self, ("run", "inputs", "env", "when"))
+
+    name: str                         # full name, e.g. "auth.specification"
+    group: tuple[str, ...] = ()       # the `use` aliases it came through (outermost first), its fan-out group
+    agents: tuple[str, ...]           # the agent, or every agent matching `requires`
+    kind: ExecutorKind
+    run: str | tuple[str, ...] | None = None
+    call: str | None = None
+    inputs: FrozenMap = field(default_factory=FrozenMap)
+    env: FrozenMap = field(default_factory=FrozenMap)
+    cwd: str = "."                    # absolute directory the stage runs in
+    after: tuple[str, ...] = ()       # direct dependencies (declared and implied), declaration order
+    outputs: tuple[str, ...] = ()     # declared outputs, empty if undeclared
+    estimate_s: float = 0
+    #: `alfredc simulate`: the standard deviation of the duration (None: a quarter of the estimate)
+    #: and the chance that an attempt fails (None: its agent's ``fail_rate``).
+    spread_s: float | None = None
+    fail_rate: float | None = None
+    priority: int = 0                 # low 0, medium 1, high 2, critical 3, or any integer
+    timeout_s: float | None = None
+    retries: int = 0
+    backoff_s: float = 0
+    max_backoff_s: float | None = None
+    max_log: int | None = DEFAULT_MAX_LOG   # bytes of output kept in the attempt's log
+    #: What an attempt holds on a cluster worker (`resources = {...}` of the stage; the agent's
+    #: are in its options): name -> amount, memory as written ("4GiB").
+    resources: FrozenMap = field(default_factory=FrozenMap)
+    when: bool | str = True           # True, False or a "${...}" expression
+    on_failure: OnFailure = "stop"
+    description: str = ""
+    fan_out: str = ""                 # the `matrix` stage it is a member of ("auth.test"), else ""
+    matrix: FrozenMap = field(default_factory=FrozenMap)   # its combination: {"python": "3.11", ...}
+    #: An approval stage (kind "approval"): by, users, timeout_s, on_timeout (see _approvals.py).
+    approve: FrozenMap | None = None
+    #: What one attempt may spend: usd, tokens (see _budget.py).
+    cost: FrozenMap = field(default_factory=FrozenMap)
+    sources: tuple[str, ...] = ()     # globs of the files its fingerprint covers (incremental runs)
+    produces: tuple[str, ...] = ()    # globs of the files it must write
+    run_if: RunIf = "success"
+    # -- critical-path analysis -----------------------------------------------------
+    earliest_start_s: float = 0
+    earliest_finish_s: float = 0
+    latest_start_s: float = 0
+    latest_finish_s: float = 0
+    slack_s: float = 0
+    layer: int = 0
+    critical: bool = False
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hook:
+    """A workflow-level handler: ``on failure { run = "..." }``."""
+
+    def __post_init__(self) -> None:
+        _interpolate(self, ("run",))
+
+    event: str                        # "success" | "failure" | "stage_failed" | ...
+    run: str | tuple[str, ...]
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """The compiled, immutable form of one workflow: stages in declaration order and their analysis."""
+
+    workflow: str
+    source: str                       # path of the file that declares the workflow
+    description: str = ""
+    params: FrozenMap = field(default_factory=FrozenMap)   # resolved param values
+    secrets: tuple[str, ...] = ()     # names referenced as secrets.NAME
+    agents: tuple[PlanAgent, ...] = ()
+    stages: tuple[PlanStage, ...] = ()                      # declaration order
+    hooks: tuple[Hook, ...] = ()
+    schedule: str | None = None
+    critical_path: tuple[str, ...] = ()
+    duration_s: float = 0
+    layers: tuple[tuple[str, ...], ...] = ()
+    max_parallelism: int = 0
+    #: The most a run may spend: usd, tokens, time (seconds) (see _budget.py).
+    budget: FrozenMap = field(default_factory=FrozenMap)
+    timeout_s: float | None = None               # the whole run's time limit
+    concurrency_group: str | None = None         # runs in one group never overlap
+    cancel_in_progress: bool = False             # a new run cancels the group's running one
+
+    def stage(self, name: str) -> PlanStage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    def agent(self, name: str) -> PlanAgent:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise KeyError(name)

@@ -1,0 +1,442 @@
+"""Validation of the normalized document against ``schemas/workflow.schema.json``.
+
+Valid documents (the common case) take the fast path: a validator generated ahead of time
+by fastjsonschema into ``_schema_compiled.py`` (regenerate it with
+``python -m alfred_dsl.compiler._schema`` after editing the schema; a test checks it is current).
+Only when that says "invalid" does ``jsonschema`` walk the document to report *every*
+problem, each turned into a diagnostic in the user's words at the span it came from.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from .._diagnostics import Diagnostic, error
+from .._resources import schema_path
+from .._values import did_you_mean
+from . import _schema_compiled
+from ._document import Document, Path as DocPath, SpanIndex
+from ._fixes import rename_fix
+
+#: A ``jsonschema.exceptions.ValidationError`` (jsonschema is imported only on the slow path).
+ValidationError = Any
+
+__all__ = ["Problem", "compiled_source", "problems", "schema", "schema_text", "validate"]
+
+#: The generated validator; None only while the compiled module is being regenerated.
+_fast_validate = cast(Callable[[Any], Any] | None, getattr(_schema_compiled, "validate", None))
+
+#: Friendly names people give to param types, mapped to alfred's.
+_TYPE_ALIASES = {
+    "integer": "int",
+    "number": "float",
+    "str": "string",
+    "text": "string",
+    "boolean": "bool",
+    "array": "list",
+    "dict": "map",
+    "object": "map",
+    "mapping": "map",
+}
+
+_NOUNS = {
+    "agents": "agent",
+    "workflows": "workflow",
+    "stages": "stage",
+    "params": "param",
+    "uses": "`use` alias",
+    "env": "environment variable",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One schema problem: its diagnostic and the path of the value that is at fault.
+
+    The loader removes the values at these paths so that later passes only ever see data
+    that satisfies the schema.
+    """
+
+    diagnostic: Diagnostic
+    path: DocPath
+
+
+def schema_text() -> str:
+    """The schema, as shipped (``alfredc schema`` prints it)."""
+    return schema_path().read_text(encoding="utf-8")
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The schema as data (shared: do not modify)."""
+    return cast(dict[str, Any], json.loads(schema_text()))
+
+
+def validate(doc: Document) -> list[Diagnostic]:
+    """Every schema problem of ``doc``, placed at the DSL/YAML/JSON text it came from."""
+    return [problem.diagnostic for problem in problems(doc.data, doc.spans)]
+
+
+def problems(data: Any, spans: SpanIndex) -> list[Problem]:
+    """Every schema problem of ``data`` (one per problem, in source order)."""
+    if _fast_validate is not None:
+        try:
+            _fast_validate(data)
+            return []
+        except Exception:  # any failure of the fast path: let jsonschema explain
+            pass
+    found: list[Problem] = []
+    seen: set[tuple[DocPath, str]] = set()
+    for raw in _validator().iter_errors(_failing_parts(data)):
+        for problem in _explain(raw, spans):
+            key = (problem.path, problem.diagnostic.code)
+            if key not in seen:
+                seen.add(key)
+                found.append(problem)
+    return sorted(found, key=_order)
+
+
+def _order(problem: Problem) -> tuple[str, int, int, tuple[tuple[int, int, str], ...]]:
+    """Source order; the document path breaks ties (values without a span of their own)."""
+    path = tuple((0, part, "") if isinstance(part, int) else (1, 0, part) for part in problem.path)
+    diagnostic = problem.diagnostic
+    if diagnostic.primary is None:
+        return (diagnostic.filename, 0, 0, path)
+    span = diagnostic.primary.span
+    return (span.file, span.start, span.end, path)
+
+
+def _failing_parts(data: Any) -> Any:
+    """``data`` without the stages that the fast path finds valid.
+
+    jsonschema is some thirty times slower than the compiled validator; in a document of
+    thousands of stages with one typo, it need only walk the stage with the typo. Stages
+    are checked independently and keyed by name, so the paths of the rest do not change.
+    """
+    check_stage = cast(Callable[[Any], Any] | None, getattr(_schema_compiled, "validate____defs_stage", None))
+    workflows = data.get("workflows") if isinstance(data, dict) else None
+    if check_stage is None or not isinstance(workflows, dict):
+        return data
+    name_pattern = re.compile(schema()["$defs"]["identifier"]["pattern"])
+
+    def fails(name: str, stage: Any) -> bool:
+        if not name_pattern.match(name):
+            return True
+        try:
+            check_stage(stage)
+        except Exception:
+            return True
+        return False
+
+    reduced: dict[str, Any] = {}
+    for name, workflow in workflows.items():
+        stages = workflow.get("stages") if isinstance(workflow, dict) else None
+        if isinstance(stages, dict):
+            kept = {key: stage for key, stage in stages.items() if fails(key, stage)}
+            workflow = {**workflow, "stages": kept}
+        reduced[name] = workflow
+    return {**data, "workflows": reduced}
+
+
+@functools.cache
+def _validator() -> Any:
+    jsonschema = importlib.import_module("jsonschema")  # only invalid documents pay for it
+    return jsonschema.Draft202012Validator(schema())
+
+
+# -- wording ------------------------------------------------------------------------------
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "nothing (null)"
+
+
+_EXPECTED = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "a boolean (true or false)",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def _shown(value: Any) -> str:
+    """A short rendering of a value for a message."""
+    if isinstance(value, dict | list) or value is None:
+        return _type_name(value)
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + '..."'
+
+
+def _describe(path: DocPath) -> str:
+    """How a message names the value at ``path``: "stage `build`", "`retries`", ..."""
+    if not path:
+        return "the document"
+    last = path[-1]
+    if isinstance(last, int):
+        parent = next((p for p in reversed(path[:-1]) if isinstance(p, str)), "list")
+        return f"item {last + 1} of `{parent}`"
+    if len(path) >= 2 and isinstance(path[-2], str):
+        container = path[-2]
+        block = len(path) == 2 or (len(path) == 4 and path[0] == "workflows")
+        if block and container in _NOUNS and container != "env":
+            return f"{_NOUNS[container]} `{last}`"
+        if len(path) == 4 and path[0] == "workflows" and container == "on":
+            return f"hook `on.{last}`"
+    return f"`{last}`"
+
+
+def _close(word: str, choices: Iterable[str]) -> str | None:
+    return did_you_mean(word, [str(choice) for choice in choices])
+
+
+def _choices(values: Iterable[Any]) -> str:
+    return ", ".join(f"`{value}`" for value in values)
+
+
+# -- mapping jsonschema errors to diagnostics ------------------------------------------------
+
+
+def _explain(err: ValidationError, spans: SpanIndex) -> list[Problem]:
+    path: DocPath = tuple(err.absolute_path)
+    validator = str(err.validator)
+    instance = err.instance
+    subject = _describe(path)
+
+    def problem(code: str, message: str, label: str, *, at: DocPath = path, key: bool = False,
+                help: str | None = None, notes: Iterable[str] = (), fix_from: Iterable[str] = ()) -> Problem:
+        span = spans.key(at) if key else spans.value(at)
+        name = at[-1] if at else None
+        fix = rename_fix(span, name, fix_from) if isinstance(name, str) and key else ()
+        if not key and isinstance(instance, str):
+            fix = rename_fix(span, instance, fix_from)
+        return Problem(diagnostic=error(code, message, span, label, help=help, notes=notes, fix=fix), path=at)
+
+    if "propertyNames" in err.absolute_schema_path:
+        # The error's instance is the key itself; its path is that of the mapping.
+        name = str(instance)
+        noun = _NOUNS.get(str(path[-1]) if path else "", "key")
+        allowed = "letters, digits, `_` and `-`"
+        if noun == "environment variable":
+            allowed = "letters, digits and `_`"
+        return [problem("A301", f"`{name}` is not a valid {noun} name", "invalid name", at=(*path, name),
+                        key=True, help=f"a name starts with a letter or `_` and holds {allowed}")]
+
+    if validator == "additionalProperties" and isinstance(instance, dict):
+        allowed_keys = list(err.schema.get("properties", {}))
+        where = "at the top level" if not path else f"in {subject}"
+        found = []
+        for extra in instance:
+            if extra in allowed_keys:
+                continue
+            found.append(problem(
+                "A214", f"unknown attribute `{extra}` {where}", "unknown attribute",
+                at=(*path, extra), key=True, help=_close(extra, allowed_keys), fix_from=allowed_keys,
+                notes=[f"allowed here: {_choices(allowed_keys)}"],
+            ))
+        return found
+
+    if validator == "required" and isinstance(instance, dict):
+        missing = [name for name in err.validator_value if name not in instance]
+        return [problem("A301", f"{subject} has no `{name}`", f"`{name}` missing", key=True,
+                        help=_required_help(name)) for name in missing]
+
+    if validator in ("anyOf", "oneOf"):
+        return [_alternatives(err, path, subject, spans, problem)]
+
+    if validator == "type":
+        expected = err.validator_value
+        types = expected if isinstance(expected, list) else [expected]
+        names = [_EXPECTED.get(str(t), str(t)) for t in types]
+        if not path:
+            message = "the document must be a mapping with `agents` and `workflows`, found "
+            message += _type_name(instance)
+        else:
+            message = f"{subject} must be {' or '.join(names)}, found {_type_name(instance)}"
+        return [problem("A302", message, f"expected {names[0]}")]
+
+    if validator == "enum":
+        options = list(err.validator_value)
+        hint = None
+        fix_from: list[str] = []
+        if isinstance(instance, str):
+            alias = _TYPE_ALIASES.get(instance.lower()) if path and path[-1] == "type" else None
+            hint = f"did you mean `{alias}`?" if alias in options else _close(instance, options)
+            fix_from = [str(alias)] if alias in options else [str(o) for o in options]
+        return [problem("A301", f"{subject} must be one of {_choices(options)}, found {_shown(instance)}",
+                        "not one of the allowed values", help=hint, fix_from=fix_from)]
+
+    if validator == "pattern":
+        pattern = str(err.validator_value)
+        if pattern == schema()["$defs"]["identifier"]["pattern"]:
+            message = f"{subject} must be a name, found {_shown(instance)}"
+            help = "a name starts with a letter or `_` and holds letters, digits, `_` and `-`"
+        elif pattern == schema()["$defs"]["call"]["pattern"]:
+            message = f'{subject} must be "module:function", found {_shown(instance)}'
+            help = 'for example "myteam.agents:implement"'
+        else:
+            message = f"{subject} does not have the expected form, found {_shown(instance)}"
+            help = f"it must match `{pattern}`"
+        return [problem("A301", message, "invalid value", help=help)]
+
+    if validator in ("minimum", "exclusiveMinimum"):
+        return [problem("A301", f"{subject} must be at least {err.validator_value}, found {_shown(instance)}",
+                        "too small")]
+
+    if validator in ("minItems", "minLength"):
+        return [problem("A301", f"{subject} must not be empty", "empty")]
+
+    if validator == "uniqueItems" and isinstance(instance, list):
+        for index, item in enumerate(instance):
+            if item in instance[:index]:
+                return [problem("A301", f"{subject} lists {_shown(item)} more than once", "listed again",
+                                at=(*path, index), help="remove the repeated item")]
+
+    return [problem("A301", f"{subject}: {err.message}", "does not match the schema")]
+
+
+def _required_help(name: str) -> str | None:
+    if name == "type":
+        types = ["string", "int", "float", "bool", "duration", "list", "map"]
+        return "give the param a type: " + _choices(types)
+    if name == "template":
+        return "name the workflow to include"
+    if name == "run":
+        return "give the command to run"
+    return None
+
+
+def _alternatives(err: ValidationError, path: DocPath, subject: str, spans: SpanIndex,
+                  problem: Callable[..., Problem]) -> Problem:
+    """An ``anyOf``: say what the value may be, rather than why each alternative failed."""
+    defs = schema()["$defs"]
+    instance = err.instance
+    named = ("duration", "priority", "retries", "command")
+    kind = next((name for name in named if err.schema == defs[name]), "")
+    if not kind and path and path[-1] == "when":
+        kind = "when"
+    number = isinstance(instance, int | float) and not isinstance(instance, bool)
+    if kind == "duration":
+        if number and instance < 0:
+            return problem("A304", f"{subject} must not be negative, found {_shown(instance)}",
+                                         "negative duration")
+        return problem(
+            "A304",
+            f'{subject} must be a duration such as "30s", "5m" or "1h30m", or a number of seconds; '
+            f"found {_shown(instance)}",
+            "not a duration",
+            help="units are ms, s, m, h and d, largest first, with no spaces",
+        )
+    if kind == "priority":
+        levels = defs["priority"]["anyOf"][0]["enum"]
+        hint = _close(instance, levels) if isinstance(instance, str) else None
+        return problem(
+            "A305", f"{subject} must be {_choices(levels)} or an integer, found {_shown(instance)}",
+            "not a priority", help=hint,
+        )
+    if kind == "retries":
+        if number and isinstance(instance, int):
+            return problem("A301", f"{subject} must be at least 0, found {instance}", "negative")
+        return problem(
+            "A302", f'{subject} must be an integer or an expression "${{...}}", found {_type_name(instance)}',
+            "expected an integer",
+        )
+    if kind == "command":
+        if instance in ("", []):
+            return problem("A301", f"{subject} must not be empty", "empty")
+        if isinstance(instance, list):
+            for index, item in enumerate(instance):
+                if not isinstance(item, str):
+                    return problem(
+                        "A302", f"item {index + 1} of {subject} must be a string, found {_type_name(item)}",
+                        "expected a string", at=(*path, index),
+                    )
+        return problem(
+            "A302",
+            f"{subject} must be a string (a shell command line) or a list of strings (an argv), "
+            f"found {_type_name(instance)}",
+            "expected a string or a list",
+        )
+    if kind == "when":
+        return problem(
+            "A303", f'{subject} must be true, false or an expression "${{...}}", found {_shown(instance)}',
+            "not a boolean",
+        )
+    best = importlib.import_module("jsonschema.exceptions").best_match(err.context)
+    if best is None:
+        return problem("A301", f"{subject}: {err.message}", "does not match the schema")
+    return _explain(best, spans)[0]
+
+
+# -- the compiled fast path ----------------------------------------------------------------
+
+_FORMAT_LOCALS = re.compile(r'"((?:[^"\\{}]|\{[A-Za-z_][A-Za-z0-9_]*\})*)"\.format\(\*\*locals\(\)\)')
+_COMPILED_PATH = Path(__file__).resolve().parent / "_schema_compiled.py"
+
+
+def compiled_source() -> str:
+    """The text of ``_schema_compiled.py`` for the current schema and fastjsonschema."""
+    import fastjsonschema
+
+    text = schema_text()
+    definition = json.loads(text)
+    # fastjsonschema knows drafts 4, 6 and 7; the schema uses only keywords that mean the
+    # same in draft 7 and 2020-12 (``$defs`` is reached through plain JSON pointers).
+    definition["$schema"] = "http://json-schema.org/draft-07/schema#"
+    del definition["$id"]  # so that the entry point is named plain `validate`
+    code = fastjsonschema.compile_to_code(definition, use_default=False, detailed_exceptions=False)
+    # The generated code names each value for its error messages with
+    # `"...{var}".format(**locals())`, evaluated eagerly on every call: as costly as the
+    # checks themselves. The same string as an f-string is several times faster.
+    code = _FORMAT_LOCALS.sub(r'f"\1"', code)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    header = (
+        "# AUTOGENERATED by `python -m alfred_dsl.compiler._schema` from schemas/workflow.schema.json:"
+        " do not edit.\n"
+        f"# fastjsonschema {fastjsonschema.VERSION} code (the schema read as draft 7), so that alfred\n"
+        "# pays no schema compile cost at start-up. tests/test_schema.py checks that it is current.\n"
+        "# ruff: noqa\n"
+        "# mypy: ignore-errors\n"
+        "# fmt: off\n"
+        f'SCHEMA_SHA256 = "{digest}"\n'
+    )
+    return header + code.rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate ``_schema_compiled.py`` (``--check``: exit 1 if it is out of date)."""
+    args = sys.argv[1:] if argv is None else argv
+    wanted = compiled_source()
+    current = _COMPILED_PATH.read_text(encoding="utf-8") if _COMPILED_PATH.exists() else ""
+    if "--check" in args:
+        return 0 if current == wanted else 1
+    if current != wanted:
+        _COMPILED_PATH.write_text(wanted, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
