@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from .runtime._approval import ApprovalError as ApprovalError, Decision as Decision
     from .service import Engine as Engine
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 _LAZY = {
     # The Python builder: `alfredc check` of a .alfred or YAML file does not need it.

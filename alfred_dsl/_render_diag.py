@@ -421,7 +421,7 @@ def _unwrap(text: str) -> str:
 
 def render_sarif(diags: Sequence[Diagnostic]) -> str:
     """SARIF 2.1.0: one run, a rule for every code used, one result per diagnostic."""
-    from . import __version__
+    from ._version import __version__
 
     used = sorted({d.code for d in diags})
     rules: list[dict[str, Any]] = []

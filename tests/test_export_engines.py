@@ -18,6 +18,7 @@ ephemeral server, one Dagster process (`execute_in_process`).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -242,16 +243,26 @@ def _run_airflow(env: EngineEnv, into: Path) -> dict[str, Outcome]:
         for case in CASES:
             folder, before = folders[case.id]
             stages: dict[str, dict[str, Any]] = {}
+            # Airflow's task ids are the stage names made valid (`test[shard=1]` -> `test__shard-1`):
+            # the exported module's TASK_IDS says which is which.
+            module = ast.parse((dags / f"{case.id}.py").read_text(encoding="utf-8"))
+            task_ids = next(
+                ast.literal_eval(node.value) for node in module.body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "TASK_IDS"
+            )
+            stage_of = {task_id: name for name, task_id in task_ids.items()}
             rows = db.execute("SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ?",
                               (case.id,)).fetchall()
             for task_id, state, tries in rows:
-                stages[task_id] = {"state": states.get(state, f"airflow:{state}"), "attempts": tries}
+                stages[stage_of.get(task_id, task_id)] = {
+                    "state": states.get(state, f"airflow:{state}"), "attempts": tries,
+                }
             for task_id, value in db.execute(
                 "SELECT task_id, value FROM xcom WHERE dag_id = ? AND key = 'return_value'", (case.id,)
             ):
                 while isinstance(value, str | bytes):
                     value = json.loads(value)
-                stages[task_id]["outputs"] = _normal(value, folder)
+                stages[stage_of.get(task_id, task_id)]["outputs"] = _normal(value, folder)
             run_state = db.execute("SELECT state FROM dag_run WHERE dag_id = ?", (case.id,)).fetchone()
             assert run_state is not None, f"airflow dags test {case.id} made no DAG run"
             module = (dags / f"{case.id}.py").read_text(encoding="utf-8")

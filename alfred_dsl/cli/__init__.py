@@ -18,8 +18,8 @@ from typing import NoReturn
 
 import click
 
-from .. import __version__
 from .._values import suggest
+from .._version import __version__
 
 __all__ = ["main"]
 

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import re
+
 from ._common import Names, agent_of, header, literal, pool_name, stage_data, workflow_data
 from ._compiler import Plan, PlanStage
 
-__all__ = ["to_airflow"]
+__all__ = ["task_ids", "to_airflow"]
 
 
-def _task_options(plan: Plan, stage: PlanStage) -> list[str]:
-    options = [f"task_id={stage.name!r}"]
+def task_ids(plan: Plan) -> dict[str, str]:
+    """Each stage's Airflow ``task_id``: Airflow allows only letters, digits, ``_``, ``-`` and
+    ``.``, so a fan-out member ``test[python=3.11,shard=1]`` becomes ``test__python-3.11__shard-1``."""
+    ids: dict[str, str] = {}
+    taken: set[str] = set()
+    for stage in plan.stages:
+        base = stage.name.replace("[", "__").replace("]", "").replace("=", "-").replace(",", "__")
+        base = re.sub(r"[^\w.-]", "_", base)
+        candidate, n = base, 2
+        while candidate in taken:
+            candidate, n = f"{base}_{n}", n + 1
+        taken.add(candidate)
+        ids[stage.name] = candidate
+    return ids
+
+
+def _task_options(plan: Plan, stage: PlanStage, task_id: str) -> list[str]:
+    options = [f"task_id={task_id!r}"]
     if stage.retries > 0:
         options.append(f"retries={stage.retries}")
         options.append(f"retry_delay=datetime.timedelta(seconds={stage.backoff_s:g})")
@@ -50,7 +68,8 @@ def to_airflow(plan: Plan) -> str:
     out.append(f"WORKFLOW = {literal(workflow_data(plan))}\n\n")
     stages = {stage.name: stage_data(plan, stage) for stage in plan.stages}
     out.append(f"STAGES = {literal(stages)}\n\n")
-    out.append(f"TASK_IDS = {literal({stage.name: stage.name for stage in plan.stages})}\n\n")
+    ids = task_ids(plan)
+    out.append(f"TASK_IDS = {literal(ids)}\n\n")
     out.append(f"POOLS = {literal(pools)}\n\n")
     # Never `fail_fast`: it marks the failed stage's dependents `skipped`, and a DAG run whose
     # last tasks are skipped ends `success` (a failed workflow would pass). A605 says so.
@@ -69,7 +88,7 @@ def to_airflow(plan: Plan) -> str:
     out.append("with DAG(\n" + "".join(f"    {option},\n" for option in dag_options) + ") as dag:\n")
     for stage in plan.stages:
         name = names(stage.name)
-        options = "".join(f"        {option},\n" for option in _task_options(plan, stage))
+        options = "".join(f"        {option},\n" for option in _task_options(plan, stage, ids[stage.name]))
         out.append(
             f"\n    @task(\n{options}    )\n"
             f"    def {name}(**context):\n"

@@ -16,7 +16,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
-from .. import __version__
+from .._version import __version__
 from ._compiler import KEYWORDS, Diagnostic, Edit, Severity, SourceFile, Span, check_text, format_source
 from ._features import NAME_RE, Analysis, complete, hover, keyword_spans, symbol_at
 from ._index import Occurrence, Symbol
