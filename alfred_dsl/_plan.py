@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # the plan module itself stays free of the analysis and its n
     from ._model import ResolvedWorkflow
 
 __all__ = [
-    "DEFAULT_MAX_LOG", "FrozenMap", "Hook", "Plan", "PlanAgent", "PlanStage", "build_plan", "freeze", "thaw",
+    "DEFAULT_MAX_LOG", "FrozenMap", "Hook", "Plan", "PlanAgent", "PlanStage", "build_plan", "freeze",
+    "json_number", "thaw",
 ]
 
 OnFailure = Literal["stop", "continue"]
@@ -170,6 +171,47 @@ class Plan:
             if agent.name == name:
                 return agent
         raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``):
+        what ``alfredc plan --format json`` prints and the runs table stores."""
+        return {
+            "workflow": self.workflow,
+            "stages": [_stage_json(stage) for stage in self.stages],
+            "critical_path": list(self.critical_path),
+            "duration_s": json_number(self.duration_s),
+            "layers": [list(layer) for layer in self.layers],
+            "max_parallelism": self.max_parallelism,
+            "source": self.source,
+            "params": thaw(self.params),
+        }
+
+
+def json_number(value: float) -> int | float:
+    """Seconds as JSON wants them: ``1200`` rather than ``1200.0`` when whole."""
+    as_float = float(value)
+    return int(as_float) if as_float.is_integer() else as_float
+
+
+def _stage_json(stage: PlanStage) -> dict[str, Any]:
+    # Keys and order of spec section 5 first; additions after them.
+    return {
+        "name": stage.name,
+        "agent": stage.agents[0] if stage.agents else None,
+        "after": list(stage.after),
+        "estimate_s": json_number(stage.estimate_s),
+        "earliest_start_s": json_number(stage.earliest_start_s),
+        "earliest_finish_s": json_number(stage.earliest_finish_s),
+        "latest_start_s": json_number(stage.latest_start_s),
+        "latest_finish_s": json_number(stage.latest_finish_s),
+        "slack_s": json_number(stage.slack_s),
+        "layer": stage.layer,
+        "critical": stage.critical,
+        "agents": list(stage.agents),
+        "group": list(stage.group),
+        "priority": stage.priority,
+        "when": stage.when,
+    }
 
 
 def build_plan(resolved: ResolvedWorkflow, analysis: Analysis) -> Plan:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._plan import Plan, PlanStage, thaw
+from .._plan import Plan, PlanStage, json_number
 from .._units import format_duration
 
 __all__ = ["dumps", "duration_text", "number", "plan_to_json", "plan_to_text"]
@@ -19,8 +19,7 @@ _RESET = "\x1b[0m"
 
 def number(value: float) -> int | float:
     """Seconds as JSON wants them: ``1200`` rather than ``1200.0`` when whole."""
-    as_float = float(value)
-    return int(as_float) if as_float.is_integer() else as_float
+    return json_number(value)
 
 
 def duration_text(seconds: float) -> str:
@@ -55,39 +54,9 @@ def dumps(data: Mapping[str, Any]) -> str:
     return "{\n" + "\n".join(lines) + "\n}\n" if lines else "{}\n"
 
 
-def _stage_json(stage: PlanStage) -> dict[str, Any]:
-    # Keys and order of spec section 5 first; additions after them.
-    return {
-        "name": stage.name,
-        "agent": _stage_agent(stage),
-        "after": list(stage.after),
-        "estimate_s": number(stage.estimate_s),
-        "earliest_start_s": number(stage.earliest_start_s),
-        "earliest_finish_s": number(stage.earliest_finish_s),
-        "latest_start_s": number(stage.latest_start_s),
-        "latest_finish_s": number(stage.latest_finish_s),
-        "slack_s": number(stage.slack_s),
-        "layer": stage.layer,
-        "critical": stage.critical,
-        "agents": list(stage.agents),
-        "group": list(stage.group),
-        "priority": stage.priority,
-        "when": stage.when,
-    }
-
-
 def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``)."""
-    return {
-        "workflow": plan.workflow,
-        "stages": [_stage_json(stage) for stage in plan.stages],
-        "critical_path": list(plan.critical_path),
-        "duration_s": number(plan.duration_s),
-        "layers": [list(layer) for layer in plan.layers],
-        "max_parallelism": plan.max_parallelism,
-        "source": plan.source,
-        "params": thaw(plan.params),
-    }
+    """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``): :meth:`Plan.to_json`."""
+    return plan.to_json()
 
 
 _HEADERS = ("", "stage", "agent", "after", "estimate", "start", "finish", "slack", "layer")

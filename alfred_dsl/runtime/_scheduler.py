@@ -162,26 +162,8 @@ class _SignalRelay:
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON for the runs table (the renderer's form when it is available)."""
-    try:
-        from ..render import plan_to_json
-
-        result = plan_to_json(plan)
-        if isinstance(result, dict):
-            return result
-    except Exception:  # the renderer is optional here: fall back to the dataclass fields
-        pass
-
-    def fields(obj: Any) -> dict[str, Any]:
-        return {
-            f.name: thaw(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "span"
-        }
-
-    data = fields(plan)
-    data["agents"] = [fields(a) for a in plan.agents]
-    data["stages"] = [fields(s) for s in plan.stages]
-    data["hooks"] = [fields(h) for h in plan.hooks]
-    return data
+    """The plan as JSON for the runs table: :meth:`Plan.to_json`, the shape ``alfredc plan`` prints."""
+    return plan.to_json()
 
 
 #: id(plan) -> (plan, masked plan JSON): a service running the same plan again and again
