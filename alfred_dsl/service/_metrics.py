@@ -227,7 +227,7 @@ def collect(
 
 
 def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
-    from ..render._report import measured_critical_path
+    from .._graph import measured_critical_path
 
     if not _has_table(db, "runs"):
         return Metrics(since=since, until=until)
