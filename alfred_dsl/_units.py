@@ -11,7 +11,8 @@ import math
 import re
 
 __all__ = [
-    "MAX_INT_DIGITS", "format_duration", "format_elapsed", "format_seconds", "format_size", "parse_size",
+    "MAX_INT_DIGITS", "duration_text", "format_duration", "format_elapsed", "format_seconds", "format_size",
+    "parse_size",
 ]
 
 #: The most digits an integer may have: Python refuses to convert longer digit strings
@@ -96,3 +97,12 @@ def format_size(size: int) -> str:
             if amount and not rest:
                 return f"{amount}{unit}"
     return f"{size}B"
+
+
+def duration_text(seconds: float) -> str:
+    """``5400`` -> ``1h30m``, ``0.5`` -> ``500ms``, and fractions kept: ``90.5`` -> ``1m30.5s``."""
+    if seconds < 1 or float(seconds).is_integer():
+        return format_duration(seconds)
+    whole_minutes = int(seconds // 60) * 60
+    rest = f"{seconds - whole_minutes:.3f}".rstrip("0").rstrip(".")
+    return (format_duration(whole_minutes) if whole_minutes else "") + f"{rest}s"

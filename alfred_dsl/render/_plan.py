@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._plan import Plan, PlanStage, json_number
-from .._units import format_duration
+from .._units import duration_text
 
 __all__ = ["dumps", "duration_text", "number", "plan_to_json", "plan_to_text"]
 
@@ -20,15 +20,6 @@ _RESET = "\x1b[0m"
 def number(value: float) -> int | float:
     """Seconds as JSON wants them: ``1200`` rather than ``1200.0`` when whole."""
     return json_number(value)
-
-
-def duration_text(seconds: float) -> str:
-    """``5400`` -> ``1h30m``, ``0.5`` -> ``500ms``, and fractions kept: ``90.5`` -> ``1m30.5s``."""
-    if seconds < 1 or float(seconds).is_integer():
-        return format_duration(seconds)
-    whole_minutes = int(seconds // 60) * 60
-    rest = f"{seconds - whole_minutes:.3f}".rstrip("0").rstrip(".")
-    return (format_duration(whole_minutes) if whole_minutes else "") + f"{rest}s"
 
 
 def _stage_agent(stage: PlanStage) -> str | None:

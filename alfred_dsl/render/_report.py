@@ -25,7 +25,7 @@ from .._units import format_duration, format_seconds
 from ._templating import html_environment
 
 if TYPE_CHECKING:
-    from ..runtime._store import AttemptRecord, RunRecord, StageRecord
+    from .._statedb import AttemptRecord, RunRecord, StageRecord
 
 __all__ = [
     "AttemptView",

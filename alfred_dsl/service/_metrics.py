@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._statedb import WAIT_S, wait_for_set_up
+from .._statedb import connect_read_only
 
 __all__ = [
     "AgentUsage",
@@ -189,15 +189,6 @@ def _union_length(intervals: Iterable[tuple[float, float]]) -> float:
     return total
 
 
-def _open(state_dir: str | Path) -> sqlite3.Connection:
-    path = Path(state_dir) / "state.db"
-    # Read-only: reporting never creates a state directory.
-    wait_for_set_up(path.parent)
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=WAIT_S)
-    db.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")
-    return db
-
-
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
     row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
     return row is not None
@@ -219,7 +210,7 @@ def collect(
         return _collect(source, since, end)
     if not (Path(source) / "state.db").is_file():
         return Metrics(since=since, until=end)
-    db = _open(source)
+    db = connect_read_only(Path(source))  # reporting never creates a state directory
     try:
         return _collect(db, since, end)
     finally:
