@@ -47,6 +47,7 @@ __all__ = [
     "open_service_tables",
     "open_service_tables_read_only",
     "private_mkdir",
+    "resolve_run_ref",
     "run_tables_current",
     "schema_objects",
     "table_columns",
@@ -299,6 +300,43 @@ def open_service_tables_read_only(state_dir: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def resolve_run_ref(db: sqlite3.Connection, ref: str, *, with_queue: bool = False) -> str | None:
+    """The run id ``ref`` names: ``last``, a full id, or a unique prefix of one; None otherwise.
+
+    Without ``with_queue`` only recorded runs count and ``last`` is the one started last;
+    with it (the service) submitted runs count too and ``last`` is the latest of the run
+    submitted last and the recorded run with the largest id (ids start with their creation
+    time, YYYYMMDD-HHMMSS, so the larger id is the later run).
+    """
+    pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if not with_queue:
+        if ref == "last":
+            row = db.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
+            return None if row is None else str(row[0])
+        rows = db.execute(
+            "SELECT id FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2", (ref, pattern)
+        ).fetchall()
+        if any(r[0] == ref for r in rows):
+            return ref
+        return str(rows[0][0]) if len(rows) == 1 else None
+    if ref == "last":
+        row = db.execute("SELECT id FROM queue ORDER BY submitted DESC, id DESC LIMIT 1").fetchone()
+        direct = db.execute("SELECT max(id) FROM runs").fetchone()
+        found = [str(r[0]) for r in (row, direct) if r is not None and r[0] is not None]
+        return max(found) if found else None
+    ids = {
+        str(r[0])
+        for r in db.execute(
+            "SELECT id FROM queue WHERE id LIKE ? ESCAPE '\\'"
+            " UNION SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 3",
+            (pattern, pattern),
+        ).fetchall()
+    }
+    if ref in ids:
+        return ref
+    return ids.pop() if len(ids) == 1 else None
 
 
 def table_columns(db: sqlite3.Connection, table: str) -> set[str]:

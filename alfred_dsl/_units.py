@@ -7,12 +7,15 @@ elapsed time (``12.3s``, ``2m05s``, ``1h02m``) for runs being watched or listed.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "MAX_INT_DIGITS", "duration_text", "format_duration", "format_elapsed", "format_seconds", "format_size",
-    "parse_size",
+    "param_strings", "parse_size",
 ]
 
 #: The most digits an integer may have: Python refuses to convert longer digit strings
@@ -106,3 +109,18 @@ def duration_text(seconds: float) -> str:
     whole_minutes = int(seconds // 60) * 60
     rest = f"{seconds - whole_minutes:.3f}".rstrip("0").rstrip(".")
     return (format_duration(whole_minutes) if whole_minutes else "") + f"{rest}s"
+
+
+def param_strings(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Param values given from Python as ``--param`` strings (they are parsed to the declared types)."""
+    raw: dict[str, str] = {}
+    for name, value in (params or {}).items():
+        if isinstance(value, str):
+            raw[name] = value
+        elif isinstance(value, bool):
+            raw[name] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            raw[name] = repr(value)
+        else:
+            raw[name] = json.dumps(value)
+    return raw

@@ -93,6 +93,7 @@ def run(
     """
     from ..runtime import RunOptions, StateStore, StoreError
     from ..runtime._eventlog import EventLogError
+    from ..runtime._start import find_run
     from ._common import compile_for_cli, parse_params, use_colour
 
     if file is None and resume is None:
@@ -112,11 +113,8 @@ def run(
     try:
         run_id: str | None = None
         if resume is not None:
-            run_id = store.resolve_run_id(resume)
-            record = None if run_id is None else store.run(run_id)
-            if run_id is None or record is None:
-                click.echo(f"alfredc: error: no run `{resume}` in {store.state_dir}", err=True)
-                return EXIT_USAGE
+            record = find_run(store, resume)
+            run_id = record.id
             file = file or record.entry or record.source
             workflow = workflow or record.workflow
             if not params:
@@ -160,9 +158,9 @@ def _execute(
     """Run ``plan`` with the events file, the hooks and the view attached; the exit status."""
     import trio
 
-    from ..runtime import EventBus, execute
+    from ..runtime import EventBus
     from ..runtime._eventlog import attach as attach_events
-    from ..runtime._hooks import attach as attach_hooks
+    from ..runtime._start import start_run
     from ..runtime._view import attach as attach_view
 
     bus = EventBus()
@@ -173,14 +171,21 @@ def _execute(
         env = options.env if options.env is not None else os.environ
         secrets = {name: env[name] for name in plan.secrets if name in env}
         close_events = attach_events(bus, events_file, secrets=secrets)
-    try:
-        attach_hooks(bus, plan, options=options)
+    finish_view: Callable[[object], None] | None = None
+
+    def view(bus: EventBus) -> None:
+        nonlocal finish_view
         finish_view = attach_view(bus, plan, quiet=quiet, colour=colour)
+
+    try:
         result = None
         try:
-            result = trio.run(lambda: execute(plan, store=store, options=options, bus=bus, resume=run_id))
+            result = trio.run(lambda: start_run(
+                plan, store, options, resume=run_id, bus=bus, hooks=True, observers=(view,)
+            ))
         finally:
-            finish_view(result)
+            if finish_view is not None:
+                finish_view(result)
     finally:
         if close_events is not None:
             close_events()

@@ -35,6 +35,7 @@ from .._statedb import (
     StageRecord,
     connect_read_only,
     open_run_tables,
+    resolve_run_ref,
     table_columns,
 )
 from ._events import Event
@@ -287,16 +288,7 @@ class StateStore:
     def resolve_run_id(self, ref: str) -> str | None:
         """``last`` (the most recently started run), a full id, or a unique prefix of one."""
         self.flush()
-        if ref == "last":
-            row = self._db.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
-            return None if row is None else str(row[0])
-        rows = self._db.execute(
-            "SELECT id FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
-            (ref, ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"),
-        ).fetchall()
-        if any(r[0] == ref for r in rows):
-            return ref
-        return str(rows[0][0]) if len(rows) == 1 else None
+        return resolve_run_ref(self._db, ref)
 
     def run(self, run_id: str) -> RunRecord | None:
         self.flush()

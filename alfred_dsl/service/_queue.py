@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._diagnostics import AlfredError
-from .._statedb import open_service_tables, open_service_tables_read_only
+from .._statedb import open_service_tables, open_service_tables_read_only, resolve_run_ref
 
 __all__ = [
     "PRIORITIES",
@@ -405,22 +405,7 @@ class RunQueue:
     def resolve(self, ref: str) -> str | None:
         """``last`` (the latest run, submitted or started by `alfredc run`), a full id, or a
         unique prefix of one."""
-        if ref == "last":
-            row = self._db.execute("SELECT id FROM queue ORDER BY submitted DESC, id DESC LIMIT 1").fetchone()
-            # Ids start with their creation time (YYYYMMDD-HHMMSS), so the larger id is the later run.
-            direct = self._db.execute("SELECT max(id) FROM runs").fetchone()
-            found = [str(r[0]) for r in (row, direct) if r is not None and r[0] is not None]
-            return max(found) if found else None
-        pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._db.execute(
-            "SELECT id FROM queue WHERE id LIKE ? ESCAPE '\\'"
-            " UNION SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 3",
-            (pattern, pattern),
-        ).fetchall()
-        ids = {str(r[0]) for r in rows}
-        if ref in ids:
-            return ref
-        return ids.pop() if len(ids) == 1 else None
+        return resolve_run_ref(self._db, ref, with_queue=True)
 
     def entries(self, *, states: Sequence[str] | None = None, limit: int = 100) -> list[QueueEntry]:
         """Queue rows, best first among the waiting ones, then the most recent."""
