@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
-    "MAX_INT_DIGITS", "duration_text", "format_duration", "format_elapsed", "format_seconds", "format_size",
-    "param_strings", "parse_size",
+    "MAX_INT_DIGITS", "duration_text", "format_clock", "format_duration", "format_elapsed",
+    "format_moment", "format_seconds", "format_size", "param_strings", "parse_size",
 ]
 
 #: The most digits an integer may have: Python refuses to convert longer digit strings
@@ -124,3 +125,16 @@ def param_strings(params: Mapping[str, Any] | None) -> dict[str, str]:
         else:
             raw[name] = json.dumps(value)
     return raw
+
+
+def format_moment(moment: float | None, *, seconds: bool = True) -> str:
+    """A point in time as every command and report shows it: local ``2026-11-27 14:03:09``
+    (``14:03`` without ``seconds``: cron ticks); ``-`` for None."""
+    if moment is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(moment))
+
+
+def format_clock(moment: float | None = None) -> str:
+    """The local time of day ``14:03:09`` (now by default): the prefix of live lines."""
+    return time.strftime("%H:%M:%S", time.localtime(moment))

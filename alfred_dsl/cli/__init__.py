@@ -156,8 +156,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.exceptions.Abort:
         click.echo("alfredc: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        exc.show()  # the usage line, a pointer to --help, then the error
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        exc.show()
+        from ._common import print_error
+
+        print_error(exc.format_message())
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("alfredc: interrupted", err=True)

@@ -94,7 +94,7 @@ def run(
     from ..runtime import RunOptions, StateStore, StoreError
     from ..runtime._eventlog import EventLogError
     from ..runtime._start import find_run
-    from ._common import compile_for_cli, parse_params, use_colour
+    from ._common import compile_for_cli, parse_params, print_error, use_colour
 
     if file is None and resume is None:
         raise click.UsageError("missing FILE (or --resume RUN_ID)")
@@ -102,13 +102,13 @@ def run(
     events_folder = None if events_file is None else Path(events_file).parent
     if events_folder is not None and not events_folder.is_dir():
         # Refused before anything starts: a mistyped folder is not created, nothing is recorded.
-        click.echo(f"alfredc: error: cannot write events to {events_file}: "
-                   f"the folder {events_folder} does not exist (create it first)", err=True)
+        print_error(f"cannot write events to {events_file}: "
+                    f"the folder {events_folder} does not exist (create it first)")
         return EXIT_USAGE
     try:
         store = StateStore(state_dir)
     except StoreError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return EXIT_USAGE
     try:
         run_id: str | None = None
@@ -136,10 +136,10 @@ def run(
             return int(print_dry_run(plan, max_concurrency=options.concurrency, colour=coloured))
         return _execute(plan, store, options, run_id, events_file, quiet=quiet, colour=coloured)
     except EventLogError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return EXIT_USAGE
     except StoreError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return EXIT_USAGE
     finally:
         store.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._graph import measured_critical_path
-from .._units import format_duration, format_seconds
+from .._units import format_duration, format_moment, format_seconds
 from ._templating import html_environment
 
 if TYPE_CHECKING:
@@ -313,7 +313,7 @@ def report_to_html(report: RunReport) -> str:
         pct=pct,
         width=width,
         ticks=ticks,
-        started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.started_at)),
+        started=format_moment(report.started_at),
         measured_names=[name for name, _ in report.measured_path],
         planned_names=[name for name, _ in report.planned_path],
     )

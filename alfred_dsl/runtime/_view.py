@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 
 from .._plan import Plan
-from .._units import format_elapsed
+from .._units import format_clock, format_elapsed
 from ._events import (
     FINAL_RUN_EVENTS,
     RUN_COMPLETED,
@@ -89,7 +89,7 @@ def _short_path(path: str) -> str:
 
 
 def _clock(timestamp: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+    return format_clock(timestamp)
 
 
 def _counts_text(counts: Mapping[str, Any]) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .._statedb import connect_read_only
+from .._units import format_moment
 
 __all__ = [
     "AgentUsage",
@@ -492,7 +493,7 @@ def _summary_text(summary: Summary) -> str:
 
 
 def _stamp(moment: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
+    return format_moment(moment)
 
 
 # -- Prometheus -----------------------------------------------------------------------------

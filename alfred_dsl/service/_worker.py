@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._units import format_moment
 from ._queue import QueueEntry, RunQueue, Schedule, new_worker_id
 
 if TYPE_CHECKING:
@@ -269,4 +270,4 @@ class Worker:
 
 
 def _clock(moment: float | None) -> str:
-    return "-" if moment is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
+    return format_moment(moment, seconds=False)
