@@ -13,12 +13,11 @@ and ``logs`` commands live in ``alfred_dsl.cli._runs``.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -31,13 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 EXIT_USAGE = 2
-
-
-def __getattr__(name: str) -> Any:
-    # `alfredc runs/show/logs` live in their own module; the command table points there.
-    if name in ("runs", "show", "logs"):
-        return getattr(importlib.import_module("alfred_dsl.cli._runs"), name)
-    raise AttributeError(name)
 
 
 @click.command()

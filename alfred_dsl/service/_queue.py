@@ -449,10 +449,6 @@ class RunQueue:
             for r in rows
         ]
 
-    def run_exists(self, run_id: str) -> bool:
-        """Whether the runtime has recorded the run (then a new claim resumes it)."""
-        return self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
-
 
 def parse_at(text: str, *, now: float | None = None) -> float | None:
     """When a run may start: ``+90s``/``+1h30m`` (from now), ``HH:MM[:SS]`` (the next such
