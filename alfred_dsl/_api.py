@@ -91,8 +91,7 @@ async def execute_plan(
     entry: str | None = None,
 ) -> RunResult:
     """Run a compiled plan, recording it in ``state_dir`` (shared by run_async and Engine.execute)."""
-    from .runtime import RunOptions, StateStore
-    from .runtime._start import start_run
+    from .runtime import RunOptions, StateStore, start_run
 
     options = RunOptions(
         max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, cli_params=dict(raw), entry=entry

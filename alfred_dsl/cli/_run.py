@@ -83,9 +83,8 @@ def run(
     run; stages that succeeded keep their outputs and are not run again. A stage that was
     running when the run died runs again (at-least-once).
     """
-    from ..runtime import RunOptions, StateStore, StoreError
+    from ..runtime import RunOptions, StateStore, StoreError, find_run
     from ..runtime._eventlog import EventLogError
-    from ..runtime._start import find_run
     from ._common import compile_for_cli, parse_params, print_error, use_colour
 
     if file is None and resume is None:
@@ -150,9 +149,8 @@ def _execute(
     """Run ``plan`` with the events file, the hooks and the view attached; the exit status."""
     import trio
 
-    from ..runtime import EventBus
+    from ..runtime import EventBus, start_run
     from ..runtime._eventlog import attach as attach_events
-    from ..runtime._start import start_run
     from ..runtime._view import attach as attach_view
 
     bus = EventBus()

@@ -205,8 +205,7 @@ class Engine:
 
         from .._builder import Workflow
         from .._pipeline import compile_path
-        from ..runtime import RunOptions, StateStore
-        from ..runtime._start import start_run
+        from ..runtime import RunOptions, StateStore, start_run
 
         raw = param_strings(input_data)
         if isinstance(workflow, Workflow):

@@ -220,8 +220,7 @@ class Worker:
 
     async def _execute_one(self, entry: QueueEntry) -> None:
         from .._pipeline import compile_path
-        from ..runtime import RunOptions, StateStore, StoreError
-        from ..runtime._start import start_run
+        from ..runtime import RunOptions, StateStore, StoreError, start_run
 
         plan, diagnostics = compile_path(entry.entry, entry.workflow, dict(entry.params))
         errors = [d for d in diagnostics if d.is_error]
