@@ -77,7 +77,7 @@ from ._store import StateStore, StoreError
 from ._timeslice import short_time_slice
 from ._toolenv import tool_environment
 
-__all__ = ["execute", "plan_json"]
+__all__ = ["execute"]
 
 _log = logging.getLogger("alfred_dsl.runtime")
 
@@ -129,11 +129,6 @@ async def execute(
         run.slots.leave(id(run))
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON for the runs table: :meth:`Plan.to_json`, the shape ``alfredc plan`` prints."""
-    return plan.to_json()
-
-
 #: id(plan) -> (plan, masked plan JSON): a service running the same plan again and again
 #: encodes it once (the plan is kept alive here, so its id cannot be reused meanwhile).
 _PLAN_TEXTS: dict[int, tuple[Plan, tuple[str, ...], str]] = {}
@@ -145,7 +140,7 @@ def _plan_text(plan: Plan, masker: Masker) -> str:
     cached = _PLAN_TEXTS.get(id(plan))
     if cached is not None and cached[0] is plan and cached[1] == key:
         return cached[2]
-    text = json.dumps(masker.data(plan_json(plan)), separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(masker.data(plan.to_json()), separators=(",", ":"), ensure_ascii=False, default=str)
     if len(_PLAN_TEXTS) >= 8:
         _PLAN_TEXTS.pop(next(iter(_PLAN_TEXTS)))
     _PLAN_TEXTS[id(plan)] = (plan, key, text)
