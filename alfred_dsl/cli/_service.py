@@ -172,7 +172,7 @@ def worker(
         return _fail(str(exc))
     server = None
     if metrics_port is not None:
-        from ..service._metrics import serve_prometheus
+        from ..service._prometheus import serve_prometheus
 
         try:
             server = serve_prometheus(_state(state_dir), metrics_port, window_s=window)
