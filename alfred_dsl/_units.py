@@ -7,11 +7,16 @@ elapsed time (``12.3s``, ``2m05s``, ``1h02m``) for runs being watched or listed.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import time
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
-    "MAX_INT_DIGITS", "format_duration", "format_elapsed", "format_seconds", "format_size", "parse_size",
+    "MAX_INT_DIGITS", "duration_text", "format_clock", "format_duration", "format_elapsed",
+    "format_moment", "format_seconds", "format_size", "param_strings", "parse_size",
 ]
 
 #: The most digits an integer may have: Python refuses to convert longer digit strings
@@ -96,3 +101,40 @@ def format_size(size: int) -> str:
             if amount and not rest:
                 return f"{amount}{unit}"
     return f"{size}B"
+
+
+def duration_text(seconds: float) -> str:
+    """``5400`` -> ``1h30m``, ``0.5`` -> ``500ms``, and fractions kept: ``90.5`` -> ``1m30.5s``."""
+    if seconds < 1 or float(seconds).is_integer():
+        return format_duration(seconds)
+    whole_minutes = int(seconds // 60) * 60
+    rest = f"{seconds - whole_minutes:.3f}".rstrip("0").rstrip(".")
+    return (format_duration(whole_minutes) if whole_minutes else "") + f"{rest}s"
+
+
+def param_strings(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Param values given from Python as ``--param`` strings (they are parsed to the declared types)."""
+    raw: dict[str, str] = {}
+    for name, value in (params or {}).items():
+        if isinstance(value, str):
+            raw[name] = value
+        elif isinstance(value, bool):
+            raw[name] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            raw[name] = repr(value)
+        else:
+            raw[name] = json.dumps(value)
+    return raw
+
+
+def format_moment(moment: float | None, *, seconds: bool = True) -> str:
+    """A point in time as every command and report shows it: local ``2026-11-27 14:03:09``
+    (``14:03`` without ``seconds``: cron ticks); ``-`` for None."""
+    if moment is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(moment))
+
+
+def format_clock(moment: float | None = None) -> str:
+    """The local time of day ``14:03:09`` (now by default): the prefix of live lines."""
+    return time.strftime("%H:%M:%S", time.localtime(moment))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 
 from .._plan import Plan
-from .._units import format_elapsed
+from .._units import format_clock, format_elapsed
 from ._events import (
     APPROVAL_DECIDED,
     APPROVAL_REQUESTED,
@@ -96,7 +96,7 @@ def _short_path(path: str) -> str:
 
 
 def _clock(timestamp: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+    return format_clock(timestamp)
 
 
 def _counts_text(counts: Mapping[str, Any]) -> str:
