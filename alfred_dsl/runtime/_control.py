@@ -18,11 +18,12 @@ import trio
 
 from . import _events as ev
 from ._process import signal_name
+from ._results import CANCELLED, PENDING, RUNNING
 
 if TYPE_CHECKING:
     from ._scheduler import _Run
 
-__all__ = ["SignalRelay", "cleanup_deadline", "watch_control", "workflow_deadline"]
+__all__ = ["SignalRelay", "cleanup_deadline", "close_cleanup", "watch_control", "workflow_deadline"]
 
 _log = logging.getLogger("alfred_dsl.runtime")
 
@@ -102,7 +103,22 @@ async def workflow_deadline(run: _Run, timeout_s: float) -> None:
 async def cleanup_deadline(run: _Run) -> None:
     """A stopped run's ``run_if = always | failure`` stages get ``cleanup_grace_s`` to finish."""
     await trio.sleep(run.options.cleanup_grace_s)
-    run.close_cleanup(f"the cleanup grace period ({_seconds(run.options.cleanup_grace_s)}) ended")
+    close_cleanup(run, f"the cleanup grace period ({_seconds(run.options.cleanup_grace_s)}) ended")
+
+
+def close_cleanup(run: _Run, reason: str) -> None:
+    """No more cleanup stage starts; running ones are cancelled, waiting ones end cancelled."""
+    if not run.cleanup_open or not run.stopping:
+        return
+    run.cleanup_open = False
+    run.ready.clear()
+    for st in run._topological():
+        if st.state == PENDING:
+            run.finalize(st, CANCELLED, reason=reason)
+        elif st.state == RUNNING and st.scope is not None:
+            st.scope.cancel()
+    run.settle.clear()
+    run.check_done()
 
 
 def _seconds(value: float) -> str:

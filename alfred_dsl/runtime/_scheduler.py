@@ -21,9 +21,11 @@ This module holds a run's state and answers "which stage runs next": readiness (
 stages whose dependencies are final), dispatch over the global and per-agent slots,
 bookkeeping (events, stage rows, the flusher) and the run's end. The other questions have
 their own modules: one stage's attempts (:mod:`._attempts`), where a resumed run starts
-from (:mod:`._recovery`), and what stops it from outside (:mod:`._control`). It stays
-about 600 lines on purpose: the state and the per-stage hot path (settle, fill, finalize)
-are one class, where an attribute is one lookup away (see bench/RUNTIME.md).
+from (:mod:`._recovery`), and what stops it from outside (:mod:`._control`). It is about
+700 lines on purpose: the state and the per-stage hot path (settle, fill, finalize) are one
+class, where an attribute is one lookup away (see bench/RUNTIME.md), and the features that
+decide a settled stage's fate (approvals, budgets, cleanup stages, incremental gates) hook
+into that path with a line or two each; their bodies live in their own modules.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from ._contain import (
     reap_adopted,
     remove_run_cgroups,
 )
-from ._control import SignalRelay, cleanup_deadline, watch_control, workflow_deadline
+from ._control import SignalRelay, cleanup_deadline, close_cleanup, watch_control, workflow_deadline
 from ._events import Event, EventBus
 from ._incremental import Fingerprint
 from ._journal import AttemptJournal
@@ -416,21 +418,7 @@ class _Run:
                 self.stop("interrupted")
         else:
             self.kill_now.set()
-            self.close_cleanup("a second signal")
-
-    def close_cleanup(self, reason: str) -> None:
-        """No more cleanup stage starts; running ones are cancelled, waiting ones end cancelled."""
-        if not self.cleanup_open or not self.stopping:
-            return
-        self.cleanup_open = False
-        self.ready.clear()
-        for st in self._topological():
-            if st.state == PENDING:
-                self.finalize(st, CANCELLED, reason=reason)
-            elif st.state == RUNNING and st.scope is not None:
-                st.scope.cancel()
-        self.settle.clear()
-        self.check_done()
+            close_cleanup(self, "a second signal")
 
     # -- readiness ------------------------------------------------------------------
     def finalize(self, st: _Stage, state: str, *, reason: str | None = None, **data: Any) -> None:
