@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._budget import format_amount
+from .._units import format_moment
 from ..runtime._approval import pending_approvals
 from ..runtime._budget import spent
 from ..runtime._store import RunRecord, StageRecord
@@ -40,7 +40,7 @@ def gates_text(data: dict[str, Any]) -> str:
             if a["decision"] is None:
                 lines.append(f"  {stage}: waiting for {' or '.join(a['by'])}")
             else:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a["decided_at"]))
+                when = format_moment(a["decided_at"])
                 comment = f": {a['comment']}" if a.get("comment") else ""
                 lines.append(f"  {stage}: {a['decision']} by {a['decided_by']} at {when}{comment}")
         text += "\n\napprovals:\n" + "\n".join(lines)

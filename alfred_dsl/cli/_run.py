@@ -152,7 +152,7 @@ def run(
                 until_stage=until_stage, only=only,
             )
         except SelectionError as exc:
-            click.echo(f"alfredc: error: {exc}", err=True)
+            print_error(str(exc))
             return EXIT_USAGE
         options = RunOptions(
             max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, handle_signals=True,
