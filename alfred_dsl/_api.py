@@ -10,12 +10,12 @@ directory) exactly as ``alfredc run`` does, so ``alfredc runs``/``show``/``logs`
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._diagnostics import Diagnostic, DiagnosticError
+from ._values import param_strings
 
 if TYPE_CHECKING:  # the runtime imports trio: only when a run is asked for
     from ._builder import Workflow
@@ -27,21 +27,6 @@ if TYPE_CHECKING:  # the runtime imports trio: only when a run is asked for
 __all__ = ["approve", "check", "compile", "parse", "reject", "run", "run_async"]
 
 Params = Mapping[str, Any]
-
-
-def _raw_params(params: Params | None) -> dict[str, str]:
-    """Param values as ``--param`` strings (they are parsed to the declared types)."""
-    raw: dict[str, str] = {}
-    for name, value in (params or {}).items():
-        if isinstance(value, str):
-            raw[name] = value
-        elif isinstance(value, bool):
-            raw[name] = "true" if value else "false"
-        elif isinstance(value, int | float):
-            raw[name] = repr(value)
-        else:
-            raw[name] = json.dumps(value)
-    return raw
 
 
 def parse(text: str, filename: str = "<input>") -> Document:
@@ -82,7 +67,7 @@ def compile(
         return path.compile(params)
     from .compiler._pipeline import compile_path
 
-    plan, diagnostics = compile_path(os.fspath(path), workflow, _raw_params(params))
+    plan, diagnostics = compile_path(os.fspath(path), workflow, param_strings(params))
     if plan is None or any(d.is_error for d in diagnostics):
         raise DiagnosticError(diagnostics)
     return plan
@@ -107,24 +92,13 @@ async def execute_plan(
     entry: str | None = None,
 ) -> RunResult:
     """Run a compiled plan, recording it in ``state_dir`` (shared by run_async and Engine.execute)."""
-    from .runtime import EventBus, RunOptions, StateStore, StoreError, execute
+    from .runtime import RunOptions, StateStore, start_run
 
-    bus = EventBus()
-    if on_event is not None:
-        bus.subscribe(on_event)
-    store = StateStore(state_dir)
-    try:
-        run_id = None
-        if resume is not None:
-            run_id = store.resolve_run_id(resume)
-            if run_id is None:
-                raise StoreError(f"no run `{resume}` in {store.state_dir}")
-        options = RunOptions(
-            max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, cli_params=dict(raw), entry=entry
-        )
-        return await execute(plan, store=store, options=options, bus=bus, resume=run_id)
-    finally:
-        store.close()
+    options = RunOptions(
+        max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, cli_params=dict(raw), entry=entry
+    )
+    with StateStore(state_dir) as store:
+        return await start_run(plan, store, options, resume=resume, on_event=on_event)
 
 
 async def run_async(
@@ -144,7 +118,7 @@ async def run_async(
     ``"last"``) to continue; stages that succeeded then are not run again
     (at-least-once: a stage that was running when that run died runs again).
     """
-    raw = _raw_params(params)
+    raw = param_strings(params)
     plan = compile(path, workflow, raw)
     return await execute_plan(
         plan, raw, state_dir=state_dir, max_concurrency=max_concurrency, on_event=on_event,

@@ -482,11 +482,11 @@ class Workflow:
 
     def compile(self, params: Mapping[str, Any] | None = None) -> Plan:
         """The :class:`~alfred_dsl.Plan`; raises :class:`~alfred_dsl.DiagnosticError` on errors."""
-        from ._api import _raw_params
+        from ._values import param_strings
         from .compiler._pipeline import compile_loaded
 
         workspace, diagnostics = self._workspace()
-        plan, diagnostics = compile_loaded(workspace, diagnostics, self.name, _raw_params(params))
+        plan, diagnostics = compile_loaded(workspace, diagnostics, self.name, param_strings(params))
         if plan is None or any(d.is_error for d in diagnostics):
             raise DiagnosticError(diagnostics)
         return plan

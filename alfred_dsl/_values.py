@@ -18,14 +18,15 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 __all__ = [
     "DURATION_RE", "DURATION_SHAPE", "MAX_INT_DIGITS", "PARAM_TYPES", "PRIORITIES", "did_you_mean",
-    "format_duration", "format_elapsed", "format_seconds", "format_size", "parse_at", "parse_duration",
-    "parse_param", "parse_priority", "parse_since", "parse_size", "suggest",
+    "duration_text", "format_clock", "format_duration", "format_elapsed", "format_moment", "format_seconds",
+    "format_size", "param_strings", "parse_at", "parse_duration", "parse_param", "parse_priority",
+    "parse_since", "parse_size", "suggest",
 ]
 
 #: The most digits an integer may have: Python refuses to convert longer digit strings
@@ -264,3 +265,40 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """``did you mean `x`?`` for the closest candidate, or None."""
     close = suggest(word, candidates)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+def duration_text(seconds: float) -> str:
+    """``5400`` -> ``1h30m``, ``0.5`` -> ``500ms``, and fractions kept: ``90.5`` -> ``1m30.5s``."""
+    if seconds < 1 or float(seconds).is_integer():
+        return format_duration(seconds)
+    whole_minutes = int(seconds // 60) * 60
+    rest = f"{seconds - whole_minutes:.3f}".rstrip("0").rstrip(".")
+    return (format_duration(whole_minutes) if whole_minutes else "") + f"{rest}s"
+
+
+def param_strings(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Param values given from Python as ``--param`` strings (they are parsed to the declared types)."""
+    raw: dict[str, str] = {}
+    for name, value in (params or {}).items():
+        if isinstance(value, str):
+            raw[name] = value
+        elif isinstance(value, bool):
+            raw[name] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            raw[name] = repr(value)
+        else:
+            raw[name] = json.dumps(value)
+    return raw
+
+
+def format_moment(moment: float | None, *, seconds: bool = True) -> str:
+    """A point in time as every command and report shows it: local ``2026-11-27 14:03:09``
+    (``14:03`` without ``seconds``: cron ticks); ``-`` for None."""
+    if moment is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(moment))
+
+
+def format_clock(moment: float | None = None) -> str:
+    """The local time of day ``14:03:09`` (now by default): the prefix of live lines."""
+    return time.strftime("%H:%M:%S", time.localtime(moment))

@@ -19,8 +19,9 @@ import pytest
 from _report_plans import feature_plan
 from _report_runs import real_run_report, write_run
 
+from alfred_dsl.cli._report import load_report
 from alfred_dsl.render._docs import doc_from_plan, write_html
-from alfred_dsl.render._report import load_report, report_to_html
+from alfred_dsl.render._report import report_to_html
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,9 @@ import pytest
 from _report_runs import SCRIPT, real_run_report, write_run
 from click.testing import CliRunner
 
-from alfred_dsl.cli._report import report
-from alfred_dsl.render._report import load_report, mask, measured_critical_path, report_to_html
+from alfred_dsl.cli._report import load_report, report
+from alfred_dsl.compiler._graph import measured_critical_path
+from alfred_dsl.render._report import mask, report_to_html
 
 
 class _Collector(HTMLParser):

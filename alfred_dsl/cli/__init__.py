@@ -109,14 +109,9 @@ class LazyGroup(click.Group):
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
+        # A module that cannot be imported is a bug (an internal error), never a missing command.
         module_name, _, attribute = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # command not built yet
-                return None
-            raise
-        command: click.Command = getattr(module, attribute)
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
         return command
 
 
@@ -164,8 +159,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.exceptions.Abort:
         click.echo("alfredc: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        exc.show()  # the usage line, a pointer to --help, then the error
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        exc.show()
+        from ._common import print_error
+
+        print_error(exc.format_message())
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("alfredc: interrupted", err=True)

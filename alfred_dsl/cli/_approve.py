@@ -8,9 +8,11 @@ stage, a stage that is not waiting, a user who may not decide, an unusable state
 from __future__ import annotations
 
 import json
-import time
 
 import click
+
+from .._values import format_clock
+from ._common import print_error
 
 __all__ = ["approve", "reject"]
 
@@ -24,12 +26,12 @@ def _decide(run_id: str, stage: str, decision: str, comment: str, user: str | No
     try:
         recorded = decide(run_id, stage, decision, user=user, comment=comment, state_dir=state_dir)
     except ApprovalError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return EXIT_USAGE
     if fmt == "json":
         click.echo(json.dumps({"run_id": recorded.run_id, "stage": recorded.stage, **recorded.outputs()}))
     else:
-        when = time.strftime("%H:%M:%S", time.localtime(recorded.decided_at))
+        when = format_clock(recorded.decided_at)
         click.echo(
             f"run {recorded.run_id}: stage {recorded.stage} {recorded.decision} by {recorded.by} at {when}"
         )

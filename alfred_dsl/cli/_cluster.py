@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-import click
-
 from ..runtime import RunOptions
+from ._common import print_error
 
 __all__ = ["run_on_cluster"]
 
@@ -24,7 +23,7 @@ def run_on_cluster(options: RunOptions, execute: Callable[[RunOptions], int]) ->
     try:
         cluster = connect(options.cluster)
     except ClusterError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return EXIT_USAGE
     try:
         if options.max_concurrency is None:

@@ -22,10 +22,20 @@ __all__ = [
     "emit",
     "param_option",
     "parse_params",
+    "print_error",
     "use_colour",
 ]
 
 COLOUR_MODES = ("auto", "always", "never")
+
+
+def print_error(message: str, help: str | None = None) -> None:
+    """A user error on stderr, as every command prints one: ``alfredc: error: MESSAGE``
+    and, with ``help``, an indented ``help:`` line. (Problems in workflow files are
+    diagnostics, printed by the diagnostics printer.)"""
+    click.echo(f"alfredc: error: {message}", err=True)
+    if help:
+        click.echo(f"  help: {help}", err=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

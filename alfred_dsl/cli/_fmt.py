@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ._common import emit
+from ._common import emit, print_error
 
 __all__ = ["fmt"]
 
@@ -74,7 +74,7 @@ def fmt(files: tuple[str, ...], check: bool, diff: bool) -> int:
         elif Path(name).suffix.lower() in _DATA_SUFFIXES:
             # The normalized document in YAML/JSON has its own formatters; never rewrite it as DSL.
             kind = Path(name).suffix
-            click.echo(f"alfredc fmt: {name}: only .alfred files are formatted (this is {kind})", err=True)
+            print_error(f"{name}: only .alfred files are formatted (this is {kind})")
             status = max(status, EXIT_USAGE)
             continue
         else:
@@ -109,7 +109,7 @@ def fmt(files: tuple[str, ...], check: bool, diff: bool) -> int:
             try:
                 _write(Path(name), formatted)
             except OSError as exc:
-                click.echo(f"alfredc fmt: cannot write {display}: {exc.strerror or exc}", err=True)
+                print_error(f"cannot write {display}: {exc.strerror or exc}")
                 status = max(status, EXIT_USAGE)
                 continue
             click.echo(f"reformatted {display}", err=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._values import format_moment
 from ..compiler._budget import format_amount
 from ..runtime._approval import pending_approvals
 from ..runtime._budget import spent
@@ -40,7 +40,7 @@ def gates_text(data: dict[str, Any]) -> str:
             if a["decision"] is None:
                 lines.append(f"  {stage}: waiting for {' or '.join(a['by'])}")
             else:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a["decided_at"]))
+                when = format_moment(a["decided_at"])
                 comment = f": {a['comment']}" if a.get("comment") else ""
                 lines.append(f"  {stage}: {a['decision']} by {a['decided_by']} at {when}{comment}")
         text += "\n\napprovals:\n" + "\n".join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from ..compiler._plan import Plan
-from ._common import compile_for_cli, param_option, use_colour
+from ._common import compile_for_cli, param_option, print_error, use_colour
 
 __all__ = ["plan"]
 
@@ -70,7 +70,7 @@ def _explain_skips(compiled: Plan, state_dir: str | None, fmt: str) -> int:
     try:
         store = StateStore.open_readonly(state_dir)
     except StoreError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return 2
     try:
         decisions = explain_skips(compiled, store, os.environ)

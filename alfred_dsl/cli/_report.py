@@ -13,14 +13,20 @@ Exit status: 0 written, 2 unknown run or unusable state directory / output path.
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .._values import parse_since
 
-__all__ = ["report"]
+if TYPE_CHECKING:
+    from ..render._report import RunReport
+
+__all__ = ["load_report", "report"]
 
 
 @click.command()
@@ -46,7 +52,7 @@ def report(
         raise click.UsageError("--since is for the performance report: give it without RUN_ID")
     if fmt not in (None, "html"):
         raise click.UsageError("the report of one run is HTML (--format md|json are for the period report)")
-    from ..render._report import load_report, report_to_html
+    from ..render._report import report_to_html
 
     loaded, problem = load_report(state_dir, run_id)
     if loaded is None:
@@ -95,3 +101,33 @@ def _period_report(fmt: str, since: str, output: Path | None, state_dir: Path) -
     else:
         _write(output, text)
     return 0
+
+
+def load_report(
+    state_dir: Path, run_ref: str, *, secrets: Iterable[str] = ()
+) -> tuple[RunReport | None, str | None]:
+    """Read run ``run_ref`` (an id, a unique prefix or ``last``) from ``state_dir`` and build its report.
+
+    Returns the report, or None and a message saying why it cannot be read. The secret
+    values masked are ``secrets`` plus the environment values of the secrets the plan names.
+    """
+    from ..render._report import build_report
+    from ..runtime import StateStore, StoreError
+
+    try:
+        # Read-only: a report never creates or alters a state directory.
+        opened = StateStore.open_readonly(state_dir)
+        if opened is None:
+            return None, f"no run state in {state_dir} (run `alfredc run` first, or pass --state DIR)"
+        with opened as store:
+            run_id = store.resolve_run_id(run_ref)
+            run = store.run(run_id) if run_id is not None else None
+            if run is None:
+                return None, f"no run `{run_ref}` in {state_dir}"
+            stages = store.stages(run.id)
+            attempts = store.attempts(run.id)
+    except StoreError as exc:
+        return None, str(exc)
+    names = run.plan.get("secrets", ()) if isinstance(run.plan, Mapping) else ()
+    from_env = [os.environ.get(str(n), "") for n in names] if isinstance(names, list) else []
+    return build_report(run, stages, attempts, secrets=[*secrets, *from_env], base_dir=state_dir), None

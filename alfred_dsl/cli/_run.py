@@ -13,12 +13,11 @@ and ``logs`` commands live in ``alfred_dsl.cli._runs``.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -31,13 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 EXIT_USAGE = 2
-
-
-def __getattr__(name: str) -> Any:
-    # `alfredc runs/show/logs` live in their own module; the command table points there.
-    if name in ("runs", "show", "logs"):
-        return getattr(importlib.import_module("alfred_dsl.cli._runs"), name)
-    raise AttributeError(name)
 
 
 @click.command()
@@ -116,9 +108,9 @@ def run(
     run; stages that succeeded keep their outputs and are not run again. A stage that was
     running when the run died runs again (at-least-once).
     """
-    from ..runtime import RunOptions, StateStore, StoreError
+    from ..runtime import RunOptions, StateStore, StoreError, find_run
     from ..runtime._eventlog import EventLogError
-    from ._common import compile_for_cli, parse_params, use_colour
+    from ._common import compile_for_cli, parse_params, print_error, use_colour
 
     if file is None and resume is None and force and Path(force[-1]).exists():
         file, force = force[-1], (*force[:-1], "*")  # `alfredc run --force FILE`: FILE is not a stage
@@ -128,22 +120,19 @@ def run(
     events_folder = None if events_file is None else Path(events_file).parent
     if events_folder is not None and not events_folder.is_dir():
         # Refused before anything starts: a mistyped folder is not created, nothing is recorded.
-        click.echo(f"alfredc: error: cannot write events to {events_file}: "
-                   f"the folder {events_folder} does not exist (create it first)", err=True)
+        print_error(f"cannot write events to {events_file}: "
+                    f"the folder {events_folder} does not exist (create it first)")
         return EXIT_USAGE
     try:
         store = StateStore(state_dir)
     except StoreError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return EXIT_USAGE
     try:
         run_id: str | None = None
         if resume is not None:
-            run_id = store.resolve_run_id(resume)
-            record = None if run_id is None else store.run(run_id)
-            if run_id is None or record is None:
-                click.echo(f"alfredc: error: no run `{resume}` in {store.state_dir}", err=True)
-                return EXIT_USAGE
+            record = find_run(store, resume)
+            run_id = record.id
             file = file or record.entry or record.source
             workflow = workflow or record.workflow
             if not params:
@@ -163,7 +152,7 @@ def run(
                 until_stage=until_stage, only=only,
             )
         except SelectionError as exc:
-            click.echo(f"alfredc: error: {exc}", err=True)
+            print_error(str(exc))
             return EXIT_USAGE
         options = RunOptions(
             max_concurrency=max_concurrency, kill_grace_s=kill_grace_s, handle_signals=True,
@@ -183,10 +172,10 @@ def run(
             )
         return _execute(plan, store, options, run_id, events_file, quiet=quiet, colour=coloured)
     except EventLogError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return EXIT_USAGE
     except StoreError as exc:
-        click.echo(f"alfredc: error: {exc}", err=True)
+        print_error(str(exc))
         return EXIT_USAGE
     finally:
         store.close()
@@ -247,9 +236,8 @@ def _execute_now(
     """Run ``plan`` now (``new``: as a new run with id ``run_id``, else resuming it)."""
     import trio
 
-    from ..runtime import EventBus, execute
+    from ..runtime import EventBus, start_run
     from ..runtime._eventlog import attach as attach_events
-    from ..runtime._hooks import attach as attach_hooks
     from ..runtime._view import attach as attach_view
 
     bus = EventBus()
@@ -260,17 +248,22 @@ def _execute_now(
         env = options.env if options.env is not None else os.environ
         secrets = {name: env[name] for name in plan.secrets if name in env}
         close_events = attach_events(bus, events_file, secrets=secrets)
-    try:
-        attach_hooks(bus, plan, options=options)
+    finish_view: Callable[[object], None] | None = None
+
+    def view(bus: EventBus) -> None:
+        nonlocal finish_view
         finish_view = attach_view(bus, plan, quiet=quiet, colour=colour)
+
+    try:
         result = None
         try:
-            result = trio.run(lambda: execute(
-                plan, store=store, options=options, bus=bus, resume=None if new else run_id,
-                run_id=run_id if new else None, control=control,
+            result = trio.run(lambda: start_run(
+                plan, store, options, resume=None if new else run_id, run_id=run_id if new else None,
+                control=control, bus=bus, hooks=True, observers=(view,),
             ))
         finally:
-            finish_view(result)
+            if finish_view is not None:
+                finish_view(result)
     finally:
         if close_events is not None:
             close_events()

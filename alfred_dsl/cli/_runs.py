@@ -19,8 +19,9 @@ from typing import Any
 
 import click
 
-from .._values import did_you_mean, format_elapsed
+from .._values import did_you_mean, format_elapsed, format_moment
 from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, pid_alive
+from ._common import print_error
 from ._gates import gates_json, gates_text
 
 __all__ = ["logs", "runs", "show"]
@@ -38,9 +39,7 @@ class _Problem(Exception):
 
 
 def _fail(problem: _Problem) -> int:
-    click.echo(f"alfredc: error: {problem.message}", err=True)
-    if problem.help:
-        click.echo(f"  help: {problem.help}", err=True)
+    print_error(problem.message, problem.help)
     return EXIT_USAGE
 
 
@@ -70,15 +69,6 @@ def _resolve_run(store: StateStore, ref: str) -> RunRecord:
         raise _Problem(f"run id `{ref}` is ambiguous", help=f"it starts {len(prefixed)} runs: {shown}")
     hint = did_you_mean(ref, ids) or (f"the latest run is `{ids[-1]}` (or say `last`)" if ids else None)
     raise _Problem(f"no run `{ref}` in {store.state_dir}", help=hint)
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
-
-
-    return True
 
 
 def _run_state(record: RunRecord) -> str:
@@ -172,7 +162,8 @@ def runs(state_dir: str | None, fmt: str, workflow: str | None, limit: int) -> i
         click.echo(f"no runs recorded in {_state_dir_text(state_dir)}")
         return EXIT_OK
     rows = [
-        [r.id, r.workflow, _run_state(r), _when(r.started), format_elapsed(_run_duration(r))] for r in records
+        [r.id, r.workflow, _run_state(r), format_moment(r.started), format_elapsed(_run_duration(r))]
+        for r in records
     ]
     click.echo(_table(["RUN", "WORKFLOW", "STATE", "STARTED", "DURATION"], rows))
     return EXIT_OK
@@ -255,7 +246,7 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
     head = [
         f"run {record.id}  workflow {record.workflow}  {_run_state(record)}",
         f"source    {record.source}",
-        f"started   {_when(record.started)}  duration {format_elapsed(_run_duration(record))}",
+        f"started   {format_moment(record.started)}  duration {format_elapsed(_run_duration(record))}",
     ]
     if record.params:
         shown = " ".join(f"{k}={_param_text(v)}" for k, v in record.params.items())

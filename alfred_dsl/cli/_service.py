@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from .._values import parse_at, parse_since, suggest
-from ._common import duration_seconds
+from .._values import format_clock, format_moment, parse_at, parse_since, suggest
+from ._common import duration_seconds, print_error
 
 __all__ = ["cancel", "metrics", "pause", "resume", "status", "submit", "worker"]
 
@@ -35,7 +35,7 @@ def _state(state_dir: str | None) -> Path:
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> int:
-    click.echo(f"alfredc: error: {message}", err=True)
+    print_error(message)
     return status
 
 
@@ -49,7 +49,7 @@ def _open_queue(state_dir: str | None, *, read_only: bool = False) -> Any:
 
 
 def _clock(moment: float | None) -> str:
-    return "-" if moment is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
+    return format_moment(moment)
 
 
 def _seconds_option(text: str, what: str) -> float:
@@ -172,7 +172,7 @@ def worker(
     window = _seconds_option(metrics_window, "'--metrics-window'")
 
     def say(line: str) -> None:
-        click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+        click.echo(f"{format_clock()} {line}", err=True)
 
     try:
         runner = Worker(_state(state_dir), options, report=say)
@@ -180,7 +180,7 @@ def worker(
         return _fail(str(exc))
     server = None
     if metrics_port is not None:
-        from ..service._metrics import serve_prometheus
+        from ..service._prometheus import serve_prometheus
 
         try:
             server = serve_prometheus(_state(state_dir), metrics_port, window_s=window)
@@ -231,7 +231,7 @@ def _resolve(queue: Any, ref: str) -> str | None:
     if run_id is None:
         close = suggest(ref, queue.all_ids())
         hint = f"; did you mean `{close[0]}`?" if close else ""
-        click.echo(f"alfredc: error: no run `{ref}` in {queue.state_dir}{hint}", err=True)
+        print_error(f"no run `{ref}` in {queue.state_dir}{hint}")
     return run_id
 
 
@@ -398,7 +398,7 @@ def _control(run_ref: str, command: str, state_dir: str | None) -> int:
     from ..service._queue import QueueError
 
     if not (_state(state_dir) / "state.db").is_file():  # nothing to control: create nothing
-        click.echo(f"alfredc: error: no run `{run_ref}` in {_state(state_dir)}", err=True)
+        print_error(f"no run `{run_ref}` in {_state(state_dir)}")
         return EXIT_USAGE
     with _open_queue(state_dir) as queue:
         run_id = _resolve(queue, run_ref)

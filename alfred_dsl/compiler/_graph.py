@@ -24,7 +24,7 @@ from ._model import Edge, ResolvedWorkflow
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["MAX_CYCLES", "Analysis", "StageTiming", "analyse"]
+__all__ = ["MAX_CYCLES", "Analysis", "StageTiming", "analyse", "measured_critical_path"]
 
 #: Cycles reported one by one; the rest are counted in one A402 note.
 MAX_CYCLES = 10
@@ -424,3 +424,22 @@ def _redundant_diagnostic(
         f"`{edge.after}` already runs after `{written}` through `{via_name}`",
         help=f"remove `{written}` from the `after` list of `{edge.after}`",
     )
+
+
+def measured_critical_path(finished: Mapping[str, float], after: Mapping[str, Sequence[str]]) -> list[str]:
+    """The critical path of a run as it happened: from the stage that finished last, step
+    back through the dependency that finished last (``finished``: stage -> finish time,
+    in declaration order; ``after``: stage -> its dependencies)."""
+    if not finished:
+        return []
+    order = list(finished)
+    current: str | None = max(order, key=lambda n: (finished[n], -order.index(n)))
+    chain: list[str] = []
+    seen: set[str] = set()
+    while current is not None and current not in seen:
+        chain.append(current)
+        seen.add(current)
+        deps = [d for d in after.get(current, ()) if d in finished]
+        current = max(deps, key=lambda n: (finished[n], -order.index(n))) if deps else None
+    chain.reverse()
+    return chain

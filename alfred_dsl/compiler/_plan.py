@@ -19,7 +19,8 @@ from .._expr import Interpolated, Ref, Template
 from .._source import SourceFile, Span
 
 __all__ = [
-    "DEFAULT_MAX_LOG", "FrozenMap", "Hook", "Plan", "PlanAgent", "PlanStage", "freeze", "thaw",
+    "DEFAULT_MAX_LOG", "FrozenMap", "Hook", "Plan", "PlanAgent", "PlanStage", "freeze", "json_number",
+    "spend_json", "thaw",
 ]
 
 OnFailure = Literal["stop", "continue"]
@@ -284,3 +285,75 @@ class Plan:
             if agent.name == name:
                 return agent
         raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``):
+        what ``alfredc plan --format json`` prints and the runs table stores."""
+        data: dict[str, Any] = {
+            "workflow": self.workflow,
+            "stages": [_stage_json(stage) for stage in self.stages],
+            "critical_path": list(self.critical_path),
+            "duration_s": json_number(self.duration_s),
+            "layers": [list(layer) for layer in self.layers],
+            "max_parallelism": self.max_parallelism,
+            "source": self.source,
+            "params": thaw(self.params),
+            **spend_json(self),
+        }
+        if self.timeout_s is not None:
+            data["timeout_s"] = json_number(self.timeout_s)
+        if self.concurrency_group is not None:
+            data["concurrency_group"] = self.concurrency_group
+            data["cancel_in_progress"] = self.cancel_in_progress
+        return data
+
+
+def json_number(value: float) -> int | float:
+    """Seconds as JSON wants them: ``1200`` rather than ``1200.0`` when whole."""
+    as_float = float(value)
+    return int(as_float) if as_float.is_integer() else as_float
+
+
+def spend_json(plan: Plan) -> dict[str, Any]:
+    """``budget`` and ``worst_case`` (see _budget.py), when the plan has a budget or costs."""
+    if not plan.budget and not any(stage.cost for stage in plan.stages):
+        return {}
+    from ._budget import worst_case  # _budget imports this module
+
+    worst = worst_case(plan)
+    return {"budget": thaw(plan.budget), "worst_case": {k: json_number(v) for k, v in worst.totals.items()}}
+
+
+def _stage_json(stage: PlanStage) -> dict[str, Any]:
+    # Keys and order of spec section 5 first; additions after them.
+    data: dict[str, Any] = {
+        "name": stage.name,
+        "agent": stage.agents[0] if stage.agents else None,
+        "after": list(stage.after),
+        "estimate_s": json_number(stage.estimate_s),
+        "earliest_start_s": json_number(stage.earliest_start_s),
+        "earliest_finish_s": json_number(stage.earliest_finish_s),
+        "latest_start_s": json_number(stage.latest_start_s),
+        "latest_finish_s": json_number(stage.latest_finish_s),
+        "slack_s": json_number(stage.slack_s),
+        "layer": stage.layer,
+        "critical": stage.critical,
+        "agents": list(stage.agents),
+        "group": list(stage.group),
+        "priority": stage.priority,
+        "when": stage.when,
+        # Only on stages that have them: approval stages, declared costs.
+        **({"approve": thaw(stage.approve)} if stage.approve is not None else {}),
+        **({"cost": thaw(stage.cost)} if stage.cost else {}),
+    }
+    if stage.fan_out:  # a member of a `matrix` stage: its group and its combination
+        data["fan_out"] = stage.fan_out
+        data["matrix"] = thaw(stage.matrix)
+    # Incremental runs and cleanup stages: only when set, so older plans read the same.
+    if stage.sources:
+        data["sources"] = list(stage.sources)
+    if stage.produces:
+        data["produces"] = list(stage.produces)
+    if stage.run_if != "success":
+        data["run_if"] = stage.run_if
+    return data

@@ -10,14 +10,13 @@ Mermaid block with the critical path highlighted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
-from .._diagnostics import Diagnostic
 from .._values import format_duration
 from ..compiler._plan import Plan
 from ._svg import plan_to_svg
@@ -27,10 +26,12 @@ __all__ = [
     "AgentDoc",
     "ParamDoc",
     "WorkflowDoc",
-    "collect",
     "doc_from_plan",
     "index_html",
     "index_markdown",
+    "params_of",
+    "placeholder_values",
+    "workflow_doc",
     "workflow_html",
     "workflow_markdown",
     "write_html",
@@ -188,67 +189,59 @@ def doc_from_plan(plan: Plan, *, params: Sequence[ParamDoc] = (), slug: str | No
     )
 
 
-def collect(paths: Iterable[str | Path]) -> tuple[list[WorkflowDoc], list[Diagnostic]]:
-    """Compile every workflow declared in each file of ``paths`` into a :class:`WorkflowDoc`.
+def params_of(spec: Mapping[str, Any]) -> tuple[ParamDoc, ...]:
+    """The declared params of a workflow (its ``params`` mapping)."""
+    return _params(spec)
 
-    Errors of a workflow are returned as diagnostics and its page keeps the declared
-    parts (description, params, agents) with a note instead of the plan figures.
+
+def placeholder_values(params: Sequence[ParamDoc]) -> dict[str, str]:
+    """A ``--param`` value of the declared type for each required param: a template's plan
+    can be computed with these."""
+    return {p.name: _PLACEHOLDERS.get(p.type, f"<{p.name}>") for p in params if p.required}
+
+
+def workflow_doc(
+    name: str,
+    workflow: Mapping[str, Any],
+    agents: Mapping[str, Any],
+    *,
+    path: Path,
+    root: Path,
+    plan: Plan | None,
+    params: tuple[ParamDoc, ...],
+    placeholders: Mapping[str, str],
+    taken: set[str],
+) -> WorkflowDoc:
+    """The page of workflow ``name`` (its declaration ``workflow``) of the file ``path``.
+
+    ``plan`` is None when the workflow does not compile: the page keeps the declared parts
+    (description, params, agents) with a note instead of the plan figures. ``taken``: the
+    page names used so far (this one is added).
     """
-    from ..compiler._pipeline import compile_path, merge
-    from ..compiler.load import load
-
-    docs: list[WorkflowDoc] = []
-    diagnostics: list[Diagnostic] = []
-    taken: set[str] = set()
-    for path in paths:
-        workspace, found = load(Path(path))
-        diagnostics.extend(found)
-        if workspace is None:
-            continue
-        workflows = workspace.entry.data.get("workflows")
-        agents = workspace.data.get("agents")
-        if not isinstance(workflows, Mapping):
-            continue
-        for name, raw in workflows.items():
-            workflow: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-            param_spec = workflow.get("params")
-            params = _params(param_spec if isinstance(param_spec, Mapping) else {})
-            placeholders = {p.name: _PLACEHOLDERS.get(p.type, f"<{p.name}>") for p in params if p.required}
-            plan, compiled = compile_path(str(path), str(name), placeholders)
-            errors = [d for d in compiled if d.is_error]
-            diagnostics.extend(compiled)
-            notes: list[str] = []
-            if plan is None or errors:
-                plan = None
-                notes.append("This workflow does not compile (see `alfredc check`); no plan figures.")
-            elif placeholders:
-                notes.append(
-                    "This workflow is a template; its plan was computed with placeholder values for "
-                    + ", ".join(sorted(placeholders))
-                    + "."
-                )
-            description = workflow.get("description", "")
-            schedule = workflow.get("schedule")
-            source = _display_path(Path(path), workspace.root)
-            docs.append(
-                WorkflowDoc(
-                    name=str(name),
-                    source=source,
-                    slug=_unique_slug(str(name), taken, source),
-                    description=str(description) if description else "",
-                    schedule=str(schedule) if schedule else None,
-                    params=params,
-                    agents=_agents_of_plan(plan)
-                    if plan is not None
-                    else _agents_of_data(workflow, agents if isinstance(agents, Mapping) else {}),
-                    plan=plan,
-                    placeholders=tuple(sorted(placeholders)),
-                    notes=tuple(notes),
-                )
-            )
-    # Each workflow's compilation reports the file's shared problems again: once each here,
-    # so that `docs` prints what `check` prints.
-    return docs, merge(diagnostics)
+    notes: list[str] = []
+    if plan is None:
+        notes.append("This workflow does not compile (see `alfredc check`); no plan figures.")
+    elif placeholders:
+        notes.append(
+            "This workflow is a template; its plan was computed with placeholder values for "
+            + ", ".join(sorted(placeholders))
+            + "."
+        )
+    description = workflow.get("description", "")
+    schedule = workflow.get("schedule")
+    source = _display_path(path, root)
+    return WorkflowDoc(
+        name=name,
+        source=source,
+        slug=_unique_slug(name, taken, source),
+        description=str(description) if description else "",
+        schedule=str(schedule) if schedule else None,
+        params=params,
+        agents=_agents_of_plan(plan) if plan is not None else _agents_of_data(workflow, agents),
+        plan=plan,
+        placeholders=tuple(sorted(placeholders)),
+        notes=tuple(notes),
+    )
 
 
 def _mermaid(plan: Plan) -> Markup:

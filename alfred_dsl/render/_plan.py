@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._values import format_duration
-from ..compiler._plan import Plan, PlanStage, thaw
+from .._values import duration_text
+from ..compiler._plan import Plan, PlanStage, json_number, spend_json
 
 __all__ = ["dumps", "duration_text", "number", "plan_to_json", "plan_to_text"]
 
@@ -19,17 +19,7 @@ _RESET = "\x1b[0m"
 
 def number(value: float) -> int | float:
     """Seconds as JSON wants them: ``1200`` rather than ``1200.0`` when whole."""
-    as_float = float(value)
-    return int(as_float) if as_float.is_integer() else as_float
-
-
-def duration_text(seconds: float) -> str:
-    """``5400`` -> ``1h30m``, ``0.5`` -> ``500ms``, and fractions kept: ``90.5`` -> ``1m30.5s``."""
-    if seconds < 1 or float(seconds).is_integer():
-        return format_duration(seconds)
-    whole_minutes = int(seconds // 60) * 60
-    rest = f"{seconds - whole_minutes:.3f}".rstrip("0").rstrip(".")
-    return (format_duration(whole_minutes) if whole_minutes else "") + f"{rest}s"
+    return json_number(value)
 
 
 def _stage_agent(stage: PlanStage) -> str | None:
@@ -55,53 +45,8 @@ def dumps(data: Mapping[str, Any]) -> str:
     return "{\n" + "\n".join(lines) + "\n}\n" if lines else "{}\n"
 
 
-def _stage_json(stage: PlanStage) -> dict[str, Any]:
-    # Keys and order of spec section 5 first; additions after them.
-    data: dict[str, Any] = {
-        "name": stage.name,
-        "agent": _stage_agent(stage),
-        "after": list(stage.after),
-        "estimate_s": number(stage.estimate_s),
-        "earliest_start_s": number(stage.earliest_start_s),
-        "earliest_finish_s": number(stage.earliest_finish_s),
-        "latest_start_s": number(stage.latest_start_s),
-        "latest_finish_s": number(stage.latest_finish_s),
-        "slack_s": number(stage.slack_s),
-        "layer": stage.layer,
-        "critical": stage.critical,
-        "agents": list(stage.agents),
-        "group": list(stage.group),
-        "priority": stage.priority,
-        "when": stage.when,
-        # Only on stages that have them: approval stages, declared costs.
-        **({"approve": thaw(stage.approve)} if stage.approve is not None else {}),
-        **({"cost": thaw(stage.cost)} if stage.cost else {}),
-    }
-    if stage.fan_out:  # a member of a `matrix` stage: its group and its combination
-        data["fan_out"] = stage.fan_out
-        data["matrix"] = thaw(stage.matrix)
-    # Incremental runs and cleanup stages: only when set, so older plans read the same.
-    if stage.sources:
-        data["sources"] = list(stage.sources)
-    if stage.produces:
-        data["produces"] = list(stage.produces)
-    if stage.run_if != "success":
-        data["run_if"] = stage.run_if
-    return data
-
-
-def _spend_json(plan: Plan) -> dict[str, Any]:
-    """``budget`` and ``worst_case`` (see _budget.py), when the plan has a budget or costs."""
-    if not plan.budget and not any(stage.cost for stage in plan.stages):
-        return {}
-    from ..compiler._budget import worst_case
-
-    worst = worst_case(plan)
-    return {"budget": thaw(plan.budget), "worst_case": {k: number(v) for k, v in worst.totals.items()}}
-
-
 def _spend_text(plan: Plan) -> list[str]:
-    data = _spend_json(plan)
+    data = spend_json(plan)
     if not data:
         return []
     from ..compiler._budget import format_amount
@@ -118,24 +63,8 @@ def _spend_text(plan: Plan) -> list[str]:
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``)."""
-    data: dict[str, Any] = {
-        "workflow": plan.workflow,
-        "stages": [_stage_json(stage) for stage in plan.stages],
-        "critical_path": list(plan.critical_path),
-        "duration_s": number(plan.duration_s),
-        "layers": [list(layer) for layer in plan.layers],
-        "max_parallelism": plan.max_parallelism,
-        "source": plan.source,
-        "params": thaw(plan.params),
-        **_spend_json(plan),
-    }
-    if plan.timeout_s is not None:
-        data["timeout_s"] = number(plan.timeout_s)
-    if plan.concurrency_group is not None:
-        data["concurrency_group"] = plan.concurrency_group
-        data["cancel_in_progress"] = plan.cancel_in_progress
-    return data
+    """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``): :meth:`Plan.to_json`."""
+    return plan.to_json()
 
 
 _HEADERS = ("", "stage", "agent", "after", "estimate", "start", "finish", "slack", "layer")

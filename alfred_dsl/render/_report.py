@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._values import format_duration, format_seconds
+from .._values import format_duration, format_moment, format_seconds
+from ..compiler._graph import measured_critical_path
 from ._templating import html_environment
 
 if TYPE_CHECKING:
-    from ..runtime._store import AttemptRecord, RunRecord, StageRecord
+    from .._statedb import AttemptRecord, RunRecord, StageRecord
 
 __all__ = [
     "AttemptView",
@@ -32,9 +33,7 @@ __all__ = [
     "RunReport",
     "StageView",
     "build_report",
-    "load_report",
     "mask",
-    "measured_critical_path",
     "report_to_html",
 ]
 
@@ -114,25 +113,6 @@ def mask(text: str, secrets: Iterable[str]) -> str:
 
 def _clean(text: str, secrets: Sequence[str]) -> str:
     return _CONTROL.sub("", _ANSI.sub("", mask(text, secrets)))
-
-
-def measured_critical_path(
-    finished: Mapping[str, float], after: Mapping[str, Sequence[str]]
-) -> list[str]:
-    """From the stage that finished last, step back through the dependency that finished last."""
-    if not finished:
-        return []
-    order = list(finished)
-    current: str | None = max(order, key=lambda n: (finished[n], -order.index(n)))
-    chain: list[str] = []
-    seen: set[str] = set()
-    while current is not None and current not in seen:
-        chain.append(current)
-        seen.add(current)
-        deps = [d for d in after.get(current, ()) if d in finished]
-        current = max(deps, key=lambda n: (finished[n], -order.index(n))) if deps else None
-    chain.reverse()
-    return chain
 
 
 def _read_tail(path: Path | None, lines: int) -> str:
@@ -307,35 +287,6 @@ def build_report(
     )
 
 
-def load_report(
-    state_dir: Path, run_ref: str, *, secrets: Iterable[str] = ()
-) -> tuple[RunReport | None, str | None]:
-    """Read run ``run_ref`` (an id, a unique prefix or ``last``) from ``state_dir``.
-
-    Returns the report, or None and a message saying why it cannot be read. The secret
-    values masked are ``secrets`` plus the environment values of the secrets the plan names.
-    """
-    from ..runtime._store import StateStore, StoreError
-
-    try:
-        # Read-only: a report never creates or alters a state directory.
-        opened = StateStore.open_readonly(state_dir)
-        if opened is None:
-            return None, f"no run state in {state_dir} (run `alfredc run` first, or pass --state DIR)"
-        with opened as store:
-            run_id = store.resolve_run_id(run_ref)
-            run = store.run(run_id) if run_id is not None else None
-            if run is None:
-                return None, f"no run `{run_ref}` in {state_dir}"
-            stages = store.stages(run.id)
-            attempts = store.attempts(run.id)
-    except StoreError as exc:
-        return None, str(exc)
-    names = run.plan.get("secrets", ()) if isinstance(run.plan, Mapping) else ()
-    from_env = [os.environ.get(str(n), "") for n in names] if isinstance(names, list) else []
-    return build_report(run, stages, attempts, secrets=[*secrets, *from_env], base_dir=state_dir), None
-
-
 def _ticks(span: float) -> list[float]:
     if span <= 0:
         return [0.0]
@@ -362,7 +313,7 @@ def report_to_html(report: RunReport) -> str:
         pct=pct,
         width=width,
         ticks=ticks,
-        started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.started_at)),
+        started=format_moment(report.started_at),
         measured_names=[name for name, _ in report.measured_path],
         planned_names=[name for name, _ in report.planned_path],
     )

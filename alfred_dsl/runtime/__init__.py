@@ -1,6 +1,7 @@
 """The Trio runtime: executors, scheduler, durable state (SQLite) and run events.
 
-Entry point: :func:`execute` (async) runs a compiled :class:`~alfred_dsl.compiler._plan.Plan`;
+Entry points: :func:`start_run` (async; what the CLI, the Python API and the service's
+worker call) and the lower-level :func:`execute` run a compiled :class:`~alfred_dsl.compiler._plan.Plan`;
 :class:`StateStore` is the run database; :class:`EventBus` carries :class:`Event` s to
 the live view, the ``--events`` file, hooks and API callbacks.
 """
@@ -11,6 +12,7 @@ from ._events import EVENT_TYPES, FINAL_RUN_EVENTS, Event, EventBus, EventHandle
 from ._limits import AgentSlots
 from ._results import FINAL_STAGE_STATES, RunOptions, RunResult, StageResult
 from ._scheduler import execute
+from ._start import find_run, start_run
 from ._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, default_state_dir
 
 __all__ = [
@@ -31,4 +33,6 @@ __all__ = [
     "StoreError",
     "default_state_dir",
     "execute",
+    "find_run",
+    "start_run",
 ]

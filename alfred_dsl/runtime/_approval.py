@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._diagnostics import AlfredError
-from .._statedb import connect_for_writing, has_objects, schema_objects
+from .._statedb import DB_NAME, connect_read_only, open_approval_tables
 from . import _events as ev
+from ._attempts import cancelled
 from ._results import FAILED, FINAL_STAGE_STATES, RUNNING, SUCCEEDED
 
 if TYPE_CHECKING:
@@ -37,24 +38,6 @@ __all__ = ["POLL_S", "ApprovalError", "Decision", "decide", "pending_approvals"]
 POLL_S = 0.2
 APPROVED, REJECTED = "approved", "rejected"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS approvals (
-    run TEXT NOT NULL,
-    stage TEXT NOT NULL,
-    requested REAL NOT NULL,
-    deadline REAL,
-    by_spec TEXT NOT NULL,
-    users TEXT NOT NULL,
-    on_timeout TEXT NOT NULL,
-    decision TEXT,
-    decided_by TEXT,
-    comment TEXT,
-    decided_at REAL,
-    closed INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run, stage)
-)
-"""
-_OBJECTS = schema_objects(_SCHEMA)
 _CLOSE = "UPDATE approvals SET closed = 1 WHERE run = ? AND stage = ?"
 
 
@@ -91,12 +74,8 @@ class _Request:
     closed: bool
 
 
-def _create(db: sqlite3.Connection) -> None:
-    db.execute(_SCHEMA)
-
-
 def _open(state_dir: Path) -> sqlite3.Connection:
-    return connect_for_writing(state_dir, is_set_up=lambda db: has_objects(db, _OBJECTS), set_up=_create)
+    return open_approval_tables(state_dir)
 
 
 def _request(db: sqlite3.Connection, run_id: str, stage: str) -> _Request | None:
@@ -156,13 +135,13 @@ def tolerates(spec: PlanStage, dep: _Stage) -> bool:
 async def _task(run: _Run, st: _Stage) -> None:
     try:
         if run.stopping:
-            run._cancelled(st)
+            cancelled(run, st)
             return
         with trio.CancelScope() as scope:
             st.scope = scope
             await _wait(run, st)
     except trio.Cancelled:
-        run._cancelled(st)
+        cancelled(run, st)
         raise
     except (OSError, sqlite3.Error) as exc:  # the state database failed under us
         st.error = f"cannot record the approval: {exc}"
@@ -171,7 +150,7 @@ async def _task(run: _Run, st: _Stage) -> None:
         run.max_concurrency -= 1
     st.scope = None
     if st.state not in FINAL_STAGE_STATES:
-        run._cancelled(st)
+        cancelled(run, st)
     run.process_settle()
     run.fill()
     run.check_done()
@@ -333,11 +312,10 @@ def decide(
 def pending_approvals(state_dir: Path, run_id: str) -> dict[str, dict[str, Any]]:
     """The approval requests of ``run_id`` by stage (for ``show`` and the report), read-only:
     by, users, deadline, and decision/decided_by/comment/decided_at once decided."""
-    path = state_dir / "state.db"
-    if not path.is_file():
+    if not (state_dir / DB_NAME).is_file():
         return {}
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        db = connect_read_only(state_dir)
         try:
             rows = db.execute(
                 "SELECT stage, by_spec, users, deadline, decision, decided_by, comment, decided_at"

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .._statedb import WAIT_S
+from .._statedb import open_run_tables
 from ._store import StoreError, pid_alive
 
 __all__ = ["GroupCancelled", "GroupSlot"]
@@ -39,8 +39,8 @@ class GroupSlot:
         self.run_id = run_id
         self.row: int | None = None
         try:
-            self._db = sqlite3.connect(state_dir / "state.db", timeout=WAIT_S, isolation_level=None)
-        except sqlite3.Error as exc:
+            self._db = open_run_tables(state_dir)  # the concurrency table is one of them
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot use {state_dir}: {exc}") from exc
 
     def _prune(self) -> None:

@@ -173,7 +173,7 @@ def _seconds(value: float | None) -> str:
     """A duration as the file writes it: ``2m``, ``1h30m``, ``1.5s`` (not ``120s``)."""
     if value is None:
         return "none"
-    from ..render._plan import duration_text  # here: the renderers are not needed to run
+    from .._values import duration_text
 
     return duration_text(value)
 

@@ -16,6 +16,16 @@ Durability: every state change is queued to the :class:`StateStore` and committe
 per scheduler tick. ``resume`` continues a recorded run: stages that succeeded keep their
 outputs and are not run again. Delivery is **at-least-once**: a stage that was running
 when the earlier process died (or whose success was not yet committed) runs again.
+
+This module holds a run's state and answers "which stage runs next": readiness (settling
+stages whose dependencies are final), dispatch over the global and per-agent slots,
+bookkeeping (events, stage rows, the flusher) and the run's end. The other questions have
+their own modules: one stage's attempts (:mod:`._attempts`), where a resumed run starts
+from (:mod:`._recovery`), and what stops it from outside (:mod:`._control`). It is about
+700 lines on purpose: the state and the per-stage hot path (settle, fill, finalize) are one
+class, where an attribute is one lookup away (see bench/RUNTIME.md), and the features that
+decide a settled stage's fate (approvals, budgets, cleanup stages, incremental gates) hook
+into that path with a line or two each; their bodies live in their own modules.
 """
 
 from __future__ import annotations
@@ -25,11 +35,8 @@ import dataclasses
 import heapq
 import json
 import logging
-import math
 import os
-import random
 import shutil
-import signal
 import threading
 import time
 from collections import deque
@@ -40,29 +47,26 @@ from typing import Any
 import trio
 
 from ..compiler import _fanout
-from ..compiler._dispatch import pick_agent, ready_key, retry_agent, retry_delay
+from ..compiler._dispatch import pick_agent, ready_key
 from ..compiler._plan import Plan, PlanAgent, PlanStage, thaw
 from . import _approval, _budget, _events as ev, _gates as gates
+from ._attempts import stage_task
 from ._contain import (
     SUBREAPER,
     Containment,
-    cgroup_populated,
     containment,
-    kill_cgroup,
-    kill_dead_runner_cgroup,
-    kill_marked,
     reap_adopted,
-    remove_cgroup,
     remove_run_cgroups,
 )
+from ._control import SignalRelay, cleanup_deadline, close_cleanup, watch_control, workflow_deadline
 from ._events import Event, EventBus
-from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
-from ._incremental import Fingerprint, hash_files, missing_products
-from ._journal import AttemptJournal, read_journal
+from ._incremental import Fingerprint
+from ._journal import AttemptJournal
 from ._limits import AgentKey, AgentSlots, agent_key
-from ._private import make_private_dir, private_mkdir, scrub_private_dirs
-from ._process import LEADERS, kill_orphans, signal_name
-from ._resolve import ExprError, Masker, render_when, resolve_attempt
+from ._private import make_private_dir, private_mkdir
+from ._process import LEADERS, signal_name
+from ._recovery import already_succeeded, load_resume
+from ._resolve import ExprError, Masker, render_when
 from ._results import (
     CANCELLED,
     FAILED,
@@ -77,11 +81,11 @@ from ._results import (
     RunResult,
     StageResult,
 )
-from ._store import AttemptRecord, StateStore, StoreError
+from ._store import StateStore, StoreError
 from ._timeslice import short_time_slice
 from ._toolenv import tool_environment
 
-__all__ = ["execute", "plan_json"]
+__all__ = ["execute"]
 
 _log = logging.getLogger("alfred_dsl.runtime")
 
@@ -125,67 +129,12 @@ async def execute(
     run.slots.join(id(run), run.wake)
     relay: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if options.handle_signals and threading.current_thread() is threading.main_thread():
-        relay = _SignalRelay(run)
+        relay = SignalRelay(run)
     try:
         with relay, short_time_slice():
             return await run.main(resume, run_id)
     finally:
         run.slots.leave(id(run))
-
-
-class _SignalRelay:
-    """SIGINT and SIGTERM, while a run runs, go to :meth:`_Run.on_signal` on the Trio loop.
-
-    Not ``trio.open_signal_receiver``: on leaving it, that re-raises the signals still
-    queued, so a second Ctrl-C shortly after the first ended the process with a traceback
-    (or killed it, for SIGTERM) while the run was being saved. Here a signal is handed to
-    the loop as it comes and dropped once the run has ended. After a run stopped by a
-    signal, SIGINT and SIGTERM stay ignored: the process was asked to stop and is doing so;
-    a later signal must not kill it while it exits (exit status 130).
-    """
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, run: _Run) -> None:
-        self.run = run
-        self.token = trio.lowlevel.current_trio_token()
-        self.previous: dict[int, Any] = {}
-
-    def _handler(self, signum: int, frame: object) -> None:
-        with contextlib.suppress(trio.RunFinishedError):
-            self.token.run_sync_soon(self.run.on_signal, signum)
-
-    def __enter__(self) -> None:
-        for signum in self._SIGNALS:
-            self.previous[signum] = signal.signal(signum, self._handler)
-
-    def __exit__(self, *exc: object) -> None:
-        stopped = self.run.interrupted in {signal_name(s) for s in self._SIGNALS}
-        for signum, previous in self.previous.items():
-            signal.signal(signum, signal.SIG_IGN if stopped else previous)
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON for the runs table (the renderer's form when it is available)."""
-    try:
-        from ..render import plan_to_json
-
-        result = plan_to_json(plan)
-        if isinstance(result, dict):
-            return result
-    except Exception:  # the renderer is optional here: fall back to the dataclass fields
-        pass
-
-    def fields(obj: Any) -> dict[str, Any]:
-        return {
-            f.name: thaw(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "span"
-        }
-
-    data = fields(plan)
-    data["agents"] = [fields(a) for a in plan.agents]
-    data["stages"] = [fields(s) for s in plan.stages]
-    data["hooks"] = [fields(h) for h in plan.hooks]
-    return data
 
 
 #: id(plan) -> (plan, masked plan JSON): a service running the same plan again and again
@@ -199,7 +148,7 @@ def _plan_text(plan: Plan, masker: Masker) -> str:
     cached = _PLAN_TEXTS.get(id(plan))
     if cached is not None and cached[0] is plan and cached[1] == key:
         return cached[2]
-    text = json.dumps(masker.data(plan_json(plan)), separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(masker.data(plan.to_json()), separators=(",", ":"), ensure_ascii=False, default=str)
     if len(_PLAN_TEXTS) >= 8:
         _PLAN_TEXTS.pop(next(iter(_PLAN_TEXTS)))
     _PLAN_TEXTS[id(plan)] = (plan, key, text)
@@ -207,7 +156,6 @@ def _plan_text(plan: Plan, masker: Masker) -> str:
 
 
 @dataclasses.dataclass(slots=True, eq=False)
-
 class _Stage:
     spec: PlanStage
     index: int
@@ -391,10 +339,10 @@ class _Run:
             self._mkdir()
             self.emit(ev.RUN_STARTED, **common)
         else:
-            finished = self._already_succeeded(resume)
+            finished = already_succeeded(self, resume)
             if finished is not None:
                 return finished
-            reused = self._load_resume(resume)
+            reused = load_resume(self, resume)
             self.emit(ev.RUN_RESUMED, **common, reused=reused)
         if self.masker:
             try:
@@ -415,9 +363,9 @@ class _Run:
                     self.stop("interrupted")
                 nursery.start_soon(self.flusher)
                 if self.plan.timeout_s:
-                    nursery.start_soon(self._workflow_deadline, self.plan.timeout_s)
+                    nursery.start_soon(workflow_deadline, self, self.plan.timeout_s)
                 if self.control is not None:
-                    nursery.start_soon(self.watch_control)
+                    nursery.start_soon(watch_control, self)
                 for st in self.stages.values():
                     if st.state == PENDING:
                         st.waiting = sum(1 for d in st.deps if self.stages[d].state not in FINAL_STAGE_STATES)
@@ -446,116 +394,6 @@ class _Run:
         except OSError as exc:
             raise StoreError(f"cannot create {self.work_dir}: {exc.strerror}") from exc
 
-    def _already_succeeded(self, resume: str) -> RunResult | None:
-        """The recorded result of a run that already succeeded with every stage of this plan:
-        resuming it runs nothing and writes nothing (its times, events and metrics stay)."""
-        record = self.store.run(resume)
-        if record is None or record.state != SUCCEEDED or record.workflow != self.plan.workflow:
-            return None
-        recorded = {s.name: s for s in self.store.stages(resume)}
-        if any(
-            name not in recorded or recorded[name].state not in (SUCCEEDED, SKIPPED, UP_TO_DATE)
-            for name in self.stages
-        ):
-            return None  # the file gained a stage since: run it
-        exit_codes = {a.stage: a.exit_code for a in sorted(self.store.attempts(resume), key=lambda a: a.n)}
-        self.run_id = resume
-        return RunResult(
-            run_id=resume,
-            workflow=record.workflow,
-            state=SUCCEEDED,
-            stages={
-                name: StageResult(
-                    name=name, state=recorded[name].state, agent=recorded[name].agent,
-                    outputs=dict(recorded[name].outputs), attempts=recorded[name].attempts,
-                    started=recorded[name].started, finished=recorded[name].finished,
-                    exit_code=exit_codes.get(name), reused=True,
-                )
-                for name in self.stages
-            },
-            started=record.started,
-            finished=record.finished if record.finished is not None else record.started,
-            state_dir=str(self.store.state_dir),
-            already_succeeded=True,
-        )
-
-    def _load_resume(self, resume: str) -> list[str]:
-        record = self.store.run(resume)
-        if record is None:
-            raise StoreError(f"no run `{resume}` in {self.store.state_dir}")
-        if record.workflow != self.plan.workflow:
-            raise StoreError(
-                f"run `{resume}` is of workflow `{record.workflow}`, not `{self.plan.workflow}`"
-            )
-        self.store.claim_run(resume)
-        self.run_id = resume
-        self.work_dir = self.store.run_dir(resume)
-        self._mkdir()
-        attempts = self.store.attempts(resume)
-        known = {(a.stage, a.n) for a in attempts}
-        unfinished = [a for a in attempts if a.finished is None]
-        last_attempt: dict[str, int] = {}
-        for a in attempts:
-            last_attempt[a.stage] = max(last_attempt.get(a.stage, 0), a.n)
-        for j in read_journal(self.work_dir):  # started, but the database never heard of it
-            last_attempt[j.stage] = max(last_attempt.get(j.stage, 0), j.n)
-            if (j.stage, j.n) not in known:
-                known.add((j.stage, j.n))
-                unfinished.append(AttemptRecord(
-                    run=resume, stage=j.stage, n=j.n, started=j.started, finished=None, exit_code=None,
-                    error=None, log_path=None, pid=None, cgroup=j.cgroup,
-                ))
-        self._kill_leftovers(resume, unfinished)
-        # Secret-bearing files of the attempts that were running then.
-        scrub_private_dirs(resume)
-        reused: list[str] = []
-        for record_stage in self.store.stages(resume):
-            st = self.stages.get(record_stage.name)
-            if st is None:
-                continue
-            st.attempt_base = max(record_stage.attempts, last_attempt.get(record_stage.name, 0))
-            if record_stage.state == SUCCEEDED:
-                st.state = SUCCEEDED
-                st.reused = True
-                st.outputs = dict(record_stage.outputs)
-                st.agent = record_stage.agent
-                st.attempts = record_stage.attempts
-                st.started, st.finished = record_stage.started, record_stage.finished
-                self.scope_base["stages"][st.name] = {"outputs": st.outputs}
-                _record_member(self.scope_base["stages"], st)
-                self.final_count += 1
-                self.spend.add(st.outputs)
-                reused.append(st.name)
-            else:
-                self.save(st)  # back to pending
-        return reused
-
-    def _kill_leftovers(self, run_id: str, unfinished: list[AttemptRecord]) -> None:
-        """Kill what the attempts that were running when the earlier process died left:
-        their cgroups, the processes whose environment names them, their process groups;
-        then record those attempts as ended."""
-        if not unfinished:
-            return
-        for a in unfinished:
-            if a.cgroup:
-                kill_cgroup(a.cgroup)
-                kill_dead_runner_cgroup(a.cgroup)
-        kill_marked(run_id, [(a.stage, a.n) for a in unfinished])
-        kill_orphans(run_id, [a.pid for a in unfinished if a.pid])
-        deadline = time.monotonic() + 2.0
-        for a in unfinished:
-            if a.cgroup:  # cgroup.kill is asynchronous: the cgroup empties within milliseconds
-                while cgroup_populated(a.cgroup) and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                if remove_cgroup(a.cgroup):
-                    with contextlib.suppress(OSError):
-                        os.rmdir(os.path.dirname(a.cgroup))  # the dead run's folder, once empty
-            self.store.queue_attempt(
-                run_id, a.stage, a.n, started=a.started, finished=time.time(),
-                error="the process running it ended (killed or crashed)", log_path=a.log_path, pid=a.pid,
-                agent=a.agent, cgroup=a.cgroup,
-            )
-
     def contain(self) -> Containment:
         """How this process contains attempts (detected at the first command stage)."""
         mode = self.contained = containment()
@@ -571,7 +409,7 @@ class _Run:
             reap_adopted(LEADERS)
 
     def on_signal(self, signum: int) -> None:
-        """SIGINT or SIGTERM (see :class:`_SignalRelay`): stop the run; a second one skips
+        """SIGINT or SIGTERM (see :class:`~._control.SignalRelay`): stop the run; a second one skips
         the grace periods."""
         if self.ended:
             return
@@ -581,63 +419,7 @@ class _Run:
                 self.stop("interrupted")
         else:
             self.kill_now.set()
-            self.close_cleanup("a second signal")
-
-    async def _workflow_deadline(self, timeout_s: float) -> None:
-        """The workflow's ``timeout``: past it the run stops and fails (cleanup stages may
-        still run within the cleanup grace)."""
-        await trio.sleep(timeout_s)
-        if not self.stopping:
-            self.timed_out = True
-            _log.info("run %s: the workflow timed out after %s", self.run_id, _seconds(timeout_s))
-            self.stop(f"the workflow timed out after {_seconds(timeout_s)}")
-
-    async def _cleanup_deadline(self) -> None:
-        await trio.sleep(self.options.cleanup_grace_s)
-        self.close_cleanup(f"the cleanup grace period ({_seconds(self.options.cleanup_grace_s)}) ended")
-
-    def close_cleanup(self, reason: str) -> None:
-        """No more cleanup stage starts; running ones are cancelled, waiting ones end cancelled."""
-        if not self.cleanup_open or not self.stopping:
-            return
-        self.cleanup_open = False
-        self.ready.clear()
-        for st in self._topological():
-            if st.state == PENDING:
-                self.finalize(st, CANCELLED, reason=reason)
-            elif st.state == RUNNING and st.scope is not None:
-                st.scope.cancel()
-        self.settle.clear()
-        self.check_done()
-
-    async def watch_control(self) -> None:
-        """Poll the service's control flag of this run (pause, resume, cancel)."""
-        assert self.control is not None
-        while True:
-            await trio.sleep(self.control_interval_s)
-            try:
-                command = self.control(self.run_id)
-            except Exception:  # a broken control source must not stop the run
-                _log.exception("cannot read the control flag of run %s", self.run_id)
-                continue
-            if self.stopping:
-                return
-            if command == "cancel":
-                self.cancelled = True
-                self.stop("cancelled")
-            elif command == "interrupt":
-                self.interrupted = "worker shutdown"
-                self.stop("interrupted")
-            elif command == "pause" and not self.paused:
-                self.paused = True
-                self.store.queue_run_state(self.run_id, "paused", None)
-                self.emit(ev.RUN_PAUSED)
-            elif command != "pause" and self.paused:
-                self.paused = False
-                self.store.queue_run_state(self.run_id, "running", None)
-                self.emit(ev.RUN_RESUMED, reason="unpaused")
-                self.fill()
-                self.check_done()
+            close_cleanup(self, "a second signal")
 
     # -- readiness ------------------------------------------------------------------
     def finalize(self, st: _Stage, state: str, *, reason: str | None = None, **data: Any) -> None:
@@ -654,8 +436,7 @@ class _Run:
         self.final_count += 1
         self.save(st)
         if state == SUCCEEDED:
-            self.scope_base["stages"][st.name] = {"outputs": st.outputs}
-            _record_member(self.scope_base["stages"], st)
+            self.publish(st)
             self.emit(
                 ev.STAGE_SUCCEEDED, st.name, st.attempts or None,
                 outputs=st.outputs, duration_s=self._duration(st), agent=st.agent,
@@ -684,6 +465,15 @@ class _Run:
             self.stop("stage failed")
         if state == SUCCEEDED:
             _budget.after_success(self, st.outputs)
+
+    def publish(self, st: _Stage) -> None:
+        """A succeeded stage's outputs, for the templates of the stages after it; a fan-out
+        member's also go in its group's map (``stages.GROUP.outputs``)."""
+        stages_scope = self.scope_base["stages"]
+        stages_scope[st.name] = {"outputs": st.outputs}
+        if st.spec.fan_out:
+            key = st.spec.name[len(st.spec.fan_out) + 1 : -1]
+            _fanout.group_outputs(stages_scope, st.spec.fan_out, key, st.outputs)
 
     @staticmethod
     def _duration(st: _Stage) -> float | None:
@@ -750,7 +540,7 @@ class _Run:
         self.ready.clear()
         if reason != "stage failed" and self.nursery is not None:
             # A cancel, a signal, the workflow timeout: cleanup stages get a limited time.
-            self.nursery.start_soon(self._cleanup_deadline)
+            self.nursery.start_soon(cleanup_deadline, self)
         for st in self._topological():
             if st.state == PENDING and st.cleanup:
                 continue  # decided once its dependencies have finished
@@ -844,7 +634,7 @@ class _Run:
             self.running += 1
             self._take(agent)
             assert self.nursery is not None
-            self.nursery.start_soon(self.stage_task, st, name=f"alfred stage {name}")
+            self.nursery.start_soon(stage_task, self, st, name=f"alfred stage {name}")
         # A ready stage with no declared agent can never run: fail it instead of waiting forever.
         for key in [k for k in self.ready if not any(a in self.agents for a in k)]:
             for *_, name in self.ready.pop(key):
@@ -856,197 +646,6 @@ class _Run:
     def check_done(self) -> None:
         if self.final_count >= len(self.stages):
             self.done.set()
-
-    # -- one stage ------------------------------------------------------------------
-    async def stage_task(self, st: _Stage) -> None:
-        if self.stopping and not (st.cleanup and self.cleanup_open):
-            # Stopped between fill() and this task's first step: stop() saw no scope to cancel.
-            self._cancelled(st)
-            self.check_done()
-            return
-        try:
-            with trio.CancelScope() as scope:
-                st.scope = scope
-                await self.attempts(st)
-        except trio.Cancelled:
-            self._cancelled(st)
-            raise
-        except Exception as exc:  # a bug in an executor must not end the run with a traceback
-            st.error = f"internal error: {type(exc).__name__}: {exc}"
-            self.finalize(st, FAILED)
-        st.scope = None
-        if st.state not in FINAL_STAGE_STATES:
-            self._cancelled(st)
-        self.process_settle()
-        self.fill()
-        self.check_done()
-
-    def _cancelled(self, st: _Stage) -> None:
-        if st.attempt_started is not None:
-            self.store.queue_attempt(
-                self.run_id, st.name, st.attempts, started=st.attempt_started, finished=time.time(),
-                error="cancelled", agent=st.agent, cgroup=st.attempt_cgroup,
-            )
-            st.attempt_started = None
-        st.error = st.error or "cancelled"
-        reason = f"interrupted by {self.interrupted}" if self.interrupted else "the run was stopped"
-        if self.timed_out:
-            reason = f"the workflow timed out after {_seconds(self.plan.timeout_s or 0)}"
-        self.finalize(st, CANCELLED, reason=reason)
-
-    def _context(self, st: _Stage, agent: PlanAgent, attempt: int, log: str) -> AttemptContext:
-        spec = st.spec
-        values = resolve_attempt(spec, agent, self.scope_base, self.base_env, static_argv=st.static_argv)
-        raw = spec.run if spec.run is not None else agent.run
-        if isinstance(values.run, tuple) and values.run is raw:  # an argv without ${...}: kept as is
-            st.static_argv = values.run
-        return AttemptContext(
-            run_id=self.run_id,
-            stage=spec,
-            agent=agent,
-            attempt=attempt,
-            inputs=values.inputs,
-            run=values.run,
-            shell_values=values.shell_values,
-            call=values.call,
-            url=values.url,
-            env=values.env,
-            cwd=st.cwd,
-            log_path=Path(log),
-            work_dir=self.work_dir,
-            fresh_work_dir=self.fresh_work_dir,
-            timeout_s=spec.timeout_s,
-            kill_grace_s=self.options.kill_grace_s,
-            kill_now=self.kill_now,
-            on_spawn=lambda pid: self._spawned(st, pid, log),
-            masker=self.masker,
-            private_dir=self.private_dir,
-            on_log_truncated=st.log_truncated,
-            cgroup=st.attempt_cgroup,
-        )
-
-    def _spawned(self, st: _Stage, pid: int, log: str) -> None:
-        assert st.attempt_started is not None
-        self.store.queue_attempt(
-            self.run_id, st.name, st.attempts, started=st.attempt_started, log_path=log, pid=pid,
-            agent=st.agent, cgroup=st.attempt_cgroup,
-        )
-        self.dirty.set()
-
-    def _move_for_retry(self, st: _Stage) -> None:
-        """Before a retry: the least busy of the stage's agents with a free slot, preferring
-        another agent than the one that just failed when they are equally busy."""
-        candidates = [a for a in st.spec.agents if a in self.agents]
-        if len(candidates) < 2 or st.agent is None:
-            return
-        failed = st.agent
-        self.agent_running[self.agent_slot[failed][0]] -= 1  # its own slot counts as free
-        # The failed agent is free again, unless another run's file gave it a lower limit.
-        free = [a for a in candidates if self._agent_free(a)] or [failed]
-        chosen = retry_agent(free, failed, self._busy, self.agent_order.__getitem__)
-        self._take(chosen)
-        st.agent = chosen
-        if chosen != failed:
-            self.slots.released(id(self))
-            self.fill()  # the slot left on the failed agent may start a waiting stage
-
-    async def attempts(self, st: _Stage) -> None:
-        spec = st.spec
-        total = 1 + max(spec.retries, 0)
-        st.started = time.time()
-        st.finished = None
-        for i in range(total):
-            agent = self.agents[st.agent or ""]
-            # --cluster: command and python stages go to a Dask worker (runtime/_cluster.py).
-            remote = _cluster_executor(self.options.cluster, agent) if self.options.cluster else None
-            executor = remote or EXECUTORS.get(agent.kind)
-            attempt = st.attempt_base + i + 1
-            st.attempts = attempt
-            st.attempt_started = time.time()
-            st.log_dropped = 0
-            log = f"{self.work_dir_str}{os.sep}{st.name}.{attempt}.log"
-            self.save(st)
-            self.emit(ev.STAGE_STARTED, st.name, attempt, agent=agent.name, log=log, retries=spec.retries)
-            st.attempt_cgroup = None
-            if agent.kind != "python":
-                if agent.kind == "command" and remote is None:
-                    st.attempt_cgroup = self.contain().attempt_cgroup(self.run_id, st.name, attempt)
-                # Durable before anything starts: a runner killed from here on leaves a trace
-                # of the attempt (its number, its cgroup, the ALFRED_* variables its processes
-                # carry), so --resume kills what it started and counts on from it. (A python
-                # stage starts no process and cannot see its attempt number.)
-                self.journal.started(st.name, attempt, st.attempt_started, st.attempt_cgroup)
-            self.store.queue_attempt(
-                self.run_id, st.name, attempt, started=st.attempt_started, agent=agent.name,
-                cgroup=st.attempt_cgroup,
-            )
-            outcome: AttemptOutcome
-            if executor is None:
-                outcome = AttemptOutcome(ok=False, error=f"no executor for agents of kind `{agent.kind}`")
-            else:
-                try:
-                    context = self._context(st, agent, attempt, log)
-                except ExprError as exc:
-                    outcome = AttemptOutcome(ok=False, error=str(exc))
-                else:
-                    timeout = spec.timeout_s if spec.timeout_s and spec.timeout_s > 0 else math.inf
-                    if timeout == math.inf:
-                        outcome = await executor.run(context)
-                        timed_out = False
-                    else:
-                        with trio.move_on_after(timeout) as timer:
-                            outcome = await executor.run(context)
-                        timed_out = timer.cancelled_caught
-                    if timed_out:
-                        outcome = AttemptOutcome(
-                            ok=False, error=f"timed out after {_seconds(timeout)}",
-                            log_path=str(context.log_path) if context.log_path.exists() else None,
-                        )
-            if outcome.ok and spec.produces:
-                missing = missing_products(st.cwd, spec.produces)
-                if missing:
-                    outcome = AttemptOutcome(
-                        ok=False, log_path=outcome.log_path, exit_code=outcome.exit_code,
-                        error="it exited successfully but produced no file matching "
-                        + ", ".join(f"`{m}`" for m in missing) + f" (its `produces`, in {st.cwd})",
-                    )
-            error = self.masker.text(outcome.error) if outcome.error else None
-            self.store.queue_attempt(
-                self.run_id, st.name, attempt, started=st.attempt_started, finished=time.time(),
-                exit_code=outcome.exit_code, error=error, log_path=outcome.log_path, agent=agent.name,
-                log_dropped=st.log_dropped,
-                cgroup=st.attempt_cgroup, worker=outcome.worker,
-            )
-            st.attempt_started = None
-            st.exit_code = outcome.exit_code
-            if outcome.ok:
-                st.outputs = dict(outcome.outputs)
-                st.error = None
-                if st.fingerprint is not None:
-                    self._record_fingerprint(st, st.fingerprint)
-                self.finalize(st, SUCCEEDED)
-                return
-            st.error = error
-            if outcome.permanent is not None and i + 1 < total:
-                st.error = f"{error} (not retried: {outcome.permanent})"
-                break
-            if i + 1 < total:
-                delay = self._backoff(spec, i + 1)
-                self.emit(ev.STAGE_RETRYING, st.name, attempt, error=error, delay_s=round(delay, 3))
-                await trio.sleep(delay)
-                self._move_for_retry(st)
-        self.finalize(st, FAILED)
-
-    def _record_fingerprint(self, st: _Stage, fp: Fingerprint) -> None:
-        self.store.queue_fingerprint(
-            self.plan.source, self.plan.workflow, st.name, fingerprint=fp.value, config=fp.config,
-            sources=fp.sources, products=hash_files(st.cwd, st.spec.produces),
-            outputs=self.masker.data(st.outputs), run_id=self.run_id,
-        )
-
-    def _backoff(self, spec: PlanStage, failed_attempt: int) -> float:
-        jitter = self.options.jitter
-        return retry_delay(spec.backoff_s, spec.max_backoff_s, failed_attempt, jitter, random.random())
 
     # -- end ------------------------------------------------------------------------
     def finish_run(self) -> RunResult:
@@ -1102,18 +701,5 @@ class _Run:
         )
 
 
-def _cluster_executor(address: str, agent: PlanAgent) -> Any:
-    from ._cluster import cluster_executor  # Dask only when a cluster is asked for
-
-    return cluster_executor(address, agent)
-
-
 def _seconds(value: float) -> str:
     return f"{value:g}s"
-
-
-def _record_member(stages_scope: dict[str, Any], st: _Stage) -> None:
-    """A fan-out member's outputs also go in its group's map (``stages.GROUP.outputs``)."""
-    if st.spec.fan_out:
-        key = st.spec.name[len(st.spec.fan_out) + 1 : -1]
-        _fanout.group_outputs(stages_scope, st.spec.fan_out, key, st.outputs)

@@ -8,9 +8,9 @@ Layout of a state directory::
 
 The database is opened in WAL mode with ``synchronous=NORMAL`` and a busy timeout, so
 several ``alfredc`` processes can share a state directory without corrupting it (readers
-never block the writer; writers queue). Every opener goes through
-:func:`alfred_dsl._statedb.connect_for_writing`, which sets up a fresh database under a file lock
-(SQLite's switch to WAL does not wait on the busy timeout). Each :class:`StateStore` has one connection.
+never block the writer; writers queue). The tables are defined in :mod:`alfred_dsl._statedb`,
+which also opens the database (it sets up a fresh one under a file lock: SQLite's switch to
+WAL does not wait on the busy timeout). Each :class:`StateStore` has one connection.
 Writes from the runtime are queued with the ``queue_*``/``add_event`` methods and
 committed together by :meth:`StateStore.flush` (the scheduler flushes once per tick), so
 thousands of stages do not cost thousands of transactions. Reads flush first.
@@ -25,12 +25,19 @@ import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._diagnostics import AlfredError
-from .._statedb import WAIT_S, connect_for_writing, has_objects, schema_objects, wait_for_set_up
+from .._statedb import (
+    AttemptRecord,
+    RunRecord,
+    StageRecord,
+    connect_read_only,
+    open_run_tables,
+    resolve_run_ref,
+    table_columns,
+)
 from ._events import Event
 
 __all__ = [
@@ -42,89 +49,6 @@ __all__ = [
     "default_state_dir",
 ]
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id          TEXT PRIMARY KEY,
-    workflow    TEXT NOT NULL,
-    source      TEXT NOT NULL,          -- path of the file that declares the workflow
-    entry       TEXT,                   -- path given to `alfredc run` (for --resume)
-    params      TEXT NOT NULL,          -- JSON: resolved param values
-    cli_params  TEXT NOT NULL,          -- JSON: raw --param strings (for --resume)
-    state       TEXT NOT NULL,          -- running | succeeded | failed | interrupted
-    started     REAL NOT NULL,
-    finished    REAL,
-    plan        TEXT NOT NULL,          -- JSON of the compiled plan
-    pid         INTEGER,                -- process executing the run
-    host        TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
-CREATE TABLE IF NOT EXISTS stages (
-    run       TEXT NOT NULL,
-    name      TEXT NOT NULL,
-    state     TEXT NOT NULL,            -- pending | running | succeeded | failed | skipped
-                                        -- | upstream_failed | cancelled
-    agent     TEXT,
-    outputs   TEXT NOT NULL DEFAULT '{}',
-    started   REAL,
-    finished  REAL,
-    attempts  INTEGER NOT NULL DEFAULT 0,
-    error     TEXT,
-    PRIMARY KEY (run, name)
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    run        TEXT NOT NULL,
-    stage      TEXT NOT NULL,
-    n          INTEGER NOT NULL,
-    started    REAL NOT NULL,
-    finished   REAL,
-    exit_code  INTEGER,
-    error      TEXT,
-    log_path   TEXT,
-    pid        INTEGER,                 -- leader of the attempt's process group (command stages)
-    agent      TEXT,                    -- the agent the attempt ran on (retries may move)
-    log_dropped INTEGER,                -- bytes of output past max_log, not in the log
-    cgroup     TEXT,                    -- the attempt's cgroup v2 directory (cgroup containment)
-    worker     TEXT,                    -- the cluster worker's address (--cluster), shown as its lane
-    PRIMARY KEY (run, stage, n)
-);
-CREATE TABLE IF NOT EXISTS events (
-    run      TEXT NOT NULL,
-    seq      INTEGER NOT NULL,
-    time     REAL NOT NULL,
-    type     TEXT NOT NULL,
-    stage    TEXT,
-    attempt  INTEGER,
-    data     TEXT NOT NULL,
-    PRIMARY KEY (run, seq)
-);
--- Incremental runs (runtime/_incremental.py): the last success of each stage of a workflow.
-CREATE TABLE IF NOT EXISTS fingerprints (
-    source      TEXT NOT NULL,          -- the file that declares the workflow
-    workflow    TEXT NOT NULL,
-    stage       TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,          -- sha256 of the config and the sources
-    config      TEXT NOT NULL,          -- sha256 of command, call, inputs, params, env
-    sources     TEXT NOT NULL,          -- JSON: relative path -> sha256
-    products    TEXT NOT NULL,          -- JSON: relative path -> sha256
-    outputs     TEXT NOT NULL,          -- JSON: the outputs (secrets masked)
-    run         TEXT NOT NULL,
-    recorded    REAL NOT NULL,
-    PRIMARY KEY (source, workflow, stage)
-);
--- Concurrency groups (runtime/_concurrency.py): the runs in a group, oldest first.
-CREATE TABLE IF NOT EXISTS concurrency (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,   -- arrival order in the group
-    grp         TEXT NOT NULL,
-    run         TEXT NOT NULL UNIQUE,
-    pid         INTEGER NOT NULL,
-    host        TEXT NOT NULL,
-    entered     REAL NOT NULL,
-    cancel      INTEGER NOT NULL DEFAULT 0           -- 1: a newer run asked it to stop
-);
-"""
 
 
 _UPSERT_STAGE = (
@@ -150,54 +74,6 @@ class StoreError(AlfredError):
     """The state directory cannot be used (unwritable, not a database, run busy or unknown)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRecord:
-    id: str
-    workflow: str
-    source: str
-    entry: str | None
-    params: Mapping[str, Any]
-    cli_params: Mapping[str, str]
-    state: str
-    started: float
-    finished: float | None
-    plan: Mapping[str, Any]
-    pid: int | None
-    host: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageRecord:
-    run: str
-    name: str
-    state: str
-    agent: str | None
-    outputs: Mapping[str, Any] = field(default_factory=dict)
-    started: float | None = None
-    finished: float | None = None
-    attempts: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptRecord:
-    run: str
-    stage: str
-    n: int
-    started: float
-    finished: float | None
-    exit_code: int | None
-    error: str | None
-    log_path: str | None
-    pid: int | None
-    agent: str | None = None
-    #: Bytes of output the log did not keep (the stage's ``max_log`` was reached); 0 if none.
-    log_dropped: int = 0
-    cgroup: str | None = None
-    #: The cluster worker that ran the attempt (``--cluster``), else None.
-    worker: str | None = None
-
-
 def default_state_dir() -> Path:
     """``.alfred`` in the current working directory."""
     return Path.cwd() / ".alfred"
@@ -215,41 +91,6 @@ def _dumps(value: Any) -> str:
     if not value:  # most events and stage rows carry nothing: skip the encoder
         return "{}" if isinstance(value, dict) else json.dumps(value)
     return _ENCODE(value)
-
-
-_SCHEMA_OBJECTS = schema_objects(_SCHEMA)
-
-
-def create_schema(db: sqlite3.Connection) -> None:
-    """Create the runtime's tables (and bring older databases up to date); in a transaction."""
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
-    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    # Databases written before attempts recorded their agent ...
-    columns = _columns(db, "attempts")
-    if "agent" not in columns:
-        db.execute("ALTER TABLE attempts ADD COLUMN agent TEXT")
-    # ... and before logs had a cap.
-    if "log_dropped" not in columns:
-        db.execute("ALTER TABLE attempts ADD COLUMN log_dropped INTEGER")
-    # ... and before they recorded their cgroup.
-    if "cgroup" not in columns:
-        db.execute("ALTER TABLE attempts ADD COLUMN cgroup TEXT")
-    # ... and before they ran on cluster workers.
-    if "worker" not in columns:
-        db.execute("ALTER TABLE attempts ADD COLUMN worker TEXT")
-
-
-def schema_is_current(db: sqlite3.Connection) -> bool:
-    """Whether :func:`create_schema` would change nothing (a read: no lock needed)."""
-    return has_objects(db, _SCHEMA_OBJECTS) and {"agent", "log_dropped", "cgroup", "worker"} <= _columns(
-        db, "attempts"
-    )
-
-
-def _columns(db: sqlite3.Connection, table: str) -> set[str]:
-    return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 class StateStore:
@@ -271,13 +112,9 @@ class StateStore:
             if readonly:
                 if not self.db_path.is_file():
                     raise StoreError(f"no state database in {self.state_dir}")
-                wait_for_set_up(self.state_dir)
-                uri = self.db_path.resolve().as_uri() + "?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, timeout=WAIT_S, isolation_level=None)
-                self._db.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")
-                self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # not a database: fail now
+                self._db = connect_read_only(self.state_dir)
                 return
-            self._db = connect_for_writing(self.state_dir, is_set_up=schema_is_current, set_up=create_schema)
+            self._db = open_run_tables(self.state_dir)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot use state directory {self.state_dir}: {exc}") from exc
 
@@ -295,7 +132,7 @@ class StateStore:
 
     # -- plumbing -------------------------------------------------------------------
     def _columns(self, table: str) -> set[str]:
-        return _columns(self._db, table)
+        return table_columns(self._db, table)
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:
@@ -455,16 +292,7 @@ class StateStore:
     def resolve_run_id(self, ref: str) -> str | None:
         """``last`` (the most recently started run), a full id, or a unique prefix of one."""
         self.flush()
-        if ref == "last":
-            row = self._db.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
-            return None if row is None else str(row[0])
-        rows = self._db.execute(
-            "SELECT id FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
-            (ref, ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"),
-        ).fetchall()
-        if any(r[0] == ref for r in rows):
-            return ref
-        return str(rows[0][0]) if len(rows) == 1 else None
+        return resolve_run_ref(self._db, ref)
 
     def run(self, run_id: str) -> RunRecord | None:
         self.flush()

@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 
-from .._values import format_elapsed
+from .._values import format_clock, format_elapsed
 from ..compiler._plan import Plan
 from ._events import (
     APPROVAL_DECIDED,
@@ -96,7 +96,7 @@ def _short_path(path: str) -> str:
 
 
 def _clock(timestamp: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+    return format_clock(timestamp)
 
 
 def _counts_text(counts: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .._diagnostics import DiagnosticError
-from .._values import parse_at, suggest
+from .._values import param_strings, parse_at, suggest
 from ._metrics import Metrics, collect
 from ._queue import QueueEntry, QueueError, RunQueue, parse_priority
 from ._worker import Worker, WorkerOptions
@@ -51,12 +51,6 @@ SERVICE_EVENT_TYPES: Final[tuple[str, ...]] = (
 )
 
 Handler = Callable[["Event"], object]
-
-
-def _raw_params(params: Mapping[str, Any] | None) -> dict[str, str]:
-    from .._api import _raw_params as raw
-
-    return raw(params)
 
 
 class Engine:
@@ -137,7 +131,7 @@ class Engine:
         from ..compiler._pipeline import compile_path
         from ..runtime import Event
 
-        raw = _raw_params(params)
+        raw = param_strings(params)
         plan, diagnostics = compile_path(os.fspath(path), workflow, raw)
         if plan is None or any(d.is_error for d in diagnostics):
             raise DiagnosticError(diagnostics)
@@ -208,16 +202,27 @@ class Engine:
         """
         import trio
 
-        from .._api import _entry, compile, execute_plan
+        from .._builder import Workflow
+        from ..compiler._pipeline import compile_path
+        from ..runtime import RunOptions, StateStore, start_run
 
-        raw = _raw_params(input_data)
-        plan = compile(workflow, name, raw)
+        raw = param_strings(input_data)
+        if isinstance(workflow, Workflow):
+            plan, entry = workflow.compile(raw), None
+        else:
+            entry = os.fspath(workflow)
+            compiled, diagnostics = compile_path(entry, name, raw)
+            if compiled is None or any(d.is_error for d in diagnostics):
+                raise DiagnosticError(diagnostics)
+            plan = compiled
+        options = RunOptions(
+            max_concurrency=self.options.max_concurrency, kill_grace_s=self.options.kill_grace_s,
+            cli_params=dict(raw), entry=entry,
+        )
 
         async def main() -> RunResult:
-            return await execute_plan(
-                plan, raw, state_dir=self.state_dir, max_concurrency=self.options.max_concurrency,
-                on_event=self._dispatch, kill_grace_s=self.options.kill_grace_s, entry=_entry(workflow),
-            )
+            with StateStore(self.state_dir) as store:
+                return await start_run(plan, store, options, on_event=self._dispatch)
 
         return trio.run(main)
 

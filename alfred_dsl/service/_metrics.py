@@ -29,8 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._statedb import WAIT_S, wait_for_set_up
-from .._values import parse_since
+from .._statedb import connect_read_only
+from .._values import format_moment, parse_since
+from ..compiler._graph import measured_critical_path
 
 __all__ = [
     "AgentUsage",
@@ -173,15 +174,6 @@ def _union_length(intervals: Iterable[tuple[float, float]]) -> float:
     return total
 
 
-def _open(state_dir: str | Path) -> sqlite3.Connection:
-    path = Path(state_dir) / "state.db"
-    # Read-only: reporting never creates a state directory.
-    wait_for_set_up(path.parent)
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=WAIT_S)
-    db.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")
-    return db
-
-
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
     row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
     return row is not None
@@ -203,45 +195,72 @@ def collect(
         return _collect(source, since, end)
     if not (Path(source) / "state.db").is_file():
         return Metrics(since=since, until=end)
-    db = _open(source)
+    db = connect_read_only(Path(source))  # reporting never creates a state directory
     try:
         return _collect(db, since, end)
     finally:
         db.close()
 
 
-def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
-    from ..render._report import measured_critical_path
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Period:
+    """The records of the runs that started in ``[since, until]``."""
 
+    since: float
+    until: float
+    runs: list[Sequence[Any]]          # id, workflow, state, started, finished, plan (JSON text)
+    stages: list[Sequence[Any]]        # run, name, state, agent, started, finished, attempts
+    attempts: list[Sequence[Any]]      # run, stage, started, finished, exit_code, error, stage's agent
+    plans: dict[str, Mapping[str, Any]]
+    workflow_of: dict[str, str]
+
+
+def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
     if not _has_table(db, "runs"):
         return Metrics(since=since, until=until)
+    period = _read_period(db, since, until)
+    counts, run_durations, wall = _run_totals(period)
+    stages, runs, stage_durations = _stage_figures(period)
+    queue_length, waits = _queue_figures(db, since, until)
+    return Metrics(
+        since=since,
+        until=until,
+        runs_total=len(period.runs),
+        completed=counts.get("succeeded", 0),
+        failed=counts.get("failed", 0),
+        cancelled=counts.get("cancelled", 0),
+        interrupted=counts.get("interrupted", 0),
+        running=counts.get("running", 0) + counts.get("paused", 0),
+        run_duration=Summary.of(run_durations),
+        stage_duration=Summary.of(stage_durations),
+        stages=stages,
+        agents=_agent_usage(period, wall),
+        queue_length=queue_length,
+        queue_wait=Summary.of(waits),
+        wall_s=wall,
+        runs=runs,
+    )
+
+
+def _read_period(db: sqlite3.Connection, since: float, until: float) -> _Period:
+    """Which runs, stages and attempts the period holds (each run's plan decoded)."""
     run_rows = db.execute(
         "SELECT id, workflow, state, started, finished, plan FROM runs WHERE started >= ? AND started <= ?"
         " ORDER BY started, id",
         (since, until),
     ).fetchall()
-    counts: dict[str, int] = defaultdict(int)
-    run_durations: list[float] = []
-    intervals: list[tuple[float, float]] = []
     plans: dict[str, Mapping[str, Any]] = {}
     workflow_of: dict[str, str] = {}
-    for run_id, workflow, state, started, finished, plan_text in run_rows:
-        counts[state] += 1
+    for run_id, workflow, _state, _started, _finished, plan_text in run_rows:
         workflow_of[run_id] = workflow
         try:
             plan = json.loads(plan_text or "{}")
         except ValueError:
             plan = {}
         plans[run_id] = plan if isinstance(plan, dict) else {}
-        if state in FINISHED_RUN_STATES and finished is not None:
-            run_durations.append(max(finished - started, 0.0))
-        intervals.append((started, finished if finished is not None else max(until, started)))
-    wall = _union_length(intervals)
-
-    run_ids = [row[0] for row in run_rows]
     stage_rows: list[Sequence[Any]] = []
     attempt_rows: list[Sequence[Any]] = []
-    for chunk in _chunks(run_ids, 500):
+    for chunk in _chunks([row[0] for row in run_rows], 500):
         marks = ", ".join("?" for _ in chunk)
         stage_rows += db.execute(
             f"SELECT run, name, state, agent, started, finished, attempts FROM stages WHERE run IN ({marks})"
@@ -253,14 +272,35 @@ def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
             f" LEFT JOIN stages s ON s.run = a.run AND s.name = a.stage WHERE a.run IN ({marks})",
             chunk,
         ).fetchall()
+    return _Period(
+        since=since, until=until, runs=run_rows, stages=stage_rows, attempts=attempt_rows, plans=plans,
+        workflow_of=workflow_of,
+    )
 
-    # -- stages ---------------------------------------------------------------------
+
+def _run_totals(period: _Period) -> tuple[dict[str, int], list[float], float]:
+    """How the runs ended: counts per state, durations of the finished ones, and the wall
+    time during which at least one run was going."""
+    counts: dict[str, int] = defaultdict(int)
+    run_durations: list[float] = []
+    intervals: list[tuple[float, float]] = []
+    for _run_id, _workflow, state, started, finished, _plan in period.runs:
+        counts[state] += 1
+        if state in FINISHED_RUN_STATES and finished is not None:
+            run_durations.append(max(finished - started, 0.0))
+        intervals.append((started, finished if finished is not None else max(period.until, started)))
+    return counts, run_durations, _union_length(intervals)
+
+
+def _stage_figures(period: _Period) -> tuple[tuple[StageFigures, ...], tuple[RunFigures, ...], list[float]]:
+    """How each stage of each workflow did (with how often it was on a run's measured
+    critical path), each run's figures, and every stage duration."""
     key_order: list[tuple[str, str]] = []
     per_stage: dict[tuple[str, str], dict[str, Any]] = {}
     stage_durations: list[float] = []
     finished_at: dict[str, dict[str, float]] = defaultdict(dict)
-    for run_id, name, state, agent, started, finished, attempts in stage_rows:
-        key = (workflow_of[run_id], name)
+    for run_id, name, state, agent, started, finished, attempts in period.stages:
+        key = (period.workflow_of[run_id], name)
         figures = per_stage.get(key)
         if figures is None:
             figures = per_stage[key] = {"agent": agent, "runs": 0, "failures": 0, "attempts": 0, "ok": []}
@@ -281,10 +321,10 @@ def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
 
     runs: list[RunFigures] = []
     critical_counts: dict[tuple[str, str], int] = defaultdict(int)
-    for run_id, workflow, state, started, finished, _plan in run_rows:
+    for run_id, workflow, state, started, finished, _plan in period.runs:
         after = {
             str(s.get("name")): [str(d) for d in s.get("after", ())]
-            for s in plans[run_id].get("stages", ()) if isinstance(s, dict)
+            for s in period.plans[run_id].get("stages", ()) if isinstance(s, dict)
         }
         path: tuple[str, ...] = ()
         if state == "succeeded" and finished_at.get(run_id):
@@ -295,10 +335,10 @@ def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
                                critical_path=path))
 
     estimates: dict[tuple[str, str], float] = {}
-    for run_id in run_ids:
-        for stage in plans[run_id].get("stages", ()):
+    for run_id, *_ in period.runs:
+        for stage in period.plans[run_id].get("stages", ()):
             if isinstance(stage, dict) and isinstance(stage.get("estimate_s"), int | float):
-                estimates[(workflow_of[run_id], str(stage.get("name")))] = float(stage["estimate_s"])
+                estimates[(period.workflow_of[run_id], str(stage.get("name")))] = float(stage["estimate_s"])
 
     stages = tuple(
         StageFigures(
@@ -309,24 +349,27 @@ def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
         )
         for key in key_order
     )
+    return stages, tuple(runs), stage_durations
 
-    # -- agents ---------------------------------------------------------------------
+
+def _agent_usage(period: _Period, wall: float) -> tuple[AgentUsage, ...]:
+    """How busy each agent was (attempt time over the period's wall time) and how its attempts ended."""
     busy: dict[str, float] = defaultdict(float)
     agent_attempts: dict[str, int] = defaultdict(int)
     agent_failures: dict[str, int] = defaultdict(int)
-    for _run, _stage, started, finished, exit_code, error, agent in attempt_rows:
+    for _run, _stage, started, finished, exit_code, error, agent in period.attempts:
         if not agent:
             continue
-        stop = finished if finished is not None else until
+        stop = finished if finished is not None else period.until
         busy[agent] += max(stop - started, 0.0)
         agent_attempts[agent] += 1
         if finished is not None and (error or (exit_code not in (None, 0))):
             agent_failures[agent] += 1
     agent_stage_durations: dict[str, list[float]] = defaultdict(list)
-    for _run, _name, state, agent, started, finished, _attempts in stage_rows:
+    for _run, _name, state, agent, started, finished, _attempts in period.stages:
         if agent and state in ("succeeded", "failed") and started is not None and finished is not None:
             agent_stage_durations[agent].append(max(finished - started, 0.0))
-    agents = tuple(
+    return tuple(
         AgentUsage(
             agent=name, busy_s=busy[name], wall_s=wall, attempts=agent_attempts[name],
             failures=agent_failures[name], stage_duration=Summary.of(agent_stage_durations[name]),
@@ -334,37 +377,21 @@ def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
         for name in sorted(busy)
     )
 
-    # -- queue ----------------------------------------------------------------------
-    queue_length = 0
-    waits: list[float] = []
-    if _has_table(db, "queue"):
-        queue_length = int(db.execute("SELECT COUNT(*) FROM queue WHERE state = 'queued'").fetchone()[0])
-        waits = [
-            max(claimed - not_before, 0.0)
-            for claimed, not_before in db.execute(
-                "SELECT claimed, not_before FROM queue WHERE claimed IS NOT NULL AND submitted >= ?"
-                " AND submitted <= ?",
-                (since, until),
-            )
-        ]
-    return Metrics(
-        since=since,
-        until=until,
-        runs_total=len(run_rows),
-        completed=counts.get("succeeded", 0),
-        failed=counts.get("failed", 0),
-        cancelled=counts.get("cancelled", 0),
-        interrupted=counts.get("interrupted", 0),
-        running=counts.get("running", 0) + counts.get("paused", 0),
-        run_duration=Summary.of(run_durations),
-        stage_duration=Summary.of(stage_durations),
-        stages=stages,
-        agents=agents,
-        queue_length=queue_length,
-        queue_wait=Summary.of(waits),
-        wall_s=wall,
-        runs=tuple(runs),
-    )
+
+def _queue_figures(db: sqlite3.Connection, since: float, until: float) -> tuple[int, list[float]]:
+    """How many runs wait in the queue now, and how long the runs submitted in the period waited."""
+    if not _has_table(db, "queue"):
+        return 0, []
+    queue_length = int(db.execute("SELECT COUNT(*) FROM queue WHERE state = 'queued'").fetchone()[0])
+    waits = [
+        max(claimed - not_before, 0.0)
+        for claimed, not_before in db.execute(
+            "SELECT claimed, not_before FROM queue WHERE claimed IS NOT NULL AND submitted >= ?"
+            " AND submitted <= ?",
+            (since, until),
+        )
+    ]
+    return queue_length, waits
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -485,86 +512,4 @@ def _summary_text(summary: Summary) -> str:
 
 
 def _stamp(moment: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
-
-
-# -- Prometheus -----------------------------------------------------------------------------
-
-class PrometheusCollector:
-    """A ``prometheus_client`` collector: the figures of the last ``window_s``, read on each scrape."""
-
-    def __init__(self, state_dir: str | Path, *, window_s: float = 86400.0) -> None:
-        self.state_dir = Path(state_dir)
-        self.window_s = window_s
-
-    def describe(self) -> list[Any]:
-        return []  # computed at scrape time: nothing to check at registration
-
-    def collect(self) -> Iterable[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        now = time.time()
-        m = collect(self.state_dir, since=now - self.window_s, until=now)
-        runs = GaugeMetricFamily("alfred_runs", "Runs started in the window, by state", labels=["state"])
-        for state, count in (
-            ("total", m.runs_total), ("completed", m.completed), ("failed", m.failed),
-            ("cancelled", m.cancelled), ("interrupted", m.interrupted), ("running", m.running),
-        ):
-            runs.add_metric([state], count)
-        yield runs
-        rate = GaugeMetricFamily("alfred_run_success_rate", "Completed / finished runs in the window (0-1)")
-        if m.success_rate is not None:
-            rate.add_metric([], m.success_rate)
-        yield rate
-        for name, text, summary in (
-            ("alfred_run_duration_seconds", "Run durations in the window", m.run_duration),
-            ("alfred_stage_duration_seconds", "Stage durations in the window", m.stage_duration),
-            ("alfred_queue_wait_seconds", "Queue wait times in the window", m.queue_wait),
-        ):
-            family = GaugeMetricFamily(name, text, labels=["stat"])
-            for stat in ("mean", "p50", "p95"):
-                value = getattr(summary, stat)
-                if value is not None:
-                    family.add_metric([stat], value)
-            family.add_metric(["count"], summary.count)
-            yield family
-        estimate = GaugeMetricFamily(
-            "alfred_stage_estimate_seconds", "Planned duration of a stage", labels=["workflow", "stage"]
-        )
-        actual = GaugeMetricFamily(
-            "alfred_stage_actual_seconds", "Mean duration of a stage's successful runs",
-            labels=["workflow", "stage"],
-        )
-        for s in m.stages:
-            if s.estimate_s is not None:
-                estimate.add_metric([s.workflow, s.stage], s.estimate_s)
-            if s.duration.mean is not None:
-                actual.add_metric([s.workflow, s.stage], s.duration.mean)
-        yield estimate
-        yield actual
-        utilization = GaugeMetricFamily(
-            "alfred_agent_utilization", "Busy time / wall time of an agent in the window", labels=["agent"]
-        )
-        busy = GaugeMetricFamily(
-            "alfred_agent_busy_seconds", "Busy time of an agent in the window", labels=["agent"]
-        )
-        for a in m.agents:
-            if a.utilization is not None:
-                utilization.add_metric([a.agent], a.utilization)
-            busy.add_metric([a.agent], a.busy_s)
-        yield utilization
-        yield busy
-        yield GaugeMetricFamily("alfred_queue_length", "Runs waiting in the queue", value=m.queue_length)
-
-
-def serve_prometheus(state_dir: str | Path, port: int, *, window_s: float = 86400.0) -> Any:
-    """Serve the figures in the Prometheus text format on 127.0.0.1:``port`` (a daemon thread).
-
-    Returns the server (``.shutdown()`` stops it). Raises OSError when the port is taken.
-    """
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(PrometheusCollector(state_dir, window_s=window_s))
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    return server
+    return format_moment(moment)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._values import format_moment
 from ._metrics import Metrics, collect, metrics_to_json, percent, seconds
 
 __all__ = [
@@ -302,4 +303,4 @@ def perf_report_to_html(report: PerfReport) -> str:
 
 
 def _stamp(moment: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
+    return format_moment(moment)

@@ -1,7 +1,7 @@
 """The run queue, control flags, worker leases and schedule ticks, in the state database.
 
 These tables live in the same SQLite file as the runtime's ``runs``/``stages`` tables
-(``.alfred/state.db``), created here with ``CREATE TABLE IF NOT EXISTS``::
+(``.alfred/state.db``); :mod:`alfred_dsl._statedb` defines and creates them all::
 
     queue           one row per submitted run: queued -> claimed -> done | cancelled
     control         the latest command for a run (pause | resume | cancel) that its
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._diagnostics import AlfredError
-from .._statedb import WAIT_S, connect_for_writing, has_objects, schema_objects, wait_for_set_up
+from .._statedb import open_service_tables, open_service_tables_read_only, resolve_run_ref
 from .._values import PRIORITIES, parse_priority
 
 __all__ = [
@@ -54,66 +54,6 @@ CANCELLED: Final = "cancelled"
 #: Commands a run's scheduler polls (the `control` table).
 CONTROL_COMMANDS: Final = frozenset({"pause", "resume", "cancel"})
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS queue (
-    id          TEXT PRIMARY KEY,       -- the id the run gets in the runs table
-    workflow    TEXT NOT NULL,
-    entry       TEXT NOT NULL,          -- absolute path of the submitted file
-    params      TEXT NOT NULL,          -- JSON: raw --param strings
-    priority    INTEGER NOT NULL,
-    submitted   REAL NOT NULL,
-    not_before  REAL NOT NULL,          -- --at time (= submitted when not given)
-    state       TEXT NOT NULL,          -- queued | claimed | done | cancelled
-    worker      TEXT,                   -- id of the worker holding it
-    lease_until REAL,                   -- the claim is void after this time
-    claimed     REAL,                   -- first claim (wait time = claimed - not_before)
-    finished    REAL,
-    result      TEXT,                   -- the run's final state
-    claims      INTEGER NOT NULL DEFAULT 0,
-    tick        REAL,                   -- the cron tick it was enqueued for, if any
-    error       TEXT                    -- why it could not run (e.g. the file has errors)
-);
-CREATE INDEX IF NOT EXISTS queue_ready ON queue (state, priority, submitted);
-CREATE TABLE IF NOT EXISTS control (
-    run      TEXT PRIMARY KEY,
-    command  TEXT NOT NULL,             -- pause | resume | cancel
-    time     REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS schedule_ticks (
-    entry    TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    tick     REAL NOT NULL,
-    run      TEXT NOT NULL,
-    PRIMARY KEY (entry, workflow, tick)
-);
-CREATE TABLE IF NOT EXISTS workers (
-    id         TEXT PRIMARY KEY,
-    pid        INTEGER NOT NULL,
-    host       TEXT NOT NULL,
-    started    REAL NOT NULL,
-    heartbeat  REAL NOT NULL,
-    stopped    REAL,
-    max_runs   INTEGER NOT NULL
-);
-"""
-
-
-_SCHEMA_OBJECTS = schema_objects(_SCHEMA)
-
-
-def _create_schema(db: sqlite3.Connection) -> None:
-    from ..runtime._store import create_schema as create_store_schema  # lazy: keeps `status` light
-
-    create_store_schema(db)  # the runtime owns the runs table; reads join it
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _schema_is_current(db: sqlite3.Connection) -> bool:
-    from ..runtime._store import schema_is_current as store_schema_is_current
-
-    return has_objects(db, _SCHEMA_OBJECTS) and store_schema_is_current(db)
 
 
 class QueueError(AlfredError):
@@ -222,38 +162,15 @@ class RunQueue:
         self.db_path = self.state_dir / "state.db"
         self.read_only = read_only
         if read_only:
-            self._db = self._open_read_only()
+            try:
+                self._db = open_service_tables_read_only(self.state_dir)
+            except sqlite3.Error as exc:
+                raise QueueError(f"cannot read state directory {self.state_dir}: {exc}") from exc
             return
         try:
-            # One set-up for the runtime's tables and the queue's: a reader never sees one without the other.
-            self._db = connect_for_writing(
-                self.state_dir, is_set_up=_schema_is_current, set_up=_create_schema, check_same_thread=False
-            )
+            self._db = open_service_tables(self.state_dir)
         except (OSError, sqlite3.Error) as exc:
             raise QueueError(f"cannot use state directory {self.state_dir}: {exc}") from exc
-
-    def _open_read_only(self) -> sqlite3.Connection:
-        exists = self.db_path.is_file()
-        if exists:
-            wait_for_set_up(self.state_dir)
-        target = f"{self.db_path.resolve().as_uri()}?mode=ro" if exists else ":memory:"
-        try:
-            db = sqlite3.connect(
-                target, uri=exists, timeout=WAIT_S, isolation_level=None, check_same_thread=False
-            )
-            db.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")
-            present = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            # Tables the file lacks (a directory only `alfredc run` used, or no file at all) are
-            # empty TEMP tables: every read works unchanged and nothing reaches the file.
-            for statement in _SCHEMA.split(";"):
-                words = statement.split()
-                if words[:5] == ["CREATE", "TABLE", "IF", "NOT", "EXISTS"] and words[5] not in present:
-                    db.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
-            if "runs" not in present:
-                db.execute("CREATE TEMP TABLE runs (id TEXT PRIMARY KEY)")
-        except sqlite3.Error as exc:
-            raise QueueError(f"cannot read state directory {self.state_dir}: {exc}") from exc
-        return db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -473,22 +390,7 @@ class RunQueue:
     def resolve(self, ref: str) -> str | None:
         """``last`` (the latest run, submitted or started by `alfredc run`), a full id, or a
         unique prefix of one."""
-        if ref == "last":
-            row = self._db.execute("SELECT id FROM queue ORDER BY submitted DESC, id DESC LIMIT 1").fetchone()
-            # Ids start with their creation time (YYYYMMDD-HHMMSS), so the larger id is the later run.
-            direct = self._db.execute("SELECT max(id) FROM runs").fetchone()
-            found = [str(r[0]) for r in (row, direct) if r is not None and r[0] is not None]
-            return max(found) if found else None
-        pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._db.execute(
-            "SELECT id FROM queue WHERE id LIKE ? ESCAPE '\\'"
-            " UNION SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 3",
-            (pattern, pattern),
-        ).fetchall()
-        ids = {str(r[0]) for r in rows}
-        if ref in ids:
-            return ref
-        return ids.pop() if len(ids) == 1 else None
+        return resolve_run_ref(self._db, ref, with_queue=True)
 
     def entries(self, *, states: Sequence[str] | None = None, limit: int = 100) -> list[QueueEntry]:
         """Queue rows, best first among the waiting ones, then the most recent."""
@@ -531,8 +433,4 @@ class RunQueue:
             )
             for r in rows
         ]
-
-    def run_exists(self, run_id: str) -> bool:
-        """Whether the runtime has recorded the run (then a new claim resumes it)."""
-        return self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._values import format_moment
 from ._queue import QueueEntry, RunQueue, Schedule, new_worker_id
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ class Worker:
 
     async def _execute_one(self, entry: QueueEntry) -> None:
         from ..compiler._pipeline import compile_path
-        from ..runtime import EventBus, RunOptions, StateStore, StoreError, execute
+        from ..runtime import RunOptions, StateStore, StoreError, start_run
 
         plan, diagnostics = compile_path(entry.entry, entry.workflow, dict(entry.params))
         errors = [d for d in diagnostics if d.is_error]
@@ -240,9 +241,6 @@ class Worker:
                     self._finish(entry.id, record.state)
                     return
                 resume = entry.id
-            bus = EventBus()
-            if self.on_event is not None:
-                bus.subscribe(self.on_event)
             options = RunOptions(
                 max_concurrency=self.options.max_concurrency,
                 kill_grace_s=self.options.kill_grace_s,
@@ -251,15 +249,12 @@ class Worker:
                 env=self.options.env,
                 cluster=self.options.cluster,
             )
-            hooks = _optional_hooks()
-            if hooks is not None:
-                hooks.attach(bus, plan, options=options, report=self.report)
             self.report(f"run {entry.id}: {'resuming' if resume else 'starting'} {entry.workflow}")
             try:
-                result: RunResult = await execute(
-                    plan, store=store, options=options, bus=bus, resume=resume, run_id=entry.id,
-                    control=self._control, control_interval_s=self.options.control_interval_s,
-                    agent_slots=self.agent_slots,
+                result: RunResult = await start_run(
+                    plan, store, options, resume=resume, on_event=self.on_event, hooks=True,
+                    report=self.report, run_id=entry.id, control=self._control,
+                    control_interval_s=self.options.control_interval_s, agent_slots=self.agent_slots,
                 )
             except StoreError as exc:
                 self.report(f"run {entry.id}: cannot execute it now: {exc}")
@@ -276,13 +271,5 @@ class Worker:
         self.report(f"run {entry.id}: {result.state} ({result.duration_s:.2f}s)")
 
 
-def _optional_hooks() -> Any:
-    try:
-        from ..runtime import _hooks
-    except ImportError:  # the hooks module is optional
-        return None
-    return _hooks
-
-
 def _clock(moment: float | None) -> str:
-    return "-" if moment is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(moment))
+    return format_moment(moment, seconds=False)
