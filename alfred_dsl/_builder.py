@@ -1,5 +1,8 @@
 """Authoring workflows in Python: :class:`Workflow`, :class:`Agent`, :class:`Stage`, :func:`agent`.
 
+(About 670 lines: the public builder classes with their documented, typed signatures belong
+together; the document and span work they share is small.)
+
 The builder writes the normalized document (docs/design.md), the same data a ``.alfred``
 or YAML file lowers to, and records for every value the span of the Python expression
 that gave it (``_callsite``). Compiling feeds that document to the loader as an entry
