@@ -46,7 +46,7 @@ from ._expr import (
     to_text,
     unparse_template,
 )
-from ._fixes import rename_fix
+from ._fixes import remove_param_line_fix, rename_fix
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
 from ._runif import run_if_of, unreachable_failure_stages
@@ -595,6 +595,7 @@ class _WorkflowChecker:
                         self.model.key_span((*self.path, "params", param)),
                         "no expression refers to it",
                         help=f"remove it, or refer to it as `params.{param}`",
+                        fix=remove_param_line_fix(self.model.key_span((*self.path, "params", param))),
                     )
                 )
 
