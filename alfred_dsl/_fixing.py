@@ -115,7 +115,7 @@ def load_config(root: Path) -> tuple[CheckConfig, list[Diagnostic]]:
                 _config_error(
                     f"unknown key `{key}` in `[check]`",
                     _key_span(source, key),
-                    help=f"did you mean `{suggestion}`?" if suggestion else "[check] takes `select` and `ignore`",
+                    help=f"did you mean `{suggestion}`?" if suggestion else "use `select` or `ignore`",
                 )
             )
     select = _prefixes(table, "select", source, problems)
