@@ -9,11 +9,11 @@ the server's dependence on compiler module names to this file.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _check, _graph, _loader, _pipeline
+from .. import _ast as ast, _check, _graph, _loader, _lower, _pipeline, _syntax
 from .._diagnostics import Diagnostic, Edit, Severity
 from .._document import Document, Path as DocPath, SpanIndex
 from .._expr import Ref, references
@@ -21,7 +21,7 @@ from .._format import format_source
 from .._plan import Plan, build_plan
 from .._schema import schema
 from .._source import SourceFile, Span
-from .._syntax import KEYWORDS
+from .._syntax import KEYWORDS, parse_ast
 
 __all__ = [
     "KEYWORDS",
@@ -39,9 +39,12 @@ __all__ = [
     "SourceFile",
     "Span",
     "SpanIndex",
+    "ast",
     "check_text",
     "declared_outputs",
     "format_source",
+    "parse_ast",
+    "parse_part",
     "plan_of",
     "refs_in",
     "schema",
@@ -61,13 +64,34 @@ class Checked:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def check_text(path: str, texts: Mapping[str, str]) -> Checked:
-    """What ``alfredc check PATH`` reports, reading ``texts`` (absolute path -> text) instead of disk."""
+def check_text(
+    path: str,
+    texts: Mapping[str, str],
+    parse: Callable[[SourceFile], tuple[ast.File | None, list[Diagnostic]]] | None = None,
+) -> Checked:
+    """What ``alfredc check PATH`` reports, reading ``texts`` (absolute path -> text) instead of disk.
+
+    ``parse`` replaces the whole-file parser of ``.alfred`` files (one that gives the same trees).
+    """
     path = os.path.abspath(path)
-    with _loader.overlay(texts):
-        workspace, diagnostics = _loader.load(path)
-        found = _pipeline.check_loaded(workspace, diagnostics)
+    token = _lower.PARSE_AST.set(parse or parse_ast)
+    try:
+        with _loader.overlay(texts):
+            workspace, diagnostics = _loader.load(path)
+            found = _pipeline.check_loaded(workspace, diagnostics)
+    finally:
+        _lower.PARSE_AST.reset(token)
     return Checked(path, workspace, tuple(found))
+
+
+def parse_part(source: SourceFile, text: str, base: int) -> tuple[ast.File, tuple[ast.Comment, ...]] | None:
+    """Parse ``text`` as a file whose ``text[i]`` is at ``source`` offset ``base + i``: its tree
+    and comments; None when anything is reported (the caller parses the whole file instead)."""
+    context = _syntax._Context(source=source, text=text, base=base)
+    tree = _syntax._run(context, "file")
+    if not isinstance(tree, ast.File) or context.diagnostics:
+        return None
+    return tree, tuple(context.comments)
 
 
 def plan_of(workspace: _loader.Workspace, workflow: str) -> Plan | None:
