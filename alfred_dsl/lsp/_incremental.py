@@ -199,13 +199,34 @@ class _Mover:
         if kind is Span:
             return Span(self.source, node.start + self.delta, node.end + self.delta)
         if kind is tuple:
-            return tuple(self.move(item) for item in node) if node else node
-        names = _FIELDS.get(kind)
-        if names is None:
-            if not dataclasses.is_dataclass(node):
+            return tuple([self.move(item) for item in node]) if node else node
+        copier = _COPIERS.get(kind)
+        if copier is None:
+            if kind in _ATOMS or not dataclasses.is_dataclass(node):
                 return node
-            names = _FIELDS[kind] = tuple(field.name for field in dataclasses.fields(node))
-        return kind(**{name: self.move(getattr(node, name)) for name in names})
+            copier = _COPIERS[kind] = _copier(kind)
+        return copier(node, self.move)
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_COPIERS: dict[type, Any] = {}
+
+
+def _copier(kind: type) -> Any:
+    """A function that copies a node of ``kind``, moving the fields that can hold spans.
+
+    Fields declared as plain text or numbers are taken as they are: the copy of a stage is
+    on the path of every re-check, and most of its fields are names.
+    """
+    arguments = []
+    for field in dataclasses.fields(kind):
+        # Annotations are strings here (postponed): builtins only (`str`, `int | None`,
+        # `tuple[str, ...]`) means no node and no span inside.
+        annotation = str(field.type).replace("None", "")
+        plain = not any(char.isupper() for char in annotation)
+        value = f"node.{field.name}" if plain else f"move(node.{field.name})"
+        arguments.append(f"{field.name}={value}")
+    code = f"def copy(node, move):\n    return kind({', '.join(arguments)})\n"
+    namespace: dict[str, Any] = {"kind": kind}
+    exec(code, namespace)  # noqa: S102 - the text is built from dataclass field names only
+    return namespace["copy"]
