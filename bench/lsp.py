@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # One stage's estimate changes (`= 37m` -> `= 137m`), a different text each run.
             edited = text.replace("estimate = ", f"estimate = {run + 1}", 1)
             assert edited != text
-            return Analysis.of(edited, check_text(str(path), {str(path): edited}, parser.parse))
+            return Analysis.check(str(path), {str(path): edited}, parser.parse)
 
         check_s = _median(plain, args.runs)
         edit_s = _median(after_edit, args.runs)

@@ -158,12 +158,12 @@ class IncrementalParser:
         if parsed is None:
             return None
         shell, shell_comments = parsed
-        tree = _assemble(shell, stages)
-        if tree is None:
+        whole = _assemble(shell, stages)
+        if whole is None:
             return None
         comments.extend(shell_comments)
         comments.sort(key=lambda comment: comment.span.start)
-        return ast.File(items=tree.items, comments=tuple(comments), span=tree.span), []
+        return ast.File(items=whole.items, comments=tuple(comments), span=whole.span), []
 
 
 def _assemble(shell: ast.File, stages: list[ast.Stage]) -> ast.File | None:
@@ -180,7 +180,9 @@ def _assemble(shell: ast.File, stages: list[ast.Stage]) -> ast.File | None:
                 index += 1
             if inside:
                 merged = sorted((*item.items, *inside), key=lambda node: node.span.start)
-                item = ast.Workflow(name=item.name, name_span=item.name_span, items=tuple(merged), span=item.span)
+                item = ast.Workflow(
+                    name=item.name, name_span=item.name_span, items=tuple(merged), span=item.span
+                )
         items.append(item)
     if index != len(stages):
         return None
@@ -205,7 +207,7 @@ class _Mover:
             if kind in _ATOMS or not dataclasses.is_dataclass(node):
                 return node
             copier = _COPIERS[kind] = _copier(kind)
-        return copier(node, self.move)
+        return copier(node, self)
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
@@ -224,9 +226,13 @@ def _copier(kind: type) -> Any:
         # `tuple[str, ...]`) means no node and no span inside.
         annotation = str(field.type).replace("None", "")
         plain = not any(char.isupper() for char in annotation)
-        value = f"node.{field.name}" if plain else f"move(node.{field.name})"
+        value = f"node.{field.name}"
+        if field.type == "Span":  # the most common field: moved here, without a call
+            value = f"Span(mover.source, {value}.start + mover.delta, {value}.end + mover.delta)"
+        elif not plain:
+            value = f"mover.move({value})"
         arguments.append(f"{field.name}={value}")
-    code = f"def copy(node, move):\n    return kind({', '.join(arguments)})\n"
-    namespace: dict[str, Any] = {"kind": kind}
-    exec(code, namespace)  # noqa: S102 - the text is built from dataclass field names only
+    code = f"def copy(node, mover):\n    return kind({', '.join(arguments)})\n"
+    namespace: dict[str, Any] = {"kind": kind, "Span": Span}
+    exec(code, namespace)  # the text is made of the dataclass's field names only
     return namespace["copy"]
