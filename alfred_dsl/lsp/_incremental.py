@@ -110,10 +110,15 @@ class IncrementalParser:
     def __init__(self) -> None:
         self._parts: dict[str, dict[str, _Part]] = {}
         self._lock = threading.Lock()
+        #: How many stage blocks the last parse had to parse (-1: it parsed the whole file).
+        self.parsed_blocks = -1
 
     def parse(self, source: SourceFile) -> tuple[ast.File | None, list[Any]]:
         with self._lock:
+            self.parsed_blocks = 0
             found = self._parse(source)
+            if found is None:
+                self.parsed_blocks = -1
         return found if found is not None else parse_ast(source)
 
     def _parse(self, source: SourceFile) -> tuple[ast.File | None, list[Any]] | None:
@@ -144,6 +149,7 @@ class IncrementalParser:
                 if len(items) != 1 or not isinstance(items[0], ast.Stage):
                     return None
                 part = _Part(start, items[0], inner)
+                self.parsed_blocks += 1
             parts[block] = part
             if part.start == start and part.stage.span.source is source:
                 stages.append(part.stage)
