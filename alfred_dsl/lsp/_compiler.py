@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .. import _ast as ast, _check, _graph, _loader, _lower, _pipeline, _syntax
 from .._diagnostics import Diagnostic, Edit, Severity
@@ -118,6 +117,3 @@ def refs_in(text: str, span: Span) -> Iterator[Ref]:
     if template is not None:
         yield from references(template)
 
-
-def strings(value: Any, path: DocPath) -> Iterator[tuple[str, DocPath]]:
-    yield from _check._strings(value, path)
