@@ -30,9 +30,8 @@ __all__ = ["IncrementalParser"]
 # comment, a bracket, and the two keywords the scan needs (whole words, as NAME lexes them).
 _SCAN = re.compile(
     r'"(?:[^"\\\n]++|\\.)*+"|(")|#[^\n]*|([{}\[\]()])'
-    r"|(?<![A-Za-z0-9_-])(stage|workflow)(?![A-Za-z0-9_-])"
+    r"|(?<![A-Za-z0-9_-])(stage(?=[ \t\f]+[A-Za-z_])|workflow)(?![A-Za-z0-9_-])"
 )
-_STAGE_HEADER = re.compile(r"stage[ \t\f]+[A-Za-z_]")
 _BLANKS = " \t\f"
 _CLOSER = {"}": "{", "]": "[", ")": "("}
 #: What a stage block is parsed inside of (its own workflow, as in the file).
@@ -67,14 +66,13 @@ def stage_blocks(text: str) -> list[tuple[int, int]] | None:
             elif not stack:
                 stage_start = -1
             continue
-        if keyword == "workflow":
+        if keyword == "workflow":  # (`stage` only when a name follows it: not `stage = x`)
             if not stack:
                 pending_workflow = True
         elif (
             len(stack) == 1
             and workflow_body
             and stage_start < 0
-            and _STAGE_HEADER.match(text, match.start())
             and _separator_precedes(text, match.start())
         ):
             stage_start = match.start()
