@@ -41,6 +41,12 @@ To protect against runaway input, alfred refuses files larger than 50 MB, values
 nested more than 100 levels deep, imports chained more than 100 files deep, and YAML
 aliases that expand to more values than the file could hold (an "alias bomb").
 Fix: split the file, or flatten the value."""),
+    ("A004", "invalid-config", "`alfred.toml` cannot be read or its `[check]` table is invalid", """
+`alfredc check` reads the `[check]` table of the project's `alfred.toml` (the nearest
+folder above the checked file holding `alfred.toml` or `.git`): `select` and `ignore`,
+lists of code prefixes such as `"A5"` or `"A503"`. The file is not TOML, `[check]` has an
+unknown key, or a list holds something that is not a code prefix: `alfredc check` exits
+with status 2 and `--fix` changes nothing. Fix: correct `alfred.toml` as the message says."""),
     # -- A1xx: syntax -------------------------------------------------------------
     ("A101", "unexpected-character", "a character that cannot start any token", """
 The lexer met a character that is not part of the language here, such as `@` or a stray

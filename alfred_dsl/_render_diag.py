@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from typing import IO, Any
@@ -29,6 +29,7 @@ __all__ = [
     "IO_CODES",
     "exit_status",
     "render",
+    "render_github",
     "render_json",
     "render_sarif",
     "render_text",
@@ -368,19 +369,63 @@ def _json_diagnostic(diag: Diagnostic) -> dict[str, Any]:
     return out
 
 
-def render_json(diags: Sequence[Diagnostic]) -> str:
+def render_json(diags: Sequence[Diagnostic], *, fixed: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The JSON document of spec section 4 (``diagnostics`` and ``summary``), plus a few extra fields.
 
     A diagnostic without a place in a file (e.g. A001, a file that cannot be read) has
-    ``line``/``column``/``end_line``/``end_column`` set to null.
+    ``line``/``column``/``end_line``/``end_column`` set to null. ``fixed`` (what
+    ``check --fix`` changed, one entry per file) is added as ``fixed`` when given.
     """
     errors, warnings = summary(diags)
-    document = {
+    document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "diagnostics": [_json_diagnostic(d) for d in diags],
         "summary": {"errors": errors, "warnings": warnings},
     }
+    if fixed is not None:
+        document["fixed"] = [dict(entry) for entry in fixed]
     return _dumps(document)
+
+
+# -- GitHub Actions -------------------------------------------------------------------
+
+
+def _github_data(text: str) -> str:
+    """Escape a workflow command's message (GitHub's rules: %, CR and LF)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    """Escape a workflow command's property value: a message's escapes, and `:` and `,`."""
+    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(diags: Sequence[Diagnostic]) -> str:
+    """One GitHub Actions annotation per diagnostic (``::error file=..,line=..::message``);
+    warnings are ``::warning``, notes ``::notice``. Nothing when there is nothing to report."""
+    commands = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
+    lines: list[str] = []
+    for diag in diags:
+        entry = CODES.get(diag.code)
+        properties = [("file", diag.filename)]
+        if diag.primary is not None:
+            span = diag.primary.span
+            properties += [
+                ("line", str(span.line)),
+                ("col", str(span.column)),
+                ("endLine", str(span.end_line)),
+                ("endColumn", str(span.end_column)),
+            ]
+        properties.append(("title", f"{diag.code} {entry.name}" if entry else diag.code))
+        text = diag.message
+        if diag.primary is not None and diag.primary.text:
+            text += f"\n{diag.primary.text}"
+        text += "".join(f"\nnote: {note}" for note in diag.notes)
+        if diag.help:
+            text += f"\nhelp: {diag.help}"
+        shown = ",".join(f"{key}={_github_property(value)}" for key, value in properties)
+        lines.append(f"::{commands[diag.severity]} {shown}::{_github_data(_shorten(text))}\n")
+    return "".join(lines)
 
 
 # -- SARIF --------------------------------------------------------------------------
@@ -502,9 +547,11 @@ def render_sarif(diags: Sequence[Diagnostic]) -> str:
 
 
 def render(diags: Sequence[Diagnostic], fmt: str, *, colour: bool = False) -> str:
-    """Dispatch on an output format name: ``text``, ``json`` or ``sarif``."""
+    """Dispatch on an output format name: ``text``, ``json``, ``sarif`` or ``github``."""
     if fmt == "json":
         return render_json(diags)
     if fmt == "sarif":
         return render_sarif(diags)
+    if fmt == "github":
+        return render_github(diags)
     return render_text(diags, colour=colour)

@@ -5,13 +5,17 @@
 Writes the compiler benchmark's N-stage workflow, then in this one process times (median
 of --runs): a plain `check` of the file (what `alfredc check` does after start-up), and
 what the server does after an edit to it (its text changed in one stage): the check with
-the editor's text overlaid, plus the index of names that hover, completion and rename use.
-Target: 2,000 stages re-checked in < 300 ms on the 2-core reference machine.
+the editor's text overlaid, through the server's incremental parser (which has seen the
+file as opened, so it parses the edited stage again), plus the index of names that hover,
+completion and rename use. Wall time, and the process's CPU time (steadier on a machine
+shared with other jobs). Target: 2,000 stages re-checked in < 300 ms on the 2-core
+reference machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -24,17 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compiler  # the benchmark's input generator
 
 from alfred_dsl.compiler._pipeline import check_paths
-from alfred_dsl.lsp._compiler import check_text
 from alfred_dsl.lsp._features import Analysis
+from alfred_dsl.lsp._incremental import IncrementalParser
 
 
-def _median(action: Callable[[int], object], runs: int) -> float:
-    times = []
+def _median(action: Callable[[int], object], runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``runs`` calls."""
+    walls, cpus = [], []
     for run in range(runs):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         action(run)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         path, _ = compiler.write_inputs(Path(folder), args.stages)
         text = path.read_text()
         check_paths([str(path)])  # warm the imports and caches for both
+        # The server's parser has seen the file as opened (it keeps its stage blocks).
+        parser = IncrementalParser()
+        Analysis.check(str(path), {str(path): text}, parser.parse)
 
         def plain(_: int) -> object:
             return check_paths([str(path)])
@@ -56,13 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             # One stage's estimate changes (`= 37m` -> `= 137m`), a different text each run.
             edited = text.replace("estimate = ", f"estimate = {run + 1}", 1)
             assert edited != text
-            return Analysis.of(edited, check_text(str(path), {str(path): edited}))
+            return Analysis.check(str(path), {str(path): edited}, parser.parse)
 
-        check_s = _median(plain, args.runs)
-        edit_s = _median(after_edit, args.runs)
-    print(f"{args.stages} stages, median of {args.runs}, same run:")
-    print(f"  alfredc check (in-process):     {check_s * 1000:7.0f} ms")
-    print(f"  lsp re-check after an edit:     {edit_s * 1000:7.0f} ms  (target < 300 ms)")
+        check_s, check_cpu = _median(plain, args.runs)
+        edit_s, edit_cpu = _median(after_edit, args.runs)
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"{args.stages} stages, median of {args.runs}, same run (load average {load}):")
+    print(f"  alfredc check (in-process):     {check_s * 1000:7.0f} ms  ({check_cpu * 1000:.0f} ms CPU)")
+    print(f"  lsp re-check after an edit:     {edit_s * 1000:7.0f} ms  ({edit_cpu * 1000:.0f} ms CPU)"
+          "  (target < 300 ms)")
     return 0
 
 

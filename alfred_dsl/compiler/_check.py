@@ -18,6 +18,7 @@ from .._expr import references
 from ._check_refs import _unknown_root
 from ._check_stages import _StageChecks, _template_cycle
 from ._document import Path as DocPath
+from ._fixes import remove_param_line_fix
 from ._runif import unreachable_failure_stages
 from ._view import (
     EXECUTOR_NEEDS,
@@ -66,6 +67,7 @@ class _WorkflowChecker(_StageChecks):
                         self.model.key_span((*self.path, "params", param)),
                         "no expression refers to it",
                         help=f"remove it, or refer to it as `params.{param}`",
+                        fix=remove_param_line_fix(self.model.key_span((*self.path, "params", param))),
                     )
                 )
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .._diagnostics import Diagnostic, Label, Severity, error, warning
 from .._source import Span
+from ._fixes import remove_list_entry_fix
 from ._model import Edge, ResolvedWorkflow
 
 if TYPE_CHECKING:
@@ -417,12 +418,14 @@ def _redundant_diagnostic(
 ) -> Diagnostic:
     edge = group[0]
     written = _written_name(group)
+    span = _edge_span(edge, resolved, stage_spans)
     return warning(
         "A503",
         f"redundant `after`: `{written}` is already implied by `{via_name}`",
-        _edge_span(edge, resolved, stage_spans),
+        span,
         f"`{edge.after}` already runs after `{written}` through `{via_name}`",
         help=f"remove `{written}` from the `after` list of `{edge.after}`",
+        fix=remove_list_entry_fix(edge.span),
     )
 
 

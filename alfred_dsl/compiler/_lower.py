@@ -10,6 +10,8 @@ names lower to strings, durations to their text (``"1h30m"``), expressions to
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from .._diagnostics import Diagnostic, Label, error
@@ -19,7 +21,13 @@ from . import _ast as ast
 from ._document import Document, Path, SpanIndex
 from .syntax import parse_ast, template_parts
 
-__all__ = ["lower", "parse_document"]
+__all__ = ["PARSE_AST", "lower", "parse_document"]
+
+#: The parser of whole files :func:`parse_document` uses (the language server sets an
+#: incremental one that gives the same trees).
+PARSE_AST: ContextVar[Callable[[SourceFile], tuple[ast.File | None, list[Diagnostic]]]] = ContextVar(
+    "alfred_parse_ast", default=parse_ast
+)
 
 
 def parse_document(source: SourceFile) -> tuple[Document | None, list[Diagnostic]]:
@@ -29,7 +37,7 @@ def parse_document(source: SourceFile) -> tuple[Document | None, list[Diagnostic
     duplicate names (A208, the first declaration wins) it is returned, so that later
     checks still run.
     """
-    tree, diagnostics = parse_ast(source)
+    tree, diagnostics = PARSE_AST.get()(source)
     if tree is None or any(d.is_error for d in diagnostics):
         return None, diagnostics
     document, problems = lower(tree, source)

@@ -9,21 +9,21 @@ the server's dependence on compiler module names to this file.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .._diagnostics import Diagnostic, Edit, Severity
 from .._expr import Ref, references
 from .._source import SourceFile, Span
 from .._values import PARAM_TYPES, PRIORITIES as _PRIORITIES
-from ..compiler import _bind, _graph, _pipeline, _view, load as _loader
+from ..compiler import _ast as ast, _bind, _graph, _lower, _pipeline, _view, load as _loader
 from ..compiler._build import build_plan
 from ..compiler._document import Document, Path as DocPath, SpanIndex
 from ..compiler._format import format_source
 from ..compiler._plan import Plan
 from ..compiler._schema import schema
-from ..compiler.syntax import KEYWORDS
+from ..compiler.syntax import KEYWORDS, _run, parse_ast
+from ..compiler.syntax._lexer import _Context
 
 __all__ = [
     "KEYWORDS",
@@ -41,9 +41,12 @@ __all__ = [
     "SourceFile",
     "Span",
     "SpanIndex",
+    "ast",
     "check_text",
     "declared_outputs",
     "format_source",
+    "parse_ast",
+    "parse_part",
     "plan_of",
     "refs_in",
     "schema",
@@ -62,13 +65,34 @@ class Checked:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def check_text(path: str, texts: Mapping[str, str]) -> Checked:
-    """What ``alfredc check PATH`` reports, reading ``texts`` (absolute path -> text) instead of disk."""
+def check_text(
+    path: str,
+    texts: Mapping[str, str],
+    parse: Callable[[SourceFile], tuple[ast.File | None, list[Diagnostic]]] | None = None,
+) -> Checked:
+    """What ``alfredc check PATH`` reports, reading ``texts`` (absolute path -> text) instead of disk.
+
+    ``parse`` replaces the whole-file parser of ``.alfred`` files (one that gives the same trees).
+    """
     path = os.path.abspath(path)
-    with _loader.overlay(texts):
-        workspace, diagnostics = _loader.load(path)
-        found = _pipeline.check_loaded(workspace, diagnostics)
+    token = _lower.PARSE_AST.set(parse or parse_ast)
+    try:
+        with _loader.overlay(texts):
+            workspace, diagnostics = _loader.load(path)
+            found = _pipeline.check_loaded(workspace, diagnostics)
+    finally:
+        _lower.PARSE_AST.reset(token)
     return Checked(path, workspace, tuple(found))
+
+
+def parse_part(source: SourceFile, text: str, base: int) -> tuple[ast.File, tuple[ast.Comment, ...]] | None:
+    """Parse ``text`` as a file whose ``text[i]`` is at ``source`` offset ``base + i``: its tree
+    and comments; None when anything is reported (the caller parses the whole file instead)."""
+    context = _Context(source=source, text=text, base=base)
+    tree = _run(context, "file")
+    if not isinstance(tree, ast.File) or context.diagnostics:
+        return None
+    return tree, tuple(context.comments)
 
 
 def plan_of(workspace: _loader.Workspace, workflow: str) -> Plan | None:
@@ -94,7 +118,3 @@ def refs_in(text: str, span: Span) -> Iterator[Ref]:
     template, _ = _view.parse_string(text, span)
     if template is not None:
         yield from references(template)
-
-
-def strings(value: Any, path: DocPath) -> Iterator[tuple[str, DocPath]]:
-    yield from _view._strings(value, path)

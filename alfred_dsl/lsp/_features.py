@@ -6,11 +6,28 @@ are compiler spans and plain text. ``_server`` turns them into LSP types.
 
 from __future__ import annotations
 
+import gc
+import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._compiler import KEYWORDS, PARAM_TYPES, PRIORITIES, ROOTS, Checked, Plan, Span, plan_of, schema
+from ._compiler import (
+    KEYWORDS,
+    PARAM_TYPES,
+    PRIORITIES,
+    ROOTS,
+    Checked,
+    Diagnostic,
+    Plan,
+    SourceFile,
+    Span,
+    ast,
+    check_text,
+    plan_of,
+    schema,
+)
 from ._index import Attribute, Import, Index, Occurrence, Symbol, SymbolKey, build_index
 
 __all__ = [
@@ -28,6 +45,8 @@ _BLOCK_DEFS = {"agent": "agent", "stage": "stage", "workflow": "workflow", "defa
                "param": "param", "use": "use", "on": "hook"}
 _TOP_KEYWORDS = ("agent", "workflow", "import")
 _WORKFLOW_KEYWORDS = ("stage", "param", "defaults", "use", "on")
+#: A whole-file parser (the server's incremental one).
+Parse = Callable[[SourceFile], tuple[ast.File | None, list[Diagnostic]]]
 
 
 @dataclass(slots=True)
@@ -42,6 +61,22 @@ class Analysis:
     @classmethod
     def of(cls, text: str, checked: Checked) -> Analysis:
         return cls(text, checked, build_index(checked))
+
+    @classmethod
+    def check(cls, path: str, texts: Mapping[str, str], parse: Parse | None = None) -> Analysis:
+        """Check the file at ``path`` (``texts``: the editor's texts by absolute path) and index it.
+
+        The cyclic garbage collector waits until the end: a check allocates many objects
+        and frees few, and collections in between only rescan them (about a sixth of the
+        time of a re-check of a large file).
+        """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return cls.of(texts.get(os.path.abspath(path), ""), check_text(path, texts, parse))
+        finally:
+            if collecting:
+                gc.enable()
 
     def plan(self, workflow: str) -> Plan | None:
         if workflow not in self.plans:

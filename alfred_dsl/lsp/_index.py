@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._compiler import Checked, DocPath, Span, refs_in, strings
+from ._compiler import Checked, DocPath, Span, refs_in
 
 __all__ = ["Attribute", "Import", "Index", "Occurrence", "Symbol", "SymbolKey", "build_index"]
 
@@ -206,9 +206,7 @@ class _Builder:
                     self.use(("param", template, key), self.spans.keys.get((*path, "params", key)))
             for number, written in enumerate(use.get("after") or ()):
                 target(written, (*path, "after", number))
-        for text, path in strings(workflow, base):
-            if "${" not in text:
-                continue
+        for text, path in _templates(workflow, base, []):
             span = self.spans.values.get(path)
             if span is None:
                 continue
@@ -228,6 +226,25 @@ class _Builder:
             return _locate(span, parts[index])
         start = span.start + sum(len(p) + 1 for p in parts[:index])
         return span.source.span(start, start + len(parts[index]))
+
+
+def _templates(value: Any, path: DocPath, found: list[tuple[str, DocPath]]) -> list[tuple[str, DocPath]]:
+    """Every string with a ``${`` inside a value, with its document path (in document order).
+
+    A plain recursion into one list: most strings of a large workflow are names and
+    durations, and a generator per level cost a tenth of a re-check.
+    """
+    if isinstance(value, str):
+        if "${" in value:
+            found.append((value, path))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(item, (int, float)):
+                _templates(item, (*path, key), found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _templates(item, (*path, index), found)
+    return found
 
 
 def build_index(checked: Checked) -> Index | None:

@@ -17,8 +17,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from .._version import __version__
-from ._compiler import KEYWORDS, Diagnostic, Edit, Severity, SourceFile, Span, check_text, format_source
+from ._compiler import KEYWORDS, Diagnostic, Edit, Severity, SourceFile, Span, format_source
 from ._features import NAME_RE, Analysis, complete, hover, keyword_spans, symbol_at
+from ._incremental import IncrementalParser
 from ._index import Occurrence, Symbol
 
 __all__ = ["DEBOUNCE_S", "TOKEN_TYPES", "make_server", "serve"]
@@ -94,6 +95,8 @@ class AlfredServer(LanguageServer):
         self.analyses: dict[str, Analysis] = {}
         self.last_good: dict[str, Analysis] = {}
         self.pending: dict[str, asyncio.TimerHandle] = {}
+        # Stage blocks of the last parse of each file: a re-check parses only what changed.
+        self.parser = IncrementalParser()
 
     def texts(self) -> dict[str, str]:
         return {_path(uri): doc.source for uri, doc in self.workspace.text_documents.items()}
@@ -104,7 +107,7 @@ class AlfredServer(LanguageServer):
         text = self.workspace.get_text_document(uri).source
         current = self.analyses.get(uri)
         if current is None or current.text != text:
-            current = Analysis.of(text, check_text(path, self.texts()))
+            current = Analysis.check(path, {**self.texts(), path: text}, self.parser.parse)
             self.analyses[uri] = current
             if current.index is not None:
                 self.last_good[uri] = current

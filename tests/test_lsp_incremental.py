@@ -1,0 +1,177 @@
+"""The language server's incremental parser gives exactly the tree a whole-file parse gives."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from alfred_dsl.lsp._compiler import SourceFile, Span, check_text, parse_ast
+from alfred_dsl.lsp._incremental import IncrementalParser, stage_blocks
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+BASE = """\
+# a file with the things the block scanner must read as the lexer does
+import "other.alfred"
+
+agent worker {
+  kind = command
+  run = ["echo", "{ not a block }"]
+}
+
+workflow demo {
+  description = "braces } in a string { and a # that is no comment"
+  param level: int = 2
+  stage first {
+    agent = worker
+    prompt = "say ${params.level} and \\"quote\\" }"
+    estimate = 5m  # trailing comment
+  }
+  # between stages
+  stage second after first {
+    agent = worker
+    outputs = { report = "r.md", nested = { deep = [1, 2, 3] } }
+  }; stage third after first, second { agent = worker }
+  stage fourth {
+    agent = worker
+    when = "${stages.first.outputs.x == 1}"
+  }
+  use demo2(level = 3) as sub after fourth
+}
+"""
+
+FRAGMENTS = [
+    "{", "}", "[", "]", "(", ")", '"', "#", "\n", ";", " ", "x", "stage", "stage z {",
+    "stage y { agent = worker }", "after first", "= 1", "\\", "${", "agent = worker\n", "workflow w {",
+    "\r\n", "\t", "x = 1 ", "} x = 2",
+]
+
+#: Stage blocks in places where taking them out would change what the file means.
+EDGES = [
+    "workflow w {\n  x = 1 stage a { y = 1 }\n}\n",
+    "workflow w {\n  stage a { y = 1 } x = 2\n}\n",
+    "workflow w {\n  x = [\n  stage a { y = 1 }\n  ]\n}\n",
+    "workflow w {\n  x = (\n  stage a { y = 1 }\n  )\n}\n",
+    "workflow w { stage a { y = 1 } }\n",
+    "workflow w {\n  stage = { a = 1 }\n}\n",
+    "agent a {\n  stage b { x = 1 }\n}\n",
+    "workflow w {\n  stage a {\n    y = 1\n  }\n  stage a {\n  }\n}\n",
+    'workflow w {\n  stage a after b, c.d { y = "}" }\n  stage b {}\n}\n',
+    "workflow w {\r\n  stage a { y = 1 }\r\n}\r\n",
+    "workflow w {\n  stage a { y = 1 }  # c\n  # d\n}\n",
+    "workflow w {\n  stage a { y = 1 }\nstage b { y = 2 }\n",
+    "workflow w {\n  stage a { y = 1 }\n}\n}\nstage b { y = 2 }\n",
+    "workflow w {\n  stage a { y = { z = 1 } }; stage b {}\n  }\n",
+]
+
+
+def _dump(node: Any, source: SourceFile) -> Any:
+    """A node with every span as offsets (and every span pointing into ``source``)."""
+    if isinstance(node, Span):
+        assert node.source is source
+        return ("span", node.start, node.end)
+    if isinstance(node, tuple):
+        return tuple(_dump(item, source) for item in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        fields = dataclasses.fields(node)
+        return (type(node).__name__, *(_dump(getattr(node, field.name), source) for field in fields))
+    return node
+
+
+def _diagnostics(found: Any) -> list[tuple[object, ...]]:
+    """What an editor shows of each diagnostic (spans as places: each check reads a new text)."""
+    return [
+        (d.code, d.message, d.help, d.notes, [(at.span.start, at.span.end, at.text) for at in labels])
+        for d in found
+        for labels in [([d.primary] if d.primary else []) + list(d.secondary)]
+    ]
+
+
+def _same_as_whole(parser: IncrementalParser, text: str) -> None:
+    source = SourceFile("edited.alfred", text)
+    tree, diagnostics = parser.parse(source)
+    whole_tree, whole_diagnostics = parse_ast(source)
+    assert _dump(tree, source) == _dump(whole_tree, source)
+    assert _diagnostics(diagnostics) == _diagnostics(whole_diagnostics)
+
+
+def _edit(text: str, at: float, removed: int, inserted: str) -> str:
+    index = int(at * len(text))
+    return text[:index] + inserted + text[index + removed :]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from([BASE, *(path.read_text() for path in sorted(EXAMPLES.glob("*.alfred")))]),
+    edits=st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=1),
+            st.integers(min_value=0, max_value=12),
+            st.lists(st.sampled_from(FRAGMENTS), max_size=3).map("".join),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_random_edits_parse_as_the_whole_file(base: str, edits: list[tuple[float, int, str]]) -> None:
+    parser = IncrementalParser()
+    _same_as_whole(parser, base)  # the file as opened: its blocks are kept
+    text = base
+    for at, removed, inserted in edits:
+        text = _edit(text, at, removed, inserted)
+        _same_as_whole(parser, text)
+
+
+@pytest.mark.parametrize("text", EDGES)
+def test_blocks_at_the_edges_parse_as_the_whole_file(text: str) -> None:
+    parser = IncrementalParser()
+    _same_as_whole(parser, text)
+    _same_as_whole(parser, text.replace("y = 1", "y = 10"))  # with the other blocks kept
+
+
+def _stages(count: int) -> str:
+    stage = "  stage s{n} {{\n    agent = worker\n    estimate = {minutes}m\n  }}\n"
+    body = "".join(stage.format(n=n, minutes=n + 1) for n in range(count))
+    return f'agent worker {{\n  kind = command\n  run = "true"\n}}\n\nworkflow big {{\n{body}}}\n'
+
+
+def test_an_edit_parses_only_the_changed_stage() -> None:
+    parser = IncrementalParser()
+    text = _stages(200)
+    parser.parse(SourceFile("edited.alfred", text))
+    assert parser.parsed_blocks == 200
+    edited = text.replace("estimate = 7m", "estimate = 170m")
+    _same_as_whole(parser, edited)
+    assert parser.parsed_blocks == 1
+    added = edited.replace("  stage s3 {", "  stage extra after s1 {\n    agent = worker\n  }\n  stage s3 {")
+    _same_as_whole(parser, added)
+    assert parser.parsed_blocks == 1
+
+
+def test_a_broken_stage_is_reported_as_the_compiler_reports_it(tmp_path: Path) -> None:
+    path = tmp_path / "big.alfred"
+    text = _stages(50)
+    path.write_text(text)
+    parser = IncrementalParser()
+    check_text(str(path), {str(path): text}, parser.parse)
+    for broken in (
+        text.replace("estimate = 7m", "estimate = 7x"),  # A106 inside one stage
+        text.replace("estimate = 7m", "estimate 7m"),  # A102
+        text.replace("    estimate = 7m\n  }", "    estimate = 7m\n"),  # an unclosed block
+        text.replace("agent = worker", "agent = wroker", 1),  # parses; the check reports it
+    ):
+        incremental = check_text(str(path), {str(path): broken}, parser.parse)
+        whole = check_text(str(path), {str(path): broken})
+        assert _diagnostics(incremental.diagnostics) == _diagnostics(whole.diagnostics)
+        assert incremental.diagnostics
+
+
+def test_the_scanner_is_unsure_of_unclosed_strings_and_brackets() -> None:
+    assert stage_blocks('workflow w {\n  stage a { x = "open }\n}\n') is None
+    assert stage_blocks("workflow w {\n  stage a { x = 1 }\n") is None
+    assert stage_blocks("workflow w {\n  stage a { x = 1 }\n}\n") == [(15, 32)]
+    assert len(stage_blocks(BASE) or []) == 4  # `stage third` after `};` on one line too
