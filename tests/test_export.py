@@ -145,3 +145,28 @@ def test_a_file_with_errors_exports_nothing(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert "A201" in result.stderr
+
+
+FLOWS_PY = '''\
+from alfred_dsl import Agent, Workflow
+
+sh = Agent("sh", kind="command", run=["true"], capabilities=["build"])
+feature = Workflow("feature")
+feature.add_stage("spec", sh, estimate="1m")
+feature.add_stage("build", sh, depends_on=["spec"], estimate="2m")
+'''
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_workflow_built_in_python_exports_by_module_path(tmp_path: Path, target: str) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "flows.py").write_text(FLOWS_PY, encoding="utf-8")
+    out = tmp_path / "exported.py"
+    done = subprocess.run(
+        [sys.executable, "-m", "alfred_dsl", "export", "flows.py:feature", "--to", target, "-o", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8")
+    ast.parse(text)
+    assert "Source: flows.py" in text and "'spec'" in text and "'build'" in text
