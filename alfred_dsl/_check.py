@@ -47,6 +47,7 @@ from ._expr import (
     unparse_template,
 )
 from ._fixes import rename_fix
+from ._mcpcheck import MCP_STAGE_KEYS, check_mcp_agent, check_mcp_stage, mcp_of
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
 from ._runif import run_if_of, unreachable_failure_stages
@@ -479,8 +480,9 @@ def _check_agent(model: _Model, name: str, agent: dict[str, Any], out: list[Diag
                 help='add `url = "https://..."` to the agent',
             )
         )
+    out.extend(check_mcp_agent(name, agent, path, model.key_span))
     for key, value in agent.items():
-        if key in ("run", "call", "url", "env", "cwd"):
+        if key in ("run", "call", "url", "env", "cwd", "server", "headers"):
             _check_ref_roots(model, value, (*path, key), out)
 
 
@@ -735,6 +737,9 @@ class _WorkflowChecker:
             agents = self._check_requires(stage.get("requires"), (*path, "requires"))
         if agents and not (has_agent and has_requires):
             self._check_runnable(stage_name, stage, agents, path)
+            self.out.extend(
+                check_mcp_stage(stage_name, stage, {a: model.agents[a] for a in agents}, path, model.key_span)
+            )
         for index, name in enumerate(_names(stage.get("after"))):
             self._check_target(name, (*path, "after", index))
         self._check_typed_fields(stage, path)
@@ -1500,7 +1505,7 @@ class _Resolver:
         on_failure = self.field(instance, stage, "on_failure")
         description = self.field(instance, stage, "description")
         when = self.when(self.field(instance, stage, "when"))
-        for value in (run, call, inputs, env, when):
+        for value in (run, call, inputs, env, when, stage.get("arguments")):
             self.collect_secrets(value)
         outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
         fan_out = _map(stage.get(_fanout.FANOUT_KEY))
@@ -1534,6 +1539,7 @@ class _Resolver:
             description=self.text(description),
             approve=approve,
             cost=cost_of(stage, [model.agents[a] for a in agents]),
+            mcp=mcp_of(kind, {key: self.field(instance, stage, key) for key in MCP_STAGE_KEYS}),
             sources=tuple(_names(self.field(instance, stage, "sources"))),
             produces=tuple(_names(self.field(instance, stage, "produces"))),
             run_if=run_if_of(stage.get("run_if")),
@@ -1555,7 +1561,7 @@ class _Resolver:
         agent = self.model.agents[name]
         known = {"kind", "run", "call", "url", "capabilities", "concurrency", "env", "max_log"}
         concurrency = agent.get("concurrency", 1)
-        for key in ("run", "call", "url", "env"):
+        for key in ("run", "call", "url", "env", "headers"):
             self.collect_secrets(agent.get(key))
         return PlanAgent(
             name=name,

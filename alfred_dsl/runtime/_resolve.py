@@ -17,6 +17,7 @@ from .. import _expr
 from .._expr import ExprError, Template
 from .._plan import PlanAgent, PlanStage, thaw
 from .._source import SourceFile
+from ._mcp import McpValues, resolve_mcp
 from ._shell import ShellLine, nul_error, render_shell as render_shell_parts
 
 __all__ = [
@@ -98,6 +99,7 @@ class AttemptValues:
     env: Mapping[str, str] = field(default_factory=dict)
     call: str | None = None
     url: str | None = None
+    mcp: McpValues | None = None
 
 
 def resolve_attempt(
@@ -152,6 +154,7 @@ def resolve_attempt(
         env=env,
         call=stage.call or agent.call,
         url=_expr.to_text(render_value(url, scope)) if url else None,
+        mcp=resolve_mcp(stage, agent, lambda value: render_value(value, scope)),
     )
 
 

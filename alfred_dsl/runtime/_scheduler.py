@@ -59,6 +59,7 @@ from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
 from ._incremental import Fingerprint, hash_files, missing_products
 from ._journal import AttemptJournal, read_journal
 from ._limits import AgentKey, AgentSlots, agent_key
+from ._mcp import close_run as close_mcp_servers
 from ._private import make_private_dir, private_mkdir, scrub_private_dirs
 from ._process import LEADERS, kill_orphans, signal_name
 from ._resolve import ExprError, Masker, render_when, resolve_attempt
@@ -403,6 +404,7 @@ class _Run:
         try:
             return await self._execute()
         finally:
+            close_mcp_servers(self.run_id)  # the run's MCP servers never outlive it
             if self.private_dir is not None:
                 shutil.rmtree(self.private_dir, ignore_errors=True)
 
@@ -924,6 +926,7 @@ class _Run:
             private_dir=self.private_dir,
             on_log_truncated=st.log_truncated,
             cgroup=st.attempt_cgroup,
+            mcp=values.mcp,
         )
 
     def _spawned(self, st: _Stage, pid: int, log: str) -> None:
