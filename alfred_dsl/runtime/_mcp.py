@@ -8,8 +8,9 @@ opened at the agent's first stage and reused by the others, closed when the run 
 The official SDK (``mcp``) runs its session on an asyncio loop in a thread of its own: the
 session outlives each stage's Trio task and cancel scope, and a stage that times out or is
 cancelled cancels only its own call. The SDK starts a stdio server in a new session
-(process group) and kills the group when the connection closes; a server whose parent
-dies without closing it (``kill -9`` of ``alfredc``) sees its stdin close and exits.
+(process group) and kills the group when the connection closes; it is launched through
+``_orphan.py``, so that on Linux the kernel kills it when alfred dies without closing it
+(``kill -9``), even in the middle of a call.
 A server that dies, or a call that cannot reach it, is a failed attempt; the next attempt
 starts a new server.
 """
@@ -22,6 +23,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["McpExecutor", "McpValues", "close_run", "outputs_of", "resolve_mcp"]
 
+#: The launcher that makes a stdio server die with alfred (a script: it imports only the stdlib).
+_ORPHAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_orphan.py")
 #: How long opening a connection (spawn, initialize) may take before the attempt fails.
 CONNECT_TIMEOUT_S = 60.0
 
@@ -125,8 +129,9 @@ class _Connection:
                     argv = [str(part) for part in agent.options.get("server") or ()]
                     if self._errlog_path is not None:
                         self._errlog = open(self._errlog_path, "a", encoding="utf-8")  # noqa: SIM115
+                    # Through _orphan: the server dies with alfred even when alfred is killed.
                     params = StdioServerParameters(
-                        command=argv[0], args=argv[1:], env=dict(env) or None, cwd=cwd,
+                        command=sys.executable, args=["-I", _ORPHAN, *argv], env=dict(env) or None, cwd=cwd,
                     )
                     streams = await stack.enter_async_context(
                         stdio_client(params, errlog=self._errlog or open(os.devnull, "w"))  # noqa: SIM115

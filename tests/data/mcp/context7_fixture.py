@@ -22,7 +22,7 @@ def _version(library: str) -> str:
     return first.split()[2].rstrip(":")
 
 
-@server.tool(name="resolve-library-id")
+@server.tool(name="resolve-library-id", structured_output=False)
 def resolve_library_id(libraryName: str) -> str:
     """The Context7-compatible library id of ``libraryName``."""
     name = libraryName.strip().lower()
@@ -33,7 +33,7 @@ def resolve_library_id(libraryName: str) -> str:
     return f"- Title: {name}\n- Context7-compatible library ID: /fixture/{name}\n- Version: {version}\n"
 
 
-@server.tool(name="get-library-docs")
+@server.tool(name="get-library-docs", structured_output=False)
 def get_library_docs(context7CompatibleLibraryID: str, topic: str = "", tokens: int = 5000) -> str:
     """The documentation of a library, optionally about ``topic``."""
     name = context7CompatibleLibraryID.rstrip("/").rsplit("/", 1)[-1]
@@ -50,7 +50,7 @@ def add(a: int, b: int) -> dict[str, int]:
     return {"sum": a + b}
 
 
-@server.tool()
+@server.tool(structured_output=False)
 def echo(message: str) -> str:
     """Plain text back."""
     return message
