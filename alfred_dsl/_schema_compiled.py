@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "801a182071d41a96ec2eb44b7859563535d8538ee12ba517572bc02d3f291045"
+SCHEMA_SHA256 = "d5ea64efd23a405880ace93c9f8138c2822c7f5a23a4caae6d2c98f39d5cf67c"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re

@@ -212,7 +212,8 @@ def http_fixture() -> Iterator[str]:
 
 
 def test_streamable_http_server(tmp_path: Path, http_fixture: str) -> None:
-    text = CALLS.replace("server = {server}", f'url    = "{http_fixture}"\n  headers = {{{{ Authorization = "Bearer t" }}}}')
+    agent = f'url    = "{http_fixture}"\n  headers = {{{{ Authorization = "Bearer t" }}}}'
+    text = CALLS.replace("server = {server}", agent)
     (tmp_path / "calls.alfred").write_text(text.format(), encoding="utf-8")
     result = _alfredc(tmp_path, "run", "calls.alfred")
     assert result.returncode == 0, result.stdout + result.stderr
