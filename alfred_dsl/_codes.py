@@ -190,6 +190,16 @@ Without a timeout, a run waits for a decision forever. Give `approve` a `timeout
 `on_timeout = reject`, the default, or `approve`): when it passes, the run takes that
 decision itself, recorded as made by `timeout`.
 Fix: add `timeout = 24h` to the `approve` block."""),
+    ("A313", "mcp-agent-without-server", "an mcp agent names no server, or two", """
+A `kind = mcp` agent calls the tools of one Model Context Protocol server: either a
+command alfred starts and talks to over stdio (`server = ["cmd", "arg"]`), or a
+streamable HTTP endpoint (`url = "https://host/mcp"`). It names neither, or both.
+Fix: keep exactly one of `server` and `url`."""),
+    ("A314", "mcp-stage-without-tool", "an mcp stage names no `tool`, or a non-mcp stage has one", """
+A stage on a `kind = mcp` agent says which tool of the server it calls (`tool = "NAME"`)
+and with which `arguments`; a stage on another kind of agent has no tool to call.
+Fix: add `tool = "NAME"` to the stage on the mcp agent, or remove `tool`/`arguments`
+from the stage that runs a command."""),
     # -- A4xx: graph --------------------------------------------------------------
     ("A401", "dependency-cycle", "stages depend on each other in a cycle", """
 The dependencies (`after`, references to outputs, `after ALIAS`) form a cycle, so no

@@ -201,7 +201,7 @@ def test_typos_fixture_reports_every_problem_in_words() -> None:
 def test_enum_lists_the_allowed_values_and_suggests() -> None:
     diags = check_yaml("agents:\n  a: {kind: comand}\nworkflows:\n  w:\n    params: {n: {type: integer}}\n")
     assert [d.code for d in diags] == ["A301", "A301"]
-    assert diags[0].message == '`kind` must be one of `command`, `python`, `http`, found "comand"'
+    assert diags[0].message == '`kind` must be one of `command`, `python`, `http`, `mcp`, found "comand"'
     assert diags[0].help == "did you mean `command`?"
     assert diags[1].help == "did you mean `int`?"
 

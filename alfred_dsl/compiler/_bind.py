@@ -32,6 +32,7 @@ from . import _fanout
 from ._approvals import APPROVAL_KIND, approval_of
 from ._budget import budget_of, cost_of
 from ._document import Path as DocPath
+from ._mcpcheck import MCP_STAGE_KEYS, mcp_of
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
 from ._runif import run_if_of
@@ -412,7 +413,7 @@ class _Resolver:
         on_failure = self.field(instance, stage, "on_failure")
         description = self.field(instance, stage, "description")
         when = self.when(self.field(instance, stage, "when"))
-        for value in (run, call, inputs, env, when):
+        for value in (run, call, inputs, env, when, stage.get("arguments")):
             self.collect_secrets(value)
         outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
         fan_out = _map(stage.get(_fanout.FANOUT_KEY))
@@ -448,6 +449,7 @@ class _Resolver:
             description=self.text(description),
             approve=approve,
             cost=cost_of(stage, [model.agents[a] for a in agents]),
+            mcp=mcp_of(kind, {key: self.field(instance, stage, key) for key in MCP_STAGE_KEYS}),
             sources=tuple(_names(self.field(instance, stage, "sources"))),
             produces=tuple(_names(self.field(instance, stage, "produces"))),
             run_if=run_if_of(stage.get("run_if")),
@@ -469,7 +471,7 @@ class _Resolver:
         agent = self.model.agents[name]
         known = {"kind", "run", "call", "url", "capabilities", "concurrency", "env", "max_log", "fail_rate"}
         concurrency = agent.get("concurrency", 1)
-        for key in ("run", "call", "url", "env"):
+        for key in ("run", "call", "url", "env", "headers"):
             self.collect_secrets(agent.get(key))
         return PlanAgent(
             name=name,

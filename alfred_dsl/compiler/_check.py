@@ -19,6 +19,7 @@ from ._check_refs import _unknown_root
 from ._check_stages import _StageChecks, _template_cycle
 from ._document import Path as DocPath
 from ._fixes import remove_param_line_fix
+from ._mcpcheck import check_mcp_agent
 from ._runif import unreachable_failure_stages
 from ._view import (
     EXECUTOR_NEEDS,
@@ -112,8 +113,9 @@ def _check_agent(model: _Model, name: str, agent: dict[str, Any], out: list[Diag
                 help='add `url = "https://..."` to the agent',
             )
         )
+    out.extend(check_mcp_agent(name, agent, path, model.key_span))
     for key, value in agent.items():
-        if key in ("run", "call", "url", "env", "cwd"):
+        if key in ("run", "call", "url", "env", "cwd", "server", "headers"):
             _check_ref_roots(model, value, (*path, key), out)
 
 

@@ -19,6 +19,7 @@ from ._approvals import check_approval_stage
 from ._check_types import _TypeChecks
 from ._document import Path as DocPath
 from ._fixes import rename_fix
+from ._mcpcheck import check_mcp_stage
 from ._view import (
     _NAME_KEYS,
     EXECUTOR_NEEDS,
@@ -126,6 +127,9 @@ class _StageChecks(_TypeChecks):
             agents = self._check_requires(stage.get("requires"), (*path, "requires"))
         if agents and not (has_agent and has_requires):
             self._check_runnable(stage_name, stage, agents, path)
+            self.out.extend(
+                check_mcp_stage(stage_name, stage, {a: model.agents[a] for a in agents}, path, model.key_span)
+            )
         for index, name in enumerate(_names(stage.get("after"))):
             self._check_target(name, (*path, "after", index))
         self._check_typed_fields(stage, path)

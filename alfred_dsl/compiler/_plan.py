@@ -225,6 +225,8 @@ class PlanStage:
     approve: FrozenMap | None = None
     #: What one attempt may spend: usd, tokens (see _budget.py).
     cost: FrozenMap = field(default_factory=FrozenMap)
+    #: An mcp stage's call: tool, arguments (``${...}`` kept), docs (see _mcpcheck.py).
+    mcp: FrozenMap | None = None
     sources: tuple[str, ...] = ()     # globs of the files its fingerprint covers (incremental runs)
     produces: tuple[str, ...] = ()    # globs of the files it must write
     run_if: RunIf = "success"

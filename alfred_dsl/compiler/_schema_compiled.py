@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "46be2bb1040487bbfb3b9991cc7ce514c8d3d61caafa909b442273fbb117200e"
+SCHEMA_SHA256 = "65b8cc86db727ef507a0ba0cba622c87474c4c803b47e25c8d92a29e863b739b"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -549,6 +549,65 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data__runif = data["run_if"]
             if not (isinstance(data__runif, str) and data__runif == 'success' or isinstance(data__runif, str) and data__runif == 'always' or isinstance(data__runif, str) and data__runif == 'failure'):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".run_if must be one of ['success', 'always', 'failure']")
+        if "tool" in data_keys:
+            data_keys.remove("tool")
+            data__tool = data["tool"]
+            if not isinstance(data__tool, (str)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".tool must be string")
+            if isinstance(data__tool, str):
+                data__tool_len = len(data__tool)
+                if data__tool_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".tool must be longer than or equal to 1 characters")
+        if "arguments" in data_keys:
+            data_keys.remove("arguments")
+            data__arguments = data["arguments"]
+            if not isinstance(data__arguments, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".arguments must be object")
+        if "docs" in data_keys:
+            data_keys.remove("docs")
+            data__docs = data["docs"]
+            if not isinstance(data__docs, (list, tuple)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".docs must be array")
+            data__docs_is_list = isinstance(data__docs, (list, tuple))
+            if data__docs_is_list:
+                data__docs_len = len(data__docs)
+                for data__docs_x, data__docs_item in enumerate(data__docs):
+                    if not isinstance(data__docs_item, (dict)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}]" + " must be object")
+                    data__docs_item_is_dict = isinstance(data__docs_item, dict)
+                    if data__docs_item_is_dict:
+                        data__docs_item__missing_keys = set(['library']) - data__docs_item.keys()
+                        if data__docs_item__missing_keys:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}]" + " must contain ")
+                        data__docs_item_keys = set(data__docs_item.keys())
+                        if "library" in data__docs_item_keys:
+                            data__docs_item_keys.remove("library")
+                            data__docs_item__library = data__docs_item["library"]
+                            if not isinstance(data__docs_item__library, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}].library" + " must be string")
+                            if isinstance(data__docs_item__library, str):
+                                data__docs_item__library_len = len(data__docs_item__library)
+                                if data__docs_item__library_len < 1:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}].library" + " must be longer than or equal to 1 characters")
+                        if "topic" in data__docs_item_keys:
+                            data__docs_item_keys.remove("topic")
+                            data__docs_item__topic = data__docs_item["topic"]
+                            if not isinstance(data__docs_item__topic, (str)):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}].topic" + " must be string")
+                        if "tokens" in data__docs_item_keys:
+                            data__docs_item_keys.remove("tokens")
+                            data__docs_item__tokens = data__docs_item["tokens"]
+                            if not isinstance(data__docs_item__tokens, (int)) and not (isinstance(data__docs_item__tokens, float) and data__docs_item__tokens.is_integer()) or isinstance(data__docs_item__tokens, bool):
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}].tokens" + " must be integer")
+                            if isinstance(data__docs_item__tokens, (int, float, Decimal)) and not isinstance(data__docs_item__tokens, bool):
+                                if data__docs_item__tokens < 1:
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}].tokens" + " must be bigger than or equal to 1")
+                        if "agent" in data__docs_item_keys:
+                            data__docs_item_keys.remove("agent")
+                            data__docs_item__agent = data__docs_item["agent"]
+                            validate____defs_identifier(data__docs_item__agent, custom_formats, (name_prefix or "data") + f".docs[{data__docs_x}].agent")
+                        if data__docs_item_keys:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}]" + " must not contain "+str(data__docs_item_keys)+" properties")
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -969,8 +1028,8 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
         if "kind" in data_keys:
             data_keys.remove("kind")
             data__kind = data["kind"]
-            if not (isinstance(data__kind, str) and data__kind == 'command' or isinstance(data__kind, str) and data__kind == 'python' or isinstance(data__kind, str) and data__kind == 'http'):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".kind must be one of ['command', 'python', 'http']")
+            if not (isinstance(data__kind, str) and data__kind == 'command' or isinstance(data__kind, str) and data__kind == 'python' or isinstance(data__kind, str) and data__kind == 'http' or isinstance(data__kind, str) and data__kind == 'mcp'):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".kind must be one of ['command', 'python', 'http', 'mcp']")
         if "run" in data_keys:
             data_keys.remove("run")
             data__run = data["run"]
@@ -988,6 +1047,64 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
                 data__url_len = len(data__url)
                 if data__url_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".url must be longer than or equal to 1 characters")
+        if "server" in data_keys:
+            data_keys.remove("server")
+            data__server = data["server"]
+            if not isinstance(data__server, (list, tuple)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".server must be array")
+            data__server_is_list = isinstance(data__server, (list, tuple))
+            if data__server_is_list:
+                data__server_len = len(data__server)
+                if data__server_len < 1:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".server must contain at least 1 items")
+                for data__server_x, data__server_item in enumerate(data__server):
+                    if not isinstance(data__server_item, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + f".server[{data__server_x}]" + " must be string")
+                    if isinstance(data__server_item, str):
+                        data__server_item_len = len(data__server_item)
+                        if data__server_item_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".server[{data__server_x}]" + " must be longer than or equal to 1 characters")
+        if "headers" in data_keys:
+            data_keys.remove("headers")
+            data__headers = data["headers"]
+            if not isinstance(data__headers, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers must be object")
+            data__headers_is_dict = isinstance(data__headers, dict)
+            if data__headers_is_dict:
+                data__headers_keys = set(data__headers.keys())
+                for data__headers_key in data__headers_keys:
+                    if data__headers_key not in []:
+                        data__headers_value = data__headers.get(data__headers_key)
+                        if not isinstance(data__headers_value, (str)):
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + f".headers.{data__headers_key}" + " must be string")
+        if "docs_tools" in data_keys:
+            data_keys.remove("docs_tools")
+            data__docstools = data["docs_tools"]
+            if not isinstance(data__docstools, (dict)):
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".docs_tools must be object")
+            data__docstools_is_dict = isinstance(data__docstools, dict)
+            if data__docstools_is_dict:
+                data__docstools_keys = set(data__docstools.keys())
+                if "resolve" in data__docstools_keys:
+                    data__docstools_keys.remove("resolve")
+                    data__docstools__resolve = data__docstools["resolve"]
+                    if not isinstance(data__docstools__resolve, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".docs_tools.resolve must be string")
+                    if isinstance(data__docstools__resolve, str):
+                        data__docstools__resolve_len = len(data__docstools__resolve)
+                        if data__docstools__resolve_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".docs_tools.resolve must be longer than or equal to 1 characters")
+                if "get" in data__docstools_keys:
+                    data__docstools_keys.remove("get")
+                    data__docstools__get = data__docstools["get"]
+                    if not isinstance(data__docstools__get, (str)):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".docs_tools.get must be string")
+                    if isinstance(data__docstools__get, str):
+                        data__docstools__get_len = len(data__docstools__get)
+                        if data__docstools__get_len < 1:
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".docs_tools.get must be longer than or equal to 1 characters")
+                if data__docstools_keys:
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".docs_tools must not contain "+str(data__docstools_keys)+" properties")
         if "capabilities" in data_keys:
             data_keys.remove("capabilities")
             data__capabilities = data["capabilities"]

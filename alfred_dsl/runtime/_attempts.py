@@ -100,6 +100,7 @@ def _context(run: _Run, st: _Stage, agent: PlanAgent, attempt: int, log: str) ->
         private_dir=run.private_dir,
         on_log_truncated=st.log_truncated,
         cgroup=st.attempt_cgroup,
+        mcp=values.mcp,
     )
 
 

@@ -27,6 +27,7 @@ import trio
 
 from ..compiler._plan import PlanAgent, PlanStage
 from ._capture import AttemptLog, capture_output
+from ._mcp import McpExecutor, McpValues
 from ._process import SpawnError, child_bytes, child_env, run_in_group, signal_name
 from ._resolve import Masker
 
@@ -76,6 +77,8 @@ class AttemptContext:
     on_log_truncated: Callable[[int], None] | None = None
     #: The attempt's cgroup v2 directory (cgroup containment, command stages), or None.
     cgroup: str | None = None
+    #: An mcp stage's tool, arguments and headers, resolved (runtime/_mcp.py).
+    mcp: McpValues | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -574,6 +577,7 @@ EXECUTORS: dict[str, Executor] = {
     "command": CommandExecutor(),
     "python": PythonExecutor(),
     "http": HttpExecutor(),
+    "mcp": McpExecutor(),
 }
 
 

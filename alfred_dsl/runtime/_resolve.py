@@ -15,6 +15,7 @@ from typing import Any
 from .. import _expr
 from .._expr import ExprError, Interpolated, Template
 from ..compiler._plan import PlanAgent, PlanStage, interpolated, thaw
+from ._mcp import McpValues, resolve_mcp
 from ._shell import ShellLine, nul_error, render_shell as render_shell_parts
 
 __all__ = [
@@ -89,6 +90,7 @@ class AttemptValues:
     env: Mapping[str, str] = field(default_factory=dict)
     call: str | None = None
     url: str | None = None
+    mcp: McpValues | None = None
 
 
 def resolve_attempt(
@@ -143,6 +145,7 @@ def resolve_attempt(
         env=env,
         call=stage.call or agent.call,
         url=_expr.to_text(render_value(url, scope)) if url else None,
+        mcp=resolve_mcp(stage, agent, lambda value: render_value(value, scope)),
     )
 
 

@@ -63,6 +63,7 @@ from ._events import Event, EventBus
 from ._incremental import Fingerprint
 from ._journal import AttemptJournal
 from ._limits import AgentKey, AgentSlots, agent_key
+from ._mcp import close_run as close_mcp_servers
 from ._private import make_private_dir, private_mkdir
 from ._process import LEADERS, signal_name
 from ._recovery import already_succeeded, load_resume
@@ -352,6 +353,7 @@ class _Run:
         try:
             return await self._execute()
         finally:
+            close_mcp_servers(self.run_id)  # the run's MCP servers never outlive it
             if self.private_dir is not None:
                 shutil.rmtree(self.private_dir, ignore_errors=True)
 
