@@ -112,7 +112,7 @@ def load_report(
     values masked are ``secrets`` plus the environment values of the secrets the plan names.
     """
     from ..render._report import build_report
-    from ..runtime import StateStore, StoreError
+    from ..runtime import FINAL_RUN_EVENTS, StateStore, StoreError
 
     try:
         # Read-only: a report never creates or alters a state directory.
@@ -126,8 +126,16 @@ def load_report(
                 return None, f"no run `{run_ref}` in {state_dir}"
             stages = store.stages(run.id)
             attempts = store.attempts(run.id)
+            # Why the run failed, when its final event says (a budget stop, the workflow's timeout).
+            final = next((e for e in reversed(store.events(run.id)) if e.type in FINAL_RUN_EVENTS), None)
+            reason = final.data.get("reason") if final is not None and final.type == "run_failed" else None
     except StoreError as exc:
         return None, str(exc)
+    from ..runtime._approval import pending_approvals
+
     names = run.plan.get("secrets", ()) if isinstance(run.plan, Mapping) else ()
     from_env = [os.environ.get(str(n), "") for n in names] if isinstance(names, list) else []
-    return build_report(run, stages, attempts, secrets=[*secrets, *from_env], base_dir=state_dir), None
+    return build_report(
+        run, stages, attempts, secrets=[*secrets, *from_env], base_dir=state_dir,
+        approvals=pending_approvals(state_dir, run.id), reason=str(reason) if reason else None,
+    ), None

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from .._values import did_you_mean, format_elapsed, format_moment
+from ..runtime._events import FINAL_RUN_EVENTS
 from ..runtime._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, pid_alive
 from ._common import print_error
 from ._gates import gates_json, gates_text
@@ -228,8 +229,9 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
             record = _resolve_run(store, run_id)
             stages = store.stages(record.id)
             attempts = sorted(store.attempts(record.id), key=lambda a: (a.stage, a.n))
-            failure = next((e.data.get("reason") for e in reversed(store.events(record.id))
-                            if e.type == "run_failed"), None)
+            # The reason of the last execution's end (a resumed run that then succeeded has none).
+            final = next((e for e in reversed(store.events(record.id)) if e.type in FINAL_RUN_EVENTS), None)
+            failure = final.data.get("reason") if final is not None and final.type == "run_failed" else None
             gates = gates_json(store.state_dir, record, stages)
     except _Problem as problem:
         return _fail(problem)
@@ -272,7 +274,7 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
         errors.insert(0, f"  run: {failure}")
     if errors:
         text += "\n\nerrors:\n" + "\n".join(errors)
-    text += gates_text(gates)
+    text += gates_text(gates, record.id)
     truncated = [
         f"  {a.stage} attempt {a.n}: {a.log_dropped} bytes of output past max_log not kept"
         for a in attempts

@@ -18,16 +18,45 @@ from .._diagnostics import Diagnostic, Label, warning
 from .._source import Span
 from ._plan import FrozenMap, Plan, PlanStage
 
-__all__ = ["UNITS", "WorstCase", "budget_of", "budget_warnings", "cost_of", "format_amount", "worst_case"]
+__all__ = [
+    "SPEND_OUTPUTS", "UNITS", "WorstCase", "budget_of", "budget_warnings", "cost_of", "format_amount", "spent",
+    "worst_case",
+]
 
 #: The units a budget bounds, in display order (``time`` is seconds of wall time).
 UNITS = ("usd", "tokens", "time")
+#: The outputs through which a stage reports what it spent -> the budget unit each counts in.
+#: The runtime's stop, ``alfredc show``, the report and the metrics all read spend this way.
+SPEND_OUTPUTS = {"cost_usd": "usd", "tokens": "tokens"}
 
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         return None
     return value
+
+
+def _spent_amount(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def spent(outputs: Mapping[str, Any]) -> dict[str, float]:
+    """What one stage's outputs say it spent, by unit (``cost_usd=0.42`` -> ``{"usd": 0.42}``)."""
+    found: dict[str, float] = {}
+    for name, unit in SPEND_OUTPUTS.items():
+        amount = _spent_amount(outputs.get(name))
+        if amount is not None and amount >= 0:
+            found[unit] = amount
+    return found
 
 
 def _cost_map(block: Mapping[str, Any]) -> dict[str, float]:

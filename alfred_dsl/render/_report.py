@@ -1,9 +1,11 @@
 """The HTML report of one run: a self-contained page (no network, no script needed).
 
 It shows a Gantt timeline of every attempt in per-agent lanes (retries visible, colour
-by state), the planned critical path next to the measured one, and each stage's exit
-code, duration, outputs and log tail. Secret values are masked before anything is
-rendered, and every piece of text is escaped by the autoescaping template.
+by state), the planned critical path next to the measured one, each stage's exit
+code, duration, outputs and log tail, the approval stages (who decided what and when,
+their comment, how long the run waited) and the spend (per stage and in total, against
+the workflow's budget, with the reason of a budget stop). Secret values are masked before
+anything is rendered, and every piece of text is escaped by the autoescaping template.
 
 The measured critical path is the chain of stages found by starting from the stage
 that finished last and repeatedly stepping to the dependency that finished last.
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._values import format_duration, format_moment, format_seconds
+from .._values import format_duration, format_elapsed, format_moment, format_seconds
+from ..compiler._budget import format_amount, spent
 from ..compiler._graph import measured_critical_path
 from ._templating import html_environment
 
@@ -28,9 +31,11 @@ if TYPE_CHECKING:
     from .._statedb import AttemptRecord, RunRecord, StageRecord
 
 __all__ = [
+    "ApprovalView",
     "AttemptView",
     "Lane",
     "RunReport",
+    "SpendView",
     "StageView",
     "build_report",
     "mask",
@@ -84,6 +89,49 @@ class Lane:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalView:
+    """One approval stage's request and decision."""
+
+    stage: str
+    by: tuple[str, ...]             # the roles or users its `by` names
+    users: tuple[str, ...]          # who may decide
+    requested_at: float | None
+    deadline: float | None
+    on_timeout: str
+    decision: str | None            # approved | rejected; None while waiting
+    decided_by: str | None          # the user (the OS user or --as), or "timeout"
+    comment: str
+    decided_at: float | None
+    waited_s: float | None          # decided - requested; while waiting, up to the report's time
+
+    @property
+    def state(self) -> str:
+        return self.decision or "waiting"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpendView:
+    """What the stages reported they spent (``cost_usd``, ``tokens`` outputs) against the budget."""
+
+    units: tuple[str, ...]                                        # usd, tokens: those spent or budgeted
+    totals: tuple[tuple[str, float], ...]                         # (unit, amount)
+    budget: tuple[tuple[str, float], ...]                         # (unit, limit), usd/tokens/time
+    stages: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]  # (stage, ((unit, amount), ...))
+    stop: str | None                                              # "budget exceeded: usd 6.70 > 5"
+
+    def total(self, unit: str) -> float:
+        return dict(self.totals).get(unit, 0.0)
+
+    def limit(self, unit: str) -> float | None:
+        return dict(self.budget).get(unit)
+
+    def share(self, unit: str) -> float | None:
+        """The total as a fraction of the budget (None without a positive budget for ``unit``)."""
+        limit = self.limit(unit)
+        return self.total(unit) / limit if limit else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunReport:
     run_id: str
     workflow: str
@@ -98,6 +146,9 @@ class RunReport:
     planned_duration_s: float
     measured_path: tuple[tuple[str, float], ...]     # (stage, measured duration_s)
     measured_duration_s: float
+    reason: str | None = None                        # why the run failed, when it says (a budget stop)
+    approvals: tuple[ApprovalView, ...] = ()
+    spend: SpendView | None = None                   # None: nothing spent and no budget
 
     @property
     def attempts(self) -> tuple[AttemptView, ...]:
@@ -172,11 +223,16 @@ def build_report(
     base_dir: Path | None = None,
     now: float | None = None,
     tail_lines: int = _TAIL_LINES,
+    approvals: Mapping[str, Mapping[str, Any]] | None = None,
+    reason: str | None = None,
 ) -> RunReport:
     """Assemble the report of ``run`` from the state store's records.
 
     ``secrets`` are values to mask wherever they appear; ``base_dir`` resolves relative
-    log paths (the state directory).
+    log paths (the state directory). ``approvals`` are the run's approval requests by stage
+    (by, users, requested, deadline, on_timeout, decision, decided_by, comment, decided_at:
+    what the runtime's ``pending_approvals`` reads); ``reason`` is why the run failed, when
+    its final event says (a budget stop, the workflow's timeout).
     """
     secret_values = [s for s in secrets if s]
     plan = run.plan if isinstance(run.plan, Mapping) else {}
@@ -199,6 +255,8 @@ def build_report(
         if record is not None and record.agent:
             return record.agent
         planned = plan_stages.get(name, {}).get("agent")
+        if not planned and plan_stages.get(name, {}).get("approve"):
+            return "(approval)"  # a person decides: its wait is a bar of its own lane
         return str(planned) if planned else "(no agent)"
 
     def after_of(name: str) -> tuple[str, ...]:
@@ -270,6 +328,7 @@ def build_report(
         finished_at[measured[-1]] - min(a.start_s for a in view_of[measured[0]].attempts) if measured else 0.0
     )
     params = run.params if isinstance(run.params, Mapping) else {}
+    clean_reason = _clean(reason, secret_values) if reason else None
     return RunReport(
         run_id=run.id,
         workflow=run.workflow,
@@ -284,6 +343,63 @@ def build_report(
         planned_duration_s=float(planned_duration) if isinstance(planned_duration, int | float) else 0.0,
         measured_path=measured_path,
         measured_duration_s=measured_duration,
+        reason=clean_reason,
+        approvals=_approval_views(approvals or {}, horizon, secret_values),
+        spend=_spend_view(plan, [(r.name, r.outputs) for r in stages], clean_reason),
+    )
+
+
+def _approval_views(
+    approvals: Mapping[str, Mapping[str, Any]], horizon: float, secrets: Sequence[str]
+) -> tuple[ApprovalView, ...]:
+    def number(value: Any) -> float | None:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    views = []
+    for stage, a in approvals.items():
+        requested, decided = number(a.get("requested")), number(a.get("decided_at"))
+        end = decided if decided is not None else horizon
+        views.append(ApprovalView(
+            stage=_clean(str(stage), secrets),
+            by=tuple(_clean(str(b), secrets) for b in a.get("by") or ()),
+            users=tuple(_clean(str(u), secrets) for u in a.get("users") or ()),
+            requested_at=requested,
+            deadline=number(a.get("deadline")),
+            on_timeout=str(a.get("on_timeout") or "reject"),
+            decision=str(a["decision"]) if a.get("decision") else None,
+            decided_by=_clean(str(a["decided_by"]), secrets) if a.get("decided_by") else None,
+            comment=_clean(str(a.get("comment") or ""), secrets),
+            decided_at=decided,
+            waited_s=max(end - requested, 0.0) if requested is not None else None,
+        ))
+    return tuple(views)
+
+
+def _spend_view(
+    plan: Mapping[str, Any], outputs: Sequence[tuple[str, Any]], reason: str | None
+) -> SpendView | None:
+    raw_budget = plan.get("budget")
+    budget = {
+        str(k): float(v) for k, v in (raw_budget.items() if isinstance(raw_budget, Mapping) else ())
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    totals: dict[str, float] = {}
+    per_stage: list[tuple[str, tuple[tuple[str, float], ...]]] = []
+    for name, stage_outputs in outputs:
+        amounts = spent(stage_outputs) if isinstance(stage_outputs, Mapping) else {}
+        if amounts:
+            per_stage.append((name, tuple(amounts.items())))
+        for unit, amount in amounts.items():
+            totals[unit] = totals.get(unit, 0.0) + amount
+    if not totals and not budget:
+        return None
+    units = tuple(u for u in ("usd", "tokens") if u in totals or u in budget)
+    return SpendView(
+        units=units,
+        totals=tuple((u, totals.get(u, 0.0)) for u in units),
+        budget=tuple(budget.items()),
+        stages=tuple(per_stage),
+        stop=reason if reason and reason.startswith("budget exceeded") else None,
     )
 
 
@@ -308,11 +424,28 @@ def report_to_html(report: RunReport) -> str:
         return f"{max(attempt.duration_s / span * 100, 0.35):.3f}"
 
     ticks = [(pct(t), format_seconds(t) if span < 120 else format_duration(t)) for t in _ticks(span)]
+
+    def amount(unit: str, value: float) -> str:
+        return format_amount(unit, value).split(" ", 1)[1]
+
+    def moment(value: float | None) -> str:
+        return "—" if value is None else format_moment(value)
+
+    def left(deadline: float | None) -> str:
+        if deadline is None:
+            return "no timeout"
+        remaining = deadline - time.time()
+        return f"{format_elapsed(int(remaining))} left" if remaining > 0 else "past its deadline"
+
     return html_environment().get_template("report.html.j2").render(
         report=report,
         pct=pct,
         width=width,
         ticks=ticks,
+        amount=amount,
+        moment=moment,
+        left=left,
+        elapsed=format_elapsed,
         started=format_moment(report.started_at),
         measured_names=[name for name, _ in report.measured_path],
         planned_names=[name for name, _ in report.planned_path],

@@ -215,7 +215,10 @@ async def _wait(run: _Run, st: _Stage) -> None:
         exit_code=0 if ok else 1, error=st.error,
     )
     st.attempt_started = None
-    run.emit(ev.APPROVAL_DECIDED, st.name, attempt, **decision.outputs(), timed_out=timed_out)
+    run.emit(
+        ev.APPROVAL_DECIDED, st.name, attempt, **decision.outputs(), timed_out=timed_out,
+        waited_s=round(max(decision.decided_at - request.requested, 0.0), 3),
+    )
     if not ok:  # handlers of the rejection read the decision (see `tolerates`)
         run.scope_base["stages"][st.name] = {"outputs": st.outputs}
     run.finalize(st, SUCCEEDED if ok else FAILED)
@@ -310,16 +313,17 @@ def decide(
 
 
 def pending_approvals(state_dir: Path, run_id: str) -> dict[str, dict[str, Any]]:
-    """The approval requests of ``run_id`` by stage (for ``show`` and the report), read-only:
-    by, users, deadline, and decision/decided_by/comment/decided_at once decided."""
+    """The approval requests of ``run_id`` by stage, oldest first (for ``show`` and the report),
+    read-only: by, users, requested, deadline, on_timeout, and decision/decided_by/comment/
+    decided_at once decided (decided_by ``timeout`` when the deadline decided)."""
     if not (state_dir / DB_NAME).is_file():
         return {}
     try:
         db = connect_read_only(state_dir)
         try:
             rows = db.execute(
-                "SELECT stage, by_spec, users, deadline, decision, decided_by, comment, decided_at"
-                " FROM approvals WHERE run = ?",
+                "SELECT stage, by_spec, users, deadline, decision, decided_by, comment, decided_at, requested,"
+                " on_timeout FROM approvals WHERE run = ? ORDER BY requested, stage",
                 (run_id,),
             ).fetchall()
         finally:
@@ -329,7 +333,7 @@ def pending_approvals(state_dir: Path, run_id: str) -> dict[str, dict[str, Any]]
     return {
         str(r[0]): {
             "by": json.loads(r[1]), "users": json.loads(r[2]), "deadline": r[3], "decision": r[4],
-            "decided_by": r[5], "comment": r[6], "decided_at": r[7],
+            "decided_by": r[5], "comment": r[6], "decided_at": r[7], "requested": r[8], "on_timeout": r[9],
         }
         for r in rows
     }

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..compiler._budget import format_amount
+from ..compiler._budget import format_amount, spent
 from . import _events as ev
 from ._results import CANCELLED, FAILED, PENDING, UPSTREAM_FAILED
 
@@ -24,32 +24,6 @@ if TYPE_CHECKING:
     from ._scheduler import _Run
 
 __all__ = ["Spend", "spent"]
-
-#: Output name -> budget unit.
-OUTPUTS = {"cost_usd": "usd", "tokens": "tokens"}
-
-
-def _amount(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def spent(outputs: Mapping[str, Any]) -> dict[str, float]:
-    """What one stage's outputs say it spent, by unit."""
-    found: dict[str, float] = {}
-    for name, unit in OUTPUTS.items():
-        amount = _amount(outputs.get(name))
-        if amount is not None and amount >= 0:
-            found[unit] = amount
-    return found
 
 
 class Spend:
@@ -80,6 +54,11 @@ class Spend:
 
     def as_json(self) -> dict[str, Any]:
         return {"spent": dict(self.totals), "budget": dict(self.budget)}
+
+    def final_data(self) -> dict[str, Any]:
+        """What the run's final event says of its spend: ``{"spend": {"spent", "budget"}}``
+        when a stage reported any or the workflow has a budget, else nothing."""
+        return {"spend": self.as_json()} if self.totals or self.budget else {}
 
 
 def refuse(run: _Run, spec: PlanStage) -> bool:

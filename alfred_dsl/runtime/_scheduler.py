@@ -663,14 +663,16 @@ class _Run:
         for st in self.stages.values():
             counts[st.state] = counts.get(st.state, 0) + 1
         duration = round(finished - self.started, 6)
+        spend = self.spend.final_data()  # the run's total spend, for the event stream (_budget.py)
         if self.interrupted is not None:
             state = "interrupted"
             self.emit(
-                ev.RUN_INTERRUPTED, state=state, counts=counts, signal=self.interrupted, duration_s=duration
+                ev.RUN_INTERRUPTED, state=state, counts=counts, signal=self.interrupted, duration_s=duration,
+                **spend,
             )
         elif self.cancelled:
             state = "cancelled"
-            self.emit(ev.RUN_CANCELLED, state=state, counts=counts, duration_s=duration)
+            self.emit(ev.RUN_CANCELLED, state=state, counts=counts, duration_s=duration, **spend)
         elif self.spend.reason is not None or any(st.state in _BROKEN for st in self.stages.values()):
             state = FAILED
             failed = [st.name for st in self.stages.values() if st.state == FAILED]
@@ -679,10 +681,10 @@ class _Run:
                 why["reason"] = self.spend.reason
             elif self.timed_out:
                 why["reason"] = f"the workflow timed out after {_seconds(self.plan.timeout_s or 0)}"
-            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **why)
+            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **why, **spend)
         else:
             state = SUCCEEDED
-            self.emit(ev.RUN_COMPLETED, state=state, counts=counts, duration_s=duration)
+            self.emit(ev.RUN_COMPLETED, state=state, counts=counts, duration_s=duration, **spend)
         self.store.queue_run_state(self.run_id, state, finished)
         self.store.flush()
         return RunResult(
