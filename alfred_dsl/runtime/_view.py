@@ -3,7 +3,9 @@
 :func:`open_view` returns an event subscriber for the run's :class:`EventBus`:
 
 - ``live`` (stdout is a terminal): a progress bar (done/total), one line per running stage
-  with its agent, attempt and elapsed time, a line per finished stage, then the summary;
+  with its agent, attempt and elapsed time, one line per approval stage waiting for a
+  decision (who may decide, the time left, the command that approves), a line per finished
+  stage, then the summary;
 - ``plain`` (a pipe or a file): one line per event, ``12:00:01 stage_started build (agent
   worker, attempt 1)``, then the summary;
 - ``quiet``: only failures and the final summary line.
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 
 from .._values import format_clock, format_elapsed
+from ..compiler._budget import format_amount
 from ..compiler._plan import Plan
 from ._events import (
     APPROVAL_DECIDED,
@@ -106,6 +109,19 @@ def _counts_text(counts: Mapping[str, Any]) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in ordered) or "no stages"
 
 
+def _spend_text(spend: Any) -> str:
+    """``spent usd 4.20 of 5, tokens 1000`` from a final event's ``spend`` (spent, budget)."""
+    if not isinstance(spend, Mapping):
+        return ""
+    totals, budget = spend.get("spent") or {}, spend.get("budget") or {}
+    parts = []
+    for unit in ("usd", "tokens"):
+        if unit in totals or unit in budget:
+            part = format_amount(unit, float(totals.get(unit, 0.0)))
+            parts.append(part + (f" of {budget[unit]:g}" if unit in budget else ""))
+    return "spent " + ", ".join(parts) if parts else ""
+
+
 def describe_event(event: Event, *, workflow: str = "") -> str:
     """The text after the time in a plain-view line: ``stage_started build (agent worker, attempt 1)``.
 
@@ -169,6 +185,9 @@ def describe_event(event: Event, *, workflow: str = "") -> str:
             details.append(f"signal {data['signal']}")
         if data.get("reason"):
             details.append(str(data["reason"]))
+        spend = _spend_text(data.get("spend"))
+        if spend:
+            details.append(spend)
     elif kind == APPROVAL_REQUESTED and data.get("waiting"):
         details.append(str(data["waiting"]))
     elif kind == APPROVAL_DECIDED:
@@ -198,6 +217,20 @@ class _Running:
 
 
 @dataclass(slots=True)
+class _Waiting:
+    """An approval stage waiting for a decision (from its ``approval_requested`` event)."""
+
+    by: str               # "lead or carol"
+    deadline: float | None  # epoch seconds
+    command: str          # alfredc approve RUN STAGE
+
+    def text(self, now: float) -> str:
+        """``waiting for approval by lead, 23h59m left``."""
+        left = "" if self.deadline is None else f", {format_elapsed(max(int(self.deadline - now), 0))} left"
+        return f"waiting for approval by {self.by}{left}"
+
+
+@dataclass(slots=True)
 class _RunState:
     """What the views know about the run, updated from events."""
 
@@ -207,6 +240,7 @@ class _RunState:
     started: float | None = None
     states: dict[str, str] = field(default_factory=dict)
     running: dict[str, _Running] = field(default_factory=dict)
+    waiting: dict[str, _Waiting] = field(default_factory=dict)  # approval stages, in request order
     logs: dict[str, str] = field(default_factory=dict)  # stage -> log of its latest attempt
     final: Event | None = None
 
@@ -243,9 +277,20 @@ class _RunState:
                     attempt=event.attempt or 1,
                     since=time.monotonic(),
                 )
+            elif event.type == APPROVAL_REQUESTED:
+                by = event.data.get("by")
+                deadline = event.data.get("deadline")
+                self.waiting[event.stage] = _Waiting(
+                    by=" or ".join(str(b) for b in by) if isinstance(by, list | tuple) and by else "?",
+                    deadline=float(deadline) if isinstance(deadline, int | float) else None,
+                    command=str(event.data.get("command") or f"alfredc approve {event.run_id} {event.stage}"),
+                )
+            elif event.type == APPROVAL_DECIDED:
+                self.waiting.pop(event.stage, None)
             elif event.type in _FINAL_STAGE_EVENTS:
                 self.states[event.stage] = _FINAL_STAGE_EVENTS[event.type]
                 self.running.pop(event.stage, None)
+                self.waiting.pop(event.stage, None)
         if event.type in FINAL_RUN_EVENTS:
             self.final = event
 
@@ -384,12 +429,16 @@ def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Calla
             with lock:
                 done, total = state.done, max(state.total, 1)
                 running = sorted(state.running.items(), key=lambda item: item[1].since)
+                waiting = list(state.waiting.items())
                 now = time.monotonic()
             header = Table.grid(padding=(0, 1))
+            counters = [Text(f"{len(running)} running", style="cyan")]
+            if waiting:
+                counters.append(Text(f"{len(waiting)} waiting for approval", style="magenta"))
             header.add_row(
                 ProgressBar(total=total, completed=done, width=40),
                 Text(f"{done}/{state.total} stages", style="bold"),
-                Text(f"{len(running)} running", style="cyan"),
+                *counters,
             )
             rows = Table.grid(padding=(0, 2))
             for name, info in running:
@@ -399,6 +448,16 @@ def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Calla
                     Text(f"agent {info.agent}", style="dim"),
                     Text(f"attempt {info.attempt}"),
                     Text(format_elapsed(now - info.since), style="cyan"),
+                )
+            # A person's decision is awaited: say who, how long is left, and how to give it.
+            wall = time.time()
+            for name, wait in waiting:
+                rows.add_row(
+                    Text("⏸", style="magenta"),
+                    Text(name, style="bold"),
+                    Text(wait.text(wall), style="magenta"),
+                    Text(wait.command, style="dim"),
+                    Text(""),
                 )
             return Group(header, rows)
 

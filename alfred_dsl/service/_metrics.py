@@ -15,6 +15,12 @@ Definitions (what ``alfredc metrics`` and the Prometheus endpoint report):
   ``concurrency`` > 1 can exceed 1.
 - Queue: ``length`` = runs waiting now (queued, due or not); wait time = first claim
   minus the time it could start (``--at`` or submission), for runs submitted in the period.
+- Spend, per workflow: the sums of what the stages of the period's runs reported in their
+  ``cost_usd`` and ``tokens`` outputs (succeeded stages, as the budget counts), and how many
+  of those runs stopped on their budget.
+- Approvals: ``waiting`` = approval stages of running (or paused) runs waiting for a decision
+  now, per workflow; the decisions taken in the period (approved, rejected, by the timeout)
+  and how long each run waited (decision minus request).
 """
 
 from __future__ import annotations
@@ -31,10 +37,13 @@ from typing import Any
 
 from .._statedb import connect_read_only
 from .._values import format_moment, parse_since
+from ..compiler._budget import SPEND_OUTPUTS, format_amount, spent
 from ..compiler._graph import measured_critical_path
 
 __all__ = [
     "AgentUsage",
+    "ApprovalFigures",
+    "WorkflowSpend",
     "Metrics",
     "StageFigures",
     "Summary",
@@ -121,6 +130,36 @@ class AgentUsage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowSpend:
+    """What the runs of one workflow spent in the period."""
+
+    workflow: str
+    usd: float = 0.0
+    tokens: float = 0.0
+    runs: int = 0                    # runs with a stage that reported a spend
+    budget_stops: int = 0            # runs stopped on their budget
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalFigures:
+    """Approval stages: those waiting now, and the decisions taken in the period."""
+
+    waiting: tuple[tuple[str, int], ...] = ()   # (workflow, stages waiting now)
+    approved: int = 0
+    rejected: int = 0
+    timed_out: int = 0                          # of approved + rejected: decided by the timeout
+    wait: Summary = field(default_factory=Summary)
+
+    @property
+    def waiting_total(self) -> int:
+        return sum(count for _, count in self.waiting)
+
+    @property
+    def decided(self) -> int:
+        return self.approved + self.rejected
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFigures:
     """What the trend and the critical path need of one run."""
 
@@ -154,6 +193,8 @@ class Metrics:
     queue_wait: Summary = field(default_factory=Summary)
     wall_s: float = 0.0
     runs: tuple[RunFigures, ...] = ()
+    spend: tuple[WorkflowSpend, ...] = ()
+    approvals: ApprovalFigures = field(default_factory=ApprovalFigures)
 
     @property
     def finished(self) -> int:
@@ -222,6 +263,8 @@ def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
     counts, run_durations, wall = _run_totals(period)
     stages, runs, stage_durations = _stage_figures(period)
     queue_length, waits = _queue_figures(db, since, until)
+    spend = _spend_figures(db, period)
+    approvals = _approval_figures(db, since, until)
     return Metrics(
         since=since,
         until=until,
@@ -239,6 +282,8 @@ def _collect(db: sqlite3.Connection, since: float, until: float) -> Metrics:
         queue_wait=Summary.of(waits),
         wall_s=wall,
         runs=runs,
+        spend=spend,
+        approvals=approvals,
     )
 
 
@@ -394,6 +439,71 @@ def _queue_figures(db: sqlite3.Connection, since: float, until: float) -> tuple[
     return queue_length, waits
 
 
+def _spend_figures(db: sqlite3.Connection, period: _Period) -> tuple[WorkflowSpend, ...]:
+    """Per workflow: the spend its succeeded stages reported, and its runs stopped on their budget."""
+    usd: dict[str, float] = defaultdict(float)
+    tokens: dict[str, float] = defaultdict(float)
+    spenders: dict[str, set[str]] = defaultdict(set)
+    stopped: dict[str, set[str]] = defaultdict(set)
+    names = tuple(SPEND_OUTPUTS)
+    for chunk in _chunks([row[0] for row in period.runs], 500):
+        marks = ", ".join("?" for _ in chunk)
+        # Only the rows whose outputs may name a spend are decoded.
+        for run_id, outputs_text in db.execute(
+            f"SELECT run, outputs FROM stages WHERE run IN ({marks}) AND state = 'succeeded'"
+            " AND (" + " OR ".join("instr(outputs, ?) > 0" for _ in names) + ")",
+            (*chunk, *(f'"{name}"' for name in names)),
+        ):
+            try:
+                outputs = json.loads(outputs_text or "{}")
+            except ValueError:
+                continue
+            amounts = spent(outputs) if isinstance(outputs, dict) else {}
+            if not amounts:
+                continue
+            workflow = period.workflow_of[run_id]
+            usd[workflow] += amounts.get("usd", 0.0)
+            tokens[workflow] += amounts.get("tokens", 0.0)
+            spenders[workflow].add(run_id)
+        for (run_id,) in db.execute(
+            f"SELECT DISTINCT run FROM events WHERE run IN ({marks}) AND type = 'budget_exceeded'", chunk
+        ):
+            stopped[period.workflow_of[run_id]].add(run_id)
+    return tuple(
+        WorkflowSpend(
+            workflow=name, usd=usd[name], tokens=tokens[name], runs=len(spenders[name]),
+            budget_stops=len(stopped[name]),
+        )
+        for name in sorted(set(spenders) | set(stopped))
+    )
+
+
+def _approval_figures(db: sqlite3.Connection, since: float, until: float) -> ApprovalFigures:
+    """Approval stages waiting now (of running or paused runs), and the decisions of the period."""
+    if not _has_table(db, "approvals"):  # made by the first approval stage that ever ran here
+        return ApprovalFigures()
+    waiting = tuple(
+        (str(workflow), int(count))
+        for workflow, count in db.execute(
+            "SELECT r.workflow, COUNT(*) FROM approvals a JOIN runs r ON r.id = a.run"
+            " WHERE a.decision IS NULL AND a.closed = 0 AND r.state IN ('running', 'paused')"
+            " GROUP BY r.workflow ORDER BY r.workflow"
+        )
+    )
+    decided = db.execute(
+        "SELECT decision, decided_by, decided_at - requested FROM approvals"
+        " WHERE decision IS NOT NULL AND decided_at >= ? AND decided_at <= ?",
+        (since, until),
+    ).fetchall()
+    return ApprovalFigures(
+        waiting=waiting,
+        approved=sum(1 for d in decided if d[0] == "approved"),
+        rejected=sum(1 for d in decided if d[0] == "rejected"),
+        timed_out=sum(1 for d in decided if d[1] == "timeout"),
+        wait=Summary.of(max(float(d[2]), 0.0) for d in decided if d[2] is not None),
+    )
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -453,6 +563,23 @@ def metrics_to_json(metrics: Metrics) -> dict[str, Any]:
             for a in metrics.agents
         ],
         "queue": {"length": metrics.queue_length, "wait_s": _summary_json(metrics.queue_wait)},
+        "spend": {
+            "usd": _round(sum(w.usd for w in metrics.spend)),
+            "tokens": _round(sum(w.tokens for w in metrics.spend)),
+            "workflows": [
+                {"workflow": w.workflow, "usd": _round(w.usd), "tokens": _round(w.tokens), "runs": w.runs,
+                 "budget_stops": w.budget_stops}
+                for w in metrics.spend
+            ],
+        },
+        "approvals": {
+            "waiting": metrics.approvals.waiting_total,
+            "waiting_by_workflow": dict(metrics.approvals.waiting),
+            "approved": metrics.approvals.approved,
+            "rejected": metrics.approvals.rejected,
+            "timed_out": metrics.approvals.timed_out,
+            "wait_s": _summary_json(metrics.approvals.wait),
+        },
     }
 
 
@@ -481,6 +608,7 @@ def metrics_to_text(metrics: Metrics) -> str:
         "stage duration: " + _summary_text(metrics.stage_duration),
         f"queue: {metrics.queue_length} waiting; wait time " + _summary_text(metrics.queue_wait),
     ]
+    lines += _spend_lines(metrics) + _approval_lines(metrics)
     if metrics.stages:
         lines.append("")
         lines.append("estimate vs actual (mean of successful runs):")
@@ -500,6 +628,44 @@ def metrics_to_text(metrics: Metrics) -> str:
                 f" {a.attempts} attempts, {a.failures} failed"
             )
     return "\n".join(lines) + "\n"
+
+
+def _spend_amounts(usd: float, tokens: float) -> str:
+    return f"{format_amount('usd', usd)}, {format_amount('tokens', tokens)}"
+
+
+def _spend_lines(metrics: Metrics) -> list[str]:
+    """``spend: usd 4.20, tokens 1000`` and a line per workflow (nothing when no run spent)."""
+    if not metrics.spend:
+        return []
+    usd = sum(w.usd for w in metrics.spend)
+    tokens = sum(w.tokens for w in metrics.spend)
+    stops = sum(w.budget_stops for w in metrics.spend)
+    lines = [f"spend: {_spend_amounts(usd, tokens)}; budget stops: {stops}"]
+    for w in metrics.spend:
+        lines.append(
+            f"  {w.workflow}: {_spend_amounts(w.usd, w.tokens)} over {_count(w.runs, 'run')},"
+            f" budget stops: {w.budget_stops}"
+        )
+    return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _approval_lines(metrics: Metrics) -> list[str]:
+    """``approvals: 1 waiting now (release 1); 2 decided ...`` (nothing when none ever ran)."""
+    a = metrics.approvals
+    if not a.waiting and not a.decided:
+        return []
+    waiting = f"{a.waiting_total} waiting now"
+    if a.waiting:
+        waiting += " (" + ", ".join(f"{workflow} {count}" for workflow, count in a.waiting) + ")"
+    return [
+        f"approvals: {waiting}; {a.decided} decided ({a.approved} approved, {a.rejected} rejected,"
+        f" {a.timed_out} by the timeout); wait " + _summary_text(a.wait)
+    ]
 
 
 def _summary_text(summary: Summary) -> str:

@@ -79,6 +79,41 @@ class PrometheusCollector:
         yield utilization
         yield busy
         yield GaugeMetricFamily("alfred_queue_length", "Runs waiting in the queue", value=m.queue_length)
+        # Sums over the window (they fall as runs leave it): gauges, not counters.
+        usd = GaugeMetricFamily(
+            "alfred_spend_usd", "USD the runs started in the window reported (cost_usd outputs)",
+            labels=["workflow"],
+        )
+        tokens = GaugeMetricFamily(
+            "alfred_spend_tokens", "Tokens the runs started in the window reported (tokens outputs)",
+            labels=["workflow"],
+        )
+        stops = GaugeMetricFamily(
+            "alfred_budget_stops", "Runs started in the window that stopped on their budget", labels=["workflow"]
+        )
+        for w in m.spend:
+            usd.add_metric([w.workflow], w.usd)
+            tokens.add_metric([w.workflow], w.tokens)
+            stops.add_metric([w.workflow], w.budget_stops)
+        yield usd
+        yield tokens
+        yield stops
+        waiting = GaugeMetricFamily(
+            "alfred_approvals_waiting", "Approval stages waiting for a decision now", labels=["workflow"]
+        )
+        for workflow, count in m.approvals.waiting:
+            waiting.add_metric([workflow], count)
+        yield waiting
+        wait = GaugeMetricFamily(
+            "alfred_approval_wait_seconds", "How long decided approvals waited, decided in the window",
+            labels=["stat"],
+        )
+        for stat in ("mean", "p50", "p95"):
+            value = getattr(m.approvals.wait, stat)
+            if value is not None:
+                wait.add_metric([stat], value)
+        wait.add_metric(["count"], m.approvals.wait.count)
+        yield wait
 
 
 def serve_prometheus(state_dir: str | Path, port: int, *, window_s: float = 86400.0) -> Any:
