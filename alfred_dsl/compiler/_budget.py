@@ -19,8 +19,8 @@ from .._source import Span
 from ._plan import FrozenMap, Plan, PlanStage
 
 __all__ = [
-    "SPEND_OUTPUTS", "UNITS", "WorstCase", "budget_of", "budget_warnings", "cost_of", "format_amount", "spent",
-    "worst_case",
+    "SPEND_OUTPUTS", "UNITS", "WorstCase", "budget_of", "budget_warnings", "cost_of", "format_amount",
+    "spent", "worst_case",
 ]
 
 #: The units a budget bounds, in display order (``time`` is seconds of wall time).

@@ -322,8 +322,8 @@ def pending_approvals(state_dir: Path, run_id: str) -> dict[str, dict[str, Any]]
         db = connect_read_only(state_dir)
         try:
             rows = db.execute(
-                "SELECT stage, by_spec, users, deadline, decision, decided_by, comment, decided_at, requested,"
-                " on_timeout FROM approvals WHERE run = ? ORDER BY requested, stage",
+                "SELECT stage, by_spec, users, deadline, decision, decided_by, comment, decided_at,"
+                " requested, on_timeout FROM approvals WHERE run = ? ORDER BY requested, stage",
                 (run_id,),
             ).fetchall()
         finally:

@@ -681,7 +681,9 @@ class _Run:
                 why["reason"] = self.spend.reason
             elif self.timed_out:
                 why["reason"] = f"the workflow timed out after {_seconds(self.plan.timeout_s or 0)}"
-            self.emit(ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **why, **spend)
+            self.emit(
+                ev.RUN_FAILED, state=state, counts=counts, failed=failed, duration_s=duration, **why, **spend
+            )
         else:
             state = SUCCEEDED
             self.emit(ev.RUN_COMPLETED, state=state, counts=counts, duration_s=duration, **spend)

@@ -43,10 +43,10 @@ from ..compiler._graph import measured_critical_path
 __all__ = [
     "AgentUsage",
     "ApprovalFigures",
-    "WorkflowSpend",
     "Metrics",
     "StageFigures",
     "Summary",
+    "WorkflowSpend",
     "collect",
     "metrics_to_json",
     "metrics_to_text",

@@ -89,7 +89,8 @@ class PrometheusCollector:
             labels=["workflow"],
         )
         stops = GaugeMetricFamily(
-            "alfred_budget_stops", "Runs started in the window that stopped on their budget", labels=["workflow"]
+            "alfred_budget_stops", "Runs started in the window that stopped on their budget",
+            labels=["workflow"],
         )
         for w in m.spend:
             usd.add_metric([w.workflow], w.usd)
