@@ -396,6 +396,7 @@ _LIVE_VERB = {
     STAGE_UPSTREAM_FAILED: "not run",
     STAGE_CANCELLED: "cancelled",
     STAGE_RETRYING: "will retry",
+    BUDGET_EXCEEDED: "not started",
 }
 
 
@@ -449,19 +450,21 @@ def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Calla
                     Text(f"attempt {info.attempt}"),
                     Text(format_elapsed(now - info.since), style="cyan"),
                 )
-            # A person's decision is awaited: say who, how long is left, and how to give it.
+            if not waiting:
+                return Group(header, rows)
+            # A person's decision is awaited: say who, how long is left, and (on a line of its
+            # own, so a narrow terminal does not cut it) the command that gives it.
+            waits = Table.grid(padding=(0, 2))
             wall = time.time()
             for name, wait in waiting:
-                rows.add_row(
-                    Text("⏸", style="magenta"),
-                    Text(name, style="bold"),
-                    Text(wait.text(wall), style="magenta"),
-                    Text(wait.command, style="dim"),
-                    Text(""),
-                )
-            return Group(header, rows)
+                waits.add_row(Text("⏸", style="magenta"), Text(name, style="bold"),
+                              Text(wait.text(wall), style="magenta"))
+                waits.add_row(Text(""), Text(""), Text(f"approve: {wait.command}", style="dim"))
+            return Group(header, rows, waits)
 
     def finished_line(event: Event) -> Text:
+        if event.type in (APPROVAL_REQUESTED, APPROVAL_DECIDED) and event.stage:
+            return approval_line(event)
         symbol, style = _STATE_STYLE.get(_FINAL_STAGE_EVENTS.get(event.type, ""), ("•", ""))
         line = Text(f"{symbol} ", style=style)
         text = describe_event(event, workflow=state.workflow)
@@ -469,6 +472,22 @@ def _live_view(state: _RunState, stream: TextIO, colour: bool) -> Iterator[Calla
         if event.stage and text.startswith(prefix):  # "build succeeded (2.1s)" reads better here
             text = f"{event.stage} {_LIVE_VERB.get(event.type, event.type)}{text[len(prefix):]}"
         line.append(text)
+        return line
+
+    def approval_line(event: Event) -> Text:
+        """``⏸ gate waiting for approval by lead (alfredc approve R gate)``, then
+        ``✔ gate approved by alice: ship it``."""
+        data = event.data
+        if event.type == APPROVAL_REQUESTED:
+            line = Text("⏸ ", style="magenta")
+            line.append(f"{event.stage} {data.get('waiting') or 'waiting for approval'}")
+            return line
+        approved = data.get("decision") == "approved"
+        symbol, style = _STATE_STYLE["succeeded" if approved else "failed"]
+        line = Text(f"{symbol} ", style=style)
+        line.append(f"{event.stage} {data.get('decision')} by {data.get('by')}")
+        if data.get("comment"):
+            line.append(f": {data['comment']}")
         return line
 
     live = Live(_Display(), console=console, refresh_per_second=8, transient=True, redirect_stdout=False)
