@@ -62,7 +62,8 @@ def test_report_show_and_events_say_who_approved_when_and_why(tmp_path: Path) ->
     assert "(approval)" in html
 
     shown = _alfredc(tmp_path, "show", "last").stdout
-    assert re.search(r"gate: approved by alice at \S+ \S+ after \d+\.\ds: " + re.escape(HOSTILE), shown), shown
+    approved = r"gate: approved by alice at \S+ \S+ after \d+\.\ds: "
+    assert re.search(approved + re.escape(HOSTILE), shown), shown
     data = json.loads(_alfredc(tmp_path, "show", "last", "--format", "json").stdout)
     gate = data["approvals"]["gate"]
     assert gate["decided_by"] == "alice" and gate["comment"] == HOSTILE
@@ -145,11 +146,12 @@ def test_spend_in_show_events_report_and_metrics_with_a_budget_stop(tmp_path: Pa
     result = _alfredc(tmp_path, "run", "release.alfred", "--events", "events.jsonl")
     assert result.returncode == 1, result.stdout + result.stderr
     # The plain view's last event line names the spend against the budget.
-    assert re.search(r"run_failed costly \(.*budget exceeded: usd 6\.70 > 5, spent usd 4\.20 of 5, tokens 1000\)",
-                     result.stdout), result.stdout
+    last_event = r"run_failed costly \(.*budget exceeded: usd 6\.70 > 5, spent usd 4\.20 of 5, tokens 1000\)"
+    assert re.search(last_event, result.stdout), result.stdout
 
     shown = _alfredc(tmp_path, "show", "last").stdout
-    assert "spend: usd 4.20 of 5, tokens 1000\n  one: usd 2.10, tokens 500\n  two: usd 2.10, tokens 500" in shown
+    per_stage = "\n  one: usd 2.10, tokens 500\n  two: usd 2.10, tokens 500"
+    assert "spend: usd 4.20 of 5, tokens 1000" + per_stage in shown
     data = json.loads(_alfredc(tmp_path, "show", "last", "--format", "json").stdout)
     assert data["spend"]["stages"] == {"one": {"usd": 2.1, "tokens": 500}, "two": {"usd": 2.1, "tokens": 500}}
 
