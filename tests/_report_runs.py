@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from _report_plans import make_plan
@@ -101,3 +102,57 @@ def real_run_report(workdir: Path) -> tuple[Path, list[tuple[str, int, int | Non
         (run,) = store.runs()
         attempts = [(a.stage, a.n, a.exit_code) for a in store.attempts(run.id)]
     return report, attempts
+
+
+_SPEND = "import os; open(os.environ['ALFRED_OUTPUTS'], 'a').write('cost_usd=2.10\\\\ntokens=500\\\\n')"
+#: A workflow that spends (each `model` stage writes cost_usd and tokens to $ALFRED_OUTPUTS),
+#: waits for an approval, and stops on its budget before `polish`.
+GATED_SPEND_FLOW = """\
+agent model {{
+  kind = command
+  run  = ["{py}", "-c", "{spend}"]
+  cost = {{ usd = 2.5 }}
+}}
+
+workflow review {{
+  approvers = {{ lead = ["alice", "bob"] }}
+  budget    = {{ usd = 5 }}
+
+  stage draft {{ agent = model }}
+  stage gate after draft {{
+    approve = {{ by = ["lead"], timeout = 1h }}
+  }}
+  stage edit after gate {{ agent = model }}
+  stage polish after edit {{ agent = model }}
+}}
+"""
+
+
+def gated_spending_run_report(workdir: Path, comment: str) -> Path:
+    """``alfredc run`` of GATED_SPEND_FLOW, its gate approved by alice with ``comment`` from
+    another process (``alfredc approve``), then ``alfredc report last``: the report's path."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    flow = GATED_SPEND_FLOW.format(py=sys.executable, spend=_SPEND)
+    (workdir / "review.alfred").write_text(flow, encoding="utf-8")
+    run = subprocess.Popen([*ALFREDC, "run", "review.alfred"], cwd=workdir, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            approve = subprocess.run(
+                [*ALFREDC, "approve", "last", "gate", "--as", "alice", "--comment", comment], cwd=workdir,
+                capture_output=True, text=True, timeout=60, env=env, check=False,
+            )
+            if approve.returncode == 0:
+                break
+            assert time.monotonic() < deadline and run.poll() is None, approve.stderr
+            time.sleep(0.2)  # the run has not reached its gate yet
+        out, _ = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 1 and "budget exceeded: usd 6.70 > 5" in out, out
+    report = workdir / "report.html"
+    made = subprocess.run([*ALFREDC, "report", "last", "-o", str(report)], cwd=workdir,
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert made.returncode == 0, made.stderr
+    return report

@@ -13,11 +13,12 @@ import os
 import re
 import shutil
 import subprocess
+from html import unescape
 from pathlib import Path
 
 import pytest
 from _report_plans import feature_plan
-from _report_runs import real_run_report, write_run
+from _report_runs import gated_spending_run_report, real_run_report, write_run
 
 from alfred_dsl.cli._report import load_report
 from alfred_dsl.render._docs import doc_from_plan, write_html
@@ -36,10 +37,16 @@ _WATCH = (
 _PROBE = """<script>(function(){
 var bars=document.querySelectorAll('.bar'), drawn=0;
 bars.forEach(function(b){var r=b.getBoundingClientRect(); if(r.width>0&&r.height>0){drawn++;}});
+function seen(sel){return Array.prototype.filter.call(document.querySelectorAll(sel),function(e){
+  var r=e.getBoundingClientRect(); return r.width>0&&r.height>0;}).length;}
 var out=document.createElement('pre'); out.id='probe-result'; out.style.display='none';
 out.textContent=JSON.stringify({bars:bars.length, drawn:drawn, errors:window.__errors,
   resources:performance.getEntriesByType('resource').length,
-  svgs:document.querySelectorAll('svg g.stage').length});
+  svgs:document.querySelectorAll('svg g.stage').length,
+  approvals:seen('table.approvals tbody tr'), spend:seen('table.spend tbody tr'),
+  stop:seen('#budget-stop'), pwned:!!window.__pwned,
+  decided:Array.prototype.map.call(document.querySelectorAll('table.approvals td'),function(e){
+    return e.textContent.trim();})});
 document.body.appendChild(out);})();</script>"""
 
 
@@ -89,7 +96,7 @@ def _probe(
     done = _run_chromium(page, tmp_path, *extra, size=size)
     match = re.search(r'<pre id="probe-result"[^>]*>(.*?)</pre>', done.stdout, re.S)
     assert match, f"the probe did not run:\n{done.stderr[-2000:]}"
-    result: dict[str, object] = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    result: dict[str, object] = json.loads(unescape(match.group(1)))  # --dump-dom escapes the <pre>
     return result, done.stderr
 
 
@@ -134,3 +141,19 @@ def test_report_of_a_real_run_with_a_retry_in_chromium(tmp_path: Path) -> None:
     assert result["errors"] == [] and _console_errors(stderr) == []
     assert result["resources"] == 0
     assert result["bars"] == result["drawn"] == len(attempts) == 3   # one visible bar per real attempt
+
+
+def test_report_of_a_run_with_an_approval_and_a_budget_stop_in_chromium(tmp_path: Path) -> None:
+    _chromium()
+    comment = "fine <script>window.__pwned=1</script><img src=x onerror=window.__pwned=1>"
+    page = gated_spending_run_report(tmp_path, comment)
+    result, stderr = _probe(page.read_text(encoding="utf-8"), tmp_path, screenshot="run-report-gates.png",
+                            size="1300,1600")
+    assert result["errors"] == [] and _console_errors(stderr) == []
+    assert result["resources"] == 0                        # the <img> in the comment is text, not fetched
+    assert result["pwned"] is False                        # and no script of the comment ran
+    assert result["approvals"] == 1 and result["stop"] == 1
+    assert result["spend"] == 4                            # draft, edit, the total and the budget
+    cells = result["decided"]
+    assert isinstance(cells, list) and cells[1:3] == ["approved", "alice"] and cells[-1] == comment
+    assert _screenshot_of("run-report-gates.png").stat().st_size > 10_000
