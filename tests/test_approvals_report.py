@@ -113,6 +113,9 @@ def test_report_and_metrics_of_a_run_still_waiting(tmp_path: Path) -> None:
         proc.kill()
     data = json.loads(_alfredc(tmp_path, "metrics", "--format", "json").stdout)
     assert data["approvals"]["waiting"] == 0 and data["approvals"]["rejected"] == 1
+    # The period's report (Markdown) has the decisions too.
+    period = _alfredc(tmp_path, "report", "--since", "1h").stdout
+    assert "## Approvals" in period and "| rejected | 1 |" in period and "| approved | 0 |" in period
 
 
 def test_live_view_shows_a_stage_waiting_for_approval(tmp_path: Path) -> None:
@@ -181,6 +184,9 @@ def test_spend_in_show_events_report_and_metrics_with_a_budget_stop(tmp_path: Pa
     assert figures["workflows"] == [
         {"workflow": "costly", "usd": pytest.approx(4.2), "tokens": 1000, "runs": 1, "budget_stops": 1}
     ]
+    period = _alfredc(tmp_path, "report", "--since", "1h", "--format", "html").stdout
+    assert "<h2>Spend</h2>" in period
+    assert "<td>costly</td><td>4.20</td><td>1000</td><td>1</td><td>1</td>" in period  # runs, stops
     server = serve_prometheus(tmp_path / ".alfred", 0)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10) as answer:

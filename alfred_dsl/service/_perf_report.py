@@ -238,11 +238,24 @@ def _sections(report: PerfReport) -> list[tuple[str, list[str], list[list[str]]]
          seconds(a.stage_duration.mean)]
         for a in m.agents
     ]
+    spend = [
+        [w.workflow, f"{w.usd:.2f}", f"{w.tokens:g}", str(w.runs), str(w.budget_stops)] for w in m.spend
+    ]
+    a = m.approvals
+    approvals = [[f"waiting now: {workflow}", str(count)] for workflow, count in a.waiting]
+    if a.decided:
+        approvals += [
+            ["approved", str(a.approved)], ["rejected", str(a.rejected)],
+            ["decided by the timeout", str(a.timed_out)],
+            ["wait for a decision (mean / p50 / p95)", _triple(a.wait)],
+        ]
     return [
         ("Overview", ["figure", "value"], overview),
         ("Stages: estimate vs actual", ["stage", "agent", "runs", "failed", "estimate", "mean", "p95",
                                         "actual/estimate", "on critical path"], stages),
         ("Agents", ["agent", "utilization", "busy", "attempts", "failed", "mean stage"], agents),
+        ("Spend", ["workflow", "usd", "tokens", "runs that spent", "budget stops"], spend),
+        ("Approvals", ["figure", "value"], approvals),
     ]
 
 
