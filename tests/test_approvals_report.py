@@ -62,6 +62,7 @@ def test_report_show_and_events_say_who_approved_when_and_why(tmp_path: Path) ->
     assert "(approval)" in html
 
     shown = _alfredc(tmp_path, "show", "last").stdout
+    assert re.search(r"\ngate +succeeded .* \(approval\)\n", shown), shown   # no agent: a person
     approved = r"gate: approved by alice at \S+ \S+ after \d+\.\ds: "
     assert re.search(approved + re.escape(HOSTILE), shown), shown
     data = json.loads(_alfredc(tmp_path, "show", "last", "--format", "json").stdout)

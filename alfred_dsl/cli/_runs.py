@@ -265,7 +265,8 @@ def show(run_id: str, state_dir: str | None, fmt: str) -> int:
             format_elapsed(duration),
             "-" if exit_code is None else str(exit_code),
             _short_path(attempt.log_path if attempt is not None else None) or "-",
-            _attempt_agents([a for a in attempts if a.stage == stage.name], stage.agent),
+            "(approval)" if stage.name in gates.get("approvals", {})
+            else _attempt_agents([a for a in attempts if a.stage == stage.name], stage.agent),
         ])
     body = _table(["STAGE", "STATE", "ATTEMPTS", "DURATION", "EXIT", "LOG", "AGENT"], rows)
     errors = [f"  {s.name}: {s.error}" for s in stages if s.error and s.state != "succeeded"]
