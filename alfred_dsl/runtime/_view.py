@@ -3,9 +3,9 @@
 :func:`open_view` returns an event subscriber for the run's :class:`EventBus`:
 
 - ``live`` (stdout is a terminal): a progress bar (done/total), one line per running stage
-  with its agent, attempt and elapsed time, one line per approval stage waiting for a
-  decision (who may decide, the time left, the command that approves), a line per finished
-  stage, then the summary;
+  with its agent, attempt and elapsed time, a row per approval stage waiting for a decision
+  (who may decide and the time left, with the command that approves below), a line per
+  finished stage, then the summary;
 - ``plain`` (a pipe or a file): one line per event, ``12:00:01 stage_started build (agent
   worker, attempt 1)``, then the summary;
 - ``quiet``: only failures and the final summary line.
