@@ -147,7 +147,7 @@ An approval stage's `by` names who may decide: a role of the workflow's `approve
 (`approvers = { lead = ["alice", "bob"] }`) or a user listed in one of its roles. This name
 is neither, or the workflow has no `approvers`. Nobody could approve the stage.
 Fix: correct the name, or add the role or user to `approvers`."""),
-    ("A218", "unknown-each-key", "a `${each.KEY}` outside a `for_each` stage, or naming neither `item` nor `index`", """
+    ("A218", "unknown-each-key", "a `${each.KEY}` outside a `for_each` stage, or not `item`/`index`", """
 `${each.item}` is the item a `for_each` instance runs with and `${each.index}` its position
 (0, 1, ...): they exist only in a stage that has `for_each = stages.STAGE.outputs.KEY`, and
 `each` has no other key. Fix: correct the key (the message suggests the closest one), or
@@ -205,7 +205,7 @@ A stage on a `kind = mcp` agent says which tool of the server it calls (`tool = 
 and with which `arguments`; a stage on another kind of agent has no tool to call.
 Fix: add `tool = "NAME"` to the stage on the mcp agent, or remove `tool`/`arguments`
 from the stage that runs a command."""),
-    ("A315", "invalid-for-each", "a `for_each` is not one stage output reference, or is on a matrix or approval stage", """
+    ("A315", "invalid-for-each", "a `for_each` is not one output reference, or is on a matrix stage", """
 `for_each` names the list a stage fans out over at run time: exactly one reference to
 another stage's output, `for_each = stages.list.outputs.files` (which also makes the stage
 wait for `list`). Anything else (a literal list, text around the reference, a param) is

@@ -22,9 +22,9 @@ from .._expr import (
 from .._source import Span
 from .._values import did_you_mean
 from . import _fanout
-from ._foreach import check_dynamic_ref
 from ._document import Path as DocPath
 from ._fixes import rename_fix
+from ._foreach import check_dynamic_ref
 from ._view import (
     _PARAM_MENTION,
     ROOTS,

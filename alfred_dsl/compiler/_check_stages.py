@@ -17,9 +17,9 @@ from .._diagnostics import Label, error, warning
 from .._values import did_you_mean
 from ._approvals import check_approval_stage
 from ._check_types import _TypeChecks
-from ._foreach import check_stage as check_for_each
 from ._document import Path as DocPath
 from ._fixes import rename_fix
+from ._foreach import check_stage as check_for_each
 from ._mcpcheck import check_mcp_stage
 from ._view import (
     _NAME_KEYS,

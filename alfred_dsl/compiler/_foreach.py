@@ -99,7 +99,7 @@ def _check_source(
             out.append(
                 error("A315", f"stage `{fan_out.get('group')}` has both `matrix` and `for_each`",
                       model.key_span(at),
-                      help="keep one: a `matrix` fans out at compile time, `for_each` over a list at run time")
+                      help="keep one: a `matrix` fans out when compiled, `for_each` over a list at run time")
             )
     elif "approve" in stage:
         out.append(
@@ -132,7 +132,9 @@ def _check_each_ref(ref: Ref, span: Span, dynamic: bool, out: list[Diagnostic]) 
         fix = rename_fix(span, name, EACH_KEYS)
     else:
         help_text, fix = "write `each.item` (the item) or `each.index` (its position)", ()
-    out.append(error("A218", f"`{ref}` is neither `each.item` nor `each.index`", span, help=help_text, fix=fix))
+    out.append(
+        error("A218", f"`{ref}` is neither `each.item` nor `each.index`", span, help=help_text, fix=fix)
+    )
 
 
 def check_dynamic_ref(model: Any, workflow: str, ref: Ref, span: Span, out: list[Diagnostic]) -> bool:
@@ -152,7 +154,7 @@ def check_dynamic_ref(model: Any, workflow: str, ref: Ref, span: Span, out: list
     if at != len(parts) - 1:
         out.append(
             error("A210", f"`{ref}`: `{name}` is a `for_each` stage, whose outputs are one map", span,
-                  help=f"write `stages.{name}.outputs`: a map from each instance's index (`\"0\"`, `\"1\"`, ...)"
-                       " to that instance's outputs")
+                  help=f"write `stages.{name}.outputs`: a map from each instance's index"
+                       " (`\"0\"`, `\"1\"`, ...) to that instance's outputs")
         )
     return True
