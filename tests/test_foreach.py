@@ -109,6 +109,11 @@ def test_three_items_give_three_instances_with_their_item(tmp_path: Path) -> Non
     assert order.index(("stage_expanded", "each-file")) < first_start
     last_end = max(order.index(("stage_succeeded", f"each-file[{i}]")) for i in range(3))
     assert last_end < order.index(("stage_succeeded", "each-file")) < order.index(("stage_started", "all"))
+    # The report's table and Gantt chart show the instances.
+    report = _alfredc(tmp_path, "report", "last", "-o", "report.html")
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert all(html.count(f"each-file[{i}]") >= 2 for i in range(3))
 
 
 def _wait_for(predicate: Any, proc: subprocess.Popen[str], what: str, timeout: float = 60) -> None:
