@@ -321,3 +321,12 @@ def test_for_each_is_one_output_reference_and_not_on_a_matrix(tmp_path: Path) ->
     assert [(d["code"], d["message"]) for d in found] == [
         ("A315", "stage `each-file` has both `matrix` and `for_each`")
     ]
+
+
+def test_dry_run_shows_the_item_as_known_at_run_time(tmp_path: Path) -> None:
+    _project(tmp_path, ["a"])
+    result = _alfredc(tmp_path, "run", "flow.alfred", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "='<each.item>'" in result.stdout and "='<each.index>'" in result.stdout
+    assert "error" not in result.stdout
+    assert not _ran(tmp_path)
