@@ -287,6 +287,11 @@ command with the engine's own callbacks (Airflow `on_failure_callback`, Prefect
     ("A607", "export-max-log", "the engine keeps a stage's whole log", """
 A stage's `max_log` bounds what `alfredc run` keeps of its output; the engines keep all of
 it. Fix: nothing, or bound the log in the command itself."""),
+    ("A608", "export-for-each", "a `for_each` stage is not fanned out on the engine", """
+A `for_each` stage expands at run time into one instance per item of a list; the exported
+module does not expand it: the engine runs the stage once, and its `${each.item}` cannot be
+resolved there, so that task fails. Fix: run the workflow with `alfredc run`, or fan out
+with a `matrix` (known when the file is written), which every export supports."""),
     # -- A9xx: internal -----------------------------------------------------------
     ("A900", "internal-error", "a bug in alfred itself", """
 alfred hit an unexpected condition. This is a bug in alfred, not in your file; the exit

@@ -330,3 +330,13 @@ def test_dry_run_shows_the_item_as_known_at_run_time(tmp_path: Path) -> None:
     assert "='<each.item>'" in result.stdout and "='<each.index>'" in result.stdout
     assert "error" not in result.stdout
     assert not _ran(tmp_path)
+
+
+def test_export_warns_that_the_engine_does_not_fan_out(tmp_path: Path) -> None:
+    _project(tmp_path, ["a"])
+    result = _alfredc(tmp_path, "export", "flow.alfred", "--to", "prefect", "-o", "flow_module.py")
+    assert result.returncode == 0, result.stderr
+    assert ("warning[A608]: Prefect does not fan out `for_each` stage `each-file`: it runs once and fails on"
+            " `${each.item}`") in result.stderr
+    strict = _alfredc(tmp_path, "export", "flow.alfred", "--to", "prefect", "--strict", "-o", "strict.py")
+    assert strict.returncode == 1 and "error[A608]" in strict.stderr
