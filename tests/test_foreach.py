@@ -340,3 +340,22 @@ def test_export_warns_that_the_engine_does_not_fan_out(tmp_path: Path) -> None:
             " `${each.item}`") in result.stderr
     strict = _alfredc(tmp_path, "export", "flow.alfred", "--to", "prefect", "--strict", "-o", "strict.py")
     assert strict.returncode == 1 and "error[A608]" in strict.stderr
+
+
+def test_a_missing_output_fails_the_stage(tmp_path: Path) -> None:
+    text = NO_WAIT.replace("    outputs = [files]\n", "").replace(
+        "printf 'files=%s\\\\n' \\\"$(cat list.txt)\\\" > $ALFRED_OUTPUTS", "true"
+    )
+    assert "true" in text
+    stage = _failed_with(tmp_path, [], text)
+    assert stage["error"] == "`for_each`: stage `list` succeeded without output `files`"
+
+
+def _failed_with(tmp_path: Path, items: Any, text: str) -> dict[str, Any]:
+    _project(tmp_path, items, text)
+    result = _alfredc(tmp_path, "run", "flow.alfred")
+    assert result.returncode == 1, result.stdout + result.stderr
+    stages = {s["name"]: s for s in _show(tmp_path)["stages"]}
+    assert stages["each-file"]["state"] == "failed" and stages["all"]["state"] == "upstream_failed"
+    found: dict[str, Any] = stages["each-file"]
+    return found

@@ -107,7 +107,10 @@ def expand(run: _Run, st: _Stage) -> None:
     source = f"stages.{stage}.outputs.{key}"
     outputs = run.scope_base["stages"].get(stage, {}).get("outputs", {})
     if key not in outputs:
-        st.error = f"`for_each`: stage `{stage}` succeeded without the output `{key}`"
+        upstream = run.stages.get(stage)
+        state = upstream.state if upstream is not None else "unknown"
+        how = "succeeded without" if state in (SUCCEEDED, UP_TO_DATE) else f"ended {state}, with no"
+        st.error = f"`for_each`: stage `{stage}` {how} output `{key}`"
         run.finalize(st, FAILED)
         return
     try:
