@@ -147,6 +147,11 @@ An approval stage's `by` names who may decide: a role of the workflow's `approve
 (`approvers = { lead = ["alice", "bob"] }`) or a user listed in one of its roles. This name
 is neither, or the workflow has no `approvers`. Nobody could approve the stage.
 Fix: correct the name, or add the role or user to `approvers`."""),
+    ("A218", "unknown-each-key", "a `${each.KEY}` outside a `for_each` stage, or not `item`/`index`", """
+`${each.item}` is the item a `for_each` instance runs with and `${each.index}` its position
+(0, 1, ...): they exist only in a stage that has `for_each = stages.STAGE.outputs.KEY`, and
+`each` has no other key. Fix: correct the key (the message suggests the closest one), or
+declare the stage's `for_each`."""),
     # -- A3xx: types and schema ---------------------------------------------------
     ("A301", "schema-violation", "the normalized document does not match the schema", """
 The document (from the DSL, YAML or JSON) does not satisfy
@@ -200,6 +205,13 @@ A stage on a `kind = mcp` agent says which tool of the server it calls (`tool = 
 and with which `arguments`; a stage on another kind of agent has no tool to call.
 Fix: add `tool = "NAME"` to the stage on the mcp agent, or remove `tool`/`arguments`
 from the stage that runs a command."""),
+    ("A315", "invalid-for-each", "a `for_each` is not one output reference, or is on a matrix stage", """
+`for_each` names the list a stage fans out over at run time: exactly one reference to
+another stage's output, `for_each = stages.list.outputs.files` (which also makes the stage
+wait for `list`). Anything else (a literal list, text around the reference, a param) is
+refused, and so is `for_each` on a stage with a `matrix` (the two fan-outs do not combine)
+or on an approval stage. Fix: write `for_each = stages.STAGE.outputs.KEY`; for a list known
+when you write the file, use a `matrix`."""),
     # -- A4xx: graph --------------------------------------------------------------
     ("A401", "dependency-cycle", "stages depend on each other in a cycle", """
 The dependencies (`after`, references to outputs, `after ALIAS`) form a cycle, so no
@@ -275,6 +287,11 @@ command with the engine's own callbacks (Airflow `on_failure_callback`, Prefect
     ("A607", "export-max-log", "the engine keeps a stage's whole log", """
 A stage's `max_log` bounds what `alfredc run` keeps of its output; the engines keep all of
 it. Fix: nothing, or bound the log in the command itself."""),
+    ("A608", "export-for-each", "a `for_each` stage is not fanned out on the engine", """
+A `for_each` stage expands at run time into one instance per item of a list; the exported
+module does not expand it: the engine runs the stage once, and its `${each.item}` cannot be
+resolved there, so that task fails. Fix: run the workflow with `alfredc run`, or fan out
+with a `matrix` (known when the file is written), which every export supports."""),
     # -- A9xx: internal -----------------------------------------------------------
     ("A900", "internal-error", "a bug in alfred itself", """
 alfred hit an unexpected condition. This is a bug in alfred, not in your file; the exit

@@ -187,6 +187,15 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     recorded    REAL NOT NULL,
     PRIMARY KEY (source, workflow, stage)
 );
+-- Dynamic fan-out (runtime/_foreach.py): the items a `for_each` stage expanded to, recorded
+-- before its first instance starts, so that a resumed run reuses them.
+CREATE TABLE IF NOT EXISTS expansions (
+    run       TEXT NOT NULL,
+    stage     TEXT NOT NULL,            -- the `for_each` stage
+    items     TEXT NOT NULL,            -- JSON array: instance i runs with item i (secrets masked)
+    recorded  REAL NOT NULL,
+    PRIMARY KEY (run, stage)
+);
 -- Concurrency groups (runtime/_concurrency.py): the runs in a group, oldest first.
 CREATE TABLE IF NOT EXISTS concurrency (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,   -- arrival order in the group

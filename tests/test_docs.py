@@ -239,7 +239,7 @@ def test_cli_sample_outputs_are_the_real_ones(alfredc: Run) -> None:
 
 
 def test_tutorial(tmp_path: Path, alfredc: Run) -> None:
-    first, final, fan_out = [b.text for b in blocks(DOCS / "tutorial.md", "alfred")]
+    first, final, fan_out, dynamic = [b.text for b in blocks(DOCS / "tutorial.md", "alfred")]
     pipeline = tmp_path / "pipeline.alfred"
 
     (tmp_path / "tests.alfred").write_text(fan_out)
@@ -247,6 +247,14 @@ def test_tutorial(tmp_path: Path, alfredc: Run) -> None:
     assert result.status == 0, result.stderr
     names = [stage["name"] for stage in json.loads(result.stdout)["stages"]]
     assert names[1:3] == ["test[python=3.11,shard=2]", "test[python=3.11,shard=3]"] and len(names) == 7
+
+    (tmp_path / "pages.alfred").write_text(dynamic)
+    result = alfredc("run", "pages.alfred", cwd=tmp_path)
+    assert result.status == 0, result.stdout + result.stderr
+    shown = json.loads(alfredc("show", "last", "--format", "json", cwd=tmp_path).stdout)
+    assert [s["name"] for s in shown["stages"]] == ["list", "render", "render[0]", "render[1]"]
+    logged = alfredc("logs", "last", "render[1]", cwd=tmp_path).stdout
+    assert logged == "rendering usage.md as page 1\n"
 
     pipeline.write_text(first)
     result = alfredc("check", "pipeline.alfred", cwd=tmp_path)

@@ -28,7 +28,7 @@ from .._expr import (
     unparse_template,
 )
 from .._values import PRIORITIES, did_you_mean, parse_duration, parse_param, parse_size
-from . import _fanout
+from . import _fanout, _foreach
 from ._approvals import APPROVAL_KIND, approval_of
 from ._budget import budget_of, cost_of
 from ._document import Path as DocPath
@@ -211,9 +211,14 @@ class _Resolver:
                     continue
                 for ref in references(template):
                     parts = ref.parts
-                    if parts[0] != "stages" or len(parts) < 4 or parts[-2] != "outputs":
+                    if parts[0] != "stages" or len(parts) < 3:
                         continue
-                    target = instance.ctx.prefix + ".".join(parts[1:-2])
+                    if parts[-1] == "outputs":  # `stages.S.outputs`: a for_each stage's map
+                        target = instance.ctx.prefix + ".".join(parts[1:-1])
+                    elif len(parts) >= 4 and parts[-2] == "outputs":
+                        target = instance.ctx.prefix + ".".join(parts[1:-2])
+                    else:
+                        continue
                     if target in known:
                         span = ref.span or model.value_span(at)
                         self.edges.append(Edge(before=target, after=instance.name, span=span, kind="ref"))
@@ -425,6 +430,7 @@ class _Resolver:
             group=(*ctx.group, fan_out["group"]) if fan_out else ctx.group,
             fan_out=ctx.prefix + fan_out["group"] if fan_out else "",
             matrix=FrozenMap(_map(fan_out.get("values"))),
+            for_each=self.for_each(instance, stage),
             agents=tuple(agents),
             kind=kind,
             run=_command(run),
@@ -455,6 +461,14 @@ class _Resolver:
             run_if=run_if_of(stage.get("run_if")),
             span=model.key_span(path),
         )
+
+    def for_each(self, instance: _Instance, stage: Mapping[str, Any]) -> tuple[str, ...]:
+        """(stage, key) of ``for_each = stages.X.outputs.KEY``, X as seen from the top workflow."""
+        if "for_each" not in stage:
+            return ()
+        value = self.field(instance, stage, "for_each")
+        source = _foreach.source_of(_spanless(value) if isinstance(value, str) else None)
+        return source or ()
 
     def _cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
         cwd = stage.get("cwd")

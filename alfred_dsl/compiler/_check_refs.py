@@ -24,6 +24,7 @@ from .._values import did_you_mean
 from . import _fanout
 from ._document import Path as DocPath
 from ._fixes import rename_fix
+from ._foreach import check_dynamic_ref
 from ._view import (
     _PARAM_MENTION,
     ROOTS,
@@ -115,6 +116,8 @@ class _Checker:
     def _check_stage_ref(self, ref: Ref, span: Span) -> None:
         parts = ref.parts
         if _fanout.check_group_ref(self.model.workflows[self.name], ref, span, self.out):
+            return
+        if check_dynamic_ref(self.model, self.name, ref, span, self.out):
             return
         if "outputs" not in parts[2:] or parts.index("outputs", 2) != len(parts) - 2:
             self.out.append(

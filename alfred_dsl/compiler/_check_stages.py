@@ -19,6 +19,7 @@ from ._approvals import check_approval_stage
 from ._check_types import _TypeChecks
 from ._document import Path as DocPath
 from ._fixes import rename_fix
+from ._foreach import check_stage as check_for_each
 from ._mcpcheck import check_mcp_stage
 from ._view import (
     _NAME_KEYS,
@@ -138,6 +139,7 @@ class _StageChecks(_TypeChecks):
         for key, value in stage.items():
             if key not in _NAME_KEYS and key != "when":
                 self._check_strings(value, (*path, key))
+        check_for_each(model, stage_name, stage, path, _NAME_KEYS, self.out)  # for_each, ${each.*}
 
     def _check_agent_name(self, agent: Any, path: DocPath) -> list[str]:
         if not isinstance(agent, str):

@@ -221,6 +221,9 @@ class PlanStage:
     description: str = ""
     fan_out: str = ""                 # the `matrix` stage it is a member of ("auth.test"), else ""
     matrix: FrozenMap = field(default_factory=FrozenMap)   # its combination: {"python": "3.11", ...}
+    #: ``for_each = stages.X.outputs.KEY``: (X, KEY), the list it fans out over at run time
+    #: (see _foreach.py); () for an ordinary stage.
+    for_each: tuple[str, ...] = ()
     #: An approval stage (kind "approval"): by, users, timeout_s, on_timeout (see _approvals.py).
     approve: FrozenMap | None = None
     #: What one attempt may spend: usd, tokens (see _budget.py).
@@ -348,6 +351,13 @@ def _stage_json(stage: PlanStage) -> dict[str, Any]:
         **({"approve": thaw(stage.approve)} if stage.approve is not None else {}),
         **({"cost": thaw(stage.cost)} if stage.cost else {}),
     }
+    # `alfredc simulate`'s figures, when the stage sets them.
+    if stage.spread_s is not None:
+        data["spread_s"] = json_number(stage.spread_s)
+    if stage.fail_rate is not None:
+        data["fail_rate"] = json_number(stage.fail_rate)
+    if stage.for_each:  # dynamic fan-out: how many instances is only known at run time
+        data["for_each"] = {"stage": stage.for_each[0], "output": stage.for_each[1]}
     if stage.fan_out:  # a member of a `matrix` stage: its group and its combination
         data["fan_out"] = stage.fan_out
         data["matrix"] = thaw(stage.matrix)

@@ -4,7 +4,7 @@
 # ruff: noqa
 # mypy: ignore-errors
 # fmt: off
-SCHEMA_SHA256 = "65b8cc86db727ef507a0ba0cba622c87474c4c803b47e25c8d92a29e863b739b"
+SCHEMA_SHA256 = "2e423da9ac17f109e3b6e5552fa30791c166f0102a70b8064a3a38b27886b988"
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
@@ -445,6 +445,10 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
             data__matrix = data["matrix"]
             if not isinstance(data__matrix, (dict)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must be object")
+        if "for_each" in data_keys:
+            data_keys.remove("for_each")
+            data__foreach = data["for_each"]
+            validate____defs_expression(data__foreach, custom_formats, (name_prefix or "data") + ".for_each")
         if "estimate" in data_keys:
             data_keys.remove("estimate")
             data__estimate = data["estimate"]
@@ -820,14 +824,6 @@ def validate____defs_on_failure(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be one of ['stop', 'continue']")
     return data
 
-def validate____defs_expression(data, custom_formats={}, name_prefix=None):
-    if not isinstance(data, (str)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
-    if isinstance(data, str):
-        if not REGEX_PATTERNS['\\$\\{'].search(data):
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern \\$\\{")
-    return data
-
 def validate____defs_size(data, custom_formats={}, name_prefix=None):
     data_any_of_count4 = 0
     if not data_any_of_count4:
@@ -908,6 +904,14 @@ def validate____defs_fail_rate(data, custom_formats={}, name_prefix=None):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 0")
         if data > 1:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must be smaller than or equal to 1")
+    return data
+
+def validate____defs_expression(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, (str)):
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
+    if isinstance(data, str):
+        if not REGEX_PATTERNS['\\$\\{'].search(data):
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern \\$\\{")
     return data
 
 def validate____defs_call(data, custom_formats={}, name_prefix=None):

@@ -26,7 +26,8 @@ from ._document import Document, Path as DocPath, SpanIndex
 
 __all__ = ["ROOTS", "WorkspaceLike", "parse_string"]
 
-ROOTS = ("params", "stages", "inputs", "env", "secrets", "matrix")  # matrix: checked by _fanout
+#: matrix: checked by _fanout; each: by _foreach.
+ROOTS = ("params", "stages", "inputs", "env", "secrets", "matrix", "each")
 EXECUTOR_NEEDS = {"command": "run", "python": "call", "http": "url"}
 _DURATION_FIELDS = ("estimate", "timeout", "backoff", "max_backoff", "spread")
 _DEFAULTABLE = (

@@ -73,6 +73,13 @@ def losses(plan: Plan, target: str) -> list[Diagnostic]:
                 notes=(f"the task takes `{chosen}`'s command and concurrency limit; alfred would pick "
                        "the least busy agent and move a retry to another one",),
             ))
+        if stage.for_each:
+            found.append(warning(
+                "A608",
+                f"{engine} does not fan out `for_each` stage `{stage.name}`: it runs once and fails on "
+                "`${each.item}`", span, f"for_each = stages.{stage.for_each[0]}.outputs.{stage.for_each[1]}",
+                notes=("its instances are made at run time by `alfredc run` only",),
+            ))
         if stage.max_log is not None and stage.max_log != DEFAULT_MAX_LOG:
             found.append(warning(
                 "A607", f"{engine} keeps the whole log of stage `{stage.name}`: `max_log` is dropped",

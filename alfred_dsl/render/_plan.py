@@ -120,10 +120,20 @@ def plan_to_text(plan: Plan, *, colour: bool) -> str:
     if colour:
         lines[-3] = f"{_BOLD}{lines[-3]}{_RESET}"
     lines.extend(_spend_text(plan))
+    lines.extend(_dynamic_lines(plan))
     legend = "* critical (zero slack); start/finish: earliest, from the start of the run"
     lines.append(f"{_DIM}{legend}{_RESET}" if colour else legend)
     lines.extend(_resource_lines(plan))
     return "\n".join(lines) + "\n"
+
+
+def _dynamic_lines(plan: Plan) -> list[str]:
+    """The ``for_each`` stages: how many instances is only known at run time."""
+    return [
+        f"dynamic: {stage.name} runs once per item of stages.{stage.for_each[0]}.outputs.{stage.for_each[1]}"
+        " (instances known at run time; timings count one)"
+        for stage in plan.stages if stage.for_each
+    ]
 
 
 def _resource_lines(plan: Plan) -> list[str]:

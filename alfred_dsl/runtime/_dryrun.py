@@ -3,8 +3,8 @@
 Each stage's command is resolved exactly as the runtime would resolve it (a shell line
 reads each interpolated value from an ``ALFRED_VALUE_n`` variable, shown with its value;
 argv parts are the values), except for what
-only exists at run time: a stage output reads ``<stages.X.outputs.K>`` and a secret
-reads ``***`` (its value is never looked up, let alone shown).
+only exists at run time: a stage output reads ``<stages.X.outputs.K>``, a ``for_each``
+stage's item ``<each.item>`` and a secret reads ``***`` (its value is never looked up, let alone shown).
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def dry_run_stages(plan: Plan, *, env: Mapping[str, str] | None = None) -> list[
         "stages": _Placeholders("stages", leaf=False, names=frozenset(s.name for s in plan.stages)),
         "env": environ,
         "secrets": _Placeholders("secrets", leaf=True),
+        "each": _Placeholders("each", leaf=True),  # a for_each stage's item: known at run time
     }
     layers = plan.layers or tuple((s.name,) for s in plan.stages)
     result: list[DryRunStage] = []

@@ -26,6 +26,7 @@ __all__ = [
     "RUN_RESUMED",
     "RUN_STARTED",
     "STAGE_CANCELLED",
+    "STAGE_EXPANDED",
     "STAGE_FAILED",
     "STAGE_OUTPUT",
     "STAGE_READY",
@@ -54,6 +55,8 @@ STAGE_UP_TO_DATE: Final = "stage_up_to_date"  # data: reason, fingerprint, from_
 STAGE_SKIPPED: Final = "stage_skipped"      # data: reason ("when is false" or "upstream X was skipped")
 STAGE_UPSTREAM_FAILED: Final = "stage_upstream_failed"  # data: upstream (name of the failed dependency)
 STAGE_CANCELLED: Final = "stage_cancelled"  # attempt (or None if it never started); data: reason
+# A `for_each` stage's list became its instances; data: source, count, instances, items (the first 100).
+STAGE_EXPANDED: Final = "stage_expanded"
 # Approval stages (kind "approval"): the request, then the decision (or the timeout's).
 APPROVAL_REQUESTED: Final = "approval_requested"  # attempt; data: by, users, deadline, command, waiting
 APPROVAL_DECIDED: Final = "approval_decided"  # attempt; data: decision, by, comment, decided_at, timed_out
@@ -73,6 +76,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     RUN_STARTED,
     RUN_RESUMED,
     STAGE_READY,
+    STAGE_EXPANDED,
     STAGE_STARTED,
     STAGE_OUTPUT,
     STAGE_RETRYING,

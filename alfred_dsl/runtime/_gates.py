@@ -38,7 +38,7 @@ def decide_unselected(run: _Run, st: _Stage) -> bool:
     """A stage outside the selection: its outputs come from the last run in which it
     succeeded when a selected stage needs it, else it is skipped. False: it is selected."""
     selected = run.options.selected
-    if selected is None or st.name in selected:
+    if selected is None or st.name in selected or (st.spec.fan_out and st.spec.fan_out in selected):
         return False
     if st.name not in run.needed_upstream:
         run.finalize(st, SKIPPED, reason="not selected")

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._contain import cgroup_populated, kill_cgroup, kill_dead_runner_cgroup, kill_marked, remove_cgroup
+from ._foreach import restore as restore_expansions
 from ._journal import read_journal
 from ._private import scrub_private_dirs
 from ._process import kill_orphans
@@ -89,6 +90,7 @@ def load_resume(run: _Run, resume: str) -> list[str]:
     kill_leftovers(run, resume, unfinished)
     # Secret-bearing files of the attempts that were running then.
     scrub_private_dirs(resume)
+    restore_expansions(run, resume)  # for_each stages: the instances they had
     reused: list[str] = []
     for record_stage in run.store.stages(resume):
         st = run.stages.get(record_stage.name)

@@ -49,7 +49,7 @@ import trio
 from ..compiler import _fanout
 from ..compiler._dispatch import pick_agent, ready_key
 from ..compiler._plan import Plan, PlanAgent, PlanStage, thaw
-from . import _approval, _budget, _events as ev, _gates as gates
+from . import _approval, _budget, _events as ev, _foreach, _gates as gates
 from ._attempts import stage_task
 from ._contain import (
     SUBREAPER,
@@ -273,6 +273,8 @@ class _Run:
         #: ``run_if = always | failure`` stages may still start (until the cleanup grace ends).
         self.cleanup_open = True
         self.needed_upstream = gates.upstream_of_selected(self)
+        #: ``for_each`` stages expanded so far -> their instances (_foreach.py).
+        self.expanded: dict[str, list[str]] = {}
 
     # -- events and persistence -------------------------------------------------------
     def emit(self, type_: str, stage: str | None = None, attempt: int | None = None, **data: Any) -> None:
@@ -494,6 +496,8 @@ class _Run:
                 continue
             if gates.decide_unselected(self, st):
                 continue
+            if st.spec.for_each and _foreach.settle_expanded(self, st):
+                continue  # a for_each stage whose instances have all finished
             if st.cleanup:  # run_if = always | failure: whatever became of its dependencies
                 if self.stopping and not self.cleanup_open:
                     self.finalize(st, CANCELLED, reason="the run was stopped")
@@ -513,6 +517,9 @@ class _Run:
                 if skipped is not None:
                     self.finalize(st, SKIPPED, reason=f"`{skipped}` was skipped")
                     continue
+            if st.spec.for_each:  # dynamic fan-out: each instance has its own `when`
+                _foreach.expand(self, st)
+                continue
             try:
                 run_it = render_when(st.spec.when, self.scope_base)
             except ExprError as exc:

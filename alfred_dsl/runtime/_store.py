@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -366,13 +367,13 @@ class StateStore:
             " WHERE run = ? ORDER BY rowid",
             (run_id,),
         ).fetchall()
-        return [
+        return _instances_after_their_stage([
             StageRecord(
                 run=r[0], name=r[1], state=r[2], agent=r[3], outputs=_loads(r[4]), started=r[5],
                 finished=r[6], attempts=r[7], error=r[8],
             )
             for r in rows
-        ]
+        ])
 
     # -- attempts -------------------------------------------------------------------
     def queue_attempt(
@@ -461,6 +462,24 @@ class StateStore:
         ).fetchone()
         return None if row is None else (str(row[0]), _loads(row[1]) or {})
 
+    # -- dynamic fan-out (the expansions table) -------------------------------------------
+    def queue_expansion(self, run_id: str, stage: str, items: list[Any]) -> None:
+        """Record the items a ``for_each`` stage expanded to (values already masked); a
+        recorded expansion is never replaced."""
+        self._pending.append((
+            "INSERT OR IGNORE INTO expansions (run, stage, items, recorded) VALUES (?, ?, ?, ?)",
+            (run_id, stage, _dumps(items), time.time()),
+        ))
+
+    def expansions(self, run_id: str) -> dict[str, list[Any]]:
+        """``for_each`` stage -> the items it expanded to (none for a database older than the table)."""
+        self.flush()
+        try:
+            rows = self._db.execute("SELECT stage, items FROM expansions WHERE run = ?", (run_id,)).fetchall()
+        except sqlite3.OperationalError:
+            return {}
+        return {str(stage): list(_loads(items) or []) for stage, items in rows}
+
     # -- events ---------------------------------------------------------------------
     def add_event(self, event: Event) -> int:
         """Queue an event; returns its sequence number in its run (1-based).
@@ -496,6 +515,30 @@ class StateStore:
         self.flush()
         for (run_id,) in self._db.execute("SELECT id FROM runs ORDER BY started"):
             yield str(run_id)
+
+
+_INSTANCE = re.compile(r"(.+)\[(\d+)\]")
+
+
+def _instances_after_their_stage(records: list[StageRecord]) -> list[StageRecord]:
+    """The instances of a ``for_each`` stage (``each[0]``, ``each[1]``, ... recorded as they were
+    expanded) right after the stage, by index."""
+    instances: dict[str, list[tuple[int, StageRecord]]] = {}
+    names = {r.name for r in records}
+    rest: list[StageRecord] = []
+    for record in records:
+        match = _INSTANCE.fullmatch(record.name)
+        if match is not None and match[1] in names:
+            instances.setdefault(match[1], []).append((int(match[2]), record))
+        else:
+            rest.append(record)
+    if not instances:
+        return records
+    ordered: list[StageRecord] = []
+    for record in rest:
+        ordered.append(record)
+        ordered.extend(r for _, r in sorted(instances.get(record.name, ()), key=lambda pair: pair[0]))
+    return ordered
 
 
 def pid_alive(pid: int) -> bool:

@@ -38,6 +38,7 @@ from ._events import (
     RUN_RESUMED,
     RUN_STARTED,
     STAGE_CANCELLED,
+    STAGE_EXPANDED,
     STAGE_FAILED,
     STAGE_OUTPUT,
     STAGE_READY,
@@ -140,6 +141,12 @@ def describe_event(event: Event, *, workflow: str = "") -> str:
         reused = data.get("reused")
         if isinstance(reused, list | tuple) and reused:
             details.append(f"{len(reused)} reused")
+    elif kind == STAGE_EXPANDED:
+        count = data.get("count")
+        if isinstance(count, int):
+            details.append(f"{count} instance" + ("" if count == 1 else "s"))
+        if data.get("source"):
+            details.append(f"over {data['source']}")
     elif kind == STAGE_STARTED:
         if data.get("agent"):
             details.append(f"agent {data['agent']}")
