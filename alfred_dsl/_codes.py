@@ -205,7 +205,7 @@ A stage on a `kind = mcp` agent says which tool of the server it calls (`tool = 
 and with which `arguments`; a stage on another kind of agent has no tool to call.
 Fix: add `tool = "NAME"` to the stage on the mcp agent, or remove `tool`/`arguments`
 from the stage that runs a command."""),
-    ("A315", "invalid-for-each", "a `for_each` is not one output reference, or is on a matrix stage", """
+    ("A319", "invalid-for-each", "a `for_each` is not one output reference, or is on a matrix stage", """
 `for_each` names the list a stage fans out over at run time: exactly one reference to
 another stage's output, `for_each = stages.list.outputs.files` (which also makes the stage
 wait for `list`). Anything else (a literal list, text around the reference, a param) is

@@ -313,13 +313,13 @@ def test_for_each_is_one_output_reference_and_not_on_a_matrix(tmp_path: Path) ->
                            'for_each = "${stages.list.outputs.files} more"')
     found = _diagnostics(tmp_path, text)
     assert [(d["code"], d["message"]) for d in found] == [
-        ("A315", "`for_each` must be one reference to another stage's output")
+        ("A319", "`for_each` must be one reference to another stage's output")
     ]
     text = NO_WAIT.replace("for_each = stages.list.outputs.files",
                            "for_each = stages.list.outputs.files\n    matrix = { shard = [1, 2] }")
     found = _diagnostics(tmp_path, text)
     assert [(d["code"], d["message"]) for d in found] == [
-        ("A315", "stage `each-file` has both `matrix` and `for_each`")
+        ("A319", "stage `each-file` has both `matrix` and `for_each`")
     ]
 
 

@@ -8,8 +8,8 @@ as every output reference does. In the stage's strings ``${each.item}`` is its i
 ``${each.index}`` its position (0, 1, ...). ``stages.S.outputs`` of such a stage is one map,
 from each instance's index (``"0"``, ``"1"``, ...) to its outputs.
 
-The checks here: ``for_each`` is exactly one output reference (A315), not on a ``matrix`` or
-approval stage (A315); ``each.*`` only in a ``for_each`` stage and only ``item``/``index``
+The checks here: ``for_each`` is exactly one output reference (A319), not on a ``matrix`` or
+approval stage (A319); ``each.*`` only in a ``for_each`` stage and only ``item``/``index``
 (A218); ``stages.S.outputs.KEY`` of a ``for_each`` stage is refused (A210): its outputs are
 the map. That ``X`` exists and declares ``KEY`` is the ordinary reference check (A202, A204).
 """
@@ -90,20 +90,20 @@ def _check_source(
         return  # it does not parse: A108 says why
     if source_of(template) is None:
         out.append(
-            error("A315", "`for_each` must be one reference to another stage's output", span,
+            error("A319", "`for_each` must be one reference to another stage's output", span,
                   help=f"write {_FORM}, e.g. `for_each = stages.list.outputs.files`")
         )
     fan_out = stage.get("__fan_out__")
     if isinstance(fan_out, dict):
         if str(fan_out.get("key", "")) == _first_key(model, path, fan_out):
             out.append(
-                error("A315", f"stage `{fan_out.get('group')}` has both `matrix` and `for_each`",
+                error("A319", f"stage `{fan_out.get('group')}` has both `matrix` and `for_each`",
                       model.key_span(at),
                       help="keep one: a `matrix` fans out when compiled, `for_each` over a list at run time")
             )
     elif "approve" in stage:
         out.append(
-            error("A315", f"approval stage `{stage_name}` cannot have `for_each`", model.key_span(at),
+            error("A319", f"approval stage `{stage_name}` cannot have `for_each`", model.key_span(at),
                   help="approve once, in a stage before or after the `for_each` stage")
         )
 
