@@ -277,7 +277,8 @@ def lock_diagnostics(ws: WorkspaceLike, model: _Model | None = None) -> list[Dia
     if not wanted:
         return []
     shown = entry.name
-    fix = f"run `alfredc lock {shown}`"
+    given = getattr(getattr(getattr(ws, "entry", None), "source", None), "name", shown)
+    fix = f"run `alfredc lock {given}`"
     try:
         lock = read_file_lock(entry)
     except LockError as exc:
