@@ -339,3 +339,47 @@ workflow w {
     assert ("A315", 6) in codes
     assert ("A201", 7) in codes
     assert not any(d[0] == "A501" and "`context7`" in d[3] for d in found), "a docs agent is used"
+
+
+def test_the_feature_example_runs_offline_with_its_pinned_docs(tmp_path: Path) -> None:
+    """examples/feature_development.alfred: spec to merge on stand-in agents, its implementation
+    grounded in the trio docs examples/alfred.lock pins, served by the local Context7 stand-in;
+    the merge waits for an approval; the budget adds up what the stages report."""
+    examples = tmp_path / "examples"
+    ignored = shutil.ignore_patterns(".alfred", "out", "__pycache__")
+    shutil.copytree(REPO / "examples", examples, ignore=ignored)
+    state = tmp_path / "state"
+    run = subprocess.Popen(
+        [PY, "-m", "alfred_dsl", "run", "feature_development.alfred", "-p", "feature_name=dark-mode",
+         "--state", str(state)],
+        cwd=examples, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            shown = _alfredc(examples, "show", "last", "--state", str(state), "--format", "json")
+            if shown.returncode == 0 and json.loads(shown.stdout).get("approvals", {}).get("merge-approval"):
+                break
+            assert run.poll() is None, run.communicate()[0]
+            time.sleep(0.3)
+        approved = _alfredc(
+            examples, "approve", "last", "merge-approval", "--as", "alice", "--state", str(state)
+        )
+        assert approved.returncode == 0, approved.stderr
+        output, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, output
+    shown = json.loads(_alfredc(examples, "show", "last", "--state", str(state), "--format", "json").stdout)
+    states = {s["name"]: s["state"] for s in shown["stages"]}
+    assert states["merge"] == "succeeded" and states["close-branch"] == "skipped"
+    assert shown["spend"]["spent"]["usd"] == 0.8
+    implementation = next(s for s in shown["stages"] if s["name"] == "implementation")
+    log = Path(implementation["log"]).read_text(encoding="utf-8")
+    assert "grounded in # trio 0.27: nurseries" in log
+    pinned = json.loads((REPO / "examples" / "alfred.lock").read_text(encoding="utf-8"))
+    (entry,) = pinned["files"]["feature_development.alfred"]["docs"]
+    assert f"sha256 {entry['sha256'][:12]}" in log  # the text the lock pins, none other
