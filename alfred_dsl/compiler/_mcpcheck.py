@@ -16,7 +16,7 @@ from ._plan import FrozenMap
 
 __all__ = [
     "MCP_KIND", "MCP_STAGE_KEYS", "check_docs_agents", "check_mcp_agent", "check_mcp_stage", "docs_agents",
-    "mcp_of",
+    "has_mcp_agents", "mcp_of",
 ]
 
 MCP_KIND = "mcp"
@@ -97,6 +97,14 @@ def mcp_of(kind: str, values: Mapping[str, Any]) -> FrozenMap | None:
         "arguments": arguments if isinstance(arguments, Mapping) else {},
         "docs": list(docs) if isinstance(docs, list) else [],
     })
+
+
+def has_mcp_agents(ws: Any) -> bool:
+    """Whether a workspace declares an mcp agent (the lock and the tool lists matter only then)."""
+    agents = ws.data.get("agents") if isinstance(ws.data, Mapping) else None
+    return isinstance(agents, Mapping) and any(
+        isinstance(a, Mapping) and a.get("kind") == MCP_KIND for a in agents.values()
+    )
 
 
 def docs_agents(docs_lists: Iterable[Any]) -> set[str]:

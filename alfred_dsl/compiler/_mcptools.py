@@ -27,17 +27,10 @@ from ._docslock import (
 )
 from ._document import Path as DocPath
 from ._fixes import rename_fix
-from ._mcpcheck import MCP_KIND
+from ._mcpcheck import MCP_KIND, has_mcp_agents
 from ._view import WorkspaceLike, _Model
 
-__all__ = ["check_tool_calls", "has_mcp_agents", "mcp_lock_diagnostics"]
-
-
-def has_mcp_agents(ws: WorkspaceLike) -> bool:
-    agents = ws.data.get("agents") if isinstance(ws.data, Mapping) else None
-    return isinstance(agents, Mapping) and any(
-        isinstance(a, Mapping) and a.get("kind") == MCP_KIND for a in agents.values()
-    )
+__all__ = ["check_tool_calls", "mcp_lock_diagnostics"]
 
 
 def mcp_lock_diagnostics(ws: WorkspaceLike) -> list[Diagnostic]:
