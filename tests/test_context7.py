@@ -339,6 +339,9 @@ workflow w {
     assert ("A315", 6) in codes
     assert ("A201", 7) in codes
     assert not any(d[0] == "A501" and "`context7`" in d[3] for d in found), "a docs agent is used"
+    refused = _alfredc(tmp_path, "lock", "wf.alfred")
+    assert refused.returncode == 1 and "error[A315]" in refused.stderr
+    assert not (tmp_path / "alfred.lock").exists()
 
 
 def test_the_feature_example_runs_offline_with_its_pinned_docs(tmp_path: Path) -> None:

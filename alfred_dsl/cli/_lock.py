@@ -1,9 +1,10 @@
 """``alfredc lock FILE...``: pin the documentation the stages read (``docs``) in ``alfred.lock``.
 
-For each file: ask each mcp agent its stages use for its tools and for the documentation of
-every ``docs`` entry, cache the texts under ``<state>/docs/<sha256>`` and replace the file's
-section of the ``alfred.lock`` beside it. Exit status: 0 written, 1 the file has errors or a
-server did not answer (the lock is then left as it was), 2 usage or I/O error.
+For each file: check it (errors stop it, except those about the lock itself), ask each mcp
+agent its stages use for its tools and for the documentation of every ``docs`` entry, cache
+the texts under ``<state>/docs/<sha256>`` and replace the file's section of the
+``alfred.lock`` beside it. Exit status: 0 written, 1 the file has errors or a server did not
+answer (the lock is then left as it was), 2 usage or I/O error.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import click
 from ._common import colour_option, emit, print_error
 
 __all__ = ["lock"]
+
+#: Diagnostics about alfred.lock itself (missing, stale, its cached tools): `lock` rewrites it.
+_ABOUT_THE_LOCK = frozenset({"A316", "A317", "A508", "A509"})
 
 
 @click.command()
@@ -35,6 +39,7 @@ def lock(files: tuple[str, ...], state_dir: str | None, colour: str) -> int:
 
     from .._render_diag import exit_status
     from ..compiler._docslock import LOCK_NAME, FileLock, write_file_lock
+    from ..compiler._pipeline import check_paths
     from ..runtime._docs import DocsCache
     from ._online import ask_servers
 
@@ -44,9 +49,15 @@ def lock(files: tuple[str, ...], state_dir: str | None, colour: str) -> int:
         if not os.path.isfile(path):
             print_error(f"cannot read `{path}`: no such file")
             return 2
-        asked, diagnostics = ask_servers(path)
-        emit(diagnostics, colour=colour, err=True)
-        if asked is None or exit_status(diagnostics) != 0:
+        # What check says, but for what the lock itself is about: a stale lock or a tool list
+        # it cached does not stop its own refresh.
+        problems = [d for d in check_paths([path]) if d.code not in _ABOUT_THE_LOCK]
+        emit(problems, colour=colour, err=True)
+        if exit_status(problems) != 0:
+            status = max(status, 1)
+            continue
+        asked, _ = ask_servers(path)
+        if asked is None:
             status = max(status, 1)
             continue
         failed = [a for a in asked.answers if a.problem is not None]

@@ -237,11 +237,14 @@ async def _stage_docs(run: _Run, st: _Stage, log: str) -> tuple[str | None, str 
     assert spec.mcp is not None
     entries = list(spec.mcp.get("docs") or ())
     target = f"{run.work_dir_str}{os.sep}{st.name}.docs.md"
+    # The lock is beside the file `alfredc lock` was given: the one run was given.
+    entry = run.options.entry
+    source = entry if entry and os.path.isfile(entry) else run.plan.source
 
     def prepare() -> tuple[str | None, str | None, list[str]]:
         try:
             prepared = prepare_stage_docs(
-                run.plan.source, entries, run.agents, lambda value: render_value(value, run.scope_base),
+                source, entries, run.agents, lambda value: render_value(value, run.scope_base),
                 run.base_env, str(run.store.state_dir), target, run.work_dir_str,
             )
         except DocsError as exc:
