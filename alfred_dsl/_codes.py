@@ -205,6 +205,31 @@ A stage on a `kind = mcp` agent says which tool of the server it calls (`tool = 
 and with which `arguments`; a stage on another kind of agent has no tool to call.
 Fix: add `tool = "NAME"` to the stage on the mcp agent, or remove `tool`/`arguments`
 from the stage that runs a command."""),
+    ("A315", "docs-agent-not-mcp", "a stage's `docs` come from an agent that is not an mcp agent", """
+A stage's `docs` are fetched with the tools of an MCP documentation server (Context7's
+`resolve-library-id` and `get-library-docs`): the agent that serves them (the entry's
+`agent`, else the agent named `context7`) must be a `kind = mcp` agent.
+Fix: name an mcp agent in the entry (`docs = [{ library = "trio", agent = "docs" }]`), or
+declare `agent context7 { kind = mcp  server = [...] }`."""),
+    ("A316", "unknown-tool", "a stage calls a tool its MCP server does not have", """
+`alfredc check --online` lists the tools of each MCP server (and `alfredc check` reads the
+list `alfredc lock` cached in `alfred.lock`): a stage's `tool` is not among them, or a docs
+agent lacks one of the two documentation tools. The help names the closest tool.
+Fix: correct the tool's name; for a docs server that renamed its tools, name them in the
+agent: `docs_tools = { resolve = "...", get = "..." }`."""),
+    ("A317", "bad-tool-argument", "a stage's `arguments` do not fit the tool's input schema", """
+The tool's input JSON Schema (listed by `alfredc check --online`, or cached in
+`alfred.lock`) refuses the stage's `arguments`: a required argument is missing, an
+argument the tool does not take is given, or a value has the wrong type. The position is
+that of the offending argument. A value that is a `${...}` string is known only at run
+time: its type is not checked.
+Fix: give the arguments the schema asks for, with values of the right type."""),
+    ("A318", "mcp-server-unreachable", "`check --online` cannot list an MCP server's tools", """
+`alfredc check --online` (and `plan --online`) start each stdio MCP server, or connect to
+each HTTP one, to list its tools and read the documentation the stages pin: this one did
+not answer (it could not be started, refused the connection, or failed).
+Fix: make the server reachable (install it, start it, check its `url` and `headers`), or
+check without `--online`."""),
     ("A319", "invalid-for-each", "a `for_each` is not one output reference, or is on a matrix stage", """
 `for_each` names the list a stage fans out over at run time: exactly one reference to
 another stage's output, `for_each = stages.list.outputs.files` (which also makes the stage
@@ -256,6 +281,18 @@ and is skipped otherwise. A `failure` stage that depends on no stage (no `after`
 `when = false` is never run. Either way it never runs (a template's stages are not checked:
 a `use ... after` gives them dependencies).
 Fix: add `after` the stages whose failure it reports on."""),
+    ("A508", "docs-lock-missing", "no `alfred.lock` pins the documentation stages read", """
+A stage's `docs` name documentation read from an MCP server (Context7), and no
+`alfred.lock` beside the workflow file pins it: each run reads whatever the server says
+that day, so two runs may ground their agents in different texts, and a run needs the
+server.
+Fix: run `alfredc lock FILE`: it records each library's id, version and content hash in
+`alfred.lock` (commit it) and caches the texts under `.alfred/docs/`."""),
+    ("A509", "docs-lock-stale", "`alfred.lock` does not pin what the stages read", """
+A `docs` entry was added or changed since `alfredc lock` wrote `alfred.lock` (the lock pins
+each library, topic and token count as written), the lock cannot be read, or - with
+`alfredc check --online` - the server's text no longer has the hash the lock pins.
+Fix: run `alfredc lock FILE` again and review the lock's diff."""),
     # -- A6xx: export losses (alfredc export) ------------------------------------
     ("A601", "export-retry-delay", "the engine waits differently before a retry", """
 `alfredc export` reports it when the target engine cannot reproduce alfred's retry

@@ -56,7 +56,8 @@ def load(name: str, /, **params: Any) -> Workflow:
 
 
 def feature_development(**params: Any) -> Workflow:
-    """Specification, planning, implementation, testing, documentation, optional deployment.
+    """Specification, planning, implementation (grounded in pinned ``docs``), testing,
+    documentation, an approval before the merge, optional deployment; under a ``budget``.
 
     Params: ``feature_name`` (required), ``coverage`` (80), ``auto_deploy`` (false),
     ``environment`` ("staging").

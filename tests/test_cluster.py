@@ -457,3 +457,45 @@ def test_a_service_worker_runs_queued_runs_on_the_cluster(cluster: LocalCluster,
     assert done.returncode == 0, done.stderr
     assert int((project / "ppid").read_text()) in cluster.worker_pids().values()
     assert next(worker for _, _, worker, _ in _attempts(project)) in cluster.worker_pids()
+
+
+GROUNDED = """\
+agent context7 {{
+  kind      = mcp
+  server    = {server}
+  placement = "local"
+}}
+
+agent sh {{ kind = command }}
+agent py {{ kind = python; call = "reader:read" }}
+
+workflow grounded {{
+  stage cmd {{
+    agent = sh
+    run   = "head -n 3 \\"$ALFRED_DOCS\\" | tail -n 1 > cmd.docs"
+    docs  = [{{ library = "trio" }}]
+  }}
+  stage call {{
+    agent = py
+    docs  = [{{ library = "httpx" }}]
+  }}
+}}
+"""
+
+
+def test_stages_on_the_workers_read_their_docs(cluster: LocalCluster, tmp_path: Path) -> None:
+    pytest.importorskip("mcp")
+    fixture = Path(__file__).parent / "data" / "mcp" / "context7_fixture.py"
+    project = _project(tmp_path, GROUNDED.format(server=json.dumps([sys.executable, str(fixture)])))
+    (project / "reader.py").write_text(
+        "from pathlib import Path\n\n"
+        "def read(inputs):\n    return {'title': Path(inputs['ALFRED_DOCS']).read_text().splitlines()[2]}\n"
+    )
+    assert _alfredc(project, "lock", "flow.alfred").returncode == 0
+    done = _alfredc(project, "run", "flow.alfred", "--cluster", cluster.address)
+    assert done.returncode == 0, done.stdout + done.stderr
+    workers = {stage: worker for stage, _, worker, _ in _attempts(project)}
+    assert workers["cmd"] in cluster.worker_pids() and workers["call"] in cluster.worker_pids()
+    assert (project / "cmd.docs").read_text() == "# trio 0.27: nurseries\n"
+    shown = json.loads(_alfredc(project, "show", "last", "--format", "json").stdout)
+    assert {s["name"]: s["outputs"] for s in shown["stages"]}["call"] == {"title": "# httpx 0.28: clients"}

@@ -35,15 +35,24 @@ FORMATS = ("text", "json", "sarif", "github")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
 @click.option("--fix", is_flag=True, help="Apply the fixes problems carry, write the files, report the rest.")
 @click.option("--statistics", is_flag=True, help="Print how often each code occurs instead of the problems.")
+@click.option(
+    "--online", is_flag=True,
+    help="Also start or connect to each MCP server: check stages' tools and arguments against "
+    "the tools it lists, and pinned docs against what it serves now.",
+)
 @colour_option
-def check(files: tuple[str, ...], fmt: str, strict: bool, fix: bool, statistics: bool, colour: str) -> int:
+def check(
+    files: tuple[str, ...], fmt: str, strict: bool, fix: bool, statistics: bool, colour: str,
+    online: bool = False,
+) -> int:
     """Check FILE... (.alfred, .yaml, .yml or .json) and report every problem found.
 
     Parses, validates against the schema, resolves names, type-checks params and
     references and analyses the graph of every workflow. Warnings the project's
     alfred.toml ([check] select/ignore) or an `# alfred: ignore[CODE]` comment on their
-    line turns off are not reported. Exit status: 0 no errors, 1 errors (or warnings with
-    --strict), 2 a file cannot be read or alfred.toml is invalid.
+    line turns off are not reported. Without --online no MCP server is started. Exit
+    status: 0 no errors, 1 errors (or warnings with --strict), 2 a file cannot be read or
+    alfred.toml is invalid.
     """
     from ..compiler._fixing import CONFIG_CODE, check_and_fix, check_with_config
 
@@ -60,6 +69,13 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, fix: bool, statistics:
             click.echo(note, err=True)
     else:
         diags = check_with_config(list(files))
+    if online:
+        from ..compiler._pipeline import finish
+        from ._online import online_diagnostics
+
+        diags = [*(d for d in diags if d.code == CONFIG_CODE), *finish(
+            [*(d for d in diags if d.code != CONFIG_CODE), *online_diagnostics(list(files))]
+        )]
     if statistics:
         _print_statistics(diags, fmt, fixed)
     elif fmt == "json" and fixed is not None:

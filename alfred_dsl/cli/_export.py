@@ -1,7 +1,8 @@
 """``alfredc export FILE --to airflow|prefect|dagster``: the workflow as an engine's Python module.
 
-Exit statuses as ``plan``: 1 when the file has errors (nothing is written) or, with
-``--strict``, when something does not translate exactly (A6xx); 2 for usage or I/O errors.
+Exit statuses as ``plan``: 1 when the file has errors (nothing is written), when the workflow
+has a stage no engine can run (an approval, pinned ``docs``), or, with ``--strict``, when
+something does not translate exactly (A6xx); 2 for usage or I/O errors.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 
 import click
 
-from ._common import compile_for_cli, emit, param_option
+from ._common import compile_for_cli, emit, param_option, print_error
 
 __all__ = ["export"]
 
@@ -41,10 +42,14 @@ def export(
     compiled = compile_for_cli(file, workflow, params, colour)
     if isinstance(compiled, int):
         return compiled
-    from ..export import export_plan
+    from ..export import ExportError, export_plan
     from ..export._compiler import Severity
 
-    exported = export_plan(compiled, target)
+    try:
+        exported = export_plan(compiled, target)
+    except ExportError as exc:
+        print_error(str(exc))
+        return 1
     diagnostics = list(exported.diagnostics)
     if strict:
         from dataclasses import replace

@@ -33,9 +33,13 @@ __all__ = ["plan"]
     "--state", "state_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str),
     help="With --explain-skips: the state directory to read (default: .alfred).",
 )
+@click.option(
+    "--online", is_flag=True,
+    help="First check stages' MCP tools and arguments against their servers (as check --online).",
+)
 def plan(
     file: str, workflow: str | None, params: tuple[str, ...], colour: str, fmt: str,
-    explain_skips: bool = False, state_dir: str | None = None,
+    explain_skips: bool = False, state_dir: str | None = None, online: bool = False,
 ) -> int:
     """Compile FILE and show the plan: every stage with its earliest and latest start and
     finish, its slack and layer, then the critical path and the total duration.
@@ -43,6 +47,15 @@ def plan(
     Durations come from each stage's `estimate` (0 where none). Stages on the critical
     path have zero slack: delaying any of them delays the whole run.
     """
+    if online:
+        from .._render_diag import exit_status
+        from ._common import emit
+        from ._online import online_diagnostics
+
+        found = online_diagnostics([file])
+        emit(found, colour=colour, err=True)
+        if exit_status(found) != 0:
+            return 1
     compiled = compile_for_cli(file, workflow, params, colour)
     if isinstance(compiled, int):
         return compiled

@@ -32,7 +32,7 @@ from . import _fanout, _foreach
 from ._approvals import APPROVAL_KIND, approval_of
 from ._budget import budget_of, cost_of
 from ._document import Path as DocPath
-from ._mcpcheck import MCP_STAGE_KEYS, mcp_of
+from ._mcpcheck import MCP_STAGE_KEYS, docs_agents, mcp_of
 from ._model import Edge, ResolvedWorkflow
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
 from ._runif import run_if_of
@@ -653,6 +653,7 @@ def resolve(
         after.setdefault(target, []).append(before)
     stages = tuple(resolver.stage(i, tuple(after.get(i.name, ()))) for i in resolver.instances)
     used = {agent for stage in stages for agent in stage.agents}
+    used.update(docs_agents(stage.mcp.get("docs") for stage in stages if stage.mcp is not None))
     agents = tuple(resolver.agent(a) for a in model.agents if a in used)
     declaration = model.workflows[name]
     hooks: list[Hook] = []

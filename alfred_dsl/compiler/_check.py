@@ -19,7 +19,7 @@ from ._check_refs import _unknown_root
 from ._check_stages import _StageChecks, _template_cycle
 from ._document import Path as DocPath
 from ._fixes import remove_param_line_fix
-from ._mcpcheck import check_mcp_agent
+from ._mcpcheck import check_mcp_agent, docs_agents
 from ._runif import unreachable_failure_stages
 from ._view import (
     EXECUTOR_NEEDS,
@@ -128,6 +128,7 @@ def _unused_agents(model: _Model) -> list[Diagnostic]:
                 used.add(agent)
             elif "requires" in stage:
                 used.update(model.matching_agents(_names(stage.get("requires"))))
+            used.update(docs_agents([stage.get("docs")]))
     out: list[Diagnostic] = []
     entry_agents = _map(model.ws.entry.data.get("agents"))
     for name in entry_agents:

@@ -20,7 +20,7 @@ from ._check_types import _TypeChecks
 from ._document import Path as DocPath
 from ._fixes import rename_fix
 from ._foreach import check_stage as check_for_each
-from ._mcpcheck import check_mcp_stage
+from ._mcpcheck import check_docs_agents, check_mcp_stage
 from ._view import (
     _NAME_KEYS,
     EXECUTOR_NEEDS,
@@ -130,6 +130,10 @@ class _StageChecks(_TypeChecks):
             self._check_runnable(stage_name, stage, agents, path)
             self.out.extend(
                 check_mcp_stage(stage_name, stage, {a: model.agents[a] for a in agents}, path, model.key_span)
+            )
+        if "docs" in stage:
+            self.out.extend(
+                check_docs_agents(stage_name, stage, model.agents, path, model.key_span, model.value_span)
             )
         for index, name in enumerate(_names(stage.get("after"))):
             self._check_target(name, (*path, "after", index))

@@ -16,6 +16,7 @@ from . import _bind, _check, _graph
 from ._approvals import rejection_warnings
 from ._budget import budget_warnings
 from ._build import build_plan
+from ._mcpcheck import has_mcp_agents
 from ._plan import Plan
 from .load import Workspace, load
 
@@ -68,7 +69,16 @@ def check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> 
 def _check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     if workspace is None:
         return diagnostics
-    return [*diagnostics, *_analyse(workspace)]
+    return [*diagnostics, *_analyse(workspace), *_lock_diagnostics(workspace)]
+
+
+def _lock_diagnostics(workspace: Workspace) -> list[Diagnostic]:
+    """What alfred.lock says (compiler/_mcptools.py): only a file with mcp agents reads it."""
+    if not has_mcp_agents(workspace):
+        return []
+    from ._mcptools import mcp_lock_diagnostics
+
+    return mcp_lock_diagnostics(workspace)
 
 
 def _analyse(workspace: Workspace) -> list[Diagnostic]:

@@ -16,7 +16,7 @@ from ._dagster import to_dagster
 from ._losses import ENGINES, losses
 from ._prefect import to_prefect
 
-__all__ = ["TARGETS", "Exported", "export_plan"]
+__all__ = ["TARGETS", "ExportError", "Exported", "export_plan"]
 
 _GENERATORS: dict[str, Callable[[Plan], str]] = {
     "airflow": to_airflow,
@@ -25,6 +25,10 @@ _GENERATORS: dict[str, Callable[[Plan], str]] = {
 }
 #: The engines a plan exports to.
 TARGETS = tuple(ENGINES)
+
+
+class ExportError(ValueError):
+    """The plan holds a stage no engine can run as ``alfredc run`` does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,4 +44,24 @@ def export_plan(plan: Plan, target: str) -> Exported:
     generate = _GENERATORS.get(target)
     if generate is None:
         raise ValueError(f"unknown export target {target!r}: expected one of {', '.join(TARGETS)}")
+    _refuse_what_cannot_run(plan, target)
     return Exported(generate(plan), tuple(losses(plan, target)))
+
+
+def _refuse_what_cannot_run(plan: Plan, target: str) -> None:
+    """:class:`ExportError` for an approval stage (an engine cannot wait for ``alfredc approve``)
+    and for a stage with ``docs`` (their pinned texts live in alfred's cache): exporting them
+    as something else would change what the workflow does."""
+    engine = ENGINES[target]
+    for stage in plan.stages:
+        if stage.kind == "approval":
+            raise ExportError(
+                f"stage `{stage.name}` waits for a person's approval, which {engine} cannot ask for "
+                "`alfredc approve`: run this workflow with `alfredc run`, or export one without approvals"
+            )
+    for stage in plan.stages:
+        if stage.mcp is not None and stage.mcp.get("docs"):
+            raise ExportError(
+                f"stage `{stage.name}` reads documentation pinned by alfred.lock (`docs`), which an "
+                f"exported {engine} task cannot read: run it with `alfredc run`"
+            )

@@ -71,7 +71,9 @@ def cancelled(run: _Run, st: _Stage) -> None:
     run.finalize(st, CANCELLED, reason=reason)
 
 
-def _context(run: _Run, st: _Stage, agent: PlanAgent, attempt: int, log: str) -> AttemptContext:
+def _context(
+    run: _Run, st: _Stage, agent: PlanAgent, attempt: int, log: str, docs_path: str | None = None
+) -> AttemptContext:
     spec = st.spec
     values = resolve_attempt(spec, agent, run.scope_base, run.base_env, static_argv=st.static_argv)
     raw = spec.run if spec.run is not None else agent.run
@@ -101,6 +103,7 @@ def _context(run: _Run, st: _Stage, agent: PlanAgent, attempt: int, log: str) ->
         on_log_truncated=st.log_truncated,
         cgroup=st.attempt_cgroup,
         mcp=values.mcp,
+        docs_path=docs_path,
     )
 
 
@@ -162,11 +165,16 @@ async def run_attempts(run: _Run, st: _Stage) -> None:
             cgroup=st.attempt_cgroup,
         )
         outcome: AttemptOutcome
+        docs_path, docs_error = None, None
+        if executor is not None and spec.mcp is not None and spec.mcp.get("docs"):
+            docs_path, docs_error = await _stage_docs(run, st, log)
         if executor is None:
             outcome = AttemptOutcome(ok=False, error=f"no executor for agents of kind `{agent.kind}`")
+        elif docs_error is not None:
+            outcome = AttemptOutcome(ok=False, error=docs_error, log_path=log)
         else:
             try:
-                context = _context(run, st, agent, attempt, log)
+                context = _context(run, st, agent, attempt, log, docs_path)
             except ExprError as exc:
                 outcome = AttemptOutcome(ok=False, error=str(exc))
             else:
@@ -217,6 +225,40 @@ async def run_attempts(run: _Run, st: _Stage) -> None:
             await trio.sleep(delay)
             _move_for_retry(run, st)
     run.finalize(st, FAILED)
+
+
+async def _stage_docs(run: _Run, st: _Stage, log: str) -> tuple[str | None, str | None]:
+    """The docs file of the stage (runtime/_docs.py): its path, or why there is none. The
+    attempt's log says where each text came from."""
+    from ._docs import DocsError, prepare_stage_docs
+    from ._resolve import render_value
+
+    spec = st.spec
+    assert spec.mcp is not None
+    entries = list(spec.mcp.get("docs") or ())
+    target = f"{run.work_dir_str}{os.sep}{st.name}.docs.md"
+    # The lock is beside the file `alfredc lock` was given: the one run was given.
+    entry = run.options.entry
+    source = entry if entry and os.path.isfile(entry) else run.plan.source
+
+    def prepare() -> tuple[str | None, str | None, list[str]]:
+        try:
+            prepared = prepare_stage_docs(
+                source, entries, run.agents, lambda value: render_value(value, run.scope_base),
+                run.base_env, str(run.store.state_dir), target, run.work_dir_str,
+            )
+        except DocsError as exc:
+            problem = f"cannot give the stage its docs: {exc}"
+            return None, problem, [f"alfred: {problem}"]
+        return prepared.path, None, list(prepared.notes)
+
+    path, problem, notes = await trio.to_thread.run_sync(prepare, abandon_on_cancel=True)
+    try:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(run.masker.text("".join(f"{note}\n" for note in notes)))
+    except OSError:
+        pass
+    return path, problem
 
 
 def _record_fingerprint(run: _Run, st: _Stage, fp: Fingerprint) -> None:

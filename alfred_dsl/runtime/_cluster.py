@@ -437,7 +437,10 @@ class ClusterExecutor:
             if not ctx.call:
                 error = "nothing to call: the stage and its agent have no `call`"
                 return AttemptOutcome(ok=False, error=error)
-            args: tuple[Any, ...] = (key, ctx.call, dict(ctx.inputs), str(ctx.cwd), secrets)
+            inputs = dict(ctx.inputs)
+            if ctx.docs_path is not None:  # the run's folder is shared with the workers
+                inputs.setdefault("ALFRED_DOCS", ctx.docs_path)
+            args: tuple[Any, ...] = (key, ctx.call, inputs, str(ctx.cwd), secrets)
             function: Any = remote_python
         else:
             if ctx.run is None:
@@ -446,6 +449,8 @@ class ClusterExecutor:
             env = dict(ctx.env)
             env.update(ctx.shell_values)
             env.update(ALFRED_RUN_ID=ctx.run_id, ALFRED_STAGE=ctx.stage.name, ALFRED_ATTEMPT=str(ctx.attempt))
+            if ctx.docs_path is not None:
+                env["ALFRED_DOCS"] = ctx.docs_path
             inputs_json = json.dumps(dict(ctx.inputs), default=str)
             args = (key, argv, env, str(ctx.cwd), inputs_json, secrets, ctx.stage.max_log)
             function = remote_command

@@ -79,6 +79,8 @@ class AttemptContext:
     cgroup: str | None = None
     #: An mcp stage's tool, arguments and headers, resolved (runtime/_mcp.py).
     mcp: McpValues | None = None
+    #: The file of the stage's ``docs`` (runtime/_docs.py): ``$ALFRED_DOCS``, or None.
+    docs_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,6 +285,8 @@ class CommandExecutor:
         env[b"ALFRED_ATTEMPT"] = str(ctx.attempt).encode()
         env[b"ALFRED_INPUTS"] = child_bytes(inputs_path)
         env[b"ALFRED_OUTPUTS"] = child_bytes(outputs_path)
+        if ctx.docs_path is not None:
+            env[b"ALFRED_DOCS"] = child_bytes(ctx.docs_path)
         env.update(child_env(ctx.shell_values))
         if shell and ctx.cgroup is not None:
             env[b"ALFRED_CGROUP_PROCS"] = child_bytes(f"{ctx.cgroup}/cgroup.procs")
@@ -468,6 +472,8 @@ class PythonExecutor:
                 permanent="retrying cannot make it importable" if exc.permanent else None,
             )
         inputs = dict(ctx.inputs)
+        if ctx.docs_path is not None:
+            inputs.setdefault("ALFRED_DOCS", ctx.docs_path)
         try:
             if is_async:
                 result = await function(inputs)

@@ -53,6 +53,8 @@ class McpValues:
     tool: str
     arguments: Mapping[str, Any]
     headers: Mapping[str, str]
+    #: The argv of a stdio server (``${env.ALFRED_PYTHON}`` and the like resolved).
+    server: tuple[str, ...] = ()
 
 
 def resolve_mcp(stage: PlanStage, agent: PlanAgent, render: Any) -> McpValues | None:
@@ -62,10 +64,12 @@ def resolve_mcp(stage: PlanStage, agent: PlanAgent, render: Any) -> McpValues | 
     arguments = render(thaw(stage.mcp.get("arguments") or {}))
     headers = agent.options.get("headers")
     rendered = render(thaw(headers)) if isinstance(headers, Mapping) else {}
+    server = agent.options.get("server")
     return McpValues(
         tool=str(stage.mcp.get("tool") or ""),
         arguments=dict(arguments) if isinstance(arguments, Mapping) else {},
         headers={str(k): str(v) for k, v in rendered.items()},
+        server=tuple(str(render(part)) for part in server) if isinstance(server, tuple | list) else (),
     )
 
 
@@ -106,7 +110,7 @@ class _Connection:
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    async def _serve(self, agent: PlanAgent, env: Mapping[str, str], cwd: str, headers: Mapping[str, str],
+    async def _serve(self, agent: PlanAgent, env: Mapping[str, str], cwd: str, values: McpValues,
                      ready: concurrent.futures.Future[None]) -> None:
         from mcp.client.session import ClientSession
 
@@ -118,7 +122,7 @@ class _Connection:
                     from mcp.shared._httpx_utils import create_mcp_http_client
 
                     client = await stack.enter_async_context(
-                        create_mcp_http_client(headers=dict(headers) or None)
+                        create_mcp_http_client(headers=dict(values.headers) or None)
                     )
                     streams = await stack.enter_async_context(
                         streamable_http_client(agent.url, http_client=client)
@@ -126,7 +130,7 @@ class _Connection:
                 else:
                     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-                    argv = [str(part) for part in agent.options.get("server") or ()]
+                    argv = list(values.server)
                     if self._errlog_path is not None:
                         self._errlog = open(self._errlog_path, "a", encoding="utf-8")  # noqa: SIM115
                     # Through _orphan: the server dies with alfred even when alfred is killed.
@@ -154,10 +158,10 @@ class _Connection:
             if self._errlog is not None:
                 self._errlog.close()
 
-    def open(self, agent: PlanAgent, env: Mapping[str, str], cwd: str, headers: Mapping[str, str]) -> None:
+    def open(self, agent: PlanAgent, env: Mapping[str, str], cwd: str, values: McpValues) -> None:
         """Start the session; blocks until it is initialized (raises if it cannot be)."""
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._task = self.submit(self._serve(agent, env, cwd, headers, ready))
+        self._task = self.submit(self._serve(agent, env, cwd, values, ready))
         ready.result(timeout=CONNECT_TIMEOUT_S)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -205,7 +209,7 @@ def _connection(ctx: AttemptContext, values: McpValues) -> _Connection:
         stale.close(timeout=5.0)
     connection = _Connection(key, os.path.join(str(ctx.work_dir), f"mcp-{ctx.agent.name}.log"))
     try:
-        connection.open(ctx.agent, ctx.env, str(ctx.cwd), values.headers)
+        connection.open(ctx.agent, ctx.env, str(ctx.cwd), values)
     except BaseException:
         connection.close(timeout=5.0)
         raise

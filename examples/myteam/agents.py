@@ -19,7 +19,15 @@ def plan_work(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def implement(inputs: dict[str, Any]) -> dict[str, Any]:
     print(f"implementing {inputs.get('tasks')} of {inputs.get('spec')}")
-    return {"changelog": "CHANGELOG.md"}
+    docs = inputs.get("ALFRED_DOCS")  # the stage's `docs`, pinned by alfred.lock
+    if not docs:
+        return {"changelog": "CHANGELOG.md"}
+    with open(docs, encoding="utf-8") as handle:
+        text = handle.read()
+    titles = [line for line in text.splitlines() if line.startswith("# ")]
+    print(f"grounded in {', '.join(titles)}")
+    # What a model would report spending; the workflow's `budget` adds it up.
+    return {"changelog": "CHANGELOG.md", "cost_usd": 0.8, "tokens": 12000 + len(text) // 4}
 
 
 def write_docs(inputs: dict[str, Any]) -> dict[str, Any]:
