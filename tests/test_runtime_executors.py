@@ -402,9 +402,14 @@ def spawn_path(
     or from another one (``Popen``, which changes folder); each must behave the same."""
     import os
 
+    from alfred_dsl.runtime import _process
+
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work if request.param == "posix_spawn" else tmp_path)
+    # On the event loop's thread (a worker thread spawns with Popen), however loaded the machine.
+    monkeypatch.setattr(_process._SPAWN_TIMER, "to_thread_above_s", 1e9)
+    monkeypatch.setattr(_process._SPAWN_TIMER, "in_thread", False)
     spawned: list[int] = []
     real = os.posix_spawn
 

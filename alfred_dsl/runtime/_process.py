@@ -157,6 +157,7 @@ def spawn_in_group(
     before_spawn: Callable[[], None] | None = None,
     cgroup: str | None = None,
     child_moves_itself: bool = False,
+    in_thread: bool = False,
 ) -> Child:
     """Start ``argv`` as the leader of a new process group, stdout and stderr on ``output_fd``.
 
@@ -164,6 +165,8 @@ def spawn_in_group(
     ``cgroup``: a cgroup v2 directory, created before the spawn, that the process is moved
     into at once (what it starts from then on is in it too), unless
     ``child_moves_itself`` (a shell line that writes its own pid there before anything else).
+    ``in_thread``: called from a worker thread (see :class:`_SpawnTimer`), where ``Popen`` is
+    used, which releases the GIL while it waits for the child's ``exec``.
     Raises :class:`SpawnError` with a message for the user when it cannot start.
     """
     if before_spawn is not None:
@@ -172,8 +175,12 @@ def spawn_in_group(
         cgroup = None  # contained by its process group and its environment only
     try:
         executable = _executable(argv[0], env)
+        proc: Child
         try:
-            proc = _spawn(argv, executable, cwd, env, output_fd)
+            if in_thread:  # Popen lets the event loop's thread run while the child execs
+                proc = _popen(argv, executable, cwd, env, output_fd)
+            else:
+                proc = _spawn(argv, executable, cwd, env, output_fd)
         except FileNotFoundError:
             if executable is None:
                 raise
@@ -342,10 +349,11 @@ def _timed_spawn(
     before_spawn: Callable[[], None] | None,
     cgroup: str | None,
     child_moves_itself: bool,
+    in_thread: bool,
 ) -> Child:
     started = time.perf_counter()
     try:
-        return spawn_in_group(argv, cwd, env, output_fd, before_spawn, cgroup, child_moves_itself)
+        return spawn_in_group(argv, cwd, env, output_fd, before_spawn, cgroup, child_moves_itself, in_thread)
     finally:
         _SPAWN_TIMER.record(time.perf_counter() - started)
 
@@ -389,11 +397,13 @@ async def run_in_group(
     try:
         if _SPAWN_TIMER.in_thread:
             proc = await trio.to_thread.run_sync(
-                _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself,
+                _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself, True,
                 limiter=_spawn_limiter(),
             )
         else:
-            proc = _timed_spawn(argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself)
+            proc = _timed_spawn(
+                argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself, False
+            )
     except BaseException:
         os.close(read_fd)
         raise
