@@ -10,18 +10,25 @@
     waits for its two dependencies and sets its event.
 (b) ``command``: M command stages running ``true`` with concurrency 2 in the same shape,
     against ``ninja -j2`` on the same graph (the ``ninja`` PyPI package, else ninja on PATH).
+(c) ``end to end``: ``alfredc run wf.alfred -j 2`` of the same M stages written as an
+    ``.alfred`` file (whole process: start-up and compiling included, a fresh state folder
+    each time), against ``ninja -j2`` on the same graph, the two alternating; also the CPU
+    time (user + sys, the stages' included) of both, and where alfred's time goes (start-up
+    and compiling, the run, the exit) from an instrumented copy of the same command.
 
 Every measurement is a whole process (interpreter start-up and imports included), timed by
 this parent; the child also reports the time of the run alone ("inner"). Per-stage overhead
-is (alfred - floor) / stages; the targets are < 200 µs per stage for (a) and <= 1.5x ninja
-for (b). The plan is built directly (not compiled from a file): the compiler has its own
-benchmark (bench/compiler.py).
+is (alfred - floor) / stages; the targets are < 200 µs per stage for (a), <= 1.5x ninja
+for (b) and <= 1.3x ninja for (c). In (a) and (b) the plan is built directly (not compiled
+from a file): the compiler has its own benchmark (bench/compiler.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -128,6 +135,40 @@ def child_alfred(count: int, kind: str, concurrency: int, profile: str | None) -
     return elapsed
 
 
+def child_cli(argv: Sequence[str]) -> dict[str, float]:
+    """``alfredc ARGV`` in this process, timing the Trio run (the stages) apart from the rest."""
+    self_cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731
+    import trio
+
+    marks: dict[str, float] = {}
+    real_run = trio.run
+
+    def timed_run(*args: Any, **kwargs: Any) -> Any:
+        marks["loop_start"], marks["loop_start_cpu"] = time.perf_counter(), self_cpu()
+        try:
+            return real_run(*args, **kwargs)
+        finally:
+            marks["loop_end"], marks["loop_end_cpu"] = time.perf_counter(), self_cpu()
+
+    trio.run = timed_run  # type: ignore[assignment]
+    from alfred_dsl.cli import main as alfredc
+
+    try:
+        alfredc(list(argv))
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    ended = time.perf_counter()
+    started = ended - (time.time() - float(os.environ["BENCH_STARTED"]))
+    return {
+        "before_loop_s": marks["loop_start"] - started,
+        "before_loop_cpu_s": marks["loop_start_cpu"],
+        "loop_s": marks["loop_end"] - marks["loop_start"],
+        "loop_cpu_s": marks["loop_end_cpu"] - marks["loop_start_cpu"],
+        "after_loop_s": ended - marks["loop_end"],
+    }
+
+
 # -- the parent ------------------------------------------------------------------------
 
 
@@ -140,7 +181,21 @@ def ninja_binary() -> str | None:
             return str(path)
     except (ImportError, AttributeError):
         pass
-    return shutil.which("ninja")
+    return shutil.which("ninja") or ("/usr/bin/ninja" if Path("/usr/bin/ninja").is_file() else None)
+
+
+def write_alfred(directory: Path, count: int) -> Path:
+    """The graph of :func:`write_ninja` as an ``.alfred`` file: one command agent running ``true``."""
+    deps = layered_deps(count)
+    lines = ["agent worker {", "  kind = command", '  run = ["true"]', "  concurrency = 2", "}", "",
+             "workflow bench {"]
+    for i in range(count):
+        after = f" after {', '.join(f's{d}' for d in deps[i])}" if deps[i] else ""
+        lines.append(f"  stage s{i}{after} {{ agent = worker }}")
+    lines.append("}")
+    path = directory / "wf.alfred"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def write_ninja(directory: Path, count: int) -> None:
@@ -152,10 +207,20 @@ def write_ninja(directory: Path, count: int) -> None:
     (directory / "build.ninja").write_text("\n".join(lines) + "\n")
 
 
-def timed(argv: Sequence[str], cwd: Path | None = None) -> tuple[float, dict[str, Any]]:
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's waited-for descendants so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(
+    argv: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, dict[str, Any]]:
+    cpu = children_cpu()
     started = time.perf_counter()
-    done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False)
+    done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - started
+    cpu = children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "{}"
@@ -163,6 +228,9 @@ def timed(argv: Sequence[str], cwd: Path | None = None) -> tuple[float, dict[str
         data = json.loads(last)
     except ValueError:
         data = {}
+    if not isinstance(data, dict):
+        data = {}
+    data["cpu_s"] = cpu
     return wall, data
 
 
@@ -197,6 +265,10 @@ def me(*args: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["--child", "cli"]:  # alfredc's own options follow: not for argparse
+        print(json.dumps(child_cli(argv[2:])))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python-stages", type=int, default=10_000)
     parser.add_argument("--command-stages", type=int, default=2_000)
@@ -206,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", action="store_true", help="write pyinstrument profiles to bench/profiles/"
     )
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--scenarios", default="abc", help="which scenarios to run (default abc; e.g. --scenarios c)"
+    )
+    parser.add_argument("--e2e-repeat", type=int, default=5, help="repetitions of (c) (default 5)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -222,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if args.quick:
-        args.python_stages, args.command_stages, args.repeat = 1_000, 200, 1
+        args.python_stages, args.command_stages, args.repeat, args.e2e_repeat = 1_000, 200, 1, 1
     byte_compile_alfred()
     n_py, n_cmd = args.python_stages, args.command_stages
     profiles = HERE.parent / "profiles"
@@ -230,6 +306,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         profiles.mkdir(exist_ok=True)
     results: dict[str, Any] = {"python_stages": n_py, "command_stages": n_cmd, "repeat": args.repeat}
 
+    if "a" in args.scenarios:
+        scenario_a(args, n_py, results)
+    if "b" in args.scenarios:
+        scenario_b(args, n_cmd, results)
+    if "c" in args.scenarios:
+        scenario_c(args, n_cmd, results)
+    if args.profile:
+        for what, count in (("python", n_py), ("command", n_cmd)):
+            target = profiles / f"runtime-{what}.txt"
+            timed(me("--child", what, str(count), str(target)))
+            print(f"\nprofile of the {what} scenario: {target}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def scenario_a(args: argparse.Namespace, n_py: int, results: dict[str, Any]) -> None:
     print(f"(a) {n_py} no-op python stages, layered DAG (width {WIDTH}, 2 deps each), durable state on")
     floor = measure("raw Trio floor (nursery + Events)", lambda: timed(me("--child", "floor", str(n_py))),
                     args.repeat)
@@ -242,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["python"] = {"floor": floor, "alfred": alfred, "overhead_us": per_stage,
                          "overhead_inner_us": per_stage_inner}
 
+
+def scenario_b(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) -> None:
     print(f"\n(b) {n_cmd} command stages running `true`, concurrency 2, same shape")
     ninja = ninja_binary()
     with tempfile.TemporaryDirectory(prefix="alfred-bench-ninja-") as tmp:
@@ -265,14 +360,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print("  ninja not found: pip install ninja (the `bench` extra)")
 
-    if args.profile:
-        for what, count in (("python", n_py), ("command", n_cmd)):
-            target = profiles / f"runtime-{what}.txt"
-            timed(me("--child", what, str(count), str(target)))
-            print(f"\nprofile of the {what} scenario: {target}")
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 0
+
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) -> None:
+    print(f"\n(c) `alfredc run wf.alfred -j 2 --quiet` of the same {n_cmd} stages, whole process"
+          f" (compiling included, fresh state), against `ninja -j2`, alternating; load {load()}")
+    ninja = ninja_binary()
+    if ninja is None:
+        print("  ninja not found: pip install ninja (the `bench` extra)")
+        return
+    alfredc = [sys.executable, "-m", "alfred_dsl"]
+    rows: dict[str, list[tuple[float, float]]] = {"ninja": [], "alfred": []}
+    splits: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="alfred-bench-e2e-") as tmp:
+        work = Path(tmp)
+        write_ninja(work, n_cmd)
+        write_alfred(work, n_cmd)
+        for round_ in range(args.e2e_repeat):
+            for leftover in (".ninja_log", ".ninja_deps"):
+                (work / leftover).unlink(missing_ok=True)
+            wall, data = timed([ninja, "-j2", "-f", "build.ninja"], cwd=work)
+            rows["ninja"].append((wall, data["cpu_s"]))
+            state = work / f"state-{round_}"
+            wall, data = timed([*alfredc, "run", "wf.alfred", "-j", "2", "--quiet", "--state", str(state)],
+                               cwd=work)
+            rows["alfred"].append((wall, data["cpu_s"]))
+            shutil.rmtree(state, ignore_errors=True)
+            # The same command, instrumented: where the time goes.
+            env = dict(os.environ, BENCH_STARTED=repr(time.time()))
+            _, split = timed(me("--child", "cli", "run", "wf.alfred", "-j", "2", "--quiet", "--state",
+                                str(state)), cwd=work, env=env)
+            splits.append(split)
+            shutil.rmtree(state, ignore_errors=True)
+    figures: dict[str, Any] = {}
+    for name, label in (("ninja", "ninja -j2"), ("alfred", "alfredc run -j 2")):
+        wall = statistics.median(w for w, _ in rows[name])
+        cpu = statistics.median(c for _, c in rows[name])
+        spread = f"{min(w for w, _ in rows[name]):.3f}-{max(w for w, _ in rows[name]):.3f}"
+        figures[name] = {"wall_s": wall, "cpu_s": cpu}
+        print(f"  {label:<20} process {wall:7.3f} s ({spread})"
+              f"   CPU (user+sys, stages included) {cpu:7.3f} s", flush=True)
+    ratio = figures["alfred"]["wall_s"] / figures["ninja"]["wall_s"]
+    ratios = sorted(a[0] / n[0] for a, n in zip(rows["alfred"], rows["ninja"], strict=True))
+    cpu_ratio = figures["alfred"]["cpu_s"] / figures["ninja"]["cpu_s"]
+    verdict = "OK" if ratio <= 1.3 else "over target"
+    print(f"  ratio to ninja: {ratio:.2f}x wall (pairs {ratios[0]:.2f}-{ratios[-1]:.2f}x),"
+          f" {cpu_ratio:.2f}x CPU; target <= 1.3x: {verdict}")
+    split = {key: statistics.median(float(s[key]) for s in splits) for key in splits[0]}
+    print(f"  where alfredc's time goes (instrumented copy, medians): start-up + compile"
+          f" {split['before_loop_s']:.3f} s ({split['before_loop_cpu_s']:.3f} s CPU), the run"
+          f" {split['loop_s']:.3f} s ({split['loop_cpu_s'] / n_cmd * 1e6:.0f} µs of loop CPU per stage),"
+          f" exit {split['after_loop_s']:.3f} s; load {load()}")
+    results["end_to_end"] = {**figures, "ratio": ratio, "cpu_ratio": cpu_ratio, "split": split}
 
 
 if __name__ == "__main__":

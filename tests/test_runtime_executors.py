@@ -392,3 +392,93 @@ def test_more_than_40_plain_python_stages_run_at_once_when_concurrency_allows(tm
                          max_concurrency=45)
     assert result.ok
     assert time.monotonic() - started < 0.9  # one wave (0.5 s), not 40 then 5 (1 s)
+
+
+@pytest.fixture(params=["posix_spawn", "Popen"])
+def spawn_path(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Stages in ``tmp_path / "work"``: run from that folder (started by ``os.posix_spawn``)
+    or from another one (``Popen``, which changes folder); each must behave the same."""
+    import os
+
+    from alfred_dsl.runtime import _process
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work if request.param == "posix_spawn" else tmp_path)
+    # On the event loop's thread (a worker thread spawns with Popen), however loaded the machine.
+    monkeypatch.setattr(_process._SPAWN_TIMER, "to_thread_above_s", 1e9)
+    monkeypatch.setattr(_process._SPAWN_TIMER, "in_thread", False)
+    spawned: list[int] = []
+    real = os.posix_spawn
+
+    def spy(*args: object, **kwargs: object) -> int:
+        pid = real(*args, **kwargs)  # type: ignore[arg-type]
+        spawned.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "posix_spawn", spy)
+    yield str(request.param)
+    assert bool(spawned) == (request.param == "posix_spawn")  # the path this case is about
+
+
+def _log(tmp_path: Path, run_id: str, name: str) -> str:
+    return (tmp_path / "state" / "runs" / run_id / f"{name}.1.log").read_text()
+
+
+def test_a_stage_process_starts_clean_whichever_way_it_is_spawned(tmp_path: Path, spawn_path: str) -> None:
+    import os
+    import sys
+
+    work = tmp_path / "work"
+    # A descriptor alfred inherited without close-on-exec (a make jobserver's pipe, say).
+    leaked_read, leaked_write = os.pipe()
+    os.set_inheritable(leaked_write, True)
+    probe = (
+        "import os, sys\n"
+        f"try:\n    os.fstat({leaked_write})\n    print('inherited')\nexcept OSError:\n    print('closed')\n"
+        "print('group leader', os.getpgid(0) == os.getpid())\n"
+        "print('cwd', os.getcwd())\n"
+        "print('stdin', repr(sys.stdin.read()))\n"
+        "print('value', os.environ['ALFRED_STAGE'])\n"
+    )
+    stages = [
+        stage("probe", work, run=[sys.executable, "-c", probe], on_failure="continue"),
+        # SIGPIPE (bit 13), which Python ignores, is back to its default in the child.
+        stage("signals", work, run=["grep", "SigIgn", "/proc/self/status"], on_failure="continue"),
+        stage("killed", work, run=["sh", "-c", "kill -TERM $$"], on_failure="continue"),
+        stage("status", work, run=["sh", "-c", "exit 3"], on_failure="continue"),
+        stage("missing", work, run=["no-such-command-alfred"], on_failure="continue"),
+        stage("denied", work, run=[str(tmp_path / "not-executable")], on_failure="continue"),
+    ]
+    (tmp_path / "not-executable").write_text("#!/bin/sh\n")
+    try:
+        result, _ = run_plan(plan(stages, [agent(concurrency=6)]), tmp_path / "state")
+    finally:
+        os.close(leaked_read)
+        os.close(leaked_write)
+    assert result.stages["probe"].state == "succeeded", result.stages["probe"].error
+    assert _log(tmp_path, result.run_id, "probe").splitlines() == [
+        "closed", "group leader True", f"cwd {work}", "stdin ''", "value probe",
+    ]
+    ignored = int(_log(tmp_path, result.run_id, "signals").split()[1], 16)
+    assert not ignored & (1 << (13 - 1))
+    assert result.stages["killed"].error == "killed by SIGTERM"
+    assert result.stages["status"].error == "exit status 3"
+    assert result.stages["status"].exit_code == 3
+    assert result.stages["missing"].error == "command not found: no-such-command-alfred"
+    assert result.stages["denied"].error == f"cannot execute {tmp_path / 'not-executable'}: permission denied"
+
+
+def test_a_timeout_kills_the_whole_group_whichever_way_it_is_spawned(tmp_path: Path, spawn_path: str) -> None:
+    work = tmp_path / "work"
+    line = "sleep 30 & echo $! > child.pid; wait"
+    slow = stage("slow", work, run=["sh", "-c", line], timeout_s=0.5)
+    result, _ = run_plan(plan([slow]), tmp_path / "state", kill_grace_s=0.2)
+    assert result.stages["slow"].error == "timed out after 0.5s"
+    pid = int((work / "child.pid").read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]

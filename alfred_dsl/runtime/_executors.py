@@ -106,14 +106,17 @@ class OutputsFileError(ValueError):
     """``$ALFRED_OUTPUTS`` holds a line that is neither ``key=value`` nor ``key<<DELIMITER``."""
 
 
-def read_outputs_file(path: Path | str) -> dict[str, str]:
+def read_outputs_file(path: Path | str, *, private: bool = False) -> dict[str, str]:
     """The outputs a command wrote: ``key=value`` lines and GitHub-style blocks
     (``key<<DELIM``, the value's lines, then a line ``DELIM``). Blank lines are ignored and
     later keys win; a missing file is no outputs. Anything else raises
     :class:`OutputsFileError` naming the line: a value is never silently dropped.
+    ``private``: make the file readable by its owner only (the command created it with its
+    umask's mode), on the open descriptor: one system call less than a ``chmod`` by name.
     """
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        fd = _open_outputs(path, private)
+        with open(fd, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
     except FileNotFoundError:
         return {}
@@ -156,6 +159,21 @@ def read_outputs_file(path: Path | str) -> dict[str, str]:
             raise OutputsFileError(f"$ALFRED_OUTPUTS line {number}: `{_shorten(line)}` has no key")
         outputs[key] = value
     return outputs
+
+
+def _open_outputs(path: Path | str, private: bool) -> int:
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:
+        if not private:
+            raise
+        os.chmod(path, 0o600)  # created unreadable (umask 0777): its owner may read it now
+        return os.open(path, flags)
+    if private:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)
+    return fd
 
 
 def _shorten(text: str, limit: int = 40) -> str:
@@ -313,22 +331,20 @@ class CommandExecutor:
             return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))
         except BaseException:  # cancelled: what the attempt wrote is not read
             if not private:
+                _restrict(outputs_path)
                 ctx.masker.file(outputs_path)
             raise
         finally:
-            if not private:
-                if ctx.masker and ctx.inputs:
-                    ctx.masker.file(inputs_path)
-                # The command created it with its umask's mode.
-                with contextlib.suppress(OSError):
-                    os.chmod(outputs_path, 0o600)
+            if not private and ctx.masker and ctx.inputs:
+                ctx.masker.file(inputs_path)
         if status != 0:
             if not private:
+                _restrict(outputs_path)
                 ctx.masker.file(outputs_path)
             error = _describe_status(status, shell)
             return AttemptOutcome(ok=False, exit_code=status, error=error, log_path=log)
         try:
-            outputs = read_outputs_file(outputs_path)
+            outputs = read_outputs_file(outputs_path, private=not private)
         except OutputsFileError as exc:
             if not private:
                 ctx.masker.file(outputs_path)
@@ -339,6 +355,13 @@ class CommandExecutor:
             # The real values go on to later stages; the file in the state directory keeps none.
             ctx.masker.file(outputs_path)
         return AttemptOutcome(ok=True, exit_code=0, outputs=outputs, log_path=log)
+
+
+def _restrict(path: str) -> None:
+    """The outputs file of an attempt readable by its owner only (the command created it
+    with its umask's mode)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
 
 
 def _write_private(path: str, text: str) -> None:

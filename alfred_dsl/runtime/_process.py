@@ -1,10 +1,12 @@
 """Child processes in their own process group: cheap spawn, cheap reap, thorough kill.
 
-``subprocess.Popen`` runs with ``process_group=0``, so the child leads a new process group;
-the exit is awaited on a pidfd (``os.pidfd_open``) that Trio watches like a socket. On
-cancellation (timeout, ``on_failure = stop``, Ctrl-C) the whole group gets SIGTERM, then
-SIGKILL after a grace period, and so does every process that left the group but not the
-attempt: those in the attempt's cgroup, and those whose environment names the attempt
+Each child leads a new process group: started by ``os.posix_spawn`` (``setpgroup=0``) when
+it runs in this process's folder, else by ``subprocess.Popen`` (``process_group=0``), which
+can change folder (:func:`spawn_in_group`). The exit is awaited on a pidfd
+(``os.pidfd_open``) that Trio watches like a socket. On cancellation (timeout,
+``on_failure = stop``, Ctrl-C) the whole group gets SIGTERM, then SIGKILL after a grace
+period, and so does every process that left the group but not the attempt: those in the
+attempt's cgroup, and those whose environment names the attempt
 (see ``_contain``), so no grandchild survives.
 
 The child's stdout and stderr are one pipe that a task reads while the process runs; the
@@ -22,7 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -36,12 +38,54 @@ __all__ = [
 ]
 
 _HAS_PIDFD = hasattr(os, "pidfd_open")
+_HAS_POSIX_SPAWN = hasattr(os, "posix_spawn") and os.path.isdir("/proc/self/fd")
 _HAS_EPOLL = hasattr(select, "epoll")
 _POLL_S = 0.01
 
 
 class SpawnError(Exception):
     """The process could not be started (command not found, not executable, bad cwd)."""
+
+
+class Child(Protocol):
+    """What the runtime uses of a started process: ``subprocess.Popen`` or :class:`_Spawned`."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self) -> int: ...
+
+
+class _Spawned:
+    """A process started by ``os.posix_spawn``: its exit status, as ``Popen`` reports it
+    (``-N`` for signal N; 0 when something else reaped it)."""
+
+    __slots__ = ("pid", "returncode")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._reap(os.WNOHANG)
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.returncode is None:
+            self._reap(0)
+        return self.returncode
+
+    def _reap(self, options: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, options)
+        except ChildProcessError:
+            self.returncode = 0
+            return
+        if pid == self.pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
 
 
 def signal_name(number: int) -> str:
@@ -105,6 +149,13 @@ def child_env(env: Mapping[str, str] | Mapping[bytes, bytes]) -> dict[bytes, byt
     return {child_bytes(name): child_bytes(value) for name, value in env.items()}
 
 
+def _encoded(env: Mapping[str, str] | Mapping[bytes, bytes]) -> Mapping[str, str] | Mapping[bytes, bytes]:
+    """``env`` if it is bytes already (the scheduler's, encoded once per run), else encoded:
+    one look at a name, not at each of ~40 per spawn."""
+    first = next(iter(env), b"")
+    return env if isinstance(first, bytes) else child_env(env)
+
+
 def spawn_in_group(
     argv: Sequence[str],
     cwd: str,
@@ -113,13 +164,16 @@ def spawn_in_group(
     before_spawn: Callable[[], None] | None = None,
     cgroup: str | None = None,
     child_moves_itself: bool = False,
-) -> subprocess.Popen[bytes]:
+    in_thread: bool = False,
+) -> Child:
     """Start ``argv`` as the leader of a new process group, stdout and stderr on ``output_fd``.
 
     ``before_spawn`` runs first, in the same thread (file preparation off the event loop).
     ``cgroup``: a cgroup v2 directory, created before the spawn, that the process is moved
     into at once (what it starts from then on is in it too), unless
     ``child_moves_itself`` (a shell line that writes its own pid there before anything else).
+    ``in_thread``: called from a worker thread (see :class:`_SpawnTimer`), where ``Popen`` is
+    used, which releases the GIL while it waits for the child's ``exec``.
     Raises :class:`SpawnError` with a message for the user when it cannot start.
     """
     if before_spawn is not None:
@@ -128,8 +182,12 @@ def spawn_in_group(
         cgroup = None  # contained by its process group and its environment only
     try:
         executable = _executable(argv[0], env)
+        proc: Child
         try:
-            proc = _popen(argv, executable, cwd, env, output_fd)
+            if in_thread:  # Popen lets the event loop's thread run while the child execs
+                proc = _popen(argv, executable, cwd, env, output_fd)
+            else:
+                proc = _spawn(argv, executable, cwd, env, output_fd)
         except FileNotFoundError:
             if executable is None:
                 raise
@@ -153,6 +211,82 @@ def spawn_in_group(
         raise SpawnError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
 
 
+def _spawn(
+    argv: Sequence[str],
+    executable: str | None,
+    cwd: str,
+    env: Mapping[str, str] | Mapping[bytes, bytes],
+    output_fd: int,
+) -> Child:
+    """``os.posix_spawn`` where it does what ``Popen`` would, else ``Popen``.
+
+    ``posix_spawn`` costs the parent a third of the CPU (bench/RUNTIME.md) but cannot change
+    the child's folder (Python has no ``addchdir``) and closes only the descriptors it is
+    told to: so it is used for a child that runs in this process's folder, with the
+    inheritable descriptors of this process (a make jobserver's pipe, a socket passed by
+    systemd) closed in the child as ``close_fds=True`` does.
+    """
+    if _HAS_POSIX_SPAWN and executable is not None and output_fd > 2 and _devnull() > 2:
+        try:
+            here = os.getcwd()
+        except OSError:
+            here = None
+        if here == cwd:
+            inherited = _inheritable_fds()
+            if inherited is not None:
+                return _posix_spawn(argv, executable, env, output_fd, inherited)
+    return _popen(argv, executable, cwd, env, output_fd)
+
+
+def _inheritable_fds() -> list[int] | None:
+    """This process's descriptors above 2 that a child would inherit (None: cannot tell)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    found = []
+    for name in names:
+        fd = int(name)
+        if fd > 2:
+            try:
+                if os.get_inheritable(fd):
+                    found.append(fd)
+            except OSError:
+                continue  # the directory's own descriptor, closed by now
+    return found
+
+
+_SIGNALS_TO_RESET = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+)
+
+
+def _posix_spawn(
+    argv: Sequence[str],
+    executable: str,
+    env: Mapping[str, str] | Mapping[bytes, bytes],
+    output_fd: int,
+    inherited: Iterable[int],
+) -> _Spawned:
+    actions: list[tuple[int, ...]] = [(os.POSIX_SPAWN_CLOSE, fd) for fd in inherited]
+    devnull = _devnull()
+    actions += [
+        (os.POSIX_SPAWN_DUP2, devnull, 0),
+        (os.POSIX_SPAWN_DUP2, output_fd, 1),
+        (os.POSIX_SPAWN_DUP2, output_fd, 2),
+    ]
+    pid = os.posix_spawn(
+        executable,
+        [child_bytes(arg) for arg in argv],
+        _encoded(env),
+        file_actions=actions,
+        setpgroup=0,
+        # What Popen's restore_signals does: the signals Python ignores get their default.
+        setsigdef=_SIGNALS_TO_RESET,
+    )
+    return _Spawned(pid)
+
+
 def _popen(
     argv: Sequence[str],
     executable: str | None,
@@ -164,7 +298,7 @@ def _popen(
         [child_bytes(arg) for arg in argv],
         executable=executable,
         cwd=cwd,
-        env=env if all(isinstance(name, bytes) for name in env) else child_env(env),
+        env=_encoded(env),
         stdin=_devnull(),
         stdout=output_fd,
         stderr=output_fd,
@@ -222,10 +356,11 @@ def _timed_spawn(
     before_spawn: Callable[[], None] | None,
     cgroup: str | None,
     child_moves_itself: bool,
-) -> subprocess.Popen[bytes]:
+    in_thread: bool,
+) -> Child:
     started = time.perf_counter()
     try:
-        return spawn_in_group(argv, cwd, env, output_fd, before_spawn, cgroup, child_moves_itself)
+        return spawn_in_group(argv, cwd, env, output_fd, before_spawn, cgroup, child_moves_itself, in_thread)
     finally:
         _SPAWN_TIMER.record(time.perf_counter() - started)
 
@@ -269,11 +404,13 @@ async def run_in_group(
     try:
         if _SPAWN_TIMER.in_thread:
             proc = await trio.to_thread.run_sync(
-                _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself,
+                _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself, True,
                 limiter=_spawn_limiter(),
             )
         else:
-            proc = _timed_spawn(argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself)
+            proc = _timed_spawn(
+                argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself, False
+            )
     except BaseException:
         os.close(read_fd)
         raise
@@ -399,7 +536,7 @@ def _drain(fd: int, log: _LazyLog, max_reads: int) -> bool:
     return True
 
 
-async def _wait_and_capture(proc: subprocess.Popen[bytes], read_fd: int, log: _LazyLog) -> int:
+async def _wait_and_capture(proc: Child, read_fd: int, log: _LazyLog) -> int:
     """Wait for the leader's exit while copying its output to ``log``; return its status.
 
     One task waits on one epoll set holding the process's pidfd and the pipe: cheaper than
@@ -433,7 +570,7 @@ async def _wait_and_capture(proc: subprocess.Popen[bytes], read_fd: int, log: _L
         os.close(pidfd)
 
 
-async def _poll_and_capture(proc: subprocess.Popen[bytes], read_fd: int, log: _LazyLog) -> int:
+async def _poll_and_capture(proc: Child, read_fd: int, log: _LazyLog) -> int:
     """Without pidfd or epoll: poll the exit, copying the output at each look."""
     delay = 0.001
     while (status := proc.poll()) is None:
@@ -486,7 +623,7 @@ def _signal_all(pids: Iterable[int], sig: int) -> None:
 
 
 async def terminate_group(
-    proc: subprocess.Popen[bytes],
+    proc: Child,
     grace_s: float,
     kill_now: trio.Event | None = None,
     *,
