@@ -3,8 +3,8 @@
 Each attempt of a stage takes a lognormal time whose mean is the stage's ``estimate`` and
 whose standard deviation is its ``spread`` (default a quarter of the estimate; ``0s``: the
 estimate exactly), and fails with the probability ``fail_rate`` (the stage's, else its
-agent's, else 0); a failed attempt takes its whole drawn time, and an attempt longer than
-the stage's ``timeout`` fails at the timeout. Everything else is the runtime's policy,
+agent's, else 0); a failed attempt takes its whole drawn time, and an attempt that lasts the
+stage's ``timeout`` or longer fails at the timeout. Everything else is the runtime's policy,
 imported from :mod:`._dispatch` where it is a formula: ready stages in ``ready_key``
 order, the least busy free agent (``pick_agent``), ``-j`` and agent ``concurrency`` never
 exceeded, retries waiting ``retry_delay`` while holding their slot (then ``retry_agent``),
@@ -28,13 +28,21 @@ import math
 import os
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ._dispatch import pick_agent, ready_key, retry_agent, retry_delay
 from ._plan import Plan
 
-__all__ = ["SimAttempt", "SimOptions", "SimResult", "SimTrial", "percentile", "simulate"]
+__all__ = [
+    "Outcome", "SimAttempt", "SimOptions", "SimResult", "SimTrial", "critical_path", "percentile", "simulate",
+]
+
+#: ``outcome(stage, attempt, agent)``: how long attempt ``attempt`` (1-based) of ``stage``
+#: on ``agent`` ("" for an approval) takes and whether it succeeds, instead of the random
+#: draws: a script that the simulator and a run on Trio's virtual clock (runtime/_virtual.py)
+#: both follow, to check that they schedule alike (tests/test_simulate_agreement.py).
+Outcome = Callable[[str, int, str], tuple[float, bool]]
 
 # Stage states (the runtime's names).
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, UPSTREAM_FAILED, CANCELLED = (
@@ -55,6 +63,8 @@ class SimOptions:
     concurrency: int | None = None
     jitter: float = 0.1
     cleanup_grace_s: float = 300.0
+    #: Each attempt's duration and success from this script instead of the random draws.
+    outcome: Outcome | None = None
 
     @property
     def max_concurrency(self) -> int:
@@ -82,6 +92,7 @@ class SimTrial:
     makespan_s: float
     state: str                                   # succeeded | failed
     stages: tuple[tuple[str, str], ...]          # (stage, final state), plan order
+    finished_s: tuple[float, ...]                # when each stage reached its final state, plan order
     attempts: tuple[SimAttempt, ...]
     critical_path: tuple[str, ...]
 
@@ -174,6 +185,8 @@ class _Model:
         self.jitter = options.jitter
         self.timeout_s = plan.timeout_s if plan.timeout_s else None
         self.grace_s = options.cleanup_grace_s
+        self.outcome = options.outcome
+        self.names = [s.name for s in stages]
 
     def _topological(self) -> list[int]:
         indegree = [len(d) for d in self.deps]
@@ -261,12 +274,16 @@ class _Trial:
         m = self.m
         self.tries[i] += 1
         self.ran[i] = True
-        sigma = m.sigma[i]
-        duration = m.mean[i] if sigma == 0.0 else self.rng.lognormvariate(m.mu[i], sigma)
         agent = self.agent[i]
-        rate = m.rate[i][agent] if agent >= 0 else 0.0
-        ok = rate <= 0.0 or (rate < 1.0 and self.rng.random() >= rate)
-        timed_out = duration > m.timeout[i]
+        if m.outcome is not None:
+            duration, ok = m.outcome(m.names[i], self.tries[i], m.agent_names[agent] if agent >= 0 else "")
+        else:
+            sigma = m.sigma[i]
+            duration = m.mean[i] if sigma == 0.0 else self.rng.lognormvariate(m.mu[i], sigma)
+            rate = m.rate[i][agent] if agent >= 0 else 0.0
+            ok = rate <= 0.0 or (rate < 1.0 and self.rng.random() >= rate)
+        # As in a run: an attempt that lasts its whole timeout is cut by it (the deadline wins a tie).
+        timed_out = duration >= m.timeout[i]
         if timed_out:
             duration, ok = m.timeout[i], False
         self.attempt_start[i] = self.now
@@ -457,26 +474,30 @@ class _Trial:
 
     # -- results --------------------------------------------------------------------------
     def critical_path(self) -> list[int]:
-        """The report's measured critical path: from the stage that finished last, step back
-        through the dependency that finished last (stages that never started left out)."""
-        ran, finished, deps = self.ran, self.finished, self.m.deps
-        current = -1
-        for i in range(self.m.n):
-            if ran[i] and (current < 0 or finished[i] > finished[current]):
-                current = i
-        chain: list[int] = []
-        while current >= 0:
-            chain.append(current)
-            best = -1
-            for d in deps[current]:
-                if ran[d] and (best < 0 or finished[d] > finished[best]):
-                    best = d
-            current = best
-        chain.reverse()
-        return chain
+        return critical_path(self.m.deps, self.ran, self.finished)
 
     def run_failed(self) -> bool:
         return any(s in _BROKEN for s in self.state)
+
+
+def critical_path(deps: Sequence[Sequence[int]], ran: Sequence[bool], finished: Sequence[float]) -> list[int]:
+    """The report's measured critical path, as stage indices: from the stage that finished
+    last, step back through the dependency that finished last (stages that never started
+    left out)."""
+    current = -1
+    for i in range(len(deps)):
+        if ran[i] and (current < 0 or finished[i] > finished[current]):
+            current = i
+    chain: list[int] = []
+    while current >= 0:
+        chain.append(current)
+        best = -1
+        for d in deps[current]:
+            if ran[d] and (best < 0 or finished[d] > finished[best]):
+                best = d
+        current = best
+    chain.reverse()
+    return chain
 
 
 def simulate(plan: Plan, options: SimOptions) -> SimResult:
@@ -530,6 +551,7 @@ def simulate(plan: Plan, options: SimOptions) -> SimResult:
             makespan_s=sample_makespan,
             state=FAILED if sample.run_failed() else SUCCEEDED,
             stages=tuple((s.name, sample.state[i]) for i, s in enumerate(plan.stages)),
+            finished_s=tuple(sample.finished),
             attempts=tuple(sample.attempts),
             critical_path=tuple(plan.stages[i].name for i in sample.critical_path()),
         ),
