@@ -399,7 +399,13 @@ class _Trial:
         if self.stopping:
             return
         self.stopping = True
-        self.clear_ready()
+        # Ready cleanup stages stay ready, the others end cancelled below (as in the runtime).
+        cleanup = m.cleanup
+        for heap in self.ready:
+            kept = [entry for entry in heap if cleanup[entry[2]]]
+            heapq.heapify(kept)
+            self.ready_count -= len(heap) - len(kept)
+            heap[:] = kept
         if reason != "stage failed":
             self.push(self.now + m.grace_s, _CLOSE_CLEANUP, -1)
         for i in m.topo:

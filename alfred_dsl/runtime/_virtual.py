@@ -34,6 +34,9 @@ from ._store import StateStore
 
 __all__ = ["VirtualExecutor", "run_virtual"]
 
+#: Virtual seconds after which a run that has not ended is taken to be stuck (about 30 years).
+_NEVER_S = 1e9
+
 #: The events that put a stage in its final state.
 _FINAL_EVENTS = frozenset({
     ev.STAGE_SUCCEEDED, ev.STAGE_FAILED, ev.STAGE_SKIPPED, ev.STAGE_UPSTREAM_FAILED,
@@ -103,7 +106,10 @@ def run_virtual(
 
     async def main() -> RunResult:
         with StateStore(state_dir) as store:
-            return await start_run(plan, store, options, on_event=observe)
+            # A run that can never end would wait forever: the clock jumps to this instead.
+            with trio.move_on_after(_NEVER_S):
+                return await start_run(plan, store, options, on_event=observe)
+        raise RuntimeError(f"the run of {plan.workflow} did not end within {_NEVER_S:g} virtual seconds")
 
     result = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     attempts = tuple(
