@@ -9,21 +9,28 @@ whenever every task waits, the clock jumps to the next deadline, so an hour-long
 in milliseconds and its times are exact virtual seconds (the flusher's sleeps are deadlines
 on the same clock; real time spent in SQLite does not move it).
 
+Only the schedule is real: what the simulator cannot know is assumed as it assumes it (a
+``when`` expression is true, budgets never run out, no stage is up to date, nothing is
+resolved, so a template that reads a stage output cannot fail the attempt). An approval
+waits for a person and cannot run here.
+
 This is what ``alfredc simulate`` is checked against (tests/test_simulate_agreement.py):
 given the same script, the fast simulator (``compiler/_simulate.py``) and this run must
-start, place, retry and end every stage at the same times. The result has the simulator's
-shape (:class:`~alfred_dsl.compiler._simulate.SimTrial`).
+start, place, retry and end every stage at the same times; ``alfredc simulate --engine
+trio`` runs its trials here. The result has the simulator's shape
+(:class:`~alfred_dsl.compiler._simulate.SimTrial`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import trio
 import trio.testing
 
-from ..compiler._plan import Plan
+from ..compiler._plan import FrozenMap, Plan, PlanAgent, PlanStage
 from ..compiler._simulate import Outcome, SimAttempt, SimTrial, critical_path
 from . import _events as ev
 from ._events import Event
@@ -32,7 +39,7 @@ from ._results import CANCELLED, FAILED, SUCCEEDED, RunOptions, RunResult
 from ._start import start_run
 from ._store import StateStore
 
-__all__ = ["VirtualExecutor", "run_virtual"]
+__all__ = ["VirtualExecutor", "run_virtual", "schedule_only"]
 
 #: Virtual seconds after which a run that has not ended is taken to be stuck (about 30 years).
 _NEVER_S = 1e9
@@ -88,6 +95,7 @@ def run_virtual(
     waiting = [s.name for s in plan.stages if s.approve is not None]
     if waiting:
         raise ValueError(f"stage `{waiting[0]}` waits for an approval: it cannot run on a virtual clock")
+    plan = schedule_only(plan)
     executor = VirtualExecutor(outcome)
     finished: dict[str, float] = {}
     origin = 0.0
@@ -133,4 +141,29 @@ def run_virtual(
         finished_s=ends,
         attempts=attempts,
         critical_path=tuple(names[i] for i in critical_path(deps, ran, ends)),
+    )
+
+
+_NOTHING = ("true",)
+
+
+def schedule_only(plan: Plan) -> Plan:
+    """``plan`` with everything but its schedule taken out: every agent a ``command`` agent
+    whose attempts resolve nothing (the virtual executor never looks at them), ``when``
+    expressions true, no budget, costs, ``sources`` or ``produces``. The stages' order,
+    agents, limits, priorities, slack, timeouts, retries and ``run_if`` are untouched."""
+
+    def stage(s: PlanStage) -> PlanStage:
+        return dataclasses.replace(
+            s, kind="command", run=_NOTHING, call=None, inputs=FrozenMap(), env=FrozenMap(),
+            when=s.when if isinstance(s.when, bool) else True, cost=FrozenMap(), mcp=None, sources=(),
+            produces=(),
+        )
+
+    def agent(a: PlanAgent) -> PlanAgent:
+        return dataclasses.replace(a, kind="command", run=_NOTHING, call=None, url=None, env=FrozenMap())
+
+    return dataclasses.replace(
+        plan, agents=tuple(agent(a) for a in plan.agents), stages=tuple(stage(s) for s in plan.stages),
+        budget=FrozenMap(), hooks=(),
     )
