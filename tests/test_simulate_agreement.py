@@ -14,7 +14,10 @@ identifies its terms) and both schedulers face the same, unambiguous sequence.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -406,3 +409,81 @@ def test_random_plans_are_scheduled_alike(tmp_path_factory: pytest.TempPathFacto
     plan = compile_text(directory, text)
     simulated, virtual = both(directory, plan, script, concurrency=concurrency)
     assert_agree(simulated, virtual)
+
+
+# -- alfredc simulate --engine trio: the trials on the runtime's scheduler -----------------------
+
+def alfredc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alfred_dsl", *args], cwd=cwd, capture_output=True, text=True, check=False,
+        timeout=300,
+    )
+
+
+ENGINES = """
+agent a { run = "true"; concurrency = 2; capabilities = ["x"] }
+agent b { run = "true"; concurrency = 1; capabilities = ["x"]; fail_rate = 1 }
+workflow w {
+  stage fetch { agent = a; estimate = 5m; spread = 0s }
+  stage build { requires = ["x"]; estimate = 20m; spread = 0s; after = [fetch]; retries = 1; backoff = 1m }
+  stage lint  { requires = ["x"]; estimate = 3m; spread = 0s; after = [fetch]; priority = high }
+  stage docs  { agent = b; estimate = 12m; spread = 0s; after = [fetch]; on_failure = continue }
+  stage test  { requires = ["x"]; estimate = 15m; spread = 0s; after = [build, lint] }
+  stage ship  { agent = a; estimate = 1m; spread = 0s; after = [test]; run_if = always }
+}
+"""
+
+
+def test_engine_trio_gives_what_the_fast_engine_gives_when_nothing_is_random(tmp_path: Path) -> None:
+    (tmp_path / "w.alfred").write_text(ENGINES)
+    outputs = {}
+    for engine in ("fast", "trio"):
+        result = alfredc(tmp_path, "simulate", "w.alfred", "-n", "5", "-j", "2", "--seed", "1",
+                         "--jitter", "0", "--format", "json", "--engine", engine)
+        assert result.returncode == 0, result.stderr
+        outputs[engine] = json.loads(result.stdout)
+    assert outputs["trio"] == outputs["fast"]
+    # -j 2. At 5m lint (high) takes a, build the less busy b, docs waits for b. Every attempt
+    # on b fails (fail_rate = 1): build at 25m, then waits 1m holding b and its slot, retries on
+    # a (equally busy, not the one that failed) and b goes to docs, which fails at 38m; build
+    # ends at 46m, test at 61m, ship at 62m. docs fails with `continue`: the run fails.
+    attempts = [(a["stage"], a["agent"], a["start_s"], a["end_s"], a["state"])
+                for a in outputs["trio"]["sample"]["attempts"]]
+    assert sorted(attempts, key=lambda a: (a[2], a[0])) == [
+        ("fetch", "a", 0, 300, "succeeded"),
+        ("build", "b", 300, 1500, "failed"),
+        ("lint", "a", 300, 480, "succeeded"),
+        ("build", "a", 1560, 2760, "succeeded"),
+        ("docs", "b", 1560, 2280, "failed"),
+        ("test", "a", 2760, 3660, "succeeded"),
+        ("ship", "a", 3660, 3720, "succeeded"),
+    ]
+    assert outputs["trio"]["failure_rate"] == 1.0
+
+
+def test_engine_trio_is_repeatable_with_a_seed(tmp_path: Path) -> None:
+    text = ENGINES.replace("spread = 0s", "spread = 2m").replace("fail_rate = 1", "fail_rate = 0.3")
+    (tmp_path / "w.alfred").write_text(text)
+    runs = [
+        alfredc(tmp_path, "simulate", "w.alfred", "-n", "20", "-j", "2", "--seed", "9", "--format", "json",
+                "--engine", "trio")
+        for _ in range(2)
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert len(set(json.loads(runs[0].stdout)["makespan_s"].values())) > 1  # the draws differ by trial
+
+
+def test_engine_trio_refuses_an_approval(tmp_path: Path) -> None:
+    (tmp_path / "w.alfred").write_text("""
+agent a { run = "true" }
+workflow w {
+  approvers = { lead = ["alice"] }
+  stage fetch { agent = a; estimate = 5m }
+  stage ok { approve = { by = ["lead"], timeout = 1h }; after = [fetch] }
+}
+""")
+    result = alfredc(tmp_path, "simulate", "w.alfred", "--engine", "trio", "-n", "3")
+    assert result.returncode == 2
+    assert "stage `ok` waits for an approval: --engine trio cannot run it" in result.stderr
+    assert "Traceback" not in result.stderr

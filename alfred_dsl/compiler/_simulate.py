@@ -23,6 +23,7 @@ as each stage task of the runtime does when it ends.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import os
@@ -35,7 +36,8 @@ from ._dispatch import pick_agent, ready_key, retry_agent, retry_delay
 from ._plan import Plan
 
 __all__ = [
-    "Outcome", "SimAttempt", "SimOptions", "SimResult", "SimTrial", "critical_path", "percentile", "simulate",
+    "Outcome", "SimAttempt", "SimOptions", "SimResult", "SimTrial", "TrialEngine", "critical_path",
+    "percentile", "simulate",
 ]
 
 #: ``outcome(stage, attempt, agent)``: how long attempt ``attempt`` (1-based) of ``stage``
@@ -43,6 +45,8 @@ __all__ = [
 #: draws: a script that the simulator and a run on Trio's virtual clock (runtime/_virtual.py)
 #: both follow, to check that they schedule alike (tests/test_simulate_agreement.py).
 Outcome = Callable[[str, int, str], tuple[float, bool]]
+#: ``engine(outcome, seed)``: one trial run elsewhere with that script (``--engine trio``).
+TrialEngine = Callable[[Outcome, int], "SimTrial"]
 
 # Stage states (the runtime's names).
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, UPSTREAM_FAILED, CANCELLED = (
@@ -188,6 +192,26 @@ class _Model:
         self.outcome = options.outcome
         self.names = [s.name for s in stages]
 
+    def draw(self, rng: random.Random, i: int, agent: int) -> tuple[float, bool]:
+        """A random attempt of stage ``i`` on agent ``agent`` (-1: none): its duration and success."""
+        sigma = self.sigma[i]
+        duration = self.mean[i] if sigma == 0.0 else rng.lognormvariate(self.mu[i], sigma)
+        rate = self.rate[i][agent] if agent >= 0 else 0.0
+        return duration, rate <= 0.0 or (rate < 1.0 and rng.random() >= rate)
+
+    def draws(self, rng: random.Random) -> Outcome:
+        """``draw`` as an outcome script, for another engine. Each stage draws from a
+        generator of its own: stages that start at the same instant may ask in any order."""
+        index = {name: i for i, name in enumerate(self.names)}
+        agents = {name: a for a, name in enumerate(self.agent_names)}
+        own = [random.Random(rng.getrandbits(64)) for _ in self.names]
+
+        def outcome(stage: str, attempt: int, agent: str) -> tuple[float, bool]:
+            i = index[stage]
+            return self.draw(own[i], i, agents.get(agent, -1))
+
+        return outcome
+
     def _topological(self) -> list[int]:
         indegree = [len(d) for d in self.deps]
         queue = deque(i for i in range(self.n) if indegree[i] == 0)
@@ -278,10 +302,7 @@ class _Trial:
         if m.outcome is not None:
             duration, ok = m.outcome(m.names[i], self.tries[i], m.agent_names[agent] if agent >= 0 else "")
         else:
-            sigma = m.sigma[i]
-            duration = m.mean[i] if sigma == 0.0 else self.rng.lognormvariate(m.mu[i], sigma)
-            rate = m.rate[i][agent] if agent >= 0 else 0.0
-            ok = rate <= 0.0 or (rate < 1.0 and self.rng.random() >= rate)
+            duration, ok = m.draw(self.rng, i, agent)
         # As in a run: an attempt that lasts its whole timeout is cut by it (the deadline wins a tie).
         timed_out = duration >= m.timeout[i]
         if timed_out:
@@ -506,8 +527,12 @@ def critical_path(deps: Sequence[Sequence[int]], ran: Sequence[bool], finished: 
     return chain
 
 
-def simulate(plan: Plan, options: SimOptions) -> SimResult:
-    """Run ``plan`` ``options.trials`` times on a virtual clock (see the module docstring)."""
+def simulate(plan: Plan, options: SimOptions, engine: TrialEngine | None = None) -> SimResult:
+    """Run ``plan`` ``options.trials`` times on a virtual clock (see the module docstring).
+
+    ``engine``: run each trial there instead of in this module's discrete-event loop, with
+    the same random draws of durations and failures (``alfredc simulate --engine trio``:
+    the runtime's own scheduler on Trio's virtual clock, runtime/_virtual.py)."""
     model = _Model(plan, options)
     seed = options.seed if options.seed is not None else random.SystemRandom().getrandbits(32)
     master = random.Random(seed)
@@ -517,9 +542,24 @@ def simulate(plan: Plan, options: SimOptions) -> SimResult:
     failures = 0
     on_path = [0] * model.n
     busy_s = [0.0] * len(model.conc)
+    kept: list[SimTrial] = []
+    index = {name: i for i, name in enumerate(model.names)}
+    agent_index = {name: a for a, name in enumerate(model.agent_names)}
     for _ in range(trials):
         trial_seed = master.getrandbits(64)
         seeds.append(trial_seed)
+        if engine is not None:
+            outcome = options.outcome or model.draws(random.Random(trial_seed))
+            done = engine(outcome, trial_seed)
+            kept.append(done)
+            makespans.append(done.makespan_s)
+            failures += done.state == FAILED
+            for name in done.critical_path:
+                on_path[index[name]] += 1
+            for attempt in done.attempts:
+                if attempt.agent in agent_index:
+                    busy_s[agent_index[attempt.agent]] += attempt.end_s - attempt.start_s
+            continue
         trial = _Trial(model, random.Random(trial_seed), record=False)
         makespan = trial.run()
         makespans.append(makespan)
@@ -528,10 +568,22 @@ def simulate(plan: Plan, options: SimOptions) -> SimResult:
             on_path[i] += 1
         for a, busy in enumerate(trial.busy_s):
             busy_s[a] += busy
-    # The sample trial: the one with the median makespan, run again with its attempts recorded.
     median = sorted(range(trials), key=makespans.__getitem__)[(trials - 1) // 2]
-    sample = _Trial(model, random.Random(seeds[median]), record=True)
-    sample_makespan = sample.run()
+    if engine is not None:
+        sample_trial = dataclasses.replace(kept[median], index=median, seed=seeds[median])
+    else:
+        # The sample trial: the one with the median makespan, run again with its attempts recorded.
+        sample = _Trial(model, random.Random(seeds[median]), record=True)
+        sample_trial = SimTrial(
+            index=median,
+            seed=seeds[median],
+            makespan_s=sample.run(),
+            state=FAILED if sample.run_failed() else SUCCEEDED,
+            stages=tuple((s.name, sample.state[i]) for i, s in enumerate(plan.stages)),
+            finished_s=tuple(sample.finished),
+            attempts=tuple(sample.attempts),
+            critical_path=tuple(plan.stages[i].name for i in sample.critical_path()),
+        )
     total_time = sum(makespans)
     utilisation = tuple(
         (name, busy_s[a] / (total_time * model.conc[a]) if total_time > 0 else 0.0)
@@ -551,14 +603,5 @@ def simulate(plan: Plan, options: SimOptions) -> SimResult:
         failures=failures,
         critical=tuple(critical),
         utilisation=utilisation,
-        sample=SimTrial(
-            index=median,
-            seed=seeds[median],
-            makespan_s=sample_makespan,
-            state=FAILED if sample.run_failed() else SUCCEEDED,
-            stages=tuple((s.name, sample.state[i]) for i, s in enumerate(plan.stages)),
-            finished_s=tuple(sample.finished),
-            attempts=tuple(sample.attempts),
-            critical_path=tuple(plan.stages[i].name for i in sample.critical_path()),
-        ),
+        sample=sample_trial,
     )
