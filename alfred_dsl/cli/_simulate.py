@@ -1,8 +1,11 @@
 """``alfredc simulate FILE``: the plan run many times on a virtual clock, no process started
-(see ``alfred_dsl/_simulate.py``): the makespan's P50/P90/P99, the stages most often on the
-critical path, each agent's utilisation, and with ``--gantt`` the HTML timeline of a sample run.
+(see ``alfred_dsl/compiler/_simulate.py``): the makespan's P50/P90/P99, the stages most often on
+the critical path, each agent's utilisation, and with ``--gantt`` the HTML timeline of a sample
+run. ``--engine trio`` runs each trial on the runtime's scheduler on Trio's virtual clock
+(``alfred_dsl/runtime/_virtual.py``) instead of the simulator's own loop.
 
-Exit status: 0 simulated, 1 the file has errors, 2 usage error or the Gantt file cannot be written.
+Exit status: 0 simulated, 1 the file has errors, 2 usage error, the Gantt file cannot be written
+or ``--engine trio`` meets an approval stage.
 """
 
 from __future__ import annotations
