@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from alfred_dsl.compiler._pipeline import compile_path
 from alfred_dsl.compiler._plan import Plan
@@ -400,7 +400,7 @@ def random_plans(draw: st.DrawFn) -> tuple[str, dict[str, list[tuple[float, bool
     return "\n".join(lines) + "\n", script, draw(st.integers(1, 5))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None)
 @given(case=random_plans())
 def test_random_plans_are_scheduled_alike(tmp_path_factory: pytest.TempPathFactory,
                                           case: tuple[str, dict[str, list[tuple[float, bool]]], int]) -> None:
