@@ -118,6 +118,24 @@ def test_workflow_timeout_fails_the_run_and_runs_cleanup(tmp_path: Path) -> None
     assert (tmp_path / "cleaned").exists() and (tmp_path / "notified").exists()
 
 
+def test_a_cleanup_stage_waiting_for_a_slot_runs_after_the_run_stops(tmp_path: Path) -> None:
+    # -j 1: `tidy` is ready from the start but waits for `first`'s slot; `first` fails and stops
+    # the run. The run once dropped the waiting `tidy` and never ended (found by the simulator's
+    # agreement test, tests/test_simulate_agreement.py).
+    (tmp_path / "w.alfred").write_text("""
+agent sh { kind = command }
+workflow w {
+  stage first { agent = sh; run = "exit 3" }
+  stage later { agent = sh; run = "touch later" }
+  stage tidy  { agent = sh; run = "touch tidied"; run_if = always }
+}
+""")
+    result = alfredc(tmp_path, "run", "w.alfred", "-j", "1", timeout=30)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (tmp_path / "tidied").exists() and not (tmp_path / "later").exists()
+    assert "stage_cancelled later" in result.stdout
+
+
 def test_check_warns_about_a_failure_stage_that_never_runs(tmp_path: Path) -> None:
     (tmp_path / "w.alfred").write_text(
         'agent sh {\n  kind = command\n}\n\nworkflow w {\n'

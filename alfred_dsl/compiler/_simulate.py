@@ -3,8 +3,8 @@
 Each attempt of a stage takes a lognormal time whose mean is the stage's ``estimate`` and
 whose standard deviation is its ``spread`` (default a quarter of the estimate; ``0s``: the
 estimate exactly), and fails with the probability ``fail_rate`` (the stage's, else its
-agent's, else 0); a failed attempt takes its whole drawn time, and an attempt longer than
-the stage's ``timeout`` fails at the timeout. Everything else is the runtime's policy,
+agent's, else 0); a failed attempt takes its whole drawn time, and an attempt that lasts the
+stage's ``timeout`` or longer fails at the timeout. Everything else is the runtime's policy,
 imported from :mod:`._dispatch` where it is a formula: ready stages in ``ready_key``
 order, the least busy free agent (``pick_agent``), ``-j`` and agent ``concurrency`` never
 exceeded, retries waiting ``retry_delay`` while holding their slot (then ``retry_agent``),
@@ -18,23 +18,38 @@ budgets never run out, incremental stages are never up to date.
 A discrete-event simulation (a heap of event times), not a Trio loop per trial: 10,000
 trials of a 100-stage plan take seconds (see bench/simulate.py). Events at the same time
 are handled in the order they were scheduled, and each one refills the free slots at once,
-as each stage task of the runtime does when it ends.
+as each stage task of the runtime does when it ends (a run takes simultaneous events in an
+order Trio picks). tests/test_simulate_agreement.py checks the schedule against the runtime's
+own scheduler on Trio's virtual clock (``runtime/_virtual.py``), given the same script of
+attempts (``SimOptions.outcome``); ``simulate(..., engine=...)`` runs the trials there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import os
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ._dispatch import pick_agent, ready_key, retry_agent, retry_delay
 from ._plan import Plan
 
-__all__ = ["SimAttempt", "SimOptions", "SimResult", "SimTrial", "percentile", "simulate"]
+__all__ = [
+    "Outcome", "SimAttempt", "SimOptions", "SimResult", "SimTrial", "TrialEngine", "critical_path",
+    "percentile", "simulate",
+]
+
+#: ``outcome(stage, attempt, agent)``: how long attempt ``attempt`` (1-based) of ``stage``
+#: on ``agent`` ("" for an approval) takes and whether it succeeds, instead of the random
+#: draws: a script that the simulator and a run on Trio's virtual clock (runtime/_virtual.py)
+#: both follow, to check that they schedule alike (tests/test_simulate_agreement.py).
+Outcome = Callable[[str, int, str], tuple[float, bool]]
+#: ``engine(outcome, seed)``: one trial run elsewhere with that script (``--engine trio``).
+TrialEngine = Callable[[Outcome, int], "SimTrial"]
 
 # Stage states (the runtime's names).
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, UPSTREAM_FAILED, CANCELLED = (
@@ -55,6 +70,8 @@ class SimOptions:
     concurrency: int | None = None
     jitter: float = 0.1
     cleanup_grace_s: float = 300.0
+    #: Each attempt's duration and success from this script instead of the random draws.
+    outcome: Outcome | None = None
 
     @property
     def max_concurrency(self) -> int:
@@ -82,6 +99,7 @@ class SimTrial:
     makespan_s: float
     state: str                                   # succeeded | failed
     stages: tuple[tuple[str, str], ...]          # (stage, final state), plan order
+    finished_s: tuple[float, ...]                # when each stage reached its final state, plan order
     attempts: tuple[SimAttempt, ...]
     critical_path: tuple[str, ...]
 
@@ -174,6 +192,28 @@ class _Model:
         self.jitter = options.jitter
         self.timeout_s = plan.timeout_s if plan.timeout_s else None
         self.grace_s = options.cleanup_grace_s
+        self.outcome = options.outcome
+        self.names = [s.name for s in stages]
+
+    def draw(self, rng: random.Random, i: int, agent: int) -> tuple[float, bool]:
+        """A random attempt of stage ``i`` on agent ``agent`` (-1: none): its duration and success."""
+        sigma = self.sigma[i]
+        duration = self.mean[i] if sigma == 0.0 else rng.lognormvariate(self.mu[i], sigma)
+        rate = self.rate[i][agent] if agent >= 0 else 0.0
+        return duration, rate <= 0.0 or (rate < 1.0 and rng.random() >= rate)
+
+    def draws(self, rng: random.Random) -> Outcome:
+        """``draw`` as an outcome script, for another engine. Each stage draws from a
+        generator of its own: stages that start at the same instant may ask in any order."""
+        index = {name: i for i, name in enumerate(self.names)}
+        agents = {name: a for a, name in enumerate(self.agent_names)}
+        own = [random.Random(rng.getrandbits(64)) for _ in self.names]
+
+        def outcome(stage: str, attempt: int, agent: str) -> tuple[float, bool]:
+            i = index[stage]
+            return self.draw(own[i], i, agents.get(agent, -1))
+
+        return outcome
 
     def _topological(self) -> list[int]:
         indegree = [len(d) for d in self.deps]
@@ -261,12 +301,13 @@ class _Trial:
         m = self.m
         self.tries[i] += 1
         self.ran[i] = True
-        sigma = m.sigma[i]
-        duration = m.mean[i] if sigma == 0.0 else self.rng.lognormvariate(m.mu[i], sigma)
         agent = self.agent[i]
-        rate = m.rate[i][agent] if agent >= 0 else 0.0
-        ok = rate <= 0.0 or (rate < 1.0 and self.rng.random() >= rate)
-        timed_out = duration > m.timeout[i]
+        if m.outcome is not None:
+            duration, ok = m.outcome(m.names[i], self.tries[i], m.agent_names[agent] if agent >= 0 else "")
+        else:
+            duration, ok = m.draw(self.rng, i, agent)
+        # As in a run: an attempt that lasts its whole timeout is cut by it (the deadline wins a tie).
+        timed_out = duration >= m.timeout[i]
         if timed_out:
             duration, ok = m.timeout[i], False
         self.attempt_start[i] = self.now
@@ -382,7 +423,13 @@ class _Trial:
         if self.stopping:
             return
         self.stopping = True
-        self.clear_ready()
+        # Ready cleanup stages stay ready, the others end cancelled below (as in the runtime).
+        cleanup = m.cleanup
+        for heap in self.ready:
+            kept = [entry for entry in heap if cleanup[entry[2]]]
+            heapq.heapify(kept)
+            self.ready_count -= len(heap) - len(kept)
+            heap[:] = kept
         if reason != "stage failed":
             self.push(self.now + m.grace_s, _CLOSE_CLEANUP, -1)
         for i in m.topo:
@@ -457,30 +504,38 @@ class _Trial:
 
     # -- results --------------------------------------------------------------------------
     def critical_path(self) -> list[int]:
-        """The report's measured critical path: from the stage that finished last, step back
-        through the dependency that finished last (stages that never started left out)."""
-        ran, finished, deps = self.ran, self.finished, self.m.deps
-        current = -1
-        for i in range(self.m.n):
-            if ran[i] and (current < 0 or finished[i] > finished[current]):
-                current = i
-        chain: list[int] = []
-        while current >= 0:
-            chain.append(current)
-            best = -1
-            for d in deps[current]:
-                if ran[d] and (best < 0 or finished[d] > finished[best]):
-                    best = d
-            current = best
-        chain.reverse()
-        return chain
+        return critical_path(self.m.deps, self.ran, self.finished)
 
     def run_failed(self) -> bool:
         return any(s in _BROKEN for s in self.state)
 
 
-def simulate(plan: Plan, options: SimOptions) -> SimResult:
-    """Run ``plan`` ``options.trials`` times on a virtual clock (see the module docstring)."""
+def critical_path(deps: Sequence[Sequence[int]], ran: Sequence[bool], finished: Sequence[float]) -> list[int]:
+    """The report's measured critical path, as stage indices: from the stage that finished
+    last, step back through the dependency that finished last (stages that never started
+    left out)."""
+    current = -1
+    for i in range(len(deps)):
+        if ran[i] and (current < 0 or finished[i] > finished[current]):
+            current = i
+    chain: list[int] = []
+    while current >= 0:
+        chain.append(current)
+        best = -1
+        for d in deps[current]:
+            if ran[d] and (best < 0 or finished[d] > finished[best]):
+                best = d
+        current = best
+    chain.reverse()
+    return chain
+
+
+def simulate(plan: Plan, options: SimOptions, engine: TrialEngine | None = None) -> SimResult:
+    """Run ``plan`` ``options.trials`` times on a virtual clock (see the module docstring).
+
+    ``engine``: run each trial there instead of in this module's discrete-event loop, with
+    the same random draws of durations and failures (``alfredc simulate --engine trio``:
+    the runtime's own scheduler on Trio's virtual clock, runtime/_virtual.py)."""
     model = _Model(plan, options)
     seed = options.seed if options.seed is not None else random.SystemRandom().getrandbits(32)
     master = random.Random(seed)
@@ -490,9 +545,24 @@ def simulate(plan: Plan, options: SimOptions) -> SimResult:
     failures = 0
     on_path = [0] * model.n
     busy_s = [0.0] * len(model.conc)
+    kept: list[SimTrial] = []
+    index = {name: i for i, name in enumerate(model.names)}
+    agent_index = {name: a for a, name in enumerate(model.agent_names)}
     for _ in range(trials):
         trial_seed = master.getrandbits(64)
         seeds.append(trial_seed)
+        if engine is not None:
+            outcome = options.outcome or model.draws(random.Random(trial_seed))
+            done = engine(outcome, trial_seed)
+            kept.append(done)
+            makespans.append(done.makespan_s)
+            failures += done.state == FAILED
+            for name in done.critical_path:
+                on_path[index[name]] += 1
+            for attempt in done.attempts:
+                if attempt.agent in agent_index:
+                    busy_s[agent_index[attempt.agent]] += attempt.end_s - attempt.start_s
+            continue
         trial = _Trial(model, random.Random(trial_seed), record=False)
         makespan = trial.run()
         makespans.append(makespan)
@@ -501,10 +571,22 @@ def simulate(plan: Plan, options: SimOptions) -> SimResult:
             on_path[i] += 1
         for a, busy in enumerate(trial.busy_s):
             busy_s[a] += busy
-    # The sample trial: the one with the median makespan, run again with its attempts recorded.
     median = sorted(range(trials), key=makespans.__getitem__)[(trials - 1) // 2]
-    sample = _Trial(model, random.Random(seeds[median]), record=True)
-    sample_makespan = sample.run()
+    if engine is not None:
+        sample_trial = dataclasses.replace(kept[median], index=median, seed=seeds[median])
+    else:
+        # The sample trial: the one with the median makespan, run again with its attempts recorded.
+        sample = _Trial(model, random.Random(seeds[median]), record=True)
+        sample_trial = SimTrial(
+            index=median,
+            seed=seeds[median],
+            makespan_s=sample.run(),
+            state=FAILED if sample.run_failed() else SUCCEEDED,
+            stages=tuple((s.name, sample.state[i]) for i, s in enumerate(plan.stages)),
+            finished_s=tuple(sample.finished),
+            attempts=tuple(sample.attempts),
+            critical_path=tuple(plan.stages[i].name for i in sample.critical_path()),
+        )
     total_time = sum(makespans)
     utilisation = tuple(
         (name, busy_s[a] / (total_time * model.conc[a]) if total_time > 0 else 0.0)
@@ -524,13 +606,5 @@ def simulate(plan: Plan, options: SimOptions) -> SimResult:
         failures=failures,
         critical=tuple(critical),
         utilisation=utilisation,
-        sample=SimTrial(
-            index=median,
-            seed=seeds[median],
-            makespan_s=sample_makespan,
-            state=FAILED if sample.run_failed() else SUCCEEDED,
-            stages=tuple((s.name, sample.state[i]) for i, s in enumerate(plan.stages)),
-            attempts=tuple(sample.attempts),
-            critical_path=tuple(plan.stages[i].name for i in sample.critical_path()),
-        ),
+        sample=sample_trial,
     )

@@ -141,8 +141,11 @@ async def run_attempts(run: _Run, st: _Stage) -> None:
     st.finished = None
     for i in range(total):
         agent = run.agents[st.agent or ""]
-        # --cluster: command and python stages go to a Dask worker (runtime/_cluster.py).
-        remote = _cluster_executor(run.options.cluster, agent) if run.options.cluster else None
+        # RunOptions.executor (a virtual run, _virtual.py) takes every attempt; --cluster:
+        # command and python stages go to a Dask worker (runtime/_cluster.py).
+        remote = run.options.executor or (
+            _cluster_executor(run.options.cluster, agent) if run.options.cluster else None
+        )
         executor = remote or EXECUTORS.get(agent.kind)
         attempt = st.attempt_base + i + 1
         st.attempts = attempt

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ._executors import Executor
 
 __all__ = [
     "FINAL_STAGE_STATES",
@@ -68,6 +71,9 @@ class RunOptions:
     cleanup_grace_s: float = 300.0
     #: ``tcp://HOST:PORT`` of a Dask scheduler: command and python stages run on its workers.
     cluster: str | None = None
+    #: Runs every attempt instead of the agent kind's executor (and no cgroup is made): the
+    #: virtual executor of a run on Trio's virtual clock (``_virtual.py``). None: the usual ones.
+    executor: Executor | None = None
 
     @property
     def concurrency(self) -> int:

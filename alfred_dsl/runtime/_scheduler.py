@@ -546,7 +546,15 @@ class _Run:
         if self.stopping:
             return
         self.stopping = True
-        self.ready.clear()
+        # Ready cleanup stages stay ready (dropping them left the run waiting forever); the
+        # others end cancelled below.
+        for key, heap in list(self.ready.items()):
+            kept = [entry for entry in heap if self.stages[entry[-1]].cleanup]
+            if kept:
+                heapq.heapify(kept)
+                self.ready[key] = kept
+            else:
+                del self.ready[key]
         if reason != "stage failed" and self.nursery is not None:
             # A cancel, a signal, the workflow timeout: cleanup stages get a limited time.
             self.nursery.start_soon(cleanup_deadline, self)
