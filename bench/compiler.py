@@ -11,7 +11,7 @@ separate processes (median of --runs):
 - `python -c "yaml.load(..., Loader=yaml.SafeLoader)"`: reading the same document with
   PyYAML's pure-Python loader, a baseline for "just reading the input" (sizes up to
   10,000 only: it takes minutes beyond);
-- `alfredc check FILE` and `alfredc plan --format json FILE`.
+- `alfredc check FILE` and `alfredc plan --format json FILE` (their output is discarded).
 
 Then, for every size, the resources of each `.alfred` process: wall time, CPU time
 (user + sys) and peak RSS of the child (``os.wait4``, a fresh process per measurement),
@@ -166,22 +166,33 @@ class Measure:
     status: int
 
 
+#: Runs argv[1:] and prints its CPU seconds, peak RSS (ru_maxrss) and exit status. A small
+#: launcher, because a child forked from this (large) process would count our own pages in
+#: its peak RSS until it execs.
+_LAUNCHER = """
+import os, sys
+quiet = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ, file_actions=quiet)
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_utime + usage.ru_stime, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def measure_process(argv: Sequence[str], cwd: Path) -> Measure:
-    """Run ``argv`` once; its own rusage comes from ``os.wait4`` (peak RSS of that child only)."""
+    """Run ``argv`` once in a fresh process; its own rusage comes from ``os.wait4``."""
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
-        child = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, wait_status, usage = os.wait4(child.pid, 0)
+        launcher = [sys.executable, "-c", _LAUNCHER, *argv]
+        result = subprocess.run(launcher, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, check=False)
         wall = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(wait_status)  # already reaped
-        status = child.returncode
-        if status not in (0, 1):
+        cpu, maxrss, status = result.stdout.split()[-3:]
+        if int(status) not in (0, 1):
             stderr.seek(0)
             message = stderr.read().decode(errors="replace")[-400:]
             sys.stderr.write(f"  {' '.join(argv[-3:])}: exit {status}: {message}\n")
     # ru_maxrss is in kilobytes on Linux (bytes on macOS).
-    peak = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return Measure(wall, usage.ru_utime + usage.ru_stime, peak, status)
+    peak = int(maxrss) / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return Measure(wall, float(cpu), peak, int(status))
 
 
 def median_measure(argv: Sequence[str], runs: int, cwd: Path) -> Measure:
