@@ -1,6 +1,7 @@
 """The compiler benchmark: how long `alfredc check` and `alfredc plan` take as whole processes.
 
     python bench/compiler.py [--sizes 20,100,1000,10000] [--runs 5] [--profile 10000] [--keep DIR]
+    python bench/compiler.py --sizes 10000,100000 --runs 3      # the scale targets
 
 For each size it writes a workflow of N stages (about 3 `after` edges each, to recent
 stages) as `.alfred` and as the equivalent normalized YAML document, then times, as
@@ -8,13 +9,20 @@ separate processes (median of --runs):
 
 - `python -c pass`: the interpreter alone;
 - `python -c "yaml.load(..., Loader=yaml.SafeLoader)"`: reading the same document with
-  PyYAML's pure-Python loader, a baseline for "just reading the input";
-- `alfredc check FILE` and `alfredc plan --format json FILE`.
+  PyYAML's pure-Python loader, a baseline for "just reading the input" (sizes up to
+  10,000 only: it takes minutes beyond);
+- `alfredc check FILE` and `alfredc plan --format json FILE` (their output is discarded).
+
+Then, for every size, the resources of each `.alfred` process: wall time, CPU time
+(user + sys) and peak RSS of the child (``os.wait4``, a fresh process per measurement),
+and, when 10,000 and 100,000 are both measured, the growth from one to the other beside
+the targets (check < 6 s and < 400 MB, plan json < 7 s and < 450 MB at 100,000 stages;
+linear growth). CPU time and peak RSS hardly move with the machine's load; wall time does.
 
 It then runs the pipeline in-process, one step at a time (read, parse+lower, schema,
-load, check, resolve, analyse, plan, JSON), to show which step dominates, and with
---profile N prints the hottest functions of the whole `plan` pipeline for size N.
-Targets (2 cores): 20 stages < 0.3 s; 10,000 stages < 3 s; roughly linear growth.
+load, check, resolve, analyse, plan, JSON), to show which step dominates (sizes up to
+10,000), and with --profile N prints the hottest functions of the whole `plan` pipeline
+for size N. Targets (2 cores): 20 stages < 0.3 s; 10,000 stages < 3 s; roughly linear growth.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +49,8 @@ EDGES_PER_STAGE = 3
 #: Stages come in layers this wide; each depends on 3 stages of the layer before, so no
 #: `after` edge is redundant (the run measures the compiler, not the warning printer).
 LAYER_WIDTH = 10
+#: Larger sizes skip the YAML baseline and the in-process breakdown (minutes each).
+BASELINE_LIMIT = 10_000
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -119,13 +130,15 @@ def workflow_dsl(data: dict[str, Any]) -> str:
 
 
 def write_inputs(folder: Path, count: int) -> tuple[Path, Path]:
+    """The `.alfred` file and its YAML twin (written only up to BASELINE_LIMIT stages)."""
     import yaml
 
     data = workflow_data(count)
     dsl = folder / f"bench_{count}.alfred"
     dsl.write_text(workflow_dsl(data), encoding="utf-8")
     document = folder / f"bench_{count}.yaml"
-    document.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    if count <= BASELINE_LIMIT:
+        document.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return dsl, document
 
 
@@ -139,16 +152,96 @@ def alfredc_argv() -> list[str]:
 
 def time_process(argv: Sequence[str], runs: int, cwd: Path) -> tuple[float, int]:
     """Median wall time of ``argv`` over ``runs`` runs, and the exit status of the last one."""
-    times = []
-    status = 0
-    for _ in range(runs):
+    measures = [measure_process(argv, cwd) for _ in range(runs)]
+    return statistics.median(m.wall_s for m in measures), measures[-1].status
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One run of a child process: wall and CPU seconds, peak RSS, exit status."""
+
+    wall_s: float
+    cpu_s: float
+    peak_mb: float
+    status: int
+
+
+#: Runs argv[1:] and prints its CPU seconds, peak RSS (ru_maxrss) and exit status. A small
+#: launcher, because a child forked from this (large) process would count our own pages in
+#: its peak RSS until it execs.
+_LAUNCHER = """
+import os, sys
+quiet = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ, file_actions=quiet)
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_utime + usage.ru_stime, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def measure_process(argv: Sequence[str], cwd: Path) -> Measure:
+    """Run ``argv`` once in a fresh process; its own rusage comes from ``os.wait4``."""
+    with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
-        result = subprocess.run(list(argv), cwd=cwd, capture_output=True, check=False)
-        times.append(time.perf_counter() - started)
-        status = result.returncode
-        if status not in (0, 1):
-            sys.stderr.write(f"  {' '.join(argv[-3:])}: exit {status}: {result.stderr.decode()[-400:]}\n")
-    return statistics.median(times), status
+        launcher = [sys.executable, "-c", _LAUNCHER, *argv]
+        result = subprocess.run(launcher, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, check=False)
+        wall = time.perf_counter() - started
+        cpu, maxrss, status = result.stdout.split()[-3:]
+        if int(status) not in (0, 1):
+            stderr.seek(0)
+            message = stderr.read().decode(errors="replace")[-400:]
+            sys.stderr.write(f"  {' '.join(argv[-3:])}: exit {status}: {message}\n")
+    # ru_maxrss is in kilobytes on Linux (bytes on macOS).
+    peak = int(maxrss) / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return Measure(wall, float(cpu), peak, int(status))
+
+
+def median_measure(argv: Sequence[str], runs: int, cwd: Path) -> Measure:
+    """Per-field medians over ``runs`` runs (the status of the last)."""
+    measures = [measure_process(argv, cwd) for _ in range(runs)]
+    return Measure(
+        statistics.median(m.wall_s for m in measures),
+        statistics.median(m.cpu_s for m in measures),
+        statistics.median(m.peak_mb for m in measures),
+        measures[-1].status,
+    )
+
+
+#: (command, seconds, megabytes) at 100,000 stages (issue 13).
+SCALE_TARGETS = {"check": (6.0, 400.0), "plan json": (7.0, 450.0)}
+SCALE_FROM, SCALE_TO = 10_000, 100_000
+
+
+def resources(sizes: Sequence[int], folder: Path, runs: int, alfredc: Sequence[str]) -> None:
+    """Wall, CPU and peak RSS of `check` and `plan --format json` per size, then the growth."""
+    print("\nresources of the .alfred processes (medians; CPU = user + sys of the child):")
+    header = f"{'stages':>7} {'command':>10} {'wall':>8} {'cpu':>8} {'peak RSS':>9}  target"
+    print(header)
+    print("-" * len(header))
+    found: dict[tuple[int, str], Measure] = {}
+    for count in sizes:
+        path = folder / f"bench_{count}.alfred"
+        repeat = max(1, runs if count <= 1000 else min(runs, 3))
+        for label, argv in (("check", ["check"]), ("plan json", ["plan", "--format", "json"])):
+            measure = median_measure([*alfredc, *argv, str(path)], repeat, folder)
+            found[(count, label)] = measure
+            seconds, megabytes = SCALE_TARGETS[label]
+            target = ""
+            if count == SCALE_TO:
+                verdict = "ok" if measure.wall_s < seconds and measure.peak_mb < megabytes else "MISSED"
+                target = f"< {seconds:.0f} s, < {megabytes:.0f} MB: {verdict}"
+            print(
+                f"{count:>7} {label:>10} {measure.wall_s:>7.2f}s {measure.cpu_s:>7.2f}s "
+                f"{measure.peak_mb:>7.0f}MB  {target}"
+            )
+    if (SCALE_FROM, "check") in found and (SCALE_TO, "check") in found:
+        factor = SCALE_TO // SCALE_FROM
+        print(f"\ngrowth {SCALE_FROM} -> {SCALE_TO} stages (x{factor} input; linear is x{factor}):")
+        for label in SCALE_TARGETS:
+            low, high = found[(SCALE_FROM, label)], found[(SCALE_TO, label)]
+            print(
+                f"  {label:>10}: wall x{high.wall_s / low.wall_s:.1f}, cpu x{high.cpu_s / low.cpu_s:.1f}, "
+                f"peak RSS x{high.peak_mb / low.peak_mb:.1f}"
+            )
 
 
 # -- in-process breakdown -------------------------------------------------------------------
@@ -228,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (folder / "alfred.toml").write_text("", encoding="utf-8")  # the project root
     alfredc = alfredc_argv()
     env_note = f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s)"
-    print(f"alfred compiler benchmark ({env_note}); median of {options.runs} runs; inputs in {folder}")
+    load = ", load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
+    print(f"alfred compiler benchmark ({env_note}{load}); median of {options.runs} runs; inputs in {folder}")
 
     python_pass, _ = time_process([sys.executable, "-c", "pass"], options.runs, folder)
     print(f"\nbaseline `python -c pass`: {python_pass:.3f} s\n")
@@ -239,8 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     rows = []
+    small = [count for count in sizes if count <= BASELINE_LIMIT]
     for count in sizes:
         dsl, document = write_inputs(folder, count)
+        if count not in small:
+            continue
         stages = workflow_data(count)["workflows"]["bench"]["stages"].values()
         edges = sum(len(stage.get("after", ())) for stage in stages)
         runs = max(1, options.runs if count <= 1000 else min(options.runs, 3))
@@ -267,10 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"plan x{(p1 - python_pass) / max(p0 - python_pass, 1e-3):.1f}"
         )
 
+    resources(sizes, folder, options.runs, alfredc)
+
     print("\nin-process breakdown (seconds per step, each step timed alone):")
     steps: list[str] = []
     table: list[tuple[str, dict[str, float]]] = []
-    for count in sizes:
+    for count in small:
         for suffix in ("alfred", "yaml"):
             results = breakdown(folder / f"bench_{count}.{suffix}")
             steps = steps or list(results)

@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 from alfred_dsl._diagnostics import Severity
 from alfred_dsl._source import SourceFile, Span
+from alfred_dsl.compiler import _graph
 from alfred_dsl.compiler._graph import MAX_CYCLES, analyse
 from alfred_dsl.compiler._model import Edge, ResolvedWorkflow
 from alfred_dsl.compiler._plan import PlanStage
@@ -374,3 +375,117 @@ def test_after_alias_is_redundant_only_when_every_sink_is_implied() -> None:
     assert [d.message for d in diagnostics] == ["redundant `after`: `auth` is already implied by `final`"]
     assert diagnostics[0].primary is not None and diagnostics[0].primary.span.start == 20
     assert {(e.before, e.after) for e in analysis.redundant} == {("auth.a", "release"), ("auth.b", "release")}
+
+
+# -- agreement with networkx on larger random DAGs -----------------------------------------------
+
+
+@st.composite
+def wide_dags(draw: st.DrawFn) -> tuple[list[Row], dict[tuple[str, str], str]]:
+    """DAGs of up to 40 stages in a shuffled declaration order, edges of all three kinds."""
+    count = draw(st.integers(2, 40))
+    density = draw(st.floats(0.02, 0.5))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = random.Random(seed)
+    topo = [f"n{i}" for i in range(count)]
+    after: dict[str, list[str]] = {name: [] for name in topo}
+    kinds: dict[tuple[str, str], str] = {}
+    for j in range(count):
+        for i in rng.sample(range(j), len(range(j))):  # dependencies in a random order
+            if rng.random() < density:
+                after[topo[j]].append(topo[i])
+                kind = rng.choice(("after", "after", "after", "ref", "use"))
+                if kind != "after":
+                    kinds[(topo[i], topo[j])] = kind
+    declared = list(topo)
+    rng.shuffle(declared)
+    rows = [(name, after[name], float(rng.randint(0, 50))) for name in declared]
+    return rows, kinds
+
+
+def _check_against_networkx(rows: list[Row], kinds: dict[tuple[str, str], str]) -> None:
+    import networkx as nx
+
+    analysis, diagnostics = analyse(make_resolved(rows, kinds=kinds))
+    assert analysis is not None
+    graph = nx.DiGraph()
+    graph.add_nodes_from(name for name, _, _ in rows)
+    graph.add_edges_from((dep, name) for name, deps, _ in rows for dep in deps)
+    reduced = nx.transitive_reduction(graph)
+    declared = [name for name, _, _ in rows]
+    # A503: exactly the declared `after` edges that the transitive reduction drops.
+    expected = [
+        (dep, name)
+        for name, deps, _ in rows
+        for dep in deps
+        if kinds.get((dep, name), "after") == "after" and not reduced.has_edge(dep, name)
+    ]
+    assert [(e.before, e.after) for e in analysis.redundant] == expected
+    assert len(diagnostics) == len(expected)
+    # ... each named by the first other dependency (in the order written) that implies it.
+    after = {name: deps for name, deps, _ in rows}
+    for diagnostic, (dep, name) in zip(diagnostics, expected, strict=True):
+        via = next(other for other in after[name] if other != dep and nx.has_path(graph, dep, other))
+        assert diagnostic.message == f"redundant `after`: `{dep}` is already implied by `{via}`"
+    # Layers: networkx's topological generations, each in declaration order.
+    generations = [sorted(layer, key=declared.index) for layer in nx.topological_generations(graph)]
+    assert [list(layer) for layer in analysis.layers] == generations
+    # CPM: the longest path weighted by the estimates; slack from the latest start.
+    estimate = {name: e for name, _, e in rows}
+    longest = {}
+    for name in nx.topological_sort(graph):
+        longest[name] = estimate[name] + max((longest[p] for p in graph.predecessors(name)), default=0.0)
+    assert analysis.duration_s == pytest.approx(max(longest.values()))
+    tail: dict[str, float] = {}
+    for name in reversed(list(nx.topological_sort(graph))):
+        tail[name] = estimate[name] + max((tail[s] for s in graph.successors(name)), default=0.0)
+    for name, timing in analysis.timings.items():
+        assert timing.earliest_finish_s == pytest.approx(longest[name])
+        latest_finish = analysis.duration_s - tail[name] + estimate[name]
+        assert timing.slack_s == pytest.approx(latest_finish - longest[name])
+
+
+@settings(max_examples=150, deadline=None)
+@given(wide_dags())
+def test_redundant_edges_layers_and_cpm_agree_with_networkx(
+    case: tuple[list[Row], dict[tuple[str, str], str]],
+) -> None:
+    _check_against_networkx(*case)
+
+
+@settings(max_examples=60, deadline=None)
+@given(wide_dags(), st.integers(1, 200))
+def test_redundant_edges_are_exact_with_any_memory_budget(
+    case: tuple[list[Row], dict[tuple[str, str], str]], budget: int
+) -> None:
+    # A budget of a few bits per stage splits the candidate sources into many chunks.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_graph, "REACH_BUDGET_BITS", budget)
+        _check_against_networkx(*case)
+
+
+def test_redundant_edge_check_memory_is_bounded_on_a_deep_plan() -> None:
+    """Two chains of 6,000 stages, and 6,000 stages each after one stage of each chain, five
+    generations apart: every such `after` must be checked (none is redundant). The
+    reachability sets stay within the budget; the former n^2-bit sets took 28 MB here."""
+    import tracemalloc
+
+    count = 6_000
+    names = [f"{chain}{i}" for chain in "abc" for i in range(count)]
+    stages = tuple(PlanStage(name=name, agents=("w",), kind="command") for name in names)
+    edges = [Edge(before=f"{chain}{i - 1}", after=f"{chain}{i}") for chain in "ab" for i in range(1, count)]
+    edges += [Edge(before=f"b{i}", after=f"c{i}") for i in range(count - 5)]
+    edges += [Edge(before=f"a{i + 5}", after=f"c{i}") for i in range(count - 5)]
+    edges += [Edge(before="a0", after="c7")]  # the one redundant edge: a0 -> a12 -> c7
+    resolved = ResolvedWorkflow(name="w", source="x", stages=stages, edges=tuple(edges))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_graph, "REACH_BUDGET_BITS", 100_000, raising=False)
+        tracemalloc.start()
+        try:
+            analysis, diagnostics = analyse(resolved)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert analysis is not None
+    assert [d.message for d in diagnostics] == ["redundant `after`: `a0` is already implied by `a12`"]
+    assert peak < 20_000_000, peak

@@ -99,8 +99,9 @@ class _Lowering:
             seen: dict[str, Span] = {}
             for entry in node.entries:
                 if self.claim(seen, "key", entry.key, entry.key_span):
-                    result[entry.key] = self.value(entry.value, (*path, entry.key))
-                    self.spans.set((*path, entry.key), _span(entry.value, self.source), entry.key_span)
+                    at = (*path, entry.key)  # one tuple for both indexes
+                    result[entry.key] = self.value(entry.value, at)
+                    self.spans.keys[at] = entry.key_span
             return result
         assert isinstance(node, Literal | Ref | Unary | Binary)
         return "${" + unparse(node) + "}"
@@ -121,9 +122,9 @@ class _Lowering:
                 # Set by the block header (`stage x after y` and an `after = [...]` attribute).
                 seen[attribute.name] = self.spans.key((*path, attribute.name))
             if self.claim(seen, "attribute", attribute.name, attribute.name_span):
-                into[attribute.name] = self.value(attribute.value, (*path, attribute.name))
-                value_span = _span(attribute.value, self.source)
-                self.spans.set((*path, attribute.name), value_span, attribute.name_span)
+                at = (*path, attribute.name)  # one tuple for both indexes
+                into[attribute.name] = self.value(attribute.value, at)
+                self.spans.keys[at] = attribute.name_span
 
     def targets(self, targets: tuple[ast.Target, ...], path: Path) -> list[str]:
         for index, target in enumerate(targets):

@@ -5,6 +5,7 @@ No parse tree is materialised; spans come from the tokens.
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Any
 
 from lark import Token, Transformer
@@ -51,7 +52,7 @@ def _value(item: Any) -> ast.Value:
         return ast.Number(raw=item.value, value=number, span=span)
     if kind == "TRUE" or kind == "FALSE":
         return ast.Bool(value=kind == "TRUE", span=span)
-    return ast.Name(name=item.value, span=span)
+    return ast.Name(name=intern(item.value), span=span)  # names recur: one string each
 
 
 def _as_expr(item: Any) -> Expr:
@@ -170,7 +171,7 @@ class _Builder(Transformer[Token, Any]):
         ctx = _context()
         keyword, name, after = children[0], children[1], children[2]
         return ast.Stage(
-            name=name.value,
+            name=intern(name.value),
             name_span=ctx.token_span(name),
             after=after or (),
             attributes=self._attrs_of(children[4:-1]),
@@ -209,7 +210,9 @@ class _Builder(Transformer[Token, Any]):
     def after(self, children: list[Any]) -> tuple[ast.Target, ...]:
         ctx = _context()
         return tuple(
-            ast.Target(name=child.value, span=ctx.token_span(child)) if isinstance(child, Token) else child
+            ast.Target(name=intern(child.value), span=ctx.token_span(child))
+            if isinstance(child, Token)
+            else child
             for child in children[1:]
             if not isinstance(child, Token) or child.type == "NAME"
         )
@@ -222,7 +225,7 @@ class _Builder(Transformer[Token, Any]):
         key, _equal, value = children
         ctx = _context()
         return ast.Attribute(
-            name=_key(key),
+            name=intern(_key(key)),
             name_span=ctx.token_span(key),
             value=_value(value),
             span=_cover(key, value),
