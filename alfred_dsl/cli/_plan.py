@@ -31,7 +31,7 @@ __all__ = ["plan"]
 )
 @click.option(
     "--state", "state_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str),
-    help="With --explain-skips: the state directory to read (default: .alfred).",
+    help="The state directory: its plan cache, and the runs --explain-skips reads (default: .alfred).",
 )
 def plan(
     file: str, workflow: str | None, params: tuple[str, ...], colour: str, fmt: str,
@@ -43,7 +43,7 @@ def plan(
     Durations come from each stage's `estimate` (0 where none). Stages on the critical
     path have zero slack: delaying any of them delays the whole run.
     """
-    compiled = compile_for_cli(file, workflow, params, colour)
+    compiled = compile_for_cli(file, workflow, params, colour, state_dir=state_dir)
     if isinstance(compiled, int):
         return compiled
     from ..render import dumps, plan_to_json, plan_to_text
