@@ -101,24 +101,40 @@ def emit(diags: Sequence[Diagnostic], fmt: str = "text", *, colour: str = "auto"
 
 
 def compile_for_cli(
-    file: str, workflow: str | None, params: Sequence[str], colour: str, *, state_dir: str | None = None
+    file: str,
+    workflow: str | None,
+    params: Sequence[str],
+    colour: str,
+    *,
+    state_dir: str | None = None,
+    create_state: bool = False,
 ) -> Plan | int:
     """Compile ``file`` and print its diagnostics to stderr: the plan, or the exit status.
 
     The plan comes from the plan cache in ``state_dir`` (default ``.alfred``) when it holds
     one compiled from the same inputs, unless the command was given ``--no-cache``
-    (:func:`cache_option`); ``--debug`` says on stderr what the cache did.
+    (:func:`cache_option`); ``--debug`` says on stderr what the cache did. A command that
+    only reads (``plan``, ``graph``...) uses the cache of an existing state directory and
+    never creates one; ``create_state`` for those that make it anyway (``run``, ``submit``).
     """
-    from .._render_diag import exit_status
     from ..compiler._plancache import compile_cached
 
-    cache_dir = plan_cache_dir(state_dir) if cache_wanted() else None
+    cache_dir: Path | None = plan_cache_dir(state_dir)
+    why_off = ""
+    if not cache_wanted():
+        cache_dir, why_off = None, " (--no-cache)"
+    elif not create_state and not cache_dir.parent.is_dir():
+        cache_dir, why_off = None, f" (no state directory {cache_dir.parent})"
     result = compile_cached(file, workflow, parse_params(params), cache_dir)
     if debugging():
-        where = f" ({result.entry})" if result.entry is not None else ""
+        where = f" ({result.entry})" if result.entry is not None else why_off
         click.echo(f"alfredc: debug: plan cache: {result.outcome}{where}", err=True)
-    emit(result.diagnostics, colour=colour, err=True)
-    status = exit_status(result.diagnostics)
+    status = 0
+    if result.diagnostics:  # a clean plan does not load the printer
+        from .._render_diag import exit_status
+
+        emit(result.diagnostics, colour=colour, err=True)
+        status = exit_status(result.diagnostics)
     if not isinstance(result.plan, Plan) or status != 0:
         return status or 1
     return result.plan

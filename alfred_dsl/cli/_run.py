@@ -140,7 +140,8 @@ def run(
                 cli_params = dict(record.cli_params)
         assert file is not None
         compiled = compile_for_cli(
-            file, workflow, [f"{k}={v}" for k, v in cli_params.items()], colour, state_dir=state_dir
+            file, workflow, [f"{k}={v}" for k, v in cli_params.items()], colour,
+            state_dir=state_dir, create_state=True,
         )
         if isinstance(compiled, int):
             return compiled

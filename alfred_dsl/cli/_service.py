@@ -97,7 +97,7 @@ def submit(
                 f"expected +DURATION, HH:MM or an ISO date-time, got {at!r}", param_hint="'--at'"
             )
     raw = parse_params(params)
-    compiled = compile_for_cli(file, workflow, list(params), "auto", state_dir=state_dir)
+    compiled = compile_for_cli(file, workflow, list(params), "auto", state_dir=state_dir, create_state=True)
     if isinstance(compiled, int):
         return compiled
     with _open_queue(state_dir) as queue:
