@@ -119,12 +119,15 @@ def compile_for_cli(
     """
     from ..compiler._plancache import compile_cached
 
-    cache_dir: Path | None = plan_cache_dir(state_dir)
+    folder = plan_cache_dir(state_dir)
+    cache_dir: Path | None = None
     why_off = ""
     if not cache_wanted():
-        cache_dir, why_off = None, " (--no-cache)"
-    elif not create_state and not cache_dir.parent.is_dir():
-        cache_dir, why_off = None, f" (no state directory {cache_dir.parent})"
+        why_off = " (--no-cache)"
+    elif not create_state and not folder.parent.is_dir():
+        why_off = f" (no state directory {folder.parent})"
+    else:
+        cache_dir = folder
     result = compile_cached(file, workflow, parse_params(params), cache_dir)
     if debugging():
         where = f" ({result.entry})" if result.entry is not None else why_off
