@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 TARGET_RUN_S = 0.15
+#: `python -c pass` on the machine the target was set on (a quiet 2-vCPU VM).
+REFERENCE_PASS_S = 0.02
 
 ONE_STAGE = """\
 agent sh {
@@ -128,16 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         wall, cpu = timed(command, work, env, args.runs, before)
         rows.append((label, wall, cpu))
 
-    base = rows[0][1]
+    base, base_cpu = rows[0][1], rows[0][2]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{' '.join(alfredc)}; median of {args.runs} runs; load average {load:.2f}; {os.cpu_count()} CPUs")
-    print(f"{'command':38} {'wall':>9} {'cpu':>9} {'x pass':>7}")
+    print(f"{'command':38} {'wall':>9} {'cpu':>9} {'wall/pass':>9} {'cpu/pass':>9}")
     for label, wall, cpu in rows:
-        print(f"{label:38} {wall * 1000:7.1f}ms {cpu * 1000:7.1f}ms {wall / base:6.1f}x")
+        ratios = f"{wall / base:8.1f}x {cpu / base_cpu:8.1f}x"
+        print(f"{label:38} {wall * 1000:7.1f}ms {cpu * 1000:7.1f}ms {ratios}")
     cached_run = rows[3][1]
     verdict = "within" if cached_run <= TARGET_RUN_S else "OVER"
-    print(f"target: a cached 1-stage run <= {TARGET_RUN_S:.2f} s ({TARGET_RUN_S / base:.1f}x pass here): "
-          f"{cached_run:.3f} s, {verdict}")
+    print(f"target: a cached 1-stage run <= {TARGET_RUN_S:.2f} s, the whole process: "
+          f"{cached_run:.3f} s, {verdict} (where `python -c pass` takes {REFERENCE_PASS_S:.2f} s that is <= "
+          f"{TARGET_RUN_S / REFERENCE_PASS_S:.1f}x pass; here {cached_run / base:.1f}x)")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
