@@ -9,7 +9,8 @@ Times, as separate processes, the median over --runs of:
 - `alfredc check one.alfred`: a 1-stage file;
 - `alfredc run one.alfred`: the 1-stage workflow (one `true` stage) in a fresh state folder
   each time, once with its plan in the folder's plan cache (as on every run after the
-  first) and once with `--no-cache` (the compiler at work);
+  first) and once with `--no-cache` (the compiler at work); then again in one existing state
+  folder (a project's next run: the state database is not created again);
 - `alfredc plan one.alfred`, cached and with `--no-cache`.
 
 For each: the median wall time, the median CPU time of the child (user + system, which the
@@ -123,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("alfredc check (1 stage)", [*alfredc, "check", "one.alfred"], None),
         ("alfredc run (1 stage, cached plan)", [*alfredc, "run", "one.alfred"], fresh_state(True)),
         ("alfredc run (1 stage, --no-cache)", [*alfredc, "run", "one.alfred"], fresh_state(False)),
+        # A project's next run: the state database exists (its creation costs fsyncs).
+        ("alfredc run (1 stage, cached, existing)",
+         [*alfredc, "run", "one.alfred", "--state", str(warm)], None),
         ("alfredc plan (cached plan)", [*alfredc, "plan", "one.alfred"], None),
         ("alfredc plan (--no-cache)", [*alfredc, "plan", "--no-cache", "one.alfred"], None),
     ]
