@@ -177,7 +177,7 @@ def cache_option(function: F) -> F:
         is_flag=True,
         expose_value=False,
         callback=_remember_no_cache,
-        help="Compile FILE again, neither reading nor writing the plan cache (.alfred/cache/).",
+        help="Compile the workflow file again, neither reading nor writing the plan cache (.alfred/cache/).",
     )(function)
 
 
