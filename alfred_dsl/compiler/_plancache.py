@@ -273,13 +273,13 @@ def _entry_body(
         body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):  # text that is not UTF-8, nesting too deep
         return None
-    # What is stored must read back as the same plan (a field of a kind the encoding does not
-    # know would not): check once, here, rather than trust it on every read.
+    # What is stored must read back as the same plan (equal field by field; the JSON of
+    # `alfredc plan` follows from the fields): check once, here, rather than trust every read.
     try:
         again = decode(json.loads(body)["plan"], sources)
     except (ValueError, TypeError, KeyError, IndexError, RecursionError, _Unusable):
         return None
-    if again != plan or again.to_json() != plan.to_json():
+    if again != plan:
         return None
     return body
 
@@ -383,6 +383,20 @@ _FIELDS: dict[type[Any], tuple[str, ...]] = {
 }
 
 
+def _default(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
+#: Each field's default: a field that holds it (same type, equal) is left out of an entry.
+_DEFAULTS: dict[type[Any], dict[str, Any]] = {
+    cls: {f.name: _default(f) for f in dataclasses.fields(cls)} for cls in _CLASSES.values()
+}
+
+
 def encode(value: Any, files: Mapping[int, int]) -> Any:
     """``value`` (a plan, diagnostics, what they hold) as JSON data; ``files`` numbers the
     source files by ``id``. Raises :class:`_Unusable` for anything it cannot carry."""
@@ -407,10 +421,15 @@ def encode(value: Any, files: Mapping[int, int]) -> Any:
         return ["S", number, value.start, value.end]
     if isinstance(value, enum.Enum) and _ENUMS.get(kind.__name__) is kind:
         return ["V", kind.__name__, value.value]
-    fields = _FIELDS.get(kind)
-    if fields is None:
+    defaults = _DEFAULTS.get(kind)
+    if defaults is None:
         raise _Unusable(f"a {kind.__name__}")
-    return ["D", kind.__name__, {name: encode(getattr(value, name), files) for name in fields}]
+    fields = {}
+    for name, default in defaults.items():
+        item = getattr(value, name)
+        if type(item) is not type(default) or item != default:
+            fields[name] = encode(item, files)
+    return ["D", kind.__name__, fields]
 
 
 def decode(data: Any, sources: list[SourceFile]) -> Any:
