@@ -6,37 +6,36 @@ Layout: the compiler is the package ``compiler`` (its modules in pipeline order:
 metrics) read its plans. The top level keeps the public API and what every layer shares.
 See docs/design.md.
 
-The names below are the public API. Names from the runtime and the service are loaded on
-first use, so that ``import alfred_dsl`` (and ``alfredc check``) stays fast.
+The names below are the public API. Each is loaded on first use, so that ``import
+alfred_dsl`` (and every ``alfredc`` command) stays fast.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._api import (
-    approve as approve,
-    check as check,
-    compile as compile,
-    parse as parse,
-    reject as reject,
-    run as run,
-    run_async as run_async,
-)
-from ._diagnostics import (
-    AlfredError as AlfredError,
-    Diagnostic as Diagnostic,
-    DiagnosticError as DiagnosticError,
-    Label as Label,
-    Severity as Severity,
-)
-from ._source import SourceFile as SourceFile, Span as Span
-from .compiler._document import Document as Document
-from .compiler._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
-
 if TYPE_CHECKING:
     from . import templates as templates
+    from ._api import (
+        approve as approve,
+        check as check,
+        compile as compile,
+        parse as parse,
+        reject as reject,
+        run as run,
+        run_async as run_async,
+    )
     from ._builder import Agent as Agent, Stage as Stage, Workflow as Workflow, agent as agent
+    from ._diagnostics import (
+        AlfredError as AlfredError,
+        Diagnostic as Diagnostic,
+        DiagnosticError as DiagnosticError,
+        Label as Label,
+        Severity as Severity,
+    )
+    from ._source import SourceFile as SourceFile, Span as Span
+    from .compiler._document import Document as Document
+    from .compiler._plan import Plan as Plan, PlanAgent as PlanAgent, PlanStage as PlanStage
     from .runtime import (
         Event as Event,
         EventBus as EventBus,
@@ -50,6 +49,26 @@ if TYPE_CHECKING:
 from ._version import __version__ as __version__
 
 _LAZY = {
+    # Every name loads on first use: `alfredc --version` and `alfredc run` of a cached plan
+    # import only what they use (the compiler's modules, the runtime's, trio...).
+    "approve": "alfred_dsl._api",
+    "check": "alfred_dsl._api",
+    "compile": "alfred_dsl._api",
+    "parse": "alfred_dsl._api",
+    "reject": "alfred_dsl._api",
+    "run": "alfred_dsl._api",
+    "run_async": "alfred_dsl._api",
+    "AlfredError": "alfred_dsl._diagnostics",
+    "Diagnostic": "alfred_dsl._diagnostics",
+    "DiagnosticError": "alfred_dsl._diagnostics",
+    "Label": "alfred_dsl._diagnostics",
+    "Severity": "alfred_dsl._diagnostics",
+    "SourceFile": "alfred_dsl._source",
+    "Span": "alfred_dsl._source",
+    "Document": "alfred_dsl.compiler._document",
+    "Plan": "alfred_dsl.compiler._plan",
+    "PlanAgent": "alfred_dsl.compiler._plan",
+    "PlanStage": "alfred_dsl.compiler._plan",
     # The Python builder: `alfredc check` of a .alfred or YAML file does not need it.
     "Agent": "alfred_dsl._builder",
     "Stage": "alfred_dsl._builder",
@@ -107,6 +126,7 @@ def format_source(text: str, filename: str = "<input>") -> str:
 
     Comments are kept. Raises :class:`DiagnosticError` when the text has syntax errors.
     """
+    from ._diagnostics import DiagnosticError
     from .compiler._format import format_source as _format
 
     formatted, diagnostics = _format(text, filename)

@@ -16,11 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from typing import IO, Any
-from urllib.parse import quote
 
 import click
 
-from ._codes import CODES
 from ._diagnostics import Diagnostic, Label, Severity
 from ._source import SourceFile, Span
 
@@ -311,6 +309,8 @@ def render_text(diags: Sequence[Diagnostic], *, colour: bool = False) -> str:
     elif warnings:
         head = writer.style("warning", fg="yellow", bold=True)
         writer.lines.append(f"{head}: {_plural(warnings, 'warning')}")
+    from ._codes import CODES  # the table of codes: only when there is something to print
+
     first = next((d for d in diags if d.is_error), diags[0])
     if first.code in CODES:
         writer.lines.append(f"run 'alfredc explain {first.code}' for more")
@@ -346,6 +346,8 @@ def _json_diagnostic(diag: Diagnostic) -> dict[str, Any]:
     notes.extend(_shorten(note) for note in diag.notes)
     if diag.help:
         notes.append(_shorten(diag.help))
+    from ._codes import CODES
+
     entry = CODES.get(diag.code)
     out: dict[str, Any] = {
         "code": diag.code,
@@ -403,6 +405,8 @@ def _github_property(text: str) -> str:
 def render_github(diags: Sequence[Diagnostic]) -> str:
     """One GitHub Actions annotation per diagnostic (``::error file=..,line=..::message``);
     warnings are ``::warning``, notes ``::notice``. Nothing when there is nothing to report."""
+    from ._codes import CODES
+
     commands = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
     lines: list[str] = []
     for diag in diags:
@@ -433,6 +437,8 @@ def render_github(diags: Sequence[Diagnostic]) -> str:
 
 def _uri(filename: str) -> str:
     """A SARIF artifact URI: relative paths stay relative (with '/'), absolute ones become file: URIs."""
+    from urllib.parse import quote
+
     path: PurePath = PureWindowsPath(filename) if "\\" in filename else PurePosixPath(filename)
     if path.is_absolute():
         return path.as_uri()
@@ -466,6 +472,7 @@ def _unwrap(text: str) -> str:
 
 def render_sarif(diags: Sequence[Diagnostic]) -> str:
     """SARIF 2.1.0: one run, a rule for every code used, one result per diagnostic."""
+    from ._codes import CODES
     from ._version import __version__
 
     used = sorted({d.code for d in diags})

@@ -36,7 +36,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Build from a copy so that the build leaves nothing in the working tree.
     source = tmp_path_factory.mktemp("src") / "alfred"
     ignore = shutil.ignore_patterns(
-        ".git", ".venv", "*.pyc", "__pycache__", ".alfred", ".hypothesis", "*.egg-info", ".*_cache"
+        ".git", ".venv", ".venv-*", ".engines", "test-artifacts", "*.pyc", "__pycache__", ".alfred",
+        ".hypothesis", "*.egg-info", ".*_cache",
     )
     shutil.copytree(REPO_ROOT, source, ignore=ignore)
     # hatchling comes with the test dependencies: without build isolation nothing is downloaded.

@@ -18,7 +18,6 @@ from typing import NoReturn
 
 import click
 
-from .._values import suggest
 from .._version import __version__
 
 __all__ = ["main"]
@@ -102,6 +101,8 @@ class LazyGroup(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in COMMANDS and not ctx.resilient_parsing:
+            from .._values import suggest
+
             close = suggest(name, COMMANDS)
             hint = f" Did you mean `{close[0]}`?" if close else ""
             raise click.UsageError(f"No such command `{name}`.{hint}", ctx)

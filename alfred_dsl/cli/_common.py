@@ -4,8 +4,10 @@ diagnostics, and compiling one file to a plan (diagnostics to stderr, or an exit
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import click
@@ -16,12 +18,16 @@ from ..compiler._plan import Plan
 
 __all__ = [
     "COLOUR_MODES",
+    "cache_option",
+    "cache_wanted",
     "colour_option",
     "compile_for_cli",
+    "debugging",
     "duration_seconds",
     "emit",
     "param_option",
     "parse_params",
+    "plan_cache_dir",
     "print_error",
     "use_colour",
 ]
@@ -94,17 +100,85 @@ def emit(diags: Sequence[Diagnostic], fmt: str = "text", *, colour: str = "auto"
         click.echo(output, err=err, nl=False, color=coloured)
 
 
-def compile_for_cli(file: str, workflow: str | None, params: Sequence[str], colour: str) -> Plan | int:
-    """Compile ``file`` and print its diagnostics to stderr: the plan, or the exit status."""
-    from .._render_diag import exit_status
-    from ..compiler._pipeline import compile_path
+def compile_for_cli(
+    file: str,
+    workflow: str | None,
+    params: Sequence[str],
+    colour: str,
+    *,
+    state_dir: str | None = None,
+    create_state: bool = False,
+) -> Plan | int:
+    """Compile ``file`` and print its diagnostics to stderr: the plan, or the exit status.
 
-    compiled, diags = compile_path(file, workflow, parse_params(params))
-    emit(diags, colour=colour, err=True)
-    status = exit_status(diags)
-    if not isinstance(compiled, Plan) or status != 0:
+    The plan comes from the plan cache in ``state_dir`` (default ``.alfred``) when it holds
+    one compiled from the same inputs, unless the command was given ``--no-cache``
+    (:func:`cache_option`); ``--debug`` says on stderr what the cache did. A command that
+    only reads (``plan``, ``graph``...) uses the cache of an existing state directory and
+    never creates one; ``create_state`` for those that make it anyway (``run``, ``submit``).
+    """
+    from ..compiler._plancache import compile_cached
+
+    folder = plan_cache_dir(state_dir)
+    cache_dir: Path | None = None
+    why_off = ""
+    if not cache_wanted():
+        why_off = " (--no-cache)"
+    elif not create_state and not folder.parent.is_dir():
+        why_off = f" (no state directory {folder.parent})"
+    else:
+        cache_dir = folder
+    result = compile_cached(file, workflow, parse_params(params), cache_dir)
+    if debugging():
+        where = f" ({result.entry})" if result.entry is not None else why_off
+        click.echo(f"alfredc: debug: plan cache: {result.outcome}{where}", err=True)
+    status = 0
+    if result.diagnostics:  # a clean plan does not load the printer
+        from .._render_diag import exit_status
+
+        emit(result.diagnostics, colour=colour, err=True)
+        status = exit_status(result.diagnostics)
+    if not isinstance(result.plan, Plan) or status != 0:
         return status or 1
-    return compiled
+    return result.plan
+
+
+def cache_wanted() -> bool:
+    """Whether the command may use the plan cache: it was not given ``--no-cache``."""
+    context = click.get_current_context(silent=True)
+    return context is None or not context.meta.get(_NO_CACHE, False)
+
+
+def plan_cache_dir(state_dir: str | None) -> Path:
+    """Where compiled plans are kept: ``cache/`` in the state directory (``.alfred``)."""
+    return Path(state_dir if state_dir is not None else Path.cwd() / ".alfred") / "cache"
+
+
+def debugging() -> bool:
+    """``alfredc --debug`` or ``ALFRED_DEBUG`` set: internal details go to stderr."""
+    context = click.get_current_context(silent=True)
+    root = None if context is None else context.find_root().obj
+    return bool(os.environ.get("ALFRED_DEBUG")) or (isinstance(root, dict) and bool(root.get("debug")))
+
+
+_NO_CACHE = "alfred.no_cache"
+
+
+def _remember_no_cache(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[_NO_CACHE] = value
+    return value
+
+
+def cache_option(function: F) -> F:
+    """``--no-cache``: compile the file even when the plan cache holds its plan (read by
+    :func:`compile_for_cli`, not passed to the command)."""
+    return click.option(
+        "--no-cache",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_no_cache,
+        help="Compile the workflow file again, neither reading nor writing the plan cache (.alfred/cache/).",
+    )(function)
 
 
 def colour_option(function: F) -> F:
@@ -121,8 +195,9 @@ def colour_option(function: F) -> F:
 
 
 def param_option(function: F) -> F:
-    """The shared ``--workflow``/``--param``/``--colour`` options of ``plan`` and ``graph``."""
-    function = colour_option(function)
+    """The shared ``--workflow``/``--param``/``--colour``/``--no-cache`` options of ``plan``,
+    ``graph``, ``simulate`` and ``export``."""
+    function = cache_option(colour_option(function))
     function = click.option(
         "--param",
         "-p",

@@ -31,7 +31,7 @@ __all__ = ["plan"]
 )
 @click.option(
     "--state", "state_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str),
-    help="With --explain-skips: the state directory to read (default: .alfred).",
+    help="The state directory: its plan cache, and the runs --explain-skips reads (default: .alfred).",
 )
 @click.option(
     "--online", is_flag=True,
@@ -56,7 +56,7 @@ def plan(
         emit(found, colour=colour, err=True)
         if exit_status(found) != 0:
             return 1
-    compiled = compile_for_cli(file, workflow, params, colour)
+    compiled = compile_for_cli(file, workflow, params, colour, state_dir=state_dir)
     if isinstance(compiled, int):
         return compiled
     from ..render import dumps, plan_to_json, plan_to_text

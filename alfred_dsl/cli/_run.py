@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..compiler._plan import Plan
-from ._common import duration_seconds
+from ._common import cache_option, duration_seconds
 
 if TYPE_CHECKING:
     from ..runtime import RunOptions, StateStore
@@ -82,6 +82,7 @@ EXIT_USAGE = 2
     metavar="DURATION",
     help="After a cancel, Ctrl-C or the workflow timeout: how long `run_if` cleanup stages may still run.",
 )
+@cache_option
 def run(
     file: str | None,
     workflow: str | None,
@@ -138,7 +139,10 @@ def run(
             if not params:
                 cli_params = dict(record.cli_params)
         assert file is not None
-        compiled = compile_for_cli(file, workflow, [f"{k}={v}" for k, v in cli_params.items()], colour)
+        compiled = compile_for_cli(
+            file, workflow, [f"{k}={v}" for k, v in cli_params.items()], colour,
+            state_dir=state_dir, create_state=True,
+        )
         if isinstance(compiled, int):
             return compiled
         plan: Plan = compiled

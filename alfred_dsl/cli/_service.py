@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from .._values import format_clock, format_moment, parse_at, parse_since, suggest
-from ._common import duration_seconds, print_error
+from ._common import cache_option, cache_wanted, duration_seconds, print_error
 
 __all__ = ["cancel", "metrics", "pause", "resume", "status", "submit", "worker"]
 
@@ -72,6 +72,7 @@ def _seconds_option(text: str, what: str) -> float:
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
               help="text: the run's id alone; json: id, workflow, priority and not_before.")
 @_state_option
+@cache_option
 def submit(
     file: str, workflow: str | None, params: tuple[str, ...], priority: str, at: str | None, fmt: str,
     state_dir: str | None,
@@ -96,7 +97,7 @@ def submit(
                 f"expected +DURATION, HH:MM or an ISO date-time, got {at!r}", param_hint="'--at'"
             )
     raw = parse_params(params)
-    compiled = compile_for_cli(file, workflow, list(params), "auto")
+    compiled = compile_for_cli(file, workflow, list(params), "auto", state_dir=state_dir, create_state=True)
     if isinstance(compiled, int):
         return compiled
     with _open_queue(state_dir) as queue:
@@ -136,6 +137,7 @@ def submit(
               help="Run command and python stages on the workers of this Dask scheduler "
                    "(env ALFRED_CLUSTER).")
 @_state_option
+@cache_option
 def worker(
     schedule_files: tuple[str, ...], max_workflows: int, max_concurrency: int | None, lease: str, poll: str,
     control_interval: str, until_empty: bool, metrics_port: int | None, metrics_window: str,
@@ -161,6 +163,7 @@ def worker(
         max_concurrency=max_concurrency,
         kill_grace_s=kill_grace_s,
         cluster=cluster or None,
+        plan_cache=cache_wanted(),
     )
     if options.cluster is not None:
         from ..runtime._cluster import ClusterError, connect

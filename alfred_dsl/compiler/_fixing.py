@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._codes import CODES
 from .._diagnostics import Diagnostic, Edit, Severity, error
 from .._source import SourceFile, Span
 from ._fixes import closest
+
+if TYPE_CHECKING:  # tomllib loads only for a project that has an alfred.toml
+    import tomllib
 
 __all__ = [
     "CONFIG_CODE",
@@ -98,6 +100,8 @@ def load_config(root: Path) -> tuple[CheckConfig, list[Diagnostic]]:
     except (OSError, UnicodeDecodeError) as exc:
         return CheckConfig(), [_config_error(f"cannot read `{name}`: {exc}", None, file=name)]
     source = SourceFile(name, text, path)
+    import tomllib
+
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -17,9 +17,7 @@ starts a new server.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import json
 import os
@@ -34,6 +32,11 @@ import trio
 from ..compiler._plan import PlanAgent, PlanStage, thaw
 
 if TYPE_CHECKING:
+    # asyncio (and concurrent.futures) load with the first connection: a run without an
+    # mcp stage does not pay for them at start-up.
+    import asyncio
+    import concurrent.futures
+
     from mcp.client.session import ClientSession
 
     from ._executors import AttemptContext, AttemptOutcome
@@ -96,6 +99,8 @@ class _Connection:
     """One MCP session on an asyncio loop in its own thread."""
 
     def __init__(self, key: tuple[str, str], errlog_path: str | None) -> None:
+        import asyncio
+
         self.key = key
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=f"mcp-{key[1]}", daemon=True)
@@ -108,10 +113,14 @@ class _Connection:
         self._errlog: TextIO | None = None
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        import asyncio
+
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     async def _serve(self, agent: PlanAgent, env: Mapping[str, str], cwd: str, values: McpValues,
                      ready: concurrent.futures.Future[None]) -> None:
+        import asyncio
+
         from mcp.client.session import ClientSession
 
         self._closing = asyncio.Event()
@@ -160,6 +169,8 @@ class _Connection:
 
     def open(self, agent: PlanAgent, env: Mapping[str, str], cwd: str, values: McpValues) -> None:
         """Start the session; blocks until it is initialized (raises if it cannot be)."""
+        import concurrent.futures
+
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._task = self.submit(self._serve(agent, env, cwd, values, ready))
         ready.result(timeout=CONNECT_TIMEOUT_S)
@@ -279,7 +290,7 @@ class McpExecutor:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         return _describe(exc.exceptions[0])
-    if isinstance(exc, concurrent.futures.TimeoutError | TimeoutError):
+    if isinstance(exc, TimeoutError):  # concurrent.futures.TimeoutError is TimeoutError (3.11)
         return f"no answer within {CONNECT_TIMEOUT_S:g}s"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

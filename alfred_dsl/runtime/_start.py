@@ -59,7 +59,7 @@ async def start_run(
     bus = bus if bus is not None else EventBus()
     if on_event is not None:
         bus.subscribe(on_event)
-    if hooks:
+    if hooks and plan.hooks:  # the hooks' module loads only for a workflow that has some
         from ._hooks import attach as attach_hooks
 
         if report is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 from collections.abc import Mapping
 
 
@@ -20,7 +19,8 @@ def tool_environment(base: Mapping[str, str]) -> dict[str, str]:
     env = dict(base)
     env["ALFRED_PYTHON"] = sys.executable
     if sys.prefix != sys.base_prefix:  # a virtual environment: its scripts folder holds alfredc
-        scripts = sysconfig.get_path("scripts")
+        # sysconfig's `venv` scheme ({base}/bin), without loading sysconfig's tables (ms at start-up)
+        scripts = os.path.join(sys.prefix, "Scripts" if os.name == "nt" else "bin")
         rest = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and p != scripts]
         env["PATH"] = os.pathsep.join([scripts, *rest])
     return env

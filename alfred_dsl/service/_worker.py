@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._values import format_moment
@@ -45,7 +46,8 @@ class WorkerOptions:
     queue and the schedules are looked at when idle. ``control_interval_s``: how often
     a running run reads its pause/cancel flag. ``until_empty``: stop once nothing is
     queued or running any more (batch use, tests). ``schedule_files``: files whose
-    workflows with a ``schedule`` this worker enqueues on each cron tick.
+    workflows with a ``schedule`` this worker enqueues on each cron tick. ``plan_cache``:
+    read and write compiled plans in ``cache/`` of the state directory (docs/runtime.md).
     """
 
     max_workflows: int = 1
@@ -59,6 +61,7 @@ class WorkerOptions:
     #: A Dask scheduler's address: the runs' command and python stages go to its workers.
     cluster: str | None = None
     env: dict[str, str] | None = field(default=None)
+    plan_cache: bool = True
 
 
 def schedules_of(paths: Sequence[str]) -> tuple[list[Schedule], list[Any]]:
@@ -221,10 +224,12 @@ class Worker:
         self.executed += 1
 
     async def _execute_one(self, entry: QueueEntry) -> None:
-        from ..compiler._pipeline import compile_path
+        from ..compiler._plancache import compile_cached
         from ..runtime import RunOptions, StateStore, StoreError, start_run
 
-        plan, diagnostics = compile_path(entry.entry, entry.workflow, dict(entry.params))
+        cache_dir = Path(self.queue.state_dir) / "cache" if self.options.plan_cache else None
+        compiled = compile_cached(entry.entry, entry.workflow, dict(entry.params), cache_dir)
+        plan, diagnostics = compiled.plan, compiled.diagnostics
         errors = [d for d in diagnostics if d.is_error]
         if plan is None or errors:
             first = errors[0].message if errors else "it does not compile"

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, cast
-
-import yaml
+from typing import TYPE_CHECKING, Any, cast
 
 from ..._diagnostics import Diagnostic, error
 from ..._source import SourceFile, Span
@@ -21,6 +19,9 @@ from ..._values import MAX_INT_DIGITS
 from .._document import SpanIndex
 from ._positions import _begin_key, _child_path, _end_value, _Frame, _InputError, _too_long, _TooLong
 from ._read import _NESTING_MESSAGE, MAX_DEPTH
+
+if TYPE_CHECKING:  # PyYAML loads with the first YAML file: `alfredc check x.alfred` does not need it
+    import yaml
 
 # -- YAML with positions ----------------------------------------------------------------
 
@@ -81,6 +82,8 @@ def _index(mark: Any) -> int:
 
 
 def _yaml_loader() -> type[Any]:
+    import yaml
+
     return cast(type[Any], getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
@@ -92,6 +95,8 @@ def parse_yaml(source: SourceFile) -> tuple[Any, SpanIndex, list[Diagnostic]]:
     than :data:`MAX_DEPTH` or aliases expanding beyond the size of the file (value None).
     Anchors, aliases and merge keys (``<<: *base``) are supported.
     """
+    import yaml
+
     spans = SpanIndex(source)
     diags: list[Diagnostic] = []
     text = source.text
@@ -120,6 +125,8 @@ def parse_yaml(source: SourceFile) -> tuple[Any, SpanIndex, list[Diagnostic]]:
 
 
 def _parse_yaml(source: SourceFile, spans: SpanIndex, diags: list[Diagnostic]) -> Any:
+    import yaml
+
     stack: list[_Frame] = []
     anchors: dict[str, tuple[Any, int]] = {}  # anchor -> (value, number of values in it)
     budget = 2 * len(source.text) + 10_000  # values built, aliases expanded: stops alias bombs

@@ -1,0 +1,100 @@
+"""Start-up: each command imports what it needs and nothing heavy besides (docs/design.md).
+
+Wall times depend on the machine; which modules a command loads does not, and it is what
+makes `alfredc --version` or the run of a cached plan start at once. bench/startup.py
+measures the times.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ONE_STAGE = """\
+agent sh {
+  kind = command
+}
+
+workflow one {
+  stage hello {
+    agent = sh
+    run = "true"
+  }
+}
+"""
+
+#: Print, at exit, which of the watched packages and alfred modules were imported.
+PROBE = (
+    "import atexit, sys\n"
+    "def _report():\n"
+    "    top = {m.split('.')[0] for m in sys.modules}\n"
+    "    names = sorted(m for m in sys.modules if m.startswith('alfred_dsl.')) + sorted(top)\n"
+    "    sys.stderr.write('IMPORTED=' + ','.join(names) + '\\n')\n"
+    "atexit.register(_report)\n"
+    "from alfred_dsl.cli import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+#: What no command needs unless the input asks for it.
+NEVER = {
+    "rich", "jinja2", "networkx", "jsonschema", "pygls", "dask", "distributed", "mcp", "tomllib", "asyncio",
+}
+THE_COMPILER = {"lark", "yaml", "fastjsonschema", "alfred_dsl.compiler.syntax", "alfred_dsl.compiler.load",
+                "alfred_dsl.compiler._pipeline", "alfred_dsl.compiler._ast", "alfred_dsl.compiler._bind",
+                "alfred_dsl.compiler._graph"}
+THE_RUNTIME = {"trio", "sqlite3", "alfred_dsl.runtime"}
+
+
+def imported(cwd: Path, *args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stderr.splitlines() if line.startswith("IMPORTED="))
+    return set(filter(None, line.removeprefix("IMPORTED=").split(",")))
+
+
+def loaded(names: set[str], watched: set[str]) -> set[str]:
+    """The watched packages (or alfred modules, with their submodules) among ``names``."""
+    return {w for w in watched if any(n == w or n.startswith(w + ".") for n in names)}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "one.alfred").write_text(ONE_STAGE, encoding="utf-8")
+    (tmp_path / ".alfred").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_version_and_help_import_neither_the_compiler_nor_the_runtime(project: Path, flag: str) -> None:
+    names = imported(project, flag)
+    assert loaded(names, NEVER | THE_COMPILER | THE_RUNTIME) == set()
+    assert not any(n.startswith("alfred_dsl.compiler") for n in names), names
+
+
+def test_check_imports_the_compiler_only(project: Path) -> None:
+    names = imported(project, "check", "one.alfred")
+    assert loaded(names, NEVER | THE_RUNTIME | {"yaml"}) == set()  # no YAML file: no PyYAML
+    assert "lark" in loaded(names, THE_COMPILER)  # the probe sees what it watches
+
+
+def test_plan_of_a_cached_plan_does_not_load_the_compiler(project: Path) -> None:
+    imported(project, "plan", "one.alfred")  # compiles and fills the cache
+    names = imported(project, "plan", "one.alfred")
+    assert loaded(names, NEVER | THE_COMPILER | THE_RUNTIME) == set()
+    compiled = imported(project, "plan", "--no-cache", "one.alfred")
+    assert loaded(compiled, NEVER | THE_RUNTIME | {"yaml"}) == set()
+    assert "lark" in loaded(compiled, THE_COMPILER)
+
+
+def test_a_one_stage_run_of_a_cached_plan_loads_the_runtime_only(project: Path) -> None:
+    imported(project, "run", "one.alfred")
+    names = imported(project, "run", "one.alfred")
+    assert loaded(names, NEVER | THE_COMPILER) == set()
+    assert loaded(names, THE_RUNTIME) == THE_RUNTIME
+    compiled = imported(project, "run", "--no-cache", "one.alfred")
+    assert loaded(compiled, NEVER | {"yaml"}) == set()
