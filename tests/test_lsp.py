@@ -263,6 +263,8 @@ def test_completion_offers_what_fits_where_the_cursor_is(client: Client, project
 
     in_ref = text.replace('"make -C services/${params.service} test"', '"${params.@}"')
     assert labels(in_ref, "@") == {"service", "test_timeout"}
+    in_each = text.replace('"make -C services/${params.service} test"', '"${each.@}"')
+    assert labels(in_each, "@") == {"item", "index"}
     agent = text.replace("agent    = publisher", "agent    = @")
     assert labels(agent, "@") == {"builder", "tester", "publisher"}
     in_stage = text.replace("    retries  = 3\n", "    retries  = 3\n    @\n")
@@ -271,6 +273,8 @@ def test_completion_offers_what_fits_where_the_cursor_is(client: Client, project
     in_agent = text.replace("  concurrency  = 4\n", "  concurrency  = 4\n  @\n")
     offered = labels(in_agent, "@")
     assert {"capabilities", "kind"} <= offered and "after" not in offered
+    kind = text.replace("  concurrency  = 4\n", "  concurrency  = 4\n  kind = @\n")
+    assert labels(kind, "@") == {"command", "python", "http", "mcp"}
     requires = text.replace("agent    = publisher", "requires = [\"@\"]")
     assert labels(requires, "@") >= {"build", "testing", "release"}
     top = text + "\n@"

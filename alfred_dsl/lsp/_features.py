@@ -245,6 +245,9 @@ def complete(analysis: Analysis | None, text: str, offset: int) -> list[Completi
             return [Completion(p, "param", "param") for p in names("param", workflow)]
         if parts == ["stages"]:
             return [Completion(s, "stage", "stage") for s in names("stage", workflow)]
+        if parts == ["each"]:
+            return [Completion("item", "keyword", "the item of this for_each instance"),
+                    Completion("index", "keyword", "the position of this for_each instance (0, 1, ...)")]
         if len(parts) == 2 and parts[0] == "stages":
             return [Completion("outputs", "keyword", "the stage's outputs")]
         if len(parts) == 3 and parts[0] == "stages" and parts[2] == "outputs" and workspace is not None:
@@ -266,7 +269,7 @@ def complete(analysis: Analysis | None, text: str, offset: int) -> list[Completi
         if attribute == "priority":
             return [Completion(p, "value", "priority") for p in PRIORITIES]
         if attribute == "kind":
-            return [Completion(k, "value", "agent kind") for k in ("command", "python", "http")]
+            return [Completion(k, "value", "agent kind") for k in ("command", "python", "http", "mcp")]
         return [Completion(r, "reference", "reference") for r in ROOTS]
     if re.search(r"\bafter\s+(?:[A-Za-z0-9_.-]+\s*,\s*)*[A-Za-z0-9_.-]*$", before):
         targets = [*names("stage", workflow), *names("alias", workflow)]
