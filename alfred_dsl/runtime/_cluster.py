@@ -336,12 +336,6 @@ def remote_kill_marked(run_id: str, attempts: list[tuple[str, int]]) -> list[int
     return kill_marked(run_id, [(s, n) for s, n in attempts])
 
 
-def _no_dask_retries(dask_scheduler: Any) -> None:
-    # A task whose worker died is otherwise run again by Dask (allowed-failures, 3 by
-    # default) behind alfred's back: the attempt is `lost` and alfred's retries decide.
-    dask_scheduler.allowed_failures = 0
-
-
 # -- on the submitting machine ------------------------------------------------------------
 
 class _RemoteLog:
@@ -438,7 +432,12 @@ def connect(address: str, *, timeout_s: float = 10.0) -> _Cluster:
         client = Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(f"cannot reach the cluster scheduler at {address}: {exc}") from exc
-    client.run_on_scheduler(_no_dask_retries)  # type: ignore[no-untyped-call]
+    # A task whose worker died is otherwise run again by Dask (allowed-failures, 3 by
+    # default) behind alfred's back: the attempt is `lost` and alfred's retries decide.
+    # A lambda travels by value: the scheduler need not import alfred (~1 s there).
+    client.run_on_scheduler(  # type: ignore[no-untyped-call]
+        lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0)
+    )
     cluster = _Cluster(address=address, client=client, logs={})
     client.subscribe_topic(LOG_TOPIC, cluster.on_log)  # type: ignore[no-untyped-call]
     client.subscribe_topic(RESULT_TOPIC, cluster.on_result)  # type: ignore[no-untyped-call]
