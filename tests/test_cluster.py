@@ -163,6 +163,66 @@ def test_the_demo_gives_the_same_outputs_on_the_cluster_as_here(cluster: LocalCl
     assert outputs["cluster"] == outputs["local"]
 
 
+OUTPUTS = """
+agent py {
+  kind = python
+}
+agent sh {
+  kind = command
+}
+workflow outputs {
+  stage small {
+    agent = py
+    call = "values:small"
+  }
+  stage big {
+    agent = py
+    call = "values:big"
+  }
+  stage shell_big {
+    agent = sh
+    run = "/bin/sh big.sh"
+  }
+  stage consume after small, big, shell_big {
+    agent = py
+    call = "values:use"
+    inputs = { pair = stages.small.outputs.pair, blob = stages.big.outputs.blob, text = "${stages.shell_big.outputs.text}" }
+  }
+}
+"""
+
+VALUES = """
+def small(inputs):
+    return {"pair": (1, "two"), "nested": {"x": [1.5, None]}}
+
+def big(inputs):
+    return {"blob": "b" * 300_000}
+
+def use(inputs):
+    assert inputs["pair"] == (1, "two"), inputs["pair"]
+    assert inputs["blob"] == "b" * 300_000
+    assert inputs["text"] == "y" * 200_000, len(inputs["text"])
+    return {"ok": True}
+"""
+
+
+def test_small_and_large_results_come_back_intact(cluster: LocalCluster, tmp_path: Path) -> None:
+    # A small result rides on an event of the client's stream, a large one (over 64 KiB)
+    # is fetched from the worker as a Dask result: both give the same values as here.
+    project = _project(tmp_path, OUTPUTS)
+    (project / "values.py").write_text(VALUES)
+    (project / "big.sh").write_text("printf text= >> \"$ALFRED_OUTPUTS\"; head -c 200000 /dev/zero | tr '\\0' y >> \"$ALFRED_OUTPUTS\"\n")
+    done = _alfredc(project, "run", "flow.alfred", "--cluster", cluster.address)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = json.loads(_alfredc(project, "show", "last", "--format", "json").stdout)
+    outputs = {s["name"]: s["outputs"] for s in shown["stages"]}
+    assert outputs["small"] == {"pair": [1, "two"], "nested": {"x": [1.5, None]}}
+    assert outputs["big"] == {"blob": "b" * 300_000}
+    assert outputs["consume"] == {"ok": True}
+    workers = {worker for _, _, worker, _ in _attempts(project)}
+    assert workers and workers <= set(cluster.worker_pids())
+
+
 STREAM = """
 agent sh {
   kind = command

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -35,8 +36,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -64,6 +65,12 @@ __all__ = [
 
 #: The Dask event topic that carries the attempts' output back to the submitting machine.
 LOG_TOPIC = "alfred-log"
+#: The topic that carries an attempt's result back (``[key, pickled result]``), when small:
+#: it arrives on the client's stream just before the task's completion, so no request for
+#: the task's result (a gather: client -> scheduler -> worker and back) is needed.
+RESULT_TOPIC = "alfred-result"
+#: Larger results stay with the task and are fetched from the worker as Dask results are.
+RESULT_EVENT_MAX = 64 * 1024
 #: Kinds of agents whose stages can run on a worker (``http`` calls are made from here).
 CLUSTER_KINDS = frozenset({"command", "python"})
 _MEMORY_UNITS = {
@@ -154,12 +161,33 @@ class _Sender:
             self.worker.log_event(LOG_TOPIC, [self.key, self.sent, data])
 
 
+def _deliver(worker: Any, key: str, result: dict[str, Any]) -> dict[str, Any] | None:
+    """Send a small result as an event of :data:`RESULT_TOPIC` (None: sent), else return it."""
+    try:
+        data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # not picklable here: Dask's own serialization says why
+        return result
+    if len(data) > RESULT_EVENT_MAX:
+        return result
+    worker.log_event(RESULT_TOPIC, [key, data])
+    return None
+
+
 def remote_command(
     key: str, argv: list[str], env: dict[str, str], cwd: str, inputs_json: str,
     secrets: tuple[str, ...], max_log: int | None,
-) -> dict[str, Any]:
-    """On a worker: run one command attempt; its status, outputs and worker address."""
+) -> dict[str, Any] | None:
+    """On a worker: run one command attempt; its status, outputs and worker address (sent
+    as an event when small: then the task's own result is None)."""
     worker, address = _worker_address()
+    result = _command(worker, address, key, argv, env, cwd, inputs_json, secrets, max_log)
+    return _deliver(worker, key, result)
+
+
+def _command(
+    worker: Any, address: str, key: str, argv: list[str], env: dict[str, str], cwd: str,
+    inputs_json: str, secrets: tuple[str, ...], max_log: int | None,
+) -> dict[str, Any]:
     if not os.path.isdir(cwd):
         return {"worker": address, "error": _missing_folder(cwd, address), "permanent": True}
     folder = tempfile.mkdtemp(prefix="alfred-")  # 0700: the inputs may hold secrets
@@ -241,13 +269,21 @@ class _EventLog:
 
 def remote_python(
     key: str, call: str, inputs: dict[str, Any], cwd: str, secrets: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """On a worker: call ``module:function`` of the project folder with the inputs (the
+    result is sent as an event when small, as for :func:`remote_command`)."""
+    worker, address = _worker_address()
+    return _deliver(worker, key, _python(worker, address, key, call, inputs, cwd, secrets))
+
+
+def _python(
+    worker: Any, address: str, key: str, call: str, inputs: dict[str, Any], cwd: str,
+    secrets: tuple[str, ...],
 ) -> dict[str, Any]:
-    """On a worker: call ``module:function`` of the project folder with the inputs."""
     from pathlib import Path
 
     from ._capture import capture_output
 
-    worker, address = _worker_address()
     if not os.path.isdir(cwd):
         return {"worker": address, "error": _missing_folder(cwd, address), "permanent": True}
     sender = _Sender(worker, key, secrets)
@@ -300,12 +336,6 @@ def remote_kill_marked(run_id: str, attempts: list[tuple[str, int]]) -> list[int
     return kill_marked(run_id, [(s, n) for s, n in attempts])
 
 
-def _no_dask_retries(dask_scheduler: Any) -> None:
-    # A task whose worker died is otherwise run again by Dask (allowed-failures, 3 by
-    # default) behind alfred's back: the attempt is `lost` and alfred's retries decide.
-    dask_scheduler.allowed_failures = 0
-
-
 # -- on the submitting machine ------------------------------------------------------------
 
 class _RemoteLog:
@@ -334,8 +364,23 @@ class _Cluster:
     address: str
     client: Any
     logs: dict[str, _RemoteLog]
+    #: Attempt key -> what to call with its result when it arrives as an event.
+    waiters: dict[str, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
+    #: Attempt key -> its future, held until Dask says it is done (releasing a task that a
+    #: worker still finishes would make the scheduler cancel it there).
+    pending: dict[str, Any] = field(default_factory=dict)
     workers_at: float = 0.0
     workers: dict[str, dict[str, float]] | None = None
+
+    def on_result(self, event: Any) -> None:  # Dask's IO loop thread
+        _, message = event
+        try:
+            key, data = message
+            waiter = self.waiters.get(key)
+            if waiter is not None:
+                waiter(pickle.loads(data))
+        except Exception:  # a malformed event is not ours to crash on: the future still ends
+            return
 
     def on_log(self, event: Any) -> None:
         _, message = event
@@ -387,9 +432,15 @@ def connect(address: str, *, timeout_s: float = 10.0) -> _Cluster:
         client = Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(f"cannot reach the cluster scheduler at {address}: {exc}") from exc
-    client.run_on_scheduler(_no_dask_retries)  # type: ignore[no-untyped-call]
+    # A task whose worker died is otherwise run again by Dask (allowed-failures, 3 by
+    # default) behind alfred's back: the attempt is `lost` and alfred's retries decide.
+    # A lambda travels by value: the scheduler need not import alfred (~1 s there).
+    client.run_on_scheduler(  # type: ignore[no-untyped-call]
+        lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 0)
+    )
     cluster = _Cluster(address=address, client=client, logs={})
     client.subscribe_topic(LOG_TOPIC, cluster.on_log)  # type: ignore[no-untyped-call]
+    client.subscribe_topic(RESULT_TOPIC, cluster.on_result)  # type: ignore[no-untyped-call]
     _CLUSTERS[address] = cluster
     return cluster
 
@@ -467,29 +518,44 @@ class ClusterExecutor:
     ) -> AttemptOutcome:
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
-        box: list[Any] = []
+        box: list[Any] = []  # the first (kind, value) settles the attempt
 
-        def finished(future: Any) -> None:  # a Dask callback thread
-            try:
-                box.append(("ok", future.result()))
-            except BaseException as exc:
-                box.append(("error", exc))
+        def settle(kind: str, value: Any) -> None:  # Dask's IO loop or callback thread
+            box.append((kind, value))
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(done.set)
 
+        def finished(future: Any) -> None:  # Dask's callback thread
+            cluster.pending.pop(key, None)
+            if box:  # the result came as an event, before the task's completion
+                return
+            try:
+                value = future.result()
+            except BaseException as exc:
+                settle("error", exc)
+                return
+            if value is None:  # sent as an event that never came (a worker of another version?)
+                value = {"error": "the attempt's result did not reach alfred"}
+            settle("ok", value)
+
+        cluster.waiters[key] = lambda result: settle("ok", result)
         try:
-            future = cluster.client.submit(
-                function, *args, key=key, pure=False, retries=0, resources=resources or None,
-            )
-        except Exception as exc:
-            return self._gone(cluster, exc)
-        future.add_done_callback(finished)
-        try:
-            await done.wait()
-        except BaseException:  # timeout, cancellation, Ctrl-C: the remote group dies too
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._kill, cluster, future, key, ctx.kill_grace_s)
-            raise
+            try:
+                future = cluster.client.submit(
+                    function, *args, key=key, pure=False, retries=0, resources=resources or None,
+                )
+            except Exception as exc:
+                return self._gone(cluster, exc)
+            cluster.pending[key] = future
+            future.add_done_callback(finished)
+            try:
+                await done.wait()
+            except BaseException:  # timeout, cancellation, Ctrl-C: the remote group dies too
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._kill, cluster, future, key, ctx.kill_grace_s)
+                raise
+        finally:
+            cluster.waiters.pop(key, None)
         kind, value = box[0]
         if kind == "error":
             return await self._failed(cluster, ctx, value)
