@@ -134,7 +134,8 @@ def _merge_documents(state: _Loading) -> tuple[dict[str, Any], SpanIndex, dict[s
             # One file whose every span is merged (the usual case): share its index rather
             # than copy it (a tenth of the memory of a large file); the fan-out, which adds
             # spans, copies it first (SpanIndex.own).
-            return merged, SpanIndex(entry.source, entry.spans.values, entry.spans.keys, borrowed=True), base_dirs
+            shared = SpanIndex(entry.source, entry.spans.values, entry.spans.keys, borrowed=True)
+            return merged, shared, base_dirs
         for table, target in ((document.spans.values, spans.values), (document.spans.keys, spans.keys)):
             for path, span in table.items():
                 declared_here = len(path) >= 2 and (path[0], path[1]) in taken
