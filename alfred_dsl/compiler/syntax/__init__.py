@@ -102,7 +102,7 @@ def _run_accelerated(parser: Any, ctx: _Context, start: str) -> Any:
         gc.disable()
         try:
             tree = parser.parse(ctx.text, start=start)
-        except (UnexpectedInput, _Abort, RecursionError):
+        except Exception:  # a syntax error, or anything else: Lark's loop decides
             return None
         finally:
             _lexer._ctx = None
