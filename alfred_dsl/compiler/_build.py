@@ -6,13 +6,27 @@ module imports another that imports it back.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields
+from typing import Any
 
 from ._graph import Analysis
 from ._model import ResolvedWorkflow
-from ._plan import Plan
+from ._plan import Plan, PlanStage
 
 __all__ = ["build_plan"]
+
+_STAGE_FIELDS = tuple(f.name for f in fields(PlanStage))
+_set = object.__setattr__
+
+
+def _with(stage: PlanStage, changes: dict[str, Any]) -> PlanStage:
+    """``dataclasses.replace`` for the fields that analysis sets, without running
+    ``__init__`` and ``__post_init__`` again (the other fields are the stage's, already
+    checked): half the time, per stage."""
+    copied = object.__new__(PlanStage)
+    for name in _STAGE_FIELDS:
+        _set(copied, name, changes[name] if name in changes else getattr(stage, name))
+    return copied
 
 
 def build_plan(resolved: ResolvedWorkflow, analysis: Analysis) -> Plan:
@@ -31,20 +45,22 @@ def build_plan(resolved: ResolvedWorkflow, analysis: Analysis) -> Plan:
         after = (*named, *(name for name in preds if name not in named_set))
         timing = analysis.timings.get(stage.name)
         if timing is None:  # not analysed (cannot happen for a plan built from analyse())
-            stages.append(replace(stage, after=after))
+            stages.append(_with(stage, {"after": after}))
             continue
         stages.append(
-            replace(
+            _with(
                 stage,
-                after=after,
-                estimate_s=timing.estimate_s,
-                earliest_start_s=timing.earliest_start_s,
-                earliest_finish_s=timing.earliest_finish_s,
-                latest_start_s=timing.latest_start_s,
-                latest_finish_s=timing.latest_finish_s,
-                slack_s=timing.slack_s,
-                layer=timing.layer,
-                critical=timing.critical,
+                {
+                    "after": after,
+                    "estimate_s": timing.estimate_s,
+                    "earliest_start_s": timing.earliest_start_s,
+                    "earliest_finish_s": timing.earliest_finish_s,
+                    "latest_start_s": timing.latest_start_s,
+                    "latest_finish_s": timing.latest_finish_s,
+                    "slack_s": timing.slack_s,
+                    "layer": timing.layer,
+                    "critical": timing.critical,
+                },
             )
         )
     return Plan(

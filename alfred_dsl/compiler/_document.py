@@ -30,8 +30,20 @@ class SpanIndex:
     source: SourceFile
     values: dict[Path, Span] = field(default_factory=dict)
     keys: dict[Path, Span] = field(default_factory=dict)
+    #: ``values`` and ``keys`` are another index's (the merged workspace of a single file
+    #: shares its document's): they are copied before the first change (:meth:`own`).
+    borrowed: bool = False
+
+    def own(self) -> None:
+        """Make ``values`` and ``keys`` this index's own before changing them."""
+        if self.borrowed:
+            self.values = dict(self.values)
+            self.keys = dict(self.keys)
+            self.borrowed = False
 
     def set(self, path: Path, value: Span, key: Span | None = None) -> None:
+        if self.borrowed:
+            self.own()
         self.values[path] = value
         if key is not None:
             self.keys[path] = key
@@ -51,6 +63,7 @@ class SpanIndex:
         return span if span is not None else self.value(path)
 
     def update(self, other: SpanIndex) -> None:
+        self.own()
         self.values.update(other.values)
         self.keys.update(other.keys)
 

@@ -218,6 +218,7 @@ class _Expander:
 
     def copy_spans(self, old: DocPath, new: DocPath) -> None:
         size = len(old)
+        self.spans.own()
         for table in (self.spans.values, self.spans.keys):
             for path, span in list(table.items()):
                 if path[:size] == old:

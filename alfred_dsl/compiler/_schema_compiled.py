@@ -130,7 +130,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                         if data__approvers_value_is_list:
                             def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                             data__approvers_value_len = len(data__approvers_value)
-                            if data__approvers_value_len > len(set(fn(data__approvers_value_x) for data__approvers_value_x in data__approvers_value)):
+                            if data__approvers_value_len > len(set(data__approvers_value) if all(type(data__approvers_value_x) is str for data__approvers_value_x in data__approvers_value) else set(fn(data__approvers_value_x) for data__approvers_value_x in data__approvers_value)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}" + " must contain unique items")
                             for data__approvers_value_x, data__approvers_value_item in enumerate(data__approvers_value):
                                 if not isinstance(data__approvers_value_item, (str)):
@@ -383,7 +383,7 @@ def validate____defs_names(data, custom_formats={}, name_prefix=None):
     if data_is_list:
         def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
         data_len = len(data)
-        if data_len > len(set(fn(data_x) for data_x in data)):
+        if data_len > len(set(data) if all(type(data_x) is str for data_x in data) else set(fn(data_x) for data_x in data)):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain unique items")
         for data_x, data_item in enumerate(data):
             if not isinstance(data_item, (str)):
@@ -414,7 +414,7 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
                 if data__requires_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".requires must contain at least 1 items")
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
-                if data__requires_len > len(set(fn(data__requires_x) for data__requires_x in data__requires)):
+                if data__requires_len > len(set(data__requires) if all(type(data__requires_x) is str for data__requires_x in data__requires) else set(fn(data__requires_x) for data__requires_x in data__requires)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".requires must contain unique items")
                 for data__requires_x, data__requires_item in enumerate(data__requires):
                     if not isinstance(data__requires_item, (str)):
@@ -685,7 +685,7 @@ def validate____defs_approve(data, custom_formats={}, name_prefix=None):
                 if data__by_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".by must contain at least 1 items")
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
-                if data__by_len > len(set(fn(data__by_x) for data__by_x in data__by)):
+                if data__by_len > len(set(data__by) if all(type(data__by_x) is str for data__by_x in data__by) else set(fn(data__by_x) for data__by_x in data__by)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".by must contain unique items")
                 for data__by_x, data__by_item in enumerate(data__by):
                     if not isinstance(data__by_item, (str)):
@@ -714,7 +714,7 @@ def validate____defs_outputs(data, custom_formats={}, name_prefix=None):
     if data_is_list:
         def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
         data_len = len(data)
-        if data_len > len(set(fn(data_x) for data_x in data)):
+        if data_len > len(set(data) if all(type(data_x) is str for data_x in data) else set(fn(data_x) for data_x in data)):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain unique items")
         for data_x, data_item in enumerate(data):
             if not isinstance(data_item, (str)):
@@ -1118,7 +1118,7 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
             if data__capabilities_is_list:
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                 data__capabilities_len = len(data__capabilities)
-                if data__capabilities_len > len(set(fn(data__capabilities_x) for data__capabilities_x in data__capabilities)):
+                if data__capabilities_len > len(set(data__capabilities) if all(type(data__capabilities_x) is str for data__capabilities_x in data__capabilities) else set(fn(data__capabilities_x) for data__capabilities_x in data__capabilities)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".capabilities must contain unique items")
                 for data__capabilities_x, data__capabilities_item in enumerate(data__capabilities):
                     if not isinstance(data__capabilities_item, (str)):

@@ -130,6 +130,12 @@ def _merge_documents(state: _Loading) -> tuple[dict[str, Any], SpanIndex, dict[s
                 merged[section][name] = value
                 taken.add((section, name))
                 base_dirs[f"{section}/{name}"] = folder
+        if len(state.documents) == 1 and _all_merged(document.spans, taken):
+            # One file whose every span is merged (the usual case): share its index rather
+            # than copy it (a tenth of the memory of a large file); the fan-out, which adds
+            # spans, copies it first (SpanIndex.own).
+            shared = SpanIndex(entry.source, entry.spans.values, entry.spans.keys, borrowed=True)
+            return merged, shared, base_dirs
         for table, target in ((document.spans.values, spans.values), (document.spans.keys, spans.keys)):
             for path, span in table.items():
                 declared_here = len(path) >= 2 and (path[0], path[1]) in taken
@@ -137,3 +143,15 @@ def _merge_documents(state: _Loading) -> tuple[dict[str, Any], SpanIndex, dict[s
                 if declared_here or first_section:
                     target[path] = span
     return merged, spans, base_dirs
+
+
+def _all_merged(spans: SpanIndex, taken: set[tuple[str, str]]) -> bool:
+    """Whether merging a single file would copy every span of its index (root included)."""
+    for table in (spans.values, spans.keys):
+        for path in table:
+            if len(path) >= 2:
+                if (path[0], path[1]) not in taken:
+                    return False
+            elif path and path[0] not in ("agents", "workflows"):
+                return False
+    return () not in spans.keys

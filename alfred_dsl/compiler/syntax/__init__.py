@@ -27,7 +27,7 @@ from ..._expr import Binary, Expr, Literal, Ref, Template, Unary
 from ..._source import SourceFile, Span
 from .. import _ast as ast
 from . import _lexer
-from ._lalr import _parser
+from ._lalr import _accelerated, _parser
 from ._lexer import _Abort, _Context, _lock
 from ._literals import KEYWORDS, MAX_DEPTH, MAX_ERRORS, classify_number, unescape
 from ._recovery import _on_unexpected_characters, _on_unexpected_token
@@ -47,6 +47,12 @@ __all__ = [
 
 
 def _run(ctx: _Context, start: str) -> Any:
+    fast = _accelerated()
+    if fast is not None and len(ctx.text) >= _ACCELERATE_FROM:
+        tree = _run_accelerated(fast, ctx, start)
+        if tree is not None:
+            return tree
+        ctx.reset()  # a problem: parsed again with error recovery, as without the accelerator
     parser = _parser()
     with _lock:
         _lexer._ctx = ctx
@@ -81,6 +87,28 @@ def _run(ctx: _Context, start: str) -> Any:
             _lexer._ctx = None
             if collecting:
                 gc.enable()
+
+
+#: Shorter texts (expressions, small files) are parsed by Lark's loop: building the
+#: accelerated parser costs more than it saves on them.
+_ACCELERATE_FROM = 20_000
+
+
+def _run_accelerated(parser: Any, ctx: _Context, start: str) -> Any:
+    """The tree of a text with no problem at all, else None."""
+    with _lock:
+        _lexer._ctx = ctx
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            tree = parser.parse(ctx.text, start=start)
+        except Exception:  # a syntax error, or anything else: Lark's loop decides
+            return None
+        finally:
+            _lexer._ctx = None
+            if collecting:
+                gc.enable()
+    return None if ctx.diagnostics else tree
 
 
 def parse_ast(source: SourceFile) -> tuple[ast.File | None, list[Diagnostic]]:

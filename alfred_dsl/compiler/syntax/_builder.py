@@ -14,7 +14,7 @@ from ..._diagnostics import error
 from ..._expr import Binary, Expr, Literal, Ref, Unary
 from ..._source import Span
 from .. import _ast as ast
-from ._lexer import _Abort, _context
+from ._lexer import TOKENS, _Abort, _context
 from ._literals import MAX_DEPTH, classify_number, unescape
 
 # -- the tree builder (runs inside the LALR parser) ---------------------------------------
@@ -24,17 +24,17 @@ def _cover(first: Any, last: Any) -> Span:
     """The span from the start of ``first`` to the end of ``last`` (tokens or nodes)."""
     ctx = _context()
     if ctx.simple:
-        start: int = first.start_pos if isinstance(first, Token) else first.span.start  # type: ignore[assignment]
-        end: int = last.end_pos if isinstance(last, Token) else last.span.end  # type: ignore[assignment]
+        start: int = first.start_pos if isinstance(first, TOKENS) else first.span.start  # type: ignore[assignment]
+        end: int = last.end_pos if isinstance(last, TOKENS) else last.span.end  # type: ignore[assignment]
         return Span(ctx.source, start, end)
-    start_span = ctx.token_span(first) if isinstance(first, Token) else first.span
-    end_span = ctx.token_span(last) if isinstance(last, Token) else last.span
+    start_span = ctx.token_span(first) if isinstance(first, TOKENS) else first.span
+    end_span = ctx.token_span(last) if isinstance(last, TOKENS) else last.span
     return start_span.cover(end_span)
 
 
 def _value(item: Any) -> ast.Value:
     """A value from the parser stack: literal tokens become nodes here (not in own rules)."""
-    if not isinstance(item, Token):
+    if not isinstance(item, TOKENS):
         value: ast.Value = item
         return value
     kind = item.type
@@ -82,7 +82,7 @@ _NOT_POWER = 3
 def _climb(items: list[Any], index: int, min_power: int) -> tuple[Expr, int]:
     """Precedence climbing over the flat operator sequence of an ``operation``."""
     first = items[index]
-    if isinstance(first, Token) and first.type == "NOT":
+    if isinstance(first, TOKENS) and first.type == "NOT":
         operand, index = _climb(items, index + 1, _NOT_POWER)
         left: Expr = Unary(op="not", operand=operand, span=_cover(first, operand))
     else:
@@ -144,7 +144,7 @@ class _Builder(Transformer[Token, Any]):
         return ast.Workflow(
             name=name.value,
             name_span=ctx.token_span(name),
-            items=tuple(child for child in children[3:-1] if not isinstance(child, Token)),
+            items=tuple(child for child in children[3:-1] if not isinstance(child, TOKENS)),
             span=ctx.span(keyword.start_pos, children[-1].end_pos),
         )
 
@@ -211,10 +211,10 @@ class _Builder(Transformer[Token, Any]):
         ctx = _context()
         return tuple(
             ast.Target(name=intern(child.value), span=ctx.token_span(child))
-            if isinstance(child, Token)
+            if isinstance(child, TOKENS)
             else child
             for child in children[1:]
-            if not isinstance(child, Token) or child.type == "NAME"
+            if not isinstance(child, TOKENS) or child.type == "NAME"
         )
 
     def dotted(self, children: list[Any]) -> ast.Target:
@@ -233,7 +233,9 @@ class _Builder(Transformer[Token, Any]):
 
     def sequence(self, children: list[Any]) -> ast.ListValue:
         items = tuple(
-            _value(child) for child in children[1:-1] if not isinstance(child, Token) or child.type != "COMMA"
+            _value(child)
+            for child in children[1:-1]
+            if not isinstance(child, TOKENS) or child.type != "COMMA"
         )
         return ast.ListValue(items=items, span=_context().span(children[0].start_pos, children[-1].end_pos))
 

@@ -19,6 +19,14 @@ from ..._source import SourceFile, Span
 from .. import _ast as ast
 from ._literals import _BAD_ESCAPE_RE, _COMMENT_RE, KEYWORDS, MAX_DEPTH, MAX_ERRORS, classify_number, shorten
 
+try:  # the accelerated parser's tokens (compiler/syntax/_lalr.py): not `str`, same attributes
+    from lark_cython import Token as _FastToken  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    # (typed as Lark's: the tree builder reads only what both have: type, value, positions)
+    TOKENS: tuple[type[Token], ...] = (Token, _FastToken)
+except ImportError:  # pragma: no cover - the accelerator is optional
+    TOKENS = (Token,)
+
 # -- per-parse state --------------------------------------------------------------------
 
 
@@ -47,6 +55,14 @@ class _Context:
 
     def __post_init__(self) -> None:
         self.simple = self.fixed is None and self.offsets is None and self.base == 0
+
+    def reset(self) -> None:
+        """Forget what a parse found, to parse the same text again."""
+        self.diagnostics.clear()
+        self.comments.clear()
+        self.reported.clear()
+        self.quiet_until = self.last_reported = -1
+        self.depth = self.errors = 0
 
     def span(self, start: int, end: int) -> Span:
         if self.simple:
