@@ -127,3 +127,40 @@ def test_approvals_and_incremental_stages_load_their_modules_when_a_plan_has_the
     (project / "two.alfred").write_text(APPROVED_AND_INCREMENTAL, encoding="utf-8")
     names = imported(project, "run", "two.alfred")
     assert {"alfred_dsl.runtime._approval", "alfred_dsl.runtime._incremental"} <= names
+
+
+FAILS_LOUDLY = """\
+agent sh {
+  kind = command
+}
+
+workflow one {
+  stage hello {
+    agent = sh
+    run = "echo from-the-stage; exit 3"
+  }
+}
+"""
+
+
+def test_the_process_exit_keeps_what_python_s_exit_does(project: Path) -> None:
+    """`alfredc` ends without Python's teardown of every module (cli.entry), yet as
+    `sys.exit` would: its exit status, its whole output through a pipe, its atexit duties
+    (in cgroup mode, the runner's cgroup folder removed)."""
+    from alfred_dsl.runtime import _contain
+
+    (project / "bad.alfred").write_text(FAILS_LOUDLY, encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alfred_dsl", "run", "bad.alfred", "--events", "-"], cwd=project,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    lines = out.splitlines()
+    assert any(" run_failed one " in line for line in lines), out
+    assert " failed: " in lines[-1], out  # the last line too: flushed
+    mount, own = _contain._cgroup2_mount(), _contain._own_cgroup()
+    if mount is not None and own is not None:
+        shared = Path(mount + own) / "alfred"
+        left = list(shared.glob(f"proc-{proc.pid}-*")) if shared.is_dir() else []
+        assert left == [], f"the runner's cgroup folder outlived it: {left}"
