@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import codecs
-import contextlib
 import gc
 import importlib
 import os
@@ -181,8 +180,12 @@ def entry() -> NoReturn:
         sys.exit(status)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # closed, or a pipe closed by the reader
+        try:
             stream.flush()
+        except (BrokenPipeError, ValueError):  # the reader left (see main), or closed
+            pass
+        except OSError:  # a full disk: as Python's own exit, status 120 when it was 0
+            status = status or 120
     os._exit(status)
 
 
