@@ -1,3 +1,3 @@
-from alfred_dsl.cli import main
+from alfred_dsl.cli import entry
 
-main()
+entry()

@@ -14,7 +14,10 @@
     ``.alfred`` file (whole process: start-up and compiling included, a fresh state folder
     each time), against ``ninja -j2`` on the same graph, the two alternating; also the CPU
     time (user + sys, the stages' included) of both, and where alfred's time goes (start-up
-    and compiling, the run, the exit) from an instrumented copy of the same command.
+    and compiling, the run, the exit) from an instrumented copy of the same command. A third
+    command per round is the same run in a fresh state folder whose plan cache holds the
+    plan (``cache/`` copied from the first round): a project's next run after an unchanged
+    file, as ``alfredc run`` does when its state folder is kept.
 
 Every measurement is a whole process (interpreter start-up and imports included), timed by
 this parent; the child also reports the time of the run alone ("inner"). Per-stage overhead
@@ -373,7 +376,7 @@ def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) ->
         print("  ninja not found: pip install ninja (the `bench` extra)")
         return
     alfredc = [sys.executable, "-m", "alfred_dsl"]
-    rows: dict[str, list[tuple[float, float]]] = {"ninja": [], "alfred": []}
+    rows: dict[str, list[tuple[float, float]]] = {"ninja": [], "alfred": [], "cached": []}
     splits: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="alfred-bench-e2e-") as tmp:
         work = Path(tmp)
@@ -388,6 +391,14 @@ def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) ->
             wall, data = timed([*alfredc, "run", "wf.alfred", "-j", "2", "--quiet", "--state", str(state)],
                                cwd=work)
             rows["alfred"].append((wall, data["cpu_s"]))
+            cache = work / "plan-cache"
+            if not cache.exists():
+                shutil.copytree(state / "cache", cache)
+            shutil.rmtree(state, ignore_errors=True)
+            shutil.copytree(cache, state / "cache")
+            wall, data = timed([*alfredc, "run", "wf.alfred", "-j", "2", "--quiet", "--state", str(state)],
+                               cwd=work)
+            rows["cached"].append((wall, data["cpu_s"]))
             shutil.rmtree(state, ignore_errors=True)
             # The same command, instrumented: where the time goes.
             env = dict(os.environ, BENCH_STARTED=repr(time.time()))
@@ -396,7 +407,8 @@ def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) ->
             splits.append(split)
             shutil.rmtree(state, ignore_errors=True)
     figures: dict[str, Any] = {}
-    for name, label in (("ninja", "ninja -j2"), ("alfred", "alfredc run -j 2")):
+    labels = (("ninja", "ninja -j2"), ("alfred", "alfredc run -j 2"), ("cached", "  same, plan cached"))
+    for name, label in labels:
         wall = statistics.median(w for w, _ in rows[name])
         cpu = statistics.median(c for _, c in rows[name])
         spread = f"{min(w for w, _ in rows[name]):.3f}-{max(w for w, _ in rows[name]):.3f}"
@@ -409,12 +421,19 @@ def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) ->
     verdict = "OK" if ratio <= 1.3 else "over target"
     print(f"  ratio to ninja: {ratio:.2f}x wall (pairs {ratios[0]:.2f}-{ratios[-1]:.2f}x),"
           f" {cpu_ratio:.2f}x CPU; target <= 1.3x: {verdict}")
+    cached_ratio = figures["cached"]["wall_s"] / figures["ninja"]["wall_s"]
+    cached_ratios = sorted(a[0] / n[0] for a, n in zip(rows["cached"], rows["ninja"], strict=True))
+    print(f"  with the plan cached: {cached_ratio:.2f}x wall"
+          f" (pairs {cached_ratios[0]:.2f}-{cached_ratios[-1]:.2f}x),"
+          f" {figures['cached']['cpu_s'] / figures['ninja']['cpu_s']:.2f}x CPU")
     split = {key: statistics.median(float(s[key]) for s in splits) for key in splits[0]}
     print(f"  where alfredc's time goes (instrumented copy, medians): start-up + compile"
           f" {split['before_loop_s']:.3f} s ({split['before_loop_cpu_s']:.3f} s CPU), the run"
           f" {split['loop_s']:.3f} s ({split['loop_cpu_s'] / n_cmd * 1e6:.0f} µs of loop CPU per stage),"
           f" exit {split['after_loop_s']:.3f} s; load {load()}")
-    results["end_to_end"] = {**figures, "ratio": ratio, "cpu_ratio": cpu_ratio, "split": split}
+    results["end_to_end"] = {
+        **figures, "ratio": ratio, "cpu_ratio": cpu_ratio, "cached_ratio": cached_ratio, "split": split,
+    }
 
 
 if __name__ == "__main__":

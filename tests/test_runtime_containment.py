@@ -183,6 +183,43 @@ def test_a_setsid_process_dies_with_its_attempt_stopped_by_alfredc_run(
     _containment_mode(tmp_path, mode)
 
 
+#: The same as an argv command: the runner, not the shell, moves it into its cgroup after the
+#: spawn, and the `setsid` is forked at once, likely before that move.
+ARGV_ESCAPER = """
+agent sh {
+  kind = command
+}
+workflow w {
+  stage escape {
+    agent = sh
+    timeout = 1s
+    run = ["sh", "-c", "setsid sleep 1004 & echo $! > escaped.pid; sleep 300"]
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_setsid_process_forked_at_once_by_an_argv_command_dies_with_its_attempt(
+    tmp_path: Path, mode: str
+) -> None:
+    _skip_unless_possible(mode)
+    (tmp_path / "w.alfred").write_text(ARGV_ESCAPER)
+    proc = subprocess.Popen(
+        [*ALFREDC, "run", "w.alfred", "--grace", "1s"], cwd=tmp_path, env=_env(mode),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        escaped = _escaped(tmp_path)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1, out
+    assert _gone(escaped), f"the setsid process {escaped} outlived its attempt ({mode})"
+    _containment_mode(tmp_path, mode)
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("how", ["cancel", "worker SIGTERM"])
 def test_a_setsid_process_dies_with_its_attempt_stopped_in_a_worker(

@@ -46,6 +46,9 @@ THE_COMPILER = {"lark", "yaml", "fastjsonschema", "alfred_dsl.compiler.syntax", 
                 "alfred_dsl.compiler._pipeline", "alfred_dsl.compiler._ast", "alfred_dsl.compiler._bind",
                 "alfred_dsl.compiler._graph"}
 THE_RUNTIME = {"trio", "sqlite3", "alfred_dsl.runtime"}
+#: Parts of the runtime only some plans use: approvals, incremental stages, fan-outs.
+ON_DEMAND = {"alfred_dsl.runtime._approval", "alfred_dsl.runtime._incremental", "alfred_dsl.compiler._fanout",
+             "alfred_dsl.compiler._document", "getpass"}
 
 
 def imported(cwd: Path, *args: str) -> set[str]:
@@ -94,7 +97,70 @@ def test_plan_of_a_cached_plan_does_not_load_the_compiler(project: Path) -> None
 def test_a_one_stage_run_of_a_cached_plan_loads_the_runtime_only(project: Path) -> None:
     imported(project, "run", "one.alfred")
     names = imported(project, "run", "one.alfred")
-    assert loaded(names, NEVER | THE_COMPILER) == set()
+    assert loaded(names, NEVER | THE_COMPILER | ON_DEMAND) == set()
     assert loaded(names, THE_RUNTIME) == THE_RUNTIME
     compiled = imported(project, "run", "--no-cache", "one.alfred")
     assert loaded(compiled, NEVER | {"yaml"}) == set()
+
+
+APPROVED_AND_INCREMENTAL = """\
+agent sh {
+  kind = command
+}
+
+workflow one {
+  approvers = { lead = ["nobody"] }
+
+  stage build {
+    agent = sh
+    run = "echo built > out.txt"
+    produces = ["out.txt"]
+  }
+  stage gate after build {
+    approve = { by = ["lead"], timeout = 100ms, on_timeout = approve }
+  }
+}
+"""
+
+
+def test_approvals_and_incremental_stages_load_their_modules_when_a_plan_has_them(project: Path) -> None:
+    (project / "two.alfred").write_text(APPROVED_AND_INCREMENTAL, encoding="utf-8")
+    names = imported(project, "run", "two.alfred")
+    assert {"alfred_dsl.runtime._approval", "alfred_dsl.runtime._incremental"} <= names
+
+
+FAILS_LOUDLY = """\
+agent sh {
+  kind = command
+}
+
+workflow one {
+  stage hello {
+    agent = sh
+    run = "echo from-the-stage; exit 3"
+  }
+}
+"""
+
+
+def test_the_process_exit_keeps_what_python_s_exit_does(project: Path) -> None:
+    """`alfredc` ends without Python's teardown of every module (cli.entry), yet as
+    `sys.exit` would: its exit status, its whole output through a pipe, its atexit duties
+    (in cgroup mode, the runner's cgroup folder removed)."""
+    from alfred_dsl.runtime import _contain
+
+    (project / "bad.alfred").write_text(FAILS_LOUDLY, encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alfred_dsl", "run", "bad.alfred", "--events", "-"], cwd=project,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    lines = out.splitlines()
+    assert any(" run_failed one " in line for line in lines), out
+    assert " failed: " in lines[-1], out  # the last line too: flushed
+    mount, own = _contain._cgroup2_mount(), _contain._own_cgroup()
+    if mount is not None and own is not None:
+        shared = Path(mount + own) / "alfred"
+        left = list(shared.glob(f"proc-{proc.pid}-*")) if shared.is_dir() else []
+        assert left == [], f"the runner's cgroup folder outlived it: {left}"

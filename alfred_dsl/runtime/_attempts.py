@@ -23,11 +23,11 @@ from ..compiler._dispatch import retry_agent, retry_delay
 from ..compiler._plan import PlanAgent, PlanStage
 from . import _events as ev
 from ._executors import EXECUTORS, AttemptContext, AttemptOutcome
-from ._incremental import Fingerprint, hash_files, missing_products
 from ._resolve import ExprError, resolve_attempt
 from ._results import CANCELLED, FAILED, FINAL_STAGE_STATES, SUCCEEDED
 
 if TYPE_CHECKING:
+    from ._incremental import Fingerprint
     from ._scheduler import _Run, _Stage
 
 __all__ = ["cancelled", "stage_task"]
@@ -195,6 +195,8 @@ async def run_attempts(run: _Run, st: _Stage) -> None:
                         log_path=str(context.log_path) if context.log_path.exists() else None,
                     )
         if outcome.ok and spec.produces:
+            from ._incremental import missing_products
+
             missing = missing_products(st.cwd, spec.produces)
             if missing:
                 outcome = AttemptOutcome(
@@ -265,6 +267,8 @@ async def _stage_docs(run: _Run, st: _Stage, log: str) -> tuple[str | None, str 
 
 
 def _record_fingerprint(run: _Run, st: _Stage, fp: Fingerprint) -> None:
+    from ._incremental import hash_files
+
     run.store.queue_fingerprint(
         run.plan.source, run.plan.workflow, st.name, fingerprint=fp.value, config=fp.config,
         sources=fp.sources, products=hash_files(st.cwd, st.spec.produces),

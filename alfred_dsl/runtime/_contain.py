@@ -227,39 +227,62 @@ def make_cgroup(path: str) -> bool:
     return True
 
 
-def move_to_cgroup(path: str, pid: int) -> bool:
+# The cgroup files are read and written with os.open/os.read/os.write: a Python file object
+# (``open``) costs ~50 µs more per move, which the event loop pays once per argv command
+# (bench/RUNTIME.md, "cgroup files").
+
+
+def _write_file(path: str, data: bytes) -> bool:
     try:
-        with open(f"{path}/cgroup.procs", "w") as handle:
-            handle.write(str(pid))
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        os.write(fd, data)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return True
 
 
-def cgroup_pids(path: str) -> list[int]:
+def _read_file(path: str) -> bytes | None:
+    """The whole of a small kernel file (cgroup.procs of a big cgroup takes several reads)."""
     try:
-        with open(f"{path}/cgroup.procs") as handle:
-            return [int(line) for line in handle if line.strip()]
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def move_to_cgroup(path: str, pid: int) -> bool:
+    return _write_file(f"{path}/cgroup.procs", b"%d" % pid)
+
+
+def cgroup_pids(path: str) -> list[int]:
+    data = _read_file(f"{path}/cgroup.procs")
+    try:
+        return [int(line) for line in data.split()] if data else []
+    except ValueError:
         return []
 
 
 def cgroup_populated(path: str) -> bool:
-    try:
-        with open(f"{path}/cgroup.events") as handle:
-            return any(line.strip() == "populated 1" for line in handle)
-    except OSError:
-        return False
+    data = _read_file(f"{path}/cgroup.events")
+    return data is not None and b"populated 1" in data.splitlines()
 
 
 def kill_cgroup(path: str) -> bool:
     """SIGKILL everything in the cgroup; True when it existed."""
-    try:
-        with open(f"{path}/cgroup.kill", "w") as handle:
-            handle.write("1")
-    except OSError:
-        return False
-    return True
+    return _write_file(f"{path}/cgroup.kill", b"1")
 
 
 def remove_cgroup(path: str) -> bool:

@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..compiler._plan import PlanStage
-from ._incremental import FingerprintRecord, decide, fingerprint, is_incremental, record_from_row
 from ._resolve import ExprError
 from ._results import FAILED, SKIPPED, UP_TO_DATE
 
 if TYPE_CHECKING:
+    from ._incremental import FingerprintRecord
     from ._scheduler import _Run, _Stage
 
 __all__ = ["decide_unselected", "failing", "incremental_gate", "lookup_record", "upstream_of_selected"]
@@ -66,6 +66,8 @@ def failing(run: _Run) -> bool:
 
 
 def lookup_record(run: _Run, spec: PlanStage) -> FingerprintRecord | None:
+    from ._incremental import record_from_row
+
     row = run.store.fingerprint_row(run.plan.source, run.plan.workflow, spec.name)
     return None if row is None else record_from_row(row)
 
@@ -74,8 +76,10 @@ def incremental_gate(run: _Run, st: _Stage) -> bool:
     """Compute the fingerprint of an incremental stage; finalize it ``up_to_date`` (and return
     True) when its last success matches and it is not forced."""
     spec = st.spec
-    if not is_incremental(spec):
+    if not (spec.sources or spec.produces):  # _incremental.is_incremental, without its import
         return False
+    from ._incremental import decide, fingerprint  # only plans with incremental stages load it
+
     agent = next((run.agents[a] for a in spec.agents if a in run.agents), None)
     if agent is None:
         return False

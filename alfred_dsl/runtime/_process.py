@@ -119,7 +119,13 @@ def _path_of(env: Mapping[str, str] | Mapping[bytes, bytes]) -> str | None:
 
 
 def _executable(name: str, env: Mapping[str, str] | Mapping[bytes, bytes]) -> str | None:
-    """The absolute path ``name`` resolves to on the child's PATH, or None to let exec search."""
+    """The absolute path ``name`` resolves to on the child's PATH, or None to let exec search.
+
+    An absolute ``name`` is itself (``/bin/sh`` of every shell line: so shell lines are
+    started by ``posix_spawn`` too); a relative one with a slash depends on the child's cwd.
+    """
+    if os.path.isabs(name):
+        return name
     if not name or "/" in name:
         return None
     path = _path_of(env)

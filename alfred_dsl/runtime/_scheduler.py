@@ -42,14 +42,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..compiler import _fanout
 from ..compiler._dispatch import pick_agent, ready_key
 from ..compiler._plan import Plan, PlanAgent, PlanStage, thaw
-from . import _approval, _budget, _events as ev, _foreach, _gates as gates
+from . import _budget, _events as ev, _foreach, _gates as gates
 from ._attempts import stage_task
 from ._contain import (
     SUBREAPER,
@@ -60,7 +59,6 @@ from ._contain import (
 )
 from ._control import SignalRelay, cleanup_deadline, close_cleanup, watch_control, workflow_deadline
 from ._events import Event, EventBus
-from ._incremental import Fingerprint
 from ._journal import AttemptJournal
 from ._limits import AgentKey, AgentSlots, agent_key
 from ._mcp import close_run as close_mcp_servers
@@ -85,6 +83,9 @@ from ._results import (
 from ._store import StateStore, StoreError
 from ._timeslice import short_time_slice
 from ._toolenv import tool_environment
+
+if TYPE_CHECKING:
+    from ._incremental import Fingerprint
 
 __all__ = ["execute"]
 
@@ -477,7 +478,9 @@ class _Run:
         stages_scope[st.name] = {"outputs": st.outputs}
         if st.spec.fan_out:
             key = st.spec.name[len(st.spec.fan_out) + 1 : -1]
-            _fanout.group_outputs(stages_scope, st.spec.fan_out, key, st.outputs)
+            from ..compiler._fanout import group_outputs  # only plans with fan-outs load it
+
+            group_outputs(stages_scope, st.spec.fan_out, key, st.outputs)
 
     @staticmethod
     def _duration(st: _Stage) -> float | None:
@@ -486,7 +489,11 @@ class _Run:
     def _breaks(self, st: _Stage, dependency: str) -> bool:
         """Whether ``dependency``'s state stops ``st`` (a rejected approval it reads does not)."""
         upstream = self.stages[dependency]
-        return upstream.state in _BROKEN and not _approval.tolerates(st.spec, upstream)
+        if upstream.state not in _BROKEN:
+            return False
+        from ._approval import tolerates  # only when a dependency broke
+
+        return not tolerates(st.spec, upstream)
 
     def process_settle(self) -> None:
         """Decide what becomes of each stage whose dependencies are all final (no recursion)."""
@@ -535,7 +542,9 @@ class _Run:
                 self.bus.emit(Event(type=ev.STAGE_READY, run_id=self.run_id, time=time.time(), stage=st.name))
             if st.spec.approve is not None:  # alfred itself waits for the decision (_approval.py)
                 if not _budget.refuse(self, st.spec):
-                    _approval.start(self, st)
+                    from ._approval import start  # only plans with approvals load it
+
+                    start(self, st)
                 continue
             key = st.spec.agents
             entry = ready_key(st.spec, st.index)
