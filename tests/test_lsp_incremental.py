@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alfred_dsl.lsp._compiler import SourceFile, Span, check_text, parse_ast
-from alfred_dsl.lsp._incremental import IncrementalParser, stage_blocks
+from alfred_dsl.lsp._incremental import IncrementalParser, blocks_after_edit, stage_blocks
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -175,3 +175,33 @@ def test_the_scanner_is_unsure_of_unclosed_strings_and_brackets() -> None:
     assert stage_blocks("workflow w {\n  stage a { x = 1 }\n") is None
     assert stage_blocks("workflow w {\n  stage a { x = 1 }\n}\n") == [(15, 32)]
     assert len(stage_blocks(BASE) or []) == 4  # `stage third` after `};` on one line too
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from([BASE, *EDGES, *(path.read_text() for path in sorted(EXAMPLES.glob("*.alfred")))]),
+    at=st.floats(min_value=0, max_value=1),
+    removed=st.integers(min_value=0, max_value=12),
+    inserted=st.lists(st.sampled_from(FRAGMENTS), max_size=3).map("".join),
+)
+def test_blocks_found_after_an_edit_are_those_of_a_whole_scan(
+    base: str, at: float, removed: int, inserted: str
+) -> None:
+    blocks = stage_blocks(base)
+    if blocks is None:
+        return
+    edited = _edit(base, at, removed, inserted)
+    found = blocks_after_edit(base, blocks, edited)
+    assert found is None or found == stage_blocks(edited)
+
+
+def test_an_edit_inside_a_stage_scans_that_stage_only() -> None:
+    text = _stages(20)
+    blocks = stage_blocks(text)
+    assert blocks is not None and len(blocks) == 20
+    edited = text.replace("estimate = 7m", "estimate = 170m")
+    assert blocks_after_edit(text, blocks, edited) == stage_blocks(edited)
+    # One that reaches outside its stage (it joins two) is left to a whole scan.
+    joined = text.replace("    estimate = 7m\n  }\n  stage s7 {", "    estimate = 7m\n")
+    assert blocks_after_edit(text, blocks, joined) is None
+    assert blocks_after_edit(text, blocks, text.replace("estimate = 7m", 'estimate = "7m')) is None
