@@ -4,7 +4,9 @@ After an edit, most of a large file is unchanged: the server parses each ``stage
 a workflow on its own and keeps the result by the block's text, so a re-check parses only
 the blocks that changed plus the file's *shell* (the file with every such block blanked
 out, which lexes as whitespace). A block found again at another offset is moved there
-(its spans shifted and pointed at the new text) instead of being parsed again.
+(its spans shifted and pointed at the new text) instead of being parsed again. When the
+text changed inside one block only (the usual edit), the scan for blocks reads that block
+only and shifts the others (:func:`blocks_after_edit`).
 
 The result is the tree a whole-file parse gives (the same nodes, spans and comments). A
 block counts only when a cheap scan is sure of it: the scanner knows the lexer's strings
