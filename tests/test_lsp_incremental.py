@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from alfred_dsl.compiler._pipeline import check_paths
 from alfred_dsl.lsp._compiler import SourceFile, Span, check_text, parse_ast
-from alfred_dsl.lsp._incremental import IncrementalParser, stage_blocks
+from alfred_dsl.lsp._features import Analysis
+from alfred_dsl.lsp._incremental import IncrementalParser, blocks_after_edit, stage_blocks
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -175,3 +177,94 @@ def test_the_scanner_is_unsure_of_unclosed_strings_and_brackets() -> None:
     assert stage_blocks("workflow w {\n  stage a { x = 1 }\n") is None
     assert stage_blocks("workflow w {\n  stage a { x = 1 }\n}\n") == [(15, 32)]
     assert len(stage_blocks(BASE) or []) == 4  # `stage third` after `};` on one line too
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from([BASE, *EDGES, *(path.read_text() for path in sorted(EXAMPLES.glob("*.alfred")))]),
+    at=st.floats(min_value=0, max_value=1),
+    removed=st.integers(min_value=0, max_value=12),
+    inserted=st.lists(st.sampled_from(FRAGMENTS), max_size=3).map("".join),
+)
+def test_blocks_found_after_an_edit_are_those_of_a_whole_scan(
+    base: str, at: float, removed: int, inserted: str
+) -> None:
+    blocks = stage_blocks(base)
+    if blocks is None:
+        return
+    edited = _edit(base, at, removed, inserted)
+    found = blocks_after_edit(base, blocks, edited)
+    assert found is None or found == stage_blocks(edited)
+
+
+def test_an_edit_inside_a_stage_scans_that_stage_only() -> None:
+    text = _stages(20)
+    blocks = stage_blocks(text)
+    assert blocks is not None and len(blocks) == 20
+    edited = text.replace("estimate = 7m", "estimate = 170m")
+    assert blocks_after_edit(text, blocks, edited) == stage_blocks(edited)
+    # One that reaches outside its stage (it joins two) is left to a whole scan.
+    joined = text.replace("    estimate = 7m\n  }\n  stage s7 {", "    estimate = 7m\n")
+    assert blocks_after_edit(text, blocks, joined) is None
+    assert blocks_after_edit(text, blocks, text.replace("estimate = 7m", 'estimate = "7m')) is None
+
+
+def _reported(found: Any) -> list[tuple[object, ...]]:
+    """Everything ``alfredc check`` prints of each diagnostic, with places as (file, offsets)."""
+    def place(span: Span) -> tuple[str, int, int]:
+        return (span.file, span.start, span.end)
+
+    return [
+        (d.code, d.severity, d.message, d.help, d.notes, d.filename,
+         [(place(label.span), label.text) for label in labels],
+         [(place(edit.span), edit.replacement) for edit in d.fix])
+        for d in found
+        for labels in [([d.primary] if d.primary else []) + list(d.secondary)]
+    ]
+
+
+def _linked_stages(count: int) -> str:
+    """A large workflow whose stages name earlier ones (``after``) and read their outputs."""
+    blocks = []
+    for n in range(count):
+        after = f" after s{n - 1}" if n else ""
+        reads = f"\n    prompt = \"use ${{stages.s{n - 2}.outputs.path}}\"" if n >= 2 and n % 5 == 0 else ""
+        outputs = "\n    outputs = { path = \"p.txt\" }" if n % 5 == 3 else ""
+        body = f"    agent = worker\n    estimate = {n % 50 + 1}m{reads}{outputs}"
+        blocks.append(f"  stage s{n}{after} {{\n{body}\n  }}\n")
+    return ('agent worker {\n  kind = command\n  run = "true"\n  cost = { usd = 1 }\n}\n\n'
+            f"workflow big {{\n  approvers = {{ lead = [\"alice\"] }}\n{''.join(blocks)}}}\n")
+
+
+def test_a_sequence_of_edits_reports_what_a_fresh_check_reports(tmp_path: Path) -> None:
+    """The server keeps parts of earlier checks; after each edit of a large file its
+    diagnostics are still exactly those of ``alfredc check`` on the same text."""
+    path = tmp_path / "big.alfred"
+    text = _linked_stages(1000)
+    parser = IncrementalParser()
+    edits = [
+        # a stage renamed: the `after` of the next stage and a reference to it break
+        ("  stage s503 after", "  stage s503x after"),
+        # fixed by renaming the uses too
+        ("  stage s504 after s503 {", "  stage s504 after s503x {"),
+        ("stages.s503.outputs", "stages.s503x.outputs"),
+        ("estimate = 8m\n", "estimate = 8x\n"),  # a bad duration in one stage (a syntax error)
+        ("estimate = 8x\n", "estimate = 8m\n"),
+        ("  stage s700 after s699 {", "  stage s701 after s699 {"),  # a name declared twice
+        ("  stage s701 after s699 {", "  stage s700 after s699 {"),
+        # a budget the worst case exceeds (A506), outside every stage
+        ("workflow big {\n", "workflow big {\n  budget = { usd = 5 }\n"),
+        # an approval that gates later stages, whose rejection nothing handles (A505)
+        ("    agent = worker\n    estimate = 11m\n", "    approve = { by = [\"lead\"], timeout = 1h }\n"),
+        ("  budget = { usd = 5 }\n", ""),
+    ]
+    seen = set()
+    for number, (old, new) in enumerate([("", ""), *edits]):
+        assert not old or old in text, old
+        text = text.replace(old, new, 1)
+        path.write_text(text)
+        served = Analysis.check(str(path), {str(path): text}, parser.parse).checked.diagnostics
+        fresh = check_paths([str(path)])
+        assert _reported(served) == _reported(fresh), f"after edit {number}: {old!r} -> {new!r}"
+        seen.update(d.code for d in fresh)
+    assert {"A106", "A202", "A208", "A214", "A505", "A506"} <= seen, seen

@@ -17,6 +17,7 @@ from ._approvals import rejection_warnings
 from ._budget import budget_warnings
 from ._build import build_plan
 from ._mcpcheck import has_mcp_agents
+from ._model import ResolvedWorkflow
 from ._plan import Plan
 from .load import Workspace, load
 
@@ -95,7 +96,7 @@ def _analyse(workspace: Workspace) -> list[Diagnostic]:
         if resolved is None:
             continue
         analysis, graph_problems = _graph.analyse(resolved)
-        if analysis is not None:  # approvals and budgets, on the plan (_approvals.py, _budget.py)
+        if analysis is not None and _plan_can_warn(resolved):  # (_approvals.py, _budget.py)
             graph_problems = [*graph_problems, *plan_warnings(build_plan(resolved, analysis), resolved.span)]
         for problem in graph_problems:
             place = _place(problem)
@@ -109,6 +110,12 @@ def plan_warnings(plan: Plan, span: Span | None) -> list[Diagnostic]:
     """A505 and A506: what only a whole plan shows (an unhandled rejection, a budget the
     worst case exceeds)."""
     return [*rejection_warnings(plan), *budget_warnings(plan, span)]
+
+
+def _plan_can_warn(resolved: ResolvedWorkflow) -> bool:
+    """Whether :func:`plan_warnings` can find anything: only approvals and a budget warn, so
+    a workflow without them needs no plan to be checked (a tenth of a large file's check)."""
+    return bool(resolved.budget) or any(stage.approve is not None for stage in resolved.stages)
 
 
 def _place(diagnostic: Diagnostic) -> tuple[object, ...]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import gc
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,38 +52,61 @@ Parse = Callable[[SourceFile], tuple[ast.File | None, list[Diagnostic]]]
 
 @dataclass(slots=True)
 class Analysis:
-    """One check of one open file: the text it was made from, its results, its plans."""
+    """One check of one open file: the text it was made from, its results, its plans.
+
+    The index of names and the plans are made on the first request that needs them: a
+    re-check after an edit only publishes diagnostics, and indexing a large file costs
+    about a tenth of its check.
+    """
 
     text: str
     checked: Checked
-    index: Index | None
     plans: dict[str, Plan | None] = field(default_factory=dict)
+    _index: Index | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, text: str, checked: Checked) -> Analysis:
-        return cls(text, checked, build_index(checked))
+        return cls(text, checked)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the file loaded (parsed): only then are there names to index."""
+        return self.checked.workspace is not None
+
+    @property
+    def index(self) -> Index | None:
+        """The names of the checked workspace (None when it did not load), made once."""
+        if self._index is None and self.loaded:
+            with _collector_paused():
+                self._index = build_index(self.checked)
+        return self._index
 
     @classmethod
     def check(cls, path: str, texts: Mapping[str, str], parse: Parse | None = None) -> Analysis:
-        """Check the file at ``path`` (``texts``: the editor's texts by absolute path) and index it.
-
-        The cyclic garbage collector waits until the end: a check allocates many objects
-        and frees few, and collections in between only rescan them (about a sixth of the
-        time of a re-check of a large file).
-        """
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        """Check the file at ``path`` (``texts``: the editor's texts by absolute path)."""
+        with _collector_paused():
             return cls.of(texts.get(os.path.abspath(path), ""), check_text(path, texts, parse))
-        finally:
-            if collecting:
-                gc.enable()
 
     def plan(self, workflow: str) -> Plan | None:
         if workflow not in self.plans:
             workspace = self.checked.workspace
-            self.plans[workflow] = None if workspace is None else plan_of(workspace, workflow)
+            with _collector_paused():
+                self.plans[workflow] = None if workspace is None else plan_of(workspace, workflow)
         return self.plans[workflow]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector waits until the end: a check (an index, a plan)
+    allocates many objects and frees few, and collections in between only rescan them
+    (about a sixth of the time of a re-check of a large file)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # -- hover ------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ After an edit, most of a large file is unchanged: the server parses each ``stage
 a workflow on its own and keeps the result by the block's text, so a re-check parses only
 the blocks that changed plus the file's *shell* (the file with every such block blanked
 out, which lexes as whitespace). A block found again at another offset is moved there
-(its spans shifted and pointed at the new text) instead of being parsed again.
+(its spans shifted and pointed at the new text) instead of being parsed again. When the
+text changed inside one block only (the usual edit), the scan for blocks reads that block
+only and shifts the others (:func:`blocks_after_edit`).
 
 The result is the tree a whole-file parse gives (the same nodes, spans and comments). A
 block counts only when a cheap scan is sure of it: the scanner knows the lexer's strings
@@ -40,12 +42,22 @@ _PREFIX = "workflow _ {"
 
 def stage_blocks(text: str) -> list[tuple[int, int]] | None:
     """The ``[start, end)`` of each stage block a part-wise parse can take; None when unsure."""
+    scanned = _scan(text, 0, len(text), [])
+    if scanned is None or scanned[1]:
+        return None
+    return scanned[0]
+
+
+def _scan(
+    text: str, pos: int, endpos: int, stack: list[str]
+) -> tuple[list[tuple[int, int]], list[str]] | None:
+    """The stage blocks in ``text[pos:endpos]`` and the brackets still open at its end, for a
+    scan that starts with ``stack`` open (inside a workflow's body when it is not empty)."""
     blocks: list[tuple[int, int]] = []
-    stack: list[str] = []
-    workflow_body = False  # the depth-1 block is a workflow's body
+    workflow_body = bool(stack)  # the depth-1 block is a workflow's body
     pending_workflow = False  # `workflow` seen at top level, its `{` not yet
     stage_start = -1  # a candidate block's start, while it is open
-    for match in _SCAN.finditer(text):
+    for match in _SCAN.finditer(text, pos, endpos):
         lone_quote, bracket, keyword = match.groups()
         if lone_quote is not None:
             return None
@@ -76,7 +88,51 @@ def stage_blocks(text: str) -> list[tuple[int, int]] | None:
             and _separator_precedes(text, match.start())
         ):
             stage_start = match.start()
-    return None if stack else blocks
+    return blocks, stack
+
+
+def blocks_after_edit(
+    old: str, blocks: list[tuple[int, int]], new: str
+) -> list[tuple[int, int]] | None:
+    """:func:`stage_blocks` of ``new`` from those of ``old`` when the two differ inside one
+    stage block only (the usual edit): that block is scanned again, the others shifted.
+    None when the edit reaches outside a block, or the block does not scan as one again.
+
+    The text before the block is unchanged, so a whole scan enters the block in the state
+    it did before (directly in a workflow's body); when the block's new text closes exactly
+    where the old one did and nothing is unsure inside it, the scan leaves it in that state
+    too, and what follows is the old text, shifted.
+    """
+    prefix = _common_prefix(old, new)
+    limit = min(len(old), len(new)) - prefix
+    suffix = _common_prefix(old[::-1], new[::-1], limit)
+    delta = len(new) - len(old)
+    for number, (start, end) in enumerate(blocks):
+        if end - 1 < prefix:
+            continue
+        # The edit must begin after the block's first character and leave its `}` untouched.
+        if not (start < prefix and end - 1 >= len(old) - suffix):
+            return None
+        scanned = _scan(new, start, end + delta, ["{"])
+        if scanned is None or scanned != ([(start, end + delta)], ["{"]):
+            return None
+        shifted = [(later + delta, finish + delta) for later, finish in blocks[number + 1 :]]
+        return [*blocks[:number], (start, end + delta), *shifted]
+    return None
+
+
+def _common_prefix(one: str, other: str, limit: int | None = None) -> int:
+    """How many characters the two texts (up to ``limit``) start with alike: a binary search
+    of slice comparisons, which compare in C (a loop over the characters would not)."""
+    high = min(len(one), len(other)) if limit is None else limit
+    low = 0
+    while low < high:
+        middle = (low + high + 1) // 2
+        if one[low:middle] == other[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _separator_precedes(text: str, at: int) -> bool:
@@ -107,6 +163,8 @@ class IncrementalParser:
 
     def __init__(self) -> None:
         self._parts: dict[str, dict[str, _Part]] = {}
+        #: The text of the last parse of each file and its stage blocks.
+        self._scans: dict[str, tuple[str, list[tuple[int, int]]]] = {}
         self._lock = threading.Lock()
         #: How many stage blocks the last parse had to parse (-1: it parsed the whole file).
         self.parsed_blocks = -1
@@ -121,9 +179,14 @@ class IncrementalParser:
 
     def _parse(self, source: SourceFile) -> tuple[ast.File | None, list[Any]] | None:
         text = source.text
-        blocks = stage_blocks(text)
+        before = self._scans.get(source.name)
+        blocks = blocks_after_edit(*before, text) if before is not None else None
+        if blocks is None:
+            blocks = stage_blocks(text)
         if not blocks:
+            self._scans.pop(source.name, None)
             return None
+        self._scans[source.name] = (text, blocks)
         kept = self._parts.get(source.name, {})
         parts: dict[str, _Part] = {}
         stages: list[ast.Stage] = []
@@ -203,7 +266,7 @@ class _Mover:
     def move(self, node: Any) -> Any:
         kind = type(node)
         if kind is Span:
-            return Span(self.source, node.start + self.delta, node.end + self.delta)
+            return _moved(node, self)
         if kind is tuple:
             return tuple([self.move(item) for item in node]) if node else node
         copier = _COPIERS.get(kind)
@@ -222,21 +285,50 @@ def _copier(kind: type) -> Any:
     """A function that copies a node of ``kind``, moving the fields that can hold spans.
 
     Fields declared as plain text or numbers are taken as they are: the copy of a stage is
-    on the path of every re-check, and most of its fields are names.
+    on the path of every re-check, and most of its fields are names. The nodes and spans
+    are frozen dataclasses with slots: the copy fills their slots directly (a frozen
+    ``__init__`` costs four times as much, and the fields of a copy need no checking).
     """
-    arguments = []
-    for field in dataclasses.fields(kind):
+    fields = dataclasses.fields(kind)
+    names = {field.name for field in fields}
+    direct = names <= set(getattr(kind, "__slots__", ())) and not hasattr(kind, "__post_init__")
+    namespace: dict[str, Any] = {"kind": kind, "Span": Span, "new": object.__new__}
+    values: list[tuple[str, str]] = []
+    for field in fields:
         # Annotations are strings here (postponed): builtins only (`str`, `int | None`,
         # `tuple[str, ...]`) means no node and no span inside.
         annotation = str(field.type).replace("None", "")
         plain = not any(char.isupper() for char in annotation)
         value = f"node.{field.name}"
-        if field.type == "Span":  # the most common field: moved here, without a call
-            value = f"Span(mover.source, {value}.start + mover.delta, {value}.end + mover.delta)"
+        if field.type == "Span":  # the most common field: moved without going through move()
+            value = f"moved({value}, mover)" if direct else (
+                f"Span(mover.source, {value}.start + mover.delta, {value}.end + mover.delta)"
+            )
         elif not plain:
             value = f"mover.move({value})"
-        arguments.append(f"{field.name}={value}")
-    code = f"def copy(node, mover):\n    return kind({', '.join(arguments)})\n"
-    namespace: dict[str, Any] = {"kind": kind, "Span": Span}
+        values.append((field.name, value))
+    if direct:
+        namespace.update({f"set_{name}": getattr(kind, name).__set__ for name in names})
+        lines = ["def copy(node, mover):", "    copied = new(kind)"]
+        lines += [f"    set_{name}(copied, {value})" for name, value in values]
+        code = "\n".join([*lines, "    return copied", ""])
+        namespace["moved"] = _moved
+    else:
+        arguments = ", ".join(f"{name}={value}" for name, value in values)
+        code = f"def copy(node, mover):\n    return kind({arguments})\n"
     exec(code, namespace)  # the text is made of the dataclass's field names only
     return namespace["copy"]
+
+
+#: The setters of a span's slots (what its frozen ``__init__`` calls through ``object.__setattr__``).
+_SET_SOURCE, _SET_START, _SET_END = (getattr(Span, name).__set__ for name in ("source", "start", "end"))
+
+
+def _moved(span: Span, mover: _Mover, new: Any = object.__new__, source: Any = _SET_SOURCE,
+           start: Any = _SET_START, end: Any = _SET_END) -> Span:
+    """``span`` shifted by the mover's delta into its source (filled as :func:`_copier` fills nodes)."""
+    copied: Span = new(Span)
+    source(copied, mover.source)
+    start(copied, span.start + mover.delta)
+    end(copied, span.end + mover.delta)
+    return copied

@@ -109,7 +109,7 @@ class AlfredServer(LanguageServer):
         if current is None or current.text != text:
             current = Analysis.check(path, {**self.texts(), path: text}, self.parser.parse)
             self.analyses[uri] = current
-            if current.index is not None:
+            if current.loaded:
                 self.last_good[uri] = current
         return current, path
 
