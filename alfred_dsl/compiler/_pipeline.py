@@ -241,5 +241,7 @@ def _compile_loaded(
         checked = [d for d in [*diagnostics, *_analyse(workspace)] if not _concerns_only_others(d, others)]
         places = {_place(d) for d in checked}
         return None, finish([*checked, *(d for d in problems if _place(d) not in places)])
-    plan = build_plan(resolved, analysis)
-    return plan, finish([*ours, *plan_warnings(plan, resolved.span)])
+    span = resolved.span
+    plan = build_plan(resolved, analysis, consume=True)  # resolved is not returned
+    del resolved, analysis
+    return plan, finish([*ours, *plan_warnings(plan, span)])
