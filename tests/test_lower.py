@@ -173,3 +173,23 @@ def test_generated_programs_round_trip(program: tuple[str, list[str], list[str]]
     assert list(document.data["agents"]) == agents
     assert list(document.data["workflows"]["main"]["stages"]) == stages
     assert document.data["workflows"]["main"]["order"] == stages
+
+
+def test_packed_spans_are_the_spans_lowered_and_other_files_spans_are_kept() -> None:
+    from alfred_dsl._source import Span
+    from alfred_dsl.compiler._document import SpanTable
+
+    source = SourceFile("a.alfred", "stage x { run = 1 }\n" * 3)
+    other = SourceFile("b.alfred", "agent y {}")
+    table = SpanTable(source, {("a",): Span(source, 3, 9), ("b",): Span(other, 0, 5)})
+    table[("c",)] = Span(source, 0, len(source.text))
+    before = dict(table)
+    table.pack()
+    assert dict(table) == before
+    assert table[("b",)].source is other and table[("a",)].source is source
+    assert table.get(("missing",)) is None and ("c",) in table and len(table) == 3
+    document, _ = parse_document(SourceFile("f.alfred", SPEC_EXAMPLE))
+    assert document is not None
+    path = ("workflows", "feature_development", "stages", "implementation", "agent")
+    span = document.spans.value(path)
+    assert SPEC_EXAMPLE[span.start : span.end] == "implementer" and span.source is document.source

@@ -292,3 +292,36 @@ def test_a_cycle_inside_a_template_used_twice_is_reported_once(tmp_path: Path) -
     )
     found = [(d.code, d.message) for d in check_paths([str(path)])]
     assert found == [("A401", "dependency cycle: one.a -> one.b -> one.a")]
+
+
+def test_a_plan_built_from_consumed_stages_equals_the_copied_one() -> None:
+    from alfred_dsl.compiler import _bind, _graph
+    from alfred_dsl.compiler._build import build_plan
+    from alfred_dsl.compiler.load import load
+
+    workspace, _ = load(str(DATA / "feature.alfred"))
+    assert workspace is not None
+    plans = []
+    for consume in (False, True):
+        resolved, _ = _bind.resolve(workspace, None, {"feature_name": "login"})
+        assert resolved is not None
+        analysis, _ = _graph.analyse(resolved)
+        assert analysis is not None
+        plans.append(build_plan(resolved, analysis, consume=consume))
+    assert plans[0] == plans[1]
+    assert [s.estimate_s for s in plans[1].stages] == [s.estimate_s for s in plans[0].stages]
+
+
+def test_check_and_compile_leave_the_cyclic_gc_as_they_found_it() -> None:
+    import gc
+
+    assert gc.isenabled()
+    check_paths([str(DATA / "broken.alfred")])
+    compile_path(str(DATA / "feature.alfred"), params={"feature_name": "login"})
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        check_paths([str(DATA / "broken.alfred")])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -19,7 +19,7 @@ _STAGE_FIELDS = tuple(f.name for f in fields(PlanStage))
 _set = object.__setattr__
 
 
-def _with(stage: PlanStage, changes: dict[str, Any]) -> PlanStage:
+def _copied(stage: PlanStage, changes: dict[str, Any]) -> PlanStage:
     """``dataclasses.replace`` for the fields that analysis sets, without running
     ``__init__`` and ``__post_init__`` again (the other fields are the stage's, already
     checked): half the time, per stage."""
@@ -29,13 +29,25 @@ def _with(stage: PlanStage, changes: dict[str, Any]) -> PlanStage:
     return copied
 
 
-def build_plan(resolved: ResolvedWorkflow, analysis: Analysis) -> Plan:
+def _into(stage: PlanStage, changes: dict[str, Any]) -> PlanStage:
+    """:func:`_copied` without the copy: ``stage`` itself gets the changes."""
+    for name, value in changes.items():
+        _set(stage, name, value)
+    return stage
+
+
+def build_plan(resolved: ResolvedWorkflow, analysis: Analysis, *, consume: bool = False) -> Plan:
     """The plan of ``resolved``: its stages with their direct dependencies and CPM figures.
 
     ``after`` lists every direct dependency (declared ``after``, implied by a reference or
     by a ``use ... after``): first those the stage names itself, in its own order, then
     the implied ones in the order their edges were found.
+
+    ``consume``: ``resolved`` is of no further use to the caller, so its stages become the
+    plan's rather than being copied (``alfredc check``: a copy of every stage less at the
+    peak).
     """
+    _with = _into if consume else _copied
     stages = []
     for stage in resolved.stages:
         preds = analysis.predecessors.get(stage.name, ())

@@ -7,19 +7,108 @@ source text it came from, so that every later check can point at the user's inpu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, overload
 
 from .._source import SourceFile, Span
 
-__all__ = ["Document", "Path", "SpanIndex"]
+__all__ = ["Document", "Path", "SpanIndex", "SpanTable"]
 
 #: A path into the normalized document, e.g. ("workflows", "ci", "stages", "build", "after", 0).
 Path = tuple[str | int, ...]
 
 
-@dataclass(slots=True)
+#: A packed span holds its start and end in one int (start << 32 | end).
+_SHIFT = 32
+_LOW = (1 << _SHIFT) - 1
+
+
+class SpanTable(MutableMapping[Path, Span]):
+    """Spans by document path, each kept as one int: a large file has about ten spans per
+    stage, and a :class:`Span` object (with its two ints) is three times the size.
+
+    Spans are kept as given until :meth:`pack`; a span of another file (the merged
+    workspace holds those of imported files) or past 4 GiB is never packed. Lookups of a
+    packed span make a new, equal :class:`Span` each time.
+    """
+
+    __slots__ = ("_packed", "source")
+
+    def __init__(self, source: SourceFile, spans: Mapping[Path, Span] | None = None) -> None:
+        self.source = source
+        self._packed: dict[Path, int | Span] = {}
+        if spans:
+            for path, span in spans.items():
+                self[path] = span
+
+    def _unpack(self, packed: int | Span) -> Span:
+        if type(packed) is int:
+            return Span(self.source, packed >> _SHIFT, packed & _LOW)
+        assert isinstance(packed, Span)
+        return packed
+
+    def __getitem__(self, path: Path) -> Span:
+        return self._unpack(self._packed[path])
+
+    @overload
+    def get(self, path: Path, /) -> Span | None: ...
+    @overload
+    def get(self, path: Path, /, default: Span) -> Span: ...
+    @overload
+    def get(self, path: Path, /, default: Any) -> Any: ...
+
+    def get(self, path: Path, /, default: Any = None) -> Any:
+        packed = self._packed.get(path)
+        return default if packed is None else self._unpack(packed)
+
+    def __setitem__(self, path: Path, span: Span) -> None:
+        self._packed[path] = span  # packed by pack(), once the syntax tree is gone
+
+    def pack(self) -> None:
+        """Keep each span of this file as one int. Done once the syntax tree (which holds
+        the same Span objects) is freed, so that the ints take the tree's memory rather
+        than add to the peak."""
+        source = self.source
+        packed = self._packed
+        for path, span in packed.items():
+            if type(span) is not int:
+                assert isinstance(span, Span)
+                if span.source is source and span.start >= 0 and 0 <= span.end <= _LOW:
+                    packed[path] = span.start << _SHIFT | span.end
+
+    def __delitem__(self, path: Path) -> None:
+        del self._packed[path]
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._packed
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def copy(self) -> SpanTable:
+        copied = SpanTable(self.source)
+        copied._packed = dict(self._packed)
+        return copied
+
+    def update_from(self, other: SpanTable) -> None:
+        """Add ``other``'s spans (without unpacking those of the same file)."""
+        if other.source is self.source:
+            self._packed.update(other._packed)
+        else:
+            self.update(other)
+
+
+def _table(source: SourceFile, spans: Mapping[Path, Span]) -> SpanTable:
+    if isinstance(spans, SpanTable) and spans.source is source:
+        return spans
+    return SpanTable(source, spans)
+
+
+@dataclass(slots=True, init=False)
 class SpanIndex:
     """Spans of values (and of the keys naming them) by document path.
 
@@ -28,17 +117,29 @@ class SpanIndex:
     """
 
     source: SourceFile
-    values: dict[Path, Span] = field(default_factory=dict)
-    keys: dict[Path, Span] = field(default_factory=dict)
+    values: SpanTable
+    keys: SpanTable
     #: ``values`` and ``keys`` are another index's (the merged workspace of a single file
     #: shares its document's): they are copied before the first change (:meth:`own`).
-    borrowed: bool = False
+    borrowed: bool
+
+    def __init__(
+        self,
+        source: SourceFile,
+        values: Mapping[Path, Span] | None = None,
+        keys: Mapping[Path, Span] | None = None,
+        borrowed: bool = False,
+    ) -> None:
+        self.source = source
+        self.values = _table(source, {} if values is None else values)
+        self.keys = _table(source, {} if keys is None else keys)
+        self.borrowed = borrowed
 
     def own(self) -> None:
         """Make ``values`` and ``keys`` this index's own before changing them."""
         if self.borrowed:
-            self.values = dict(self.values)
-            self.keys = dict(self.keys)
+            self.values = self.values.copy()
+            self.keys = self.keys.copy()
             self.borrowed = False
 
     def set(self, path: Path, value: Span, key: Span | None = None) -> None:
@@ -62,10 +163,15 @@ class SpanIndex:
         span = self.keys.get(path)
         return span if span is not None else self.value(path)
 
+    def pack(self) -> None:
+        """See :meth:`SpanTable.pack`."""
+        self.values.pack()
+        self.keys.pack()
+
     def update(self, other: SpanIndex) -> None:
         self.own()
-        self.values.update(other.values)
-        self.keys.update(other.keys)
+        self.values.update_from(other.values)
+        self.keys.update_from(other.keys)
 
 
 @dataclass(slots=True)

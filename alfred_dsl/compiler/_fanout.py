@@ -236,6 +236,12 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
+def _mentions_matrix(stage: Mapping[str, Any]) -> bool:
+    """Whether a stage's strings may hold a ``${matrix.*}`` (what :meth:`_Expander.fill` reads)."""
+    return any("${" in text and "matrix" in text for key, value in stage.items()
+               if key not in _NAME_KEYS for text in _strings(value))
+
+
 def _reads_group(stage: Mapping[str, Any], group: str) -> bool:
     """Whether a stage's strings mention ``stages.GROUP.outputs`` (then it waits for all members)."""
     needle = f"stages.{group}.outputs"
@@ -267,6 +273,15 @@ def expand(data: dict[str, Any], spans: SpanIndex) -> list[Diagnostic]:
         if not isinstance(stages, dict):
             continue
         base: DocPath = ("workflows", workflow_name, "stages")
+        if not any(isinstance(stage, dict) and "matrix" in stage for stage in stages.values()):
+            # Nothing to expand: only `${matrix.*}` outside a matrix stage to report (A216),
+            # without a copy of every stage.
+            for name, stage in stages.items():
+                if isinstance(stage, dict) and _mentions_matrix(stage):
+                    for k, v in stage.items():
+                        if k not in _NAME_KEYS:
+                            expander.fill(v, (*base, name, k), None, [])
+            continue
         groups: dict[str, list[str]] = {}
         expanded: dict[str, Any] = {}
         for name, stage in stages.items():

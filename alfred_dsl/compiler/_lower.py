@@ -41,6 +41,8 @@ def parse_document(source: SourceFile) -> tuple[Document | None, list[Diagnostic
     if tree is None or any(d.is_error for d in diagnostics):
         return None, diagnostics
     document, problems = lower(tree, source)
+    del tree  # its Span objects die here but for the index's, which become ints
+    document.spans.pack()
     diagnostics.extend(problems)
     if any(d.is_error and d.code != "A208" for d in problems):
         return None, diagnostics

@@ -7,7 +7,9 @@ or jinja2); the loader imports jsonschema only when the compiled validator finds
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import MappingProxyType
 
 from .._diagnostics import Diagnostic, Label
@@ -67,10 +69,25 @@ def check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> 
     return finish(_check_loaded(workspace, diagnostics))
 
 
+@contextmanager
+def _loaded_left_alone() -> Iterator[None]:
+    """No cyclic GC during the checks (as in syntax._run and lower): its passes over the
+    loaded workspace and the resolved stages (millions of containers, next to no garbage:
+    about a thousand objects at 100,000 stages) cost CPU. Re-enabled after."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     if workspace is None:
         return diagnostics
-    return [*diagnostics, *_analyse(workspace), *_lock_diagnostics(workspace)]
+    with _loaded_left_alone():
+        return [*diagnostics, *_analyse(workspace), *_lock_diagnostics(workspace)]
 
 
 def _lock_diagnostics(workspace: Workspace) -> list[Diagnostic]:
@@ -96,8 +113,12 @@ def _analyse(workspace: Workspace) -> list[Diagnostic]:
         if resolved is None:
             continue
         analysis, graph_problems = _graph.analyse(resolved)
-        if analysis is not None and _plan_can_warn(resolved):  # (_approvals.py, _budget.py)
-            graph_problems = [*graph_problems, *plan_warnings(build_plan(resolved, analysis), resolved.span)]
+        if analysis is not None and _plan_can_warn(resolved):  # A505, A506 (_approvals.py, _budget.py)
+            span = resolved.span
+            plan = build_plan(resolved, analysis, consume=True)
+            del resolved, analysis
+            graph_problems = [*graph_problems, *plan_warnings(plan, span)]
+            del plan
         for problem in graph_problems:
             place = _place(problem)
             if place not in places:
@@ -200,6 +221,16 @@ def compile_loaded(
     """:func:`compile_path` for a workspace already loaded (a workflow built in Python)."""
     if workspace is None:
         return None, finish(diagnostics)
+    with _loaded_left_alone():
+        return _compile_loaded(workspace, diagnostics, workflow, params)
+
+
+def _compile_loaded(
+    workspace: Workspace,
+    diagnostics: list[Diagnostic],
+    workflow: str | None,
+    params: Mapping[str, str],
+) -> tuple[Plan | None, list[Diagnostic]]:
     found = _check.check_workspace(workspace)
     resolved, problems = _bind.resolve(workspace, workflow, params)
     chosen = resolved.name if resolved is not None else workflow
@@ -217,5 +248,7 @@ def compile_loaded(
         checked = [d for d in [*diagnostics, *_analyse(workspace)] if not _concerns_only_others(d, others)]
         places = {_place(d) for d in checked}
         return None, finish([*checked, *(d for d in problems if _place(d) not in places)])
-    plan = build_plan(resolved, analysis)
-    return plan, finish([*ours, *plan_warnings(plan, resolved.span)])
+    span = resolved.span
+    plan = build_plan(resolved, analysis, consume=True)  # resolved is not returned
+    del resolved, analysis
+    return plan, finish([*ours, *plan_warnings(plan, span)])
