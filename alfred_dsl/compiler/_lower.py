@@ -9,13 +9,13 @@ names lower to strings, durations to their text (``"1h30m"``), expressions to
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 from .._diagnostics import Diagnostic, Label, error
 from .._expr import Binary, Literal, Ref, Unary, unparse
+from .._gcpause import collector_paused
 from .._source import SourceFile, Span
 from . import _ast as ast
 from ._document import Document, Path, SpanIndex
@@ -270,11 +270,6 @@ def _offsets(raw: str, start: int) -> list[int]:
 def lower(tree: ast.File, source: SourceFile) -> tuple[Document, list[Diagnostic]]:
     """Lower a syntax tree to the normalized document (A208 for names declared twice)."""
     lowering = _Lowering(source)
-    collecting = gc.isenabled()
-    gc.disable()  # many small allocations, no garbage: see syntax._run
-    try:
+    with collector_paused():  # many small allocations, no garbage
         data, imports = lowering.file(tree)
-    finally:
-        if collecting:
-            gc.enable()
     return Document(source=source, data=data, spans=lowering.spans, imports=imports), lowering.diagnostics

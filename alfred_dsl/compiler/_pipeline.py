@@ -7,12 +7,11 @@ or jinja2); the loader imports jsonschema only when the compiled validator finds
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from .._diagnostics import Diagnostic, Label
+from .._gcpause import collector_paused
 from .._source import Span
 from . import _bind, _check, _graph
 from ._approvals import rejection_warnings
@@ -69,24 +68,10 @@ def check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> 
     return finish(_check_loaded(workspace, diagnostics))
 
 
-@contextmanager
-def _loaded_left_alone() -> Iterator[None]:
-    """No cyclic GC during the checks (as in syntax._run and lower): its passes over the
-    loaded workspace and the resolved stages (millions of containers, next to no garbage:
-    about a thousand objects at 100,000 stages) cost CPU. Re-enabled after."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def _check_loaded(workspace: Workspace | None, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     if workspace is None:
         return diagnostics
-    with _loaded_left_alone():
+    with collector_paused():
         return [*diagnostics, *_analyse(workspace), *_lock_diagnostics(workspace)]
 
 
@@ -221,7 +206,7 @@ def compile_loaded(
     """:func:`compile_path` for a workspace already loaded (a workflow built in Python)."""
     if workspace is None:
         return None, finish(diagnostics)
-    with _loaded_left_alone():
+    with collector_paused():
         return _compile_loaded(workspace, diagnostics, workflow, params)
 
 

@@ -6,14 +6,13 @@ are compiler spans and plain text. ``_server`` turns them into LSP types.
 
 from __future__ import annotations
 
-import gc
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._gcpause import collector_paused
 from ._compiler import (
     KEYWORDS,
     PARAM_TYPES,
@@ -77,36 +76,22 @@ class Analysis:
     def index(self) -> Index | None:
         """The names of the checked workspace (None when it did not load), made once."""
         if self._index is None and self.loaded:
-            with _collector_paused():
+            with collector_paused():
                 self._index = build_index(self.checked)
         return self._index
 
     @classmethod
     def check(cls, path: str, texts: Mapping[str, str], parse: Parse | None = None) -> Analysis:
         """Check the file at ``path`` (``texts``: the editor's texts by absolute path)."""
-        with _collector_paused():
+        with collector_paused():
             return cls.of(texts.get(os.path.abspath(path), ""), check_text(path, texts, parse))
 
     def plan(self, workflow: str) -> Plan | None:
         if workflow not in self.plans:
             workspace = self.checked.workspace
-            with _collector_paused():
+            with collector_paused():
                 self.plans[workflow] = None if workspace is None else plan_of(workspace, workflow)
         return self.plans[workflow]
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector waits until the end: a check (an index, a plan)
-    allocates many objects and frees few, and collections in between only rescan them
-    (about a sixth of the time of a re-check of a large file)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 # -- hover ------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ skips to the next top-level keyword) and keeps going, up to :data:`MAX_ERRORS` e
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ..._diagnostics import Diagnostic, error
 from ..._expr import Binary, Expr, Literal, Ref, Template, Unary
+from ..._gcpause import collector_paused
 from ..._source import SourceFile, Span
 from .. import _ast as ast
 from . import _lexer
@@ -64,12 +64,9 @@ def _run(ctx: _Context, start: str) -> Any:
                 return _on_unexpected_token(ctx, exc)
             return False
 
-        collecting = gc.isenabled()
-        # The parse allocates many small objects and frees none: the cyclic collector
-        # would only rescan them (about 15% of the time of a large file).
-        gc.disable()
         try:
-            return parser.parse(ctx.text, start=start, on_error=on_error)
+            with collector_paused():
+                return parser.parse(ctx.text, start=start, on_error=on_error)
         except _Abort:
             return None
         except UnexpectedInput as exc:
@@ -85,8 +82,6 @@ def _run(ctx: _Context, start: str) -> Any:
             return None
         finally:
             _lexer._ctx = None
-            if collecting:
-                gc.enable()
 
 
 #: Shorter texts (expressions, small files) are parsed by Lark's loop: building the
@@ -98,16 +93,13 @@ def _run_accelerated(parser: Any, ctx: _Context, start: str) -> Any:
     """The tree of a text with no problem at all, else None."""
     with _lock:
         _lexer._ctx = ctx
-        collecting = gc.isenabled()
-        gc.disable()
         try:
-            tree = parser.parse(ctx.text, start=start)
+            with collector_paused():
+                tree = parser.parse(ctx.text, start=start)
         except Exception:  # a syntax error, or anything else: Lark's loop decides
             return None
         finally:
             _lexer._ctx = None
-            if collecting:
-                gc.enable()
     return None if ctx.diagnostics else tree
 
 
