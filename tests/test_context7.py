@@ -386,3 +386,15 @@ def test_the_feature_example_runs_offline_with_its_pinned_docs(tmp_path: Path) -
     pinned = json.loads((REPO / "examples" / "alfred.lock").read_text(encoding="utf-8"))
     (entry,) = pinned["files"]["feature_development.alfred"]["docs"]
     assert f"sha256 {entry['sha256'][:12]}" in log  # the text the lock pins, none other
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe\x00 not json", b'{"alfred_lock": 1, "files": 5}'])
+def test_a_damaged_lock_beside_tool_calls_is_a509_not_silence(tmp_path: Path, damage: bytes) -> None:
+    broken = REPO / "examples" / "broken"
+    shutil.copy(broken / "A316-unknown-tool.alfred", tmp_path / "flow.alfred")
+    (tmp_path / "alfred.lock").write_bytes(damage)
+    done = _alfredc(tmp_path, "check", "flow.alfred")
+    assert done.returncode == 0, done.stderr
+    assert "warning[A509]: alfred.lock cannot be used" in done.stdout + done.stderr
+    assert "flow.alfred:10:5" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr

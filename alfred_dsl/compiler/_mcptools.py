@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._diagnostics import Diagnostic, error
+from .._diagnostics import Diagnostic, error, warning
 from .._values import did_you_mean
 from ._docslock import (
     LOCK_NAME,
@@ -44,11 +44,27 @@ def mcp_lock_diagnostics(ws: WorkspaceLike) -> list[Diagnostic]:
     out = lock_diagnostics(ws, model)
     try:
         lock = read_file_lock(entry)
-    except LockError:
+    except LockError as exc:
+        # The docs check already says so (A509) when stages read docs; else the first tool call.
+        call = next(iter(_tool_calls(model)), None)
+        if call is not None and not any(d.code == "A509" for d in out):
+            out.append(warning("A509", f"{LOCK_NAME} cannot be used: {exc}", model.key_span(call),
+                               "its cached tool lists are not checked against",
+                               help=f"run `alfredc lock {entry.name}` to write it again"))
         return out
     if lock is not None and lock.tools:
         out.extend(check_tool_calls(model, lock.tools, LOCK_NAME))
     return out
+
+
+def _tool_calls(model: _Model) -> list[DocPath]:
+    """The `tool` of each stage on an mcp agent, in declaration order."""
+    return [
+        ("workflows", workflow, "stages", name, "tool")
+        for workflow in model.workflows
+        for name, stage in model.stages_of(workflow).items()
+        if "tool" in stage and model.agents.get(str(stage.get("agent")), {}).get("kind") == MCP_KIND
+    ]
 
 
 def check_tool_calls(
