@@ -9,16 +9,15 @@ span; control characters from the input are made visible, never sent to the term
 from __future__ import annotations
 
 import json
-import os
-import sys
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
-from typing import IO, Any
+from typing import Any
 
 import click
 
+from ._colour import should_colour
 from ._diagnostics import Diagnostic, Label, Severity
 from ._source import SourceFile, Span
 
@@ -73,19 +72,6 @@ def exit_status(diags: Sequence[Diagnostic], *, strict: bool = False) -> int:
     if errors or (strict and warnings):
         return 1
     return 0
-
-
-def should_colour(stream: IO[str] | None = None) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("TERM") == "dumb":
-        return False
-    target = stream if stream is not None else sys.stdout
-    try:
-        return target.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _plural(count: int, word: str) -> str:

@@ -67,6 +67,8 @@ WAIT_S = 30.0
 # -- the records read back (the store's public interface) ----------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord:
+    """One row of ``runs``: a run as recorded."""
+
     id: str
     workflow: str
     source: str
@@ -83,6 +85,8 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StageRecord:
+    """One row of ``stages``: a stage of a run as recorded."""
+
     run: str
     name: str
     state: str
@@ -96,6 +100,8 @@ class StageRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptRecord:
+    """One row of ``attempts``: an attempt of a stage as recorded."""
+
     run: str
     stage: str
     n: int

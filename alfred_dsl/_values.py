@@ -13,7 +13,6 @@ elapsed time (``12.3s``, ``2m05s``, ``1h02m``) for runs being watched or listed.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -258,6 +257,8 @@ def _is_number(text: str) -> bool:
 
 def suggest(word: str, candidates: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> list[str]:
     """The ``n`` candidates closest to ``word`` (difflib's similarity >= ``cutoff``), best first."""
+    import difflib  # only when a name is wrong: not at every start-up
+
     return difflib.get_close_matches(word, [str(c) for c in candidates], n=n, cutoff=cutoff)
 
 

@@ -85,7 +85,7 @@ def use_colour(mode: str, stream_name: Literal["stdout", "stderr"]) -> bool:
         return False
     if mode == "always":
         return True
-    from .._render_diag import should_colour
+    from .._colour import should_colour  # (not the diagnostics printer: `run` needs only this)
 
     return should_colour(sys.stderr if stream_name == "stderr" else sys.stdout)
 

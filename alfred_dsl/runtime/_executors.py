@@ -85,6 +85,8 @@ class AttemptContext:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptOutcome:
+    """How an attempt ended: its success, outputs, exit code, error and log."""
+
     ok: bool
     outputs: Mapping[str, Any] = field(default_factory=dict)
     exit_code: int | None = None

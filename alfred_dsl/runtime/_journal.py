@@ -22,6 +22,8 @@ JOURNAL_NAME = "attempts.started"
 
 @dataclass(frozen=True, slots=True)
 class StartedAttempt:
+    """An attempt the journal says was started: its stage, number, start time and cgroup."""
+
     stage: str
     n: int
     started: float

@@ -9,11 +9,11 @@ end ``skipped``. Selected stages still skip when up to date, unless forced.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .._diagnostics import AlfredError
+from .._values import suggest
 from ..compiler._plan import Plan
 
 __all__ = ["Selection", "SelectionError", "select"]
@@ -25,6 +25,8 @@ class SelectionError(AlfredError):
 
 @dataclass(frozen=True, slots=True)
 class Selection:
+    """What to run again anyway (``--force``) and which stages run at all (None: every one)."""
+
     force: bool
     force_stages: frozenset[str]
     selected: frozenset[str] | None
@@ -34,7 +36,7 @@ def _known(plan: Plan, name: str, flag: str) -> str:
     names = [s.name for s in plan.stages]
     if name in names:
         return name
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    close = suggest(name, names)
     hint = f"; did you mean `{close[0]}`?" if close else f"; its stages: {', '.join(names)}"
     raise SelectionError(f"{flag} {name}: workflow `{plan.workflow}` has no stage `{name}`{hint}")
 

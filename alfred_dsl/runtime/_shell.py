@@ -58,6 +58,8 @@ class _Slot:
 
 @dataclass(slots=True)
 class _Heredoc:
+    """A here-document of a shell line: its delimiter and where its word and body are."""
+
     delimiter: str
     quoted: bool
     strip_tabs: bool

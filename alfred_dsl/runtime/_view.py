@@ -218,6 +218,8 @@ def summary_line(
 
 @dataclass(slots=True)
 class _Running:
+    """A stage being run, as the view shows it."""
+
     agent: str
     attempt: int
     since: float  # time.monotonic() of the start
