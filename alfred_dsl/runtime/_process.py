@@ -492,6 +492,8 @@ LEADERS: set[int] = set()
 _CHUNK = 65536
 #: Reads per wake-up, so a child that writes without pause cannot hold the loop.
 _PUMP_READS = 16
+#: How long the task blocks for the leader's exit once its output pipe reached end of file.
+_EXIT_AFTER_EOF_S = 0.001
 #: Reads after the leader exited: bounded, since a grandchild may keep writing forever.
 _FINAL_DRAIN_READS = 64
 
@@ -601,6 +603,11 @@ async def _wait_and_capture(proc: Child, read_fd: int, log: _LazyLog) -> int:
                         return proc.wait()
                     if not _drain(read_fd, log, _PUMP_READS):
                         watch.unregister(read_fd)  # end of file: only the exit is left to see
+                        # An exiting process closes its files a few microseconds before its
+                        # exit is reported: wait for that here (at most a millisecond) rather
+                        # than through one more wake-up of the event loop per attempt.
+                        if watch.poll(_EXIT_AFTER_EOF_S):
+                            return proc.wait()
         finally:
             trio.lowlevel.notify_closing(watch.fileno())
             watch.close()
