@@ -355,6 +355,22 @@ def test_commands_run_fail_and_time_out_alike_on_either_side(tmp_path: Path, spa
     assert result.stages["slow"].error == "timed out after 0.3s"
 
 
+def test_a_command_that_closes_its_output_early_is_still_waited_for(tmp_path: Path, spawn_side: str) -> None:
+    # The end of the output pipe usually comes microseconds before the exit; here the
+    # process goes on for a while after it, and its outputs and exit status still count.
+    line = ('echo early; exec >/dev/null 2>&1; sleep 0.3; echo "late=$ALFRED_STAGE" > "$ALFRED_OUTPUTS";'
+            " exit {}")
+    stages = [
+        stage("ok", tmp_path, run=["sh", "-c", line.format(0)], on_failure="continue"),
+        stage("bad", tmp_path, run=["sh", "-c", line.format(3)], on_failure="continue"),
+    ]
+    result, _ = run_plan(plan(stages, [agent(concurrency=2)]), tmp_path / "state")
+    assert result.stages["ok"].state == "succeeded" and result.stages["ok"].outputs == {"late": "ok"}
+    assert result.stages["bad"].error == "exit status 3"
+    log = next((tmp_path / "state" / "runs" / result.run_id).glob("ok.1.log")).read_text()
+    assert log == "early\n"
+
+
 def test_spawn_threads_do_not_wait_behind_busy_python_stages(tmp_path: Path) -> None:
     from alfred_dsl.runtime import _process
 

@@ -271,6 +271,42 @@ def test_stage_ready_reaches_subscribers_but_is_not_stored(tmp_path: Path) -> No
     assert [e.seq for e in events if e.type != "stage_ready"] == [e.seq for e in stored]
 
 
+def test_a_subscriber_can_leave_out_event_types_and_stage_ready_is_built_only_when_wanted(
+    tmp_path: Path,
+) -> None:
+    import trio
+
+    from alfred_dsl.runtime import EventBus, RunOptions, execute
+
+    def run(bus: EventBus, state: str) -> None:
+        store = StateStore(tmp_path / state)
+        stages = [stage("a", tmp_path, run=["true"]), stage("b", tmp_path, run=["true"], after=("a",))]
+        the_plan = plan(stages)
+        try:
+            trio.run(lambda: execute(the_plan, store=store, options=RunOptions(jitter=0.0), bus=bus))
+        finally:
+            store.close()
+
+    everything: list[str] = []
+    no_ready: list[str] = []
+    bus = EventBus()
+    bus.subscribe(lambda e: everything.append(e.type))
+    bus.subscribe(lambda e: no_ready.append(e.type), ignore=("stage_ready",))
+    assert bus.wants("stage_ready") and bus.wants("stage_started")
+    run(bus, "one")
+    assert everything.count("stage_ready") == 2
+    assert no_ready == [t for t in everything if t != "stage_ready"]
+    # Only subscribers that leave it out (the CLI's view): the run builds no stage_ready at all.
+    built: list[str] = []
+    quiet = EventBus()
+    unsubscribe = quiet.subscribe(lambda e: built.append(e.type), ignore=("stage_ready",))
+    assert not quiet.wants("stage_ready") and quiet.wants("stage_succeeded")
+    run(quiet, "two")
+    assert "stage_ready" not in built and built.count("stage_succeeded") == 2
+    unsubscribe()
+    assert not quiet.wanted and not quiet.wants("stage_succeeded")
+
+
 def test_stop_also_stops_stages_dispatched_in_the_same_tick(tmp_path: Path) -> None:
     # An async callable that raises before its first checkpoint fails its stage in the very
     # step its task starts; the stages dispatched beside it have not begun yet and must

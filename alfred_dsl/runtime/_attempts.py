@@ -14,7 +14,6 @@ import math
 import os
 import random
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -91,7 +90,8 @@ def _context(
         url=values.url,
         env=values.env,
         cwd=st.cwd,
-        log_path=Path(log),
+        # The same path as `log` (the run folder is never `/`); a join parses less than Path(log).
+        log_path=run.work_dir / f"{st.name}.{attempt}.log",
         work_dir=run.work_dir,
         fresh_work_dir=run.fresh_work_dir,
         timeout_s=spec.timeout_s,

@@ -74,7 +74,8 @@ def refuse(run: _Run, spec: PlanStage) -> bool:
 
 def after_success(run: _Run, outputs: Mapping[str, Any]) -> None:
     """A stage succeeded: count its spend; past the budget, nothing more starts."""
-    run.spend.add(outputs)
+    if outputs:  # nothing to count in none (most stages)
+        run.spend.add(outputs)
     if run.spend.budget and run.spend.reason is None and not run.stopping:
         reason = run.spend.passed()
         if reason is not None:

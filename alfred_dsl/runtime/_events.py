@@ -8,7 +8,7 @@ to the state store's ``events`` table. Secret values are masked (``***``) before
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -143,30 +143,48 @@ class EventBus:
     stops the run or the other handlers.
     """
 
-    __slots__ = ("_handlers", "errors")
+    __slots__ = ("_routes", "_subscriptions", "errors")
 
     def __init__(self) -> None:
-        self._handlers: list[EventHandler] = []
+        self._subscriptions: list[tuple[EventHandler, frozenset[str]]] = []
+        #: Event type -> the handlers that get it, in subscription order (built at first use).
+        self._routes: dict[str, tuple[EventHandler, ...]] = {}
         #: How many times a handler raised (for tests and the final summary).
         self.errors = 0
 
-    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
-        """Call ``handler(event)`` for every event from now on; returns an unsubscribe function."""
-        self._handlers.append(handler)
+    def subscribe(self, handler: EventHandler, *, ignore: Collection[str] = ()) -> Callable[[], None]:
+        """Call ``handler(event)`` for every event from now on, except those of the types in
+        ``ignore`` (a view that shows no ``stage_ready`` spares the run building them);
+        returns an unsubscribe function."""
+        subscription = (handler, frozenset(ignore))
+        self._subscriptions.append(subscription)
+        self._routes = {}
 
         def unsubscribe() -> None:
-            if handler in self._handlers:
-                self._handlers.remove(handler)
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+                self._routes = {}
 
         return unsubscribe
 
     @property
     def wanted(self) -> bool:
-        """Whether anyone listens (events that are not stored are built only then)."""
-        return bool(self._handlers)
+        """Whether anyone listens."""
+        return bool(self._subscriptions)
+
+    def wants(self, type_: str) -> bool:
+        """Whether a handler gets events of ``type_`` (events that are not stored are built only then)."""
+        return bool(self._route(type_))
+
+    def _route(self, type_: str) -> tuple[EventHandler, ...]:
+        handlers = self._routes.get(type_)
+        if handlers is None:
+            handlers = tuple(h for h, ignore in self._subscriptions if type_ not in ignore)
+            self._routes[type_] = handlers
+        return handlers
 
     def emit(self, event: Event) -> None:
-        for handler in tuple(self._handlers):
+        for handler in self._route(event.type):
             try:
                 handler(event)
             except Exception:  # a broken handler must not stop the run

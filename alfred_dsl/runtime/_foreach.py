@@ -140,7 +140,7 @@ def _instantiate(run: _Run, st: _Stage, items: list[Any], source: str | None) ->
     run.expanded[st.name] = names
     for index, (name, item) in enumerate(zip(names, items, strict=True)):
         spec = _instance_spec(st.spec, name, index, item)
-        instance = _Stage(spec=spec, index=st.index, deps=st.deps, cwd=st.cwd)
+        instance = _Stage(spec=spec, name=spec.name, index=st.index, deps=st.deps, cwd=st.cwd)
         instance.dependents.append(st.name)
         run.stages[name] = instance
         for dep in st.deps:

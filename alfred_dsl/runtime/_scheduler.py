@@ -160,6 +160,8 @@ def _plan_text(plan: Plan, masker: Masker) -> str:
 @dataclasses.dataclass(slots=True, eq=False)
 class _Stage:
     spec: PlanStage
+    #: ``spec.name``, an attribute rather than a property: read a dozen times per stage.
+    name: str
     index: int
     deps: tuple[str, ...]
     dependents: list[str] = dataclasses.field(default_factory=list)
@@ -191,10 +193,6 @@ class _Stage:
         """``run_if = always | failure``: it may run after a failure or while the run stops."""
         return self.spec.run_if != "success"
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
     def log_truncated(self, dropped: int) -> None:
         self.log_dropped = dropped
 
@@ -212,6 +210,8 @@ class _Run:
         secret_values = {n: self.base_env[n] for n in plan.secrets if n in self.base_env}
         self.secret_values = secret_values
         self.masker = Masker(secret_values)
+        #: Whether anything is masked at all (a Masker's truth is a call; emit asks per event).
+        self.masking = bool(self.masker)
         self.agents: dict[str, PlanAgent] = {a.name: a for a in plan.agents}
         self.agent_order = {a.name: i for i, a in enumerate(plan.agents)}
         # Running stages per agent, shared with the other runs of this loop (AgentSlots).
@@ -229,7 +229,7 @@ class _Run:
         for index, spec in enumerate(plan.stages):
             deps = tuple(dict.fromkeys(d for d in spec.after if d in names))
             cwd = cwds.get(spec.cwd) or cwds.setdefault(spec.cwd, Path(spec.cwd))
-            self.stages[spec.name] = _Stage(spec=spec, index=index, deps=deps, cwd=cwd)
+            self.stages[spec.name] = _Stage(spec=spec, name=spec.name, index=index, deps=deps, cwd=cwd)
         for st in self.stages.values():
             for dep in st.deps:
                 self.stages[dep].dependents.append(st.name)
@@ -285,7 +285,7 @@ class _Run:
             time=time.time(),
             stage=stage,
             attempt=attempt,
-            data=self.masker.data(data) if self.masker and data else data,
+            data=self.masker.data(data) if data and self.masking else data,
             seq=self.store.next_seq(self.run_id),
         )
         self.store.add_event(event)
@@ -538,7 +538,7 @@ class _Run:
                 continue
             if gates.incremental_gate(self, st):
                 continue
-            if self.bus.wanted:  # not stored: one row per stage that no reader needs
+            if self.bus.wants(ev.STAGE_READY):  # not stored: one row per stage that no reader needs
                 self.bus.emit(Event(type=ev.STAGE_READY, run_id=self.run_id, time=time.time(), stage=st.name))
             if st.spec.approve is not None:  # alfred itself waits for the decision (_approval.py)
                 if not _budget.refuse(self, st.spec):

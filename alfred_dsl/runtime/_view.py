@@ -537,7 +537,8 @@ def attach(
     stack = ExitStack()
     mode = choose_mode(out, quiet=quiet)
     handler = stack.enter_context(open_view(plan, mode=mode, stream=out, colour=colour))
-    unsubscribe = bus.subscribe(handler)
+    # No view shows `stage_ready` (one per stage): the run need not build them for it.
+    unsubscribe = bus.subscribe(handler, ignore=(STAGE_READY,))
 
     def finish(result: object = None) -> None:
         unsubscribe()
