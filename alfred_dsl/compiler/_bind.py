@@ -9,7 +9,7 @@ end are its only callers' entry points.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +32,9 @@ from . import _fanout, _foreach
 from ._approvals import APPROVAL_KIND, approval_of
 from ._budget import budget_of, cost_of
 from ._document import Path as DocPath
-from ._mcpcheck import MCP_STAGE_KEYS, docs_agents, mcp_of
+from ._mcpcheck import MCP_KIND, MCP_STAGE_KEYS, docs_agents, mcp_of
 from ._model import Edge, ResolvedWorkflow
-from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
+from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage, new_stage
 from ._runif import run_if_of
 from ._view import (
     _NAME_KEYS,
@@ -88,6 +88,20 @@ class _Instance:
     name: str  # the full name, prefixed by the `use` aliases
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Agents:
+    """What a stage's choice of agents (its `agent`, or the agents matching its `requires`)
+    gives it, whatever the stage: worked out once per choice (see ``_Resolver._agents_of``)."""
+
+    names: tuple[str, ...]
+    kind: str  # the first agent's
+    run: Any  # the only agent's `run` and `call` (None when there are several)
+    call: Any
+    outputs: tuple[str, ...]  # the outputs all of them declare, sorted; () if one declares none
+    max_log: int | None  # the smallest of theirs
+    cost: FrozenMap  # the most any of them may spend, per unit
+
+
 def _spanless(text: str) -> Template | None:
     """The template of a string that has no place in a file (a binding after substitution)."""
     from .._source import SourceFile
@@ -119,6 +133,9 @@ class _Resolver:
         # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
         self._units: dict[str, _Unit] = {}
         self._cwds: dict[tuple[str, str | None, str | None], str] = {}
+        self._chosen: dict[str | tuple[str, ...], _Agents] = {}
+        #: Seconds of each duration text met (`estimate = 82m` on thousands of stages).
+        self._durations: dict[str, float | None] = {}
 
     # -- template expansion and edges ----------------------------------------------------
 
@@ -352,18 +369,23 @@ class _Resolver:
             return value
 
     def seconds(self, value: Any) -> float | None:
-        return None if value is None else parse_duration(self.evaluate_now(value))
+        if value is None:
+            return None
+        if type(value) is str and "${" not in value:
+            found = self._durations.get(value, _MISSING)
+            if found is _MISSING:
+                found = self._durations[value] = parse_duration(value)
+            return found  # type: ignore[return-value]
+        return parse_duration(self.evaluate_now(value))
 
-    def max_log(self, instance: _Instance, stage: Mapping[str, Any], agents: list[str]) -> int:
+    def max_log(self, instance: _Instance, stage: Mapping[str, Any], chosen: _Agents) -> int:
         """The stage's ``max_log`` in bytes: its own, else its agents' (the smallest), else the
         workflow's ``defaults``, else 100MB."""
         if "max_log" in stage:
             found = parse_size(self.evaluate_now(self.field(instance, stage, "max_log")))
             return DEFAULT_MAX_LOG if found is None else found
-        own = [parse_size(self.model.agents[a].get("max_log")) for a in agents if a in self.model.agents]
-        sizes = [size for size in own if size is not None]
-        if sizes:
-            return min(sizes)
+        if chosen.max_log is not None:
+            return chosen.max_log
         found = parse_size(self.evaluate_now(self.defaults(instance.ctx).get("max_log")))
         return DEFAULT_MAX_LOG if found is None else found
 
@@ -386,6 +408,8 @@ class _Resolver:
         return value if isinstance(value, str) else True
 
     def collect_secrets(self, value: Any) -> None:
+        if type(value) is str and "secrets." not in value:
+            return  # the usual string: nothing to look at
         if isinstance(value, dict):
             for item in value.values():
                 self.collect_secrets(item)
@@ -405,76 +429,130 @@ class _Resolver:
         ctx = instance.ctx
         stage = model.stages_of(ctx.workflow)[instance.stage]
         path: DocPath = ("workflows", ctx.workflow, "stages", instance.stage)
-        # `field` inlined (it runs ~20 times per stage): the stage's own value, materialized
-        # when the stage comes through a template, else the `defaults` in force.
         defaults = self.defaults(ctx)
-        plain = ctx.plain
+        field: Callable[[str], Any]
+        if ctx.plain:
+            # The common case, a stage of the top workflow: its values as written, over the
+            # workflow's `defaults` (~20 lookups per stage, so one merged dict).
+            field = ({**defaults, **stage} if defaults else stage).get
+        else:
 
-        def field(key: str) -> Any:
-            if key in stage:
-                value = stage[key]
-                return value if plain else self.materialize(value, ctx, (*path, key))
-            return defaults.get(key)
+            def field(key: str) -> Any:
+                if key in stage:
+                    return self.materialize(stage[key], ctx, (*path, key))
+                return defaults.get(key)
 
-        agents = model.stage_agents(stage)
-        first = model.agents[agents[0]] if agents else {}
-        kind = first.get("kind", "command") if isinstance(first.get("kind", "command"), str) else "command"
+        chosen = self._agents_of(stage)
+        agents = chosen.names
+        kind = chosen.kind
         # The stage's own command, else its agent's when there is only one to choose from.
-        only = first if len(agents) == 1 else {}
-        run = field("run") if "run" in stage else only.get("run")
-        call = field("call") if "call" in stage else only.get("call")
+        run = field("run") if "run" in stage else chosen.run
+        call = field("call") if "call" in stage else chosen.call
         inputs = _map(field("inputs"))
         env = _map(field("env"))
-        retries = self.evaluate_now(field("retries"))
-        on_failure = field("on_failure")
-        description = field("description")
         when = self.when(field("when"))
+        collect = self.collect_secrets
         for value in (run, call, inputs, env, when, stage.get("arguments")):
-            if value is not None and value is not True:
-                self.collect_secrets(value)
-        outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
+            if value is not None and value is not True and value is not False:
+                collect(value)
+        if isinstance(stage.get("outputs"), list):
+            outputs = tuple(_names(stage["outputs"]))
+        else:
+            outputs = chosen.outputs
         fan_out = _map(stage.get(_fanout.FANOUT_KEY))
-        approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
+        approve = None
+        if "approve" in stage:
+            approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
         if approve is not None:
             kind = APPROVAL_KIND
         resources = stage.get("resources")
-        cost = cost_of(stage, [model.agents[a] for a in agents])
-        mcp = mcp_of(kind, {key: field(key) for key in MCP_STAGE_KEYS})
-        return PlanStage(
-            name=instance.name,
-            group=(*ctx.group, fan_out["group"]) if fan_out else ctx.group,
-            fan_out=ctx.prefix + fan_out["group"] if fan_out else "",
-            matrix=_frozen(_map(fan_out.get("values"))),
-            for_each=self.for_each(instance, stage),
-            agents=tuple(agents),
-            kind=kind,
-            run=_command(run),
-            call=call if isinstance(call, str) else None,
-            inputs=_frozen(inputs),
-            env=_frozen(env),
-            cwd=self._cwd(ctx.workflow, stage, agents),
-            after=after,
-            outputs=tuple(outputs),
-            estimate_s=self.seconds(field("estimate")) or 0,
-            spread_s=self.seconds(field("spread")),
-            fail_rate=_rate(stage.get("fail_rate")),
-            priority=self.priority(field("priority")),
-            timeout_s=self.seconds(field("timeout")),
-            retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
-            backoff_s=self.seconds(field("backoff")) or 0,
-            max_backoff_s=self.seconds(field("max_backoff")),
-            max_log=self.max_log(instance, stage, agents),
-            resources=_frozen(resources if isinstance(resources, dict) else {}),
-            when=when,
-            on_failure="continue" if on_failure == "continue" else "stop",
-            description=self.text(description),
-            approve=approve,
+        own_cost = cost_of(stage, ()) if "cost" in stage or "tokens" in stage else _EMPTY
+        docs = field("docs")
+        mcp = (
+            None if kind != MCP_KIND and not docs
+            else mcp_of(kind, {key: field(key) for key in MCP_STAGE_KEYS})
+        )
+        retries = self.evaluate_now(field("retries"))
+        on_failure = field("on_failure")
+        description = field("description")
+        values: dict[str, Any] = {
+            "name": instance.name,
+            "group": (*ctx.group, fan_out["group"]) if fan_out else ctx.group,
+            "fan_out": ctx.prefix + fan_out["group"] if fan_out else "",
+            "matrix": _frozen(_map(fan_out.get("values"))) if fan_out else _EMPTY,
+            "for_each": self.for_each(instance, stage),
+            "agents": agents,
+            "kind": kind,
+            "run": _command(run),
+            "call": call if isinstance(call, str) else None,
+            "inputs": _frozen(inputs),
+            "env": _frozen(env),
+            "cwd": self._cwd(ctx.workflow, stage, agents),
+            "after": after,
+            "outputs": outputs,
+            "estimate_s": self.seconds(field("estimate")) or 0,
+            "spread_s": self.seconds(field("spread")),
+            "fail_rate": _rate(stage.get("fail_rate")),
+            "priority": self.priority(field("priority")),
+            "timeout_s": self.seconds(field("timeout")),
+            "retries": retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
+            "backoff_s": self.seconds(field("backoff")) or 0,
+            "max_backoff_s": self.seconds(field("max_backoff")),
+            "max_log": self.max_log(instance, stage, chosen),
+            "resources": _frozen(resources if isinstance(resources, dict) else {}),
+            "when": when,
+            "on_failure": "continue" if on_failure == "continue" else "stop",
+            "description": self.text(description),
+            "approve": approve,
+            # Its own `cost`/`tokens`, else the most its agents declare (worked out once).
+            "cost": own_cost if own_cost else chosen.cost,
+            "mcp": mcp,
+            "sources": tuple(_names(field("sources"))),
+            "produces": tuple(_names(field("produces"))),
+            "run_if": run_if_of(stage.get("run_if")),
+            "span": model.key_span(path),
+        }
+        return new_stage(values)
+
+    def _agents_of(self, stage: Mapping[str, Any]) -> _Agents:
+        """What a stage's `agent` (or `requires`) gives it. Thousands of stages name the same
+        agent, so this is worked out once per distinct choice."""
+        agent = stage.get("agent")
+        key: str | tuple[str, ...]
+        if isinstance(agent, str):
+            key = agent
+        elif "requires" in stage:
+            key = ("requires", *_names(stage.get("requires")))
+        else:
+            key = ()
+        found = self._chosen.get(key)
+        if found is None:
+            found = self._chosen[key] = self._compute_agents(stage)
+        return found
+
+    def _compute_agents(self, stage: Mapping[str, Any]) -> _Agents:
+        model = self.model
+        agents = model.stage_agents(stage)
+        first = model.agents[agents[0]] if agents else {}
+        kind = first.get("kind", "command")
+        only = first if len(agents) == 1 else {}
+        declared = [model.agents[a].get("outputs") for a in agents]
+        outputs = (
+            tuple(sorted({name for d in declared for name in _names(d)}))
+            if agents and all(isinstance(d, list) for d in declared)
+            else ()
+        )
+        sizes = [parse_size(model.agents[a].get("max_log")) for a in agents if a in model.agents]
+        known_sizes = [size for size in sizes if size is not None]
+        cost = cost_of({}, [model.agents[a] for a in agents])
+        return _Agents(
+            names=tuple(agents),
+            kind=kind if isinstance(kind, str) else "command",
+            run=only.get("run"),
+            call=only.get("call"),
+            outputs=outputs,
+            max_log=min(known_sizes) if known_sizes else None,
             cost=cost if cost else _EMPTY,
-            mcp=mcp,
-            sources=tuple(_names(field("sources"))),
-            produces=tuple(_names(field("produces"))),
-            run_if=run_if_of(stage.get("run_if")),
-            span=model.key_span(path),
         )
 
     def for_each(self, instance: _Instance, stage: Mapping[str, Any]) -> tuple[str, ...]:
@@ -485,7 +563,7 @@ class _Resolver:
         source = _foreach.source_of(_spanless(value) if isinstance(value, str) else None)
         return source or ()
 
-    def _cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+    def _cwd(self, workflow: str, stage: Mapping[str, Any], agents: Sequence[str]) -> str:
         cwd = stage.get("cwd")
         key = (workflow, cwd if isinstance(cwd, str) else None, agents[0] if len(agents) == 1 else None)
         found = self._cwds.get(key)
@@ -493,7 +571,7 @@ class _Resolver:
             found = self._cwds[key] = self._compute_cwd(workflow, stage, agents)
         return found
 
-    def _compute_cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+    def _compute_cwd(self, workflow: str, stage: Mapping[str, Any], agents: Sequence[str]) -> str:
         return _stage_folder(self.model, workflow, stage, agents)
 
     def agent(self, name: str) -> PlanAgent:
