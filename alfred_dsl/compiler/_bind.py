@@ -27,13 +27,14 @@ from .._expr import (
     to_text,
     unparse_template,
 )
+from .._source import Span
 from .._values import PRIORITIES, did_you_mean, parse_duration, parse_param, parse_size
 from . import _fanout, _foreach
 from ._approvals import APPROVAL_KIND, approval_of
 from ._budget import budget_of, cost_of
 from ._document import Path as DocPath
 from ._mcpcheck import MCP_KIND, MCP_STAGE_KEYS, docs_agents, mcp_of
-from ._model import Edge, ResolvedWorkflow
+from ._model import Edge, EdgeKind, ResolvedWorkflow, new_edge
 from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage, new_stage
 from ._runif import run_if_of
 from ._view import (
@@ -72,7 +73,9 @@ class _Context:
         return self.bindings is None and not self.prefix
 
 
-@dataclass(frozen=True, slots=True)
+# _Unit and _Instance are not frozen: one of each per stage, and a frozen dataclass pays an
+# ``object.__setattr__`` per field. Nothing changes them once made.
+@dataclass(slots=True)
 class _Unit:
     """The stages a local name stands for: one stage, or every stage of a `use` alias."""
 
@@ -81,7 +84,7 @@ class _Unit:
     sinks: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Instance:
     ctx: _Context
     stage: str  # the name in its declaring workflow
@@ -127,7 +130,10 @@ class _Resolver:
         self.model = model
         self.params = params
         self.instances: list[_Instance] = []
+        #: Every dependency once, in the order found (the first declaration of a pair wins).
         self.edges: list[Edge] = []
+        #: The stages each stage waits for, in the order of its edges (its ``after``).
+        self.befores: dict[str, dict[str, None]] = {}
         self.secrets: dict[str, None] = {}
         self._defaults: dict[int, dict[str, Any]] = {}
         # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
@@ -154,8 +160,8 @@ class _Resolver:
                 instance = _Instance(ctx, item, ctx.prefix + item)
                 local.append(instance)
                 self.instances.append(instance)
-                units[item] = _Unit((instance.name,), (instance.name,), (instance.name,))
-                self._units[instance.name] = units[item]
+                alone = (instance.name,)
+                units[item] = self._units[instance.name] = _Unit(alone, alone, alone)
                 members.append(instance.name)
                 continue
             use = uses[item]
@@ -200,7 +206,7 @@ class _Resolver:
                 span = model.value_span((*base, "uses", alias, "after", index))
                 for before in dependency.sinks:
                     for source in unit.sources:
-                        self.edges.append(Edge(before=before, after=source, span=span, kind="use"))
+                        self._add_edge(before, source, span, "use")
         return members
 
     def _stage_edges(
@@ -212,16 +218,23 @@ class _Resolver:
         path: DocPath,
     ) -> None:
         model = self.model
-        for index, name in enumerate(_names(stage.get("after"))):
-            unit = units.get(name) or self._units.get(instance.ctx.prefix + name)
-            if unit is None:
-                continue
-            span = model.value_span((*path, "after", index))
-            for before in unit.sinks:
-                self.edges.append(Edge(before=before, after=instance.name, span=span, kind="after"))
+        edges = self.edges
+        befores = self.befores.setdefault(instance.name, {})
+        after = stage.get("after")
+        if after:
+            prefix = instance.ctx.prefix
+            for index, name in enumerate(_names(after)):
+                unit = units.get(name) or self._units.get(prefix + name)
+                if unit is None:
+                    continue
+                span = model.value_span((*path, "after", index))
+                for before in unit.sinks:
+                    if before not in befores:
+                        befores[before] = None
+                        edges.append(new_edge(before, instance.name, span, "after"))
         for key, value in stage.items():
-            if key in _NAME_KEYS:
-                continue
+            if key in _NAME_KEYS or (type(value) is str and "${" not in value):
+                continue  # (most values: no reference to another stage in them)
             for text, at in _strings(value, (*path, key)):
                 template = model.template(text, at)
                 if template is None:
@@ -236,9 +249,16 @@ class _Resolver:
                         target = instance.ctx.prefix + ".".join(parts[1:-2])
                     else:
                         continue
-                    if target in known:
+                    if target in known and target not in befores:
+                        befores[target] = None
                         span = ref.span or model.value_span(at)
-                        self.edges.append(Edge(before=target, after=instance.name, span=span, kind="ref"))
+                        edges.append(new_edge(target, instance.name, span, "ref"))
+
+    def _add_edge(self, before: str, after: str, span: Span, kind: EdgeKind) -> None:
+        befores = self.befores.setdefault(after, {})
+        if before not in befores:
+            befores[before] = None
+            self.edges.append(new_edge(before, after, span, kind))
 
     def _bind(self, ctx: _Context, template: str, use: Mapping[str, Any], path: DocPath) -> dict[str, Any]:
         """The values of a template's params for one `use`, in the top workflow's terms."""
@@ -744,13 +764,8 @@ def resolve(
         return None, diagnostics
     resolver = _Resolver(model, values)
     resolver.expand(_Context(workflow=name, stack=(name,)))
-    edges: dict[tuple[str, str], Edge] = {}
-    for edge in resolver.edges:
-        edges.setdefault((edge.before, edge.after), edge)
-    after: dict[str, list[str]] = {}
-    for before, target in edges:
-        after.setdefault(target, []).append(before)
-    stages = tuple(resolver.stage(i, tuple(after.get(i.name, ()))) for i in resolver.instances)
+    befores = resolver.befores
+    stages = tuple(resolver.stage(i, tuple(befores.get(i.name, ()))) for i in resolver.instances)
     used = {agent for stage in stages for agent in stage.agents}
     used.update(docs_agents(stage.mcp.get("docs") for stage in stages if stage.mcp is not None))
     agents = tuple(resolver.agent(a) for a in model.agents if a in used)
@@ -773,7 +788,7 @@ def resolve(
             secrets=tuple(resolver.secrets),
             agents=agents,
             stages=stages,
-            edges=tuple(edges.values()),
+            edges=tuple(resolver.edges),
             hooks=tuple(hooks),
             schedule=schedule if isinstance(schedule, str) else None,
             budget=budget_of(declaration, resolver.seconds),
