@@ -20,7 +20,7 @@ _STAGE_FIELDS = tuple(f.name for f in fields(PlanStage))
 #: analysis figures, without ``dataclasses.replace`` running ``__init__`` and
 #: ``__post_init__`` again (the other fields are the stage's, already checked).
 _SLOTS = tuple((getattr(PlanStage, name).__set__, getattr(PlanStage, name).__get__) for name in _STAGE_FIELDS)
-_set_after = PlanStage.after.__set__  # type: ignore[attr-defined]
+_set_after = getattr(PlanStage, "after").__set__  # noqa: B009 (mypy refuses the slot as a class attribute)
 #: The fields that the analysis sets (StageTiming's), read in one call and set slot by slot.
 _TIMING_FIELDS = (
     "estimate_s", "earliest_start_s", "earliest_finish_s", "latest_start_s", "latest_finish_s",
