@@ -450,11 +450,13 @@ class _Resolver:
         stage = model.stages_of(ctx.workflow)[instance.stage]
         path: DocPath = ("workflows", ctx.workflow, "stages", instance.stage)
         defaults = self.defaults(ctx)
+        # What the stage sets, over the `defaults` in force. A key set by neither leaves its
+        # PlanStage field at its default, so only the keys present are worked out: a stage
+        # usually sets three or four of the thirty (and a plan may have 100,000 stages).
+        present = {**defaults, **stage} if defaults else stage
         field: Callable[[str], Any]
-        if ctx.plain:
-            # The common case, a stage of the top workflow: its values as written, over the
-            # workflow's `defaults` (~20 lookups per stage, so one merged dict).
-            field = ({**defaults, **stage} if defaults else stage).get
+        if ctx.plain:  # the common case, a stage of the top workflow: its values as written
+            field = present.get
         else:
 
             def field(key: str) -> Any:
@@ -463,75 +465,93 @@ class _Resolver:
                 return defaults.get(key)
 
         chosen = self._agents_of(stage)
-        agents = chosen.names
-        kind = chosen.kind
-        # The stage's own command, else its agent's when there is only one to choose from.
-        run = field("run") if "run" in stage else chosen.run
-        call = field("call") if "call" in stage else chosen.call
-        inputs = _map(field("inputs"))
-        env = _map(field("env"))
-        when = self.when(field("when"))
-        collect = self.collect_secrets
-        for value in (run, call, inputs, env, when, stage.get("arguments")):
-            if value is not None and value is not True and value is not False:
-                collect(value)
-        if isinstance(stage.get("outputs"), list):
-            outputs = tuple(_names(stage["outputs"]))
-        else:
-            outputs = chosen.outputs
-        fan_out = _map(stage.get(_fanout.FANOUT_KEY))
-        approve = None
-        if "approve" in stage:
-            approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
-        if approve is not None:
-            kind = APPROVAL_KIND
-        resources = stage.get("resources")
-        own_cost = cost_of(stage, ()) if "cost" in stage or "tokens" in stage else _EMPTY
-        docs = field("docs")
-        mcp = (
-            None if kind != MCP_KIND and not docs
-            else mcp_of(kind, {key: field(key) for key in MCP_STAGE_KEYS})
-        )
-        retries = self.evaluate_now(field("retries"))
-        on_failure = field("on_failure")
-        description = field("description")
         values: dict[str, Any] = {
             "name": instance.name,
-            "group": (*ctx.group, fan_out["group"]) if fan_out else ctx.group,
-            "fan_out": ctx.prefix + fan_out["group"] if fan_out else "",
-            "matrix": _frozen(_map(fan_out.get("values"))) if fan_out else _EMPTY,
-            "for_each": self.for_each(instance, stage),
-            "agents": agents,
-            "kind": kind,
-            "run": _command(run),
-            "call": call if isinstance(call, str) else None,
-            "inputs": _frozen(inputs),
-            "env": _frozen(env),
-            "cwd": self._cwd(ctx.workflow, stage, agents),
+            "group": ctx.group,
+            "agents": chosen.names,
+            "kind": chosen.kind,
+            "cwd": self._cwd(ctx.workflow, stage, chosen.names),
             "after": after,
-            "outputs": outputs,
-            "estimate_s": self.seconds(field("estimate")) or 0,
-            "spread_s": self.seconds(field("spread")),
-            "fail_rate": _rate(stage.get("fail_rate")),
-            "priority": self.priority(field("priority")),
-            "timeout_s": self.seconds(field("timeout")),
-            "retries": retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
-            "backoff_s": self.seconds(field("backoff")) or 0,
-            "max_backoff_s": self.seconds(field("max_backoff")),
+            "outputs": tuple(_names(stage["outputs"])) if isinstance(stage.get("outputs"), list)
+            else chosen.outputs,
             "max_log": self.max_log(instance, stage, chosen),
-            "resources": _frozen(resources if isinstance(resources, dict) else {}),
-            "when": when,
-            "on_failure": "continue" if on_failure == "continue" else "stop",
-            "description": self.text(description),
-            "approve": approve,
-            # Its own `cost`/`tokens`, else the most its agents declare (worked out once).
-            "cost": own_cost if own_cost else chosen.cost,
-            "mcp": mcp,
-            "sources": tuple(_names(field("sources"))),
-            "produces": tuple(_names(field("produces"))),
-            "run_if": run_if_of(stage.get("run_if")),
+            "cost": chosen.cost,  # the most its agents may spend, unless it says (below)
             "span": model.key_span(path),
         }
+        # The stage's own command, else its agent's when there is only one to choose from.
+        # Secrets are collected in the order that they are met: run, call, inputs, env, when.
+        collect = self.collect_secrets
+        run = field("run") if "run" in stage else chosen.run
+        call = field("call") if "call" in stage else chosen.call
+        if run is not None:
+            values["run"] = _command(run)
+            collect(run)
+        if call is not None:
+            values["call"] = call if isinstance(call, str) else None
+            collect(call)
+        if "inputs" in present:
+            inputs = _map(field("inputs"))
+            values["inputs"] = _frozen(inputs)
+            collect(inputs)
+        if "env" in present:
+            env = _map(field("env"))
+            values["env"] = _frozen(env)
+            collect(env)
+        if "when" in present:
+            when = values["when"] = self.when(field("when"))
+            if not isinstance(when, bool):
+                collect(when)
+        if "arguments" in stage:
+            collect(stage["arguments"])
+        fan_out = _map(stage.get(_fanout.FANOUT_KEY))
+        if fan_out:
+            values["group"] = (*ctx.group, fan_out["group"])
+            values["fan_out"] = ctx.prefix + fan_out["group"]
+            values["matrix"] = _frozen(_map(fan_out.get("values")))
+        if "for_each" in stage:
+            values["for_each"] = self.for_each(instance, stage)
+        if "approve" in stage:
+            approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
+            if approve is not None:
+                values["approve"] = approve
+                values["kind"] = APPROVAL_KIND
+        if "resources" in stage:
+            resources = stage["resources"]
+            values["resources"] = _frozen(resources if isinstance(resources, dict) else {})
+        if "cost" in stage or "tokens" in stage:
+            own_cost = cost_of(stage, ())
+            if own_cost:
+                values["cost"] = own_cost
+        docs = field("docs") if "docs" in present else None
+        if values["kind"] == MCP_KIND or docs:
+            values["mcp"] = mcp_of(values["kind"], {key: field(key) for key in MCP_STAGE_KEYS})
+        if "estimate" in present:
+            values["estimate_s"] = self.seconds(field("estimate")) or 0
+        if "spread" in present:
+            values["spread_s"] = self.seconds(field("spread"))
+        if "fail_rate" in stage:
+            values["fail_rate"] = _rate(stage["fail_rate"])
+        if "priority" in present:
+            values["priority"] = self.priority(field("priority"))
+        if "timeout" in present:
+            values["timeout_s"] = self.seconds(field("timeout"))
+        if "retries" in present:
+            retries = self.evaluate_now(field("retries"))
+            values["retries"] = retries if isinstance(retries, int) and not isinstance(retries, bool) else 0
+        if "backoff" in present:
+            values["backoff_s"] = self.seconds(field("backoff")) or 0
+        if "max_backoff" in present:
+            values["max_backoff_s"] = self.seconds(field("max_backoff"))
+        if "on_failure" in present:
+            values["on_failure"] = "continue" if field("on_failure") == "continue" else "stop"
+        if "description" in present:
+            values["description"] = self.text(field("description"))
+        if "sources" in present:
+            values["sources"] = tuple(_names(field("sources")))
+        if "produces" in present:
+            values["produces"] = tuple(_names(field("produces")))
+        if "run_if" in stage:
+            values["run_if"] = run_if_of(stage["run_if"])
         return new_stage(values)
 
     def _agents_of(self, stage: Mapping[str, Any]) -> _Agents:
