@@ -244,33 +244,45 @@ class PlanStage:
     span: Span | None = field(default=None, compare=False)
 
 
-#: (name, slot setter, default) of each PlanStage field, for :func:`new_stage`.
-_STAGE_SLOTS: tuple[tuple[str, Any, Any], ...] = tuple(
-    (
-        f.name,
-        getattr(PlanStage, f.name).__set__,
-        f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING
-        else MISSING,
-    )
+def _field_default(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not MISSING else MISSING
+
+
+#: (slot setter, default) of each PlanStage field with a default, and the setter of each field
+#: by name, for :func:`new_stage`.
+_STAGE_DEFAULTS: tuple[tuple[Any, Any], ...] = tuple(
+    (getattr(PlanStage, f.name).__set__, _field_default(f))
     for f in fields(PlanStage)
+    if _field_default(f) is not MISSING
 )
-_REQUIRED = frozenset(name for name, _, default in _STAGE_SLOTS if default is MISSING)
+_STAGE_SETTERS: dict[str, Any] = {f.name: getattr(PlanStage, f.name).__set__ for f in fields(PlanStage)}
+_REQUIRED = frozenset(f.name for f in fields(PlanStage) if _field_default(f) is MISSING)
+_TEXT_FIELDS = ("run", "inputs", "env", "when")
 
 
 def new_stage(values: Mapping[str, Any]) -> PlanStage:
-    """``PlanStage(**values)``, a third of the cost (the resolver makes one per stage: 100,000
-    in a large plan). The frozen dataclass's ``__init__`` goes through ``object.__setattr__``
-    for each of its 40-odd fields; this sets the slots directly. The result is the same,
-    ``__post_init__`` included; the defaults are shared as the dataclass shares them (a field
-    with a factory gets one object made once here: every such default is an immutable
-    empty map)."""
-    missing = _REQUIRED.difference(values)
-    if missing:
-        raise TypeError(f"new_stage() missing required fields: {sorted(missing)}")
+    """``PlanStage(**values)`` at half the cost (the resolver makes one per stage: 100,000 in
+    a large plan). The frozen dataclass's ``__init__`` goes through ``object.__setattr__`` for
+    each of its 40-odd fields; this sets the slots directly: the defaults, then ``values``.
+    The result is the same, ``__post_init__``'s parsing of ``${...}`` included (a default
+    holds none). Defaults are shared as the dataclass shares them (a field with a factory
+    gets one object made once here: each such default is an immutable empty map)."""
+    if not _REQUIRED.issubset(values):
+        raise TypeError(f"new_stage() missing required fields: {sorted(_REQUIRED.difference(values))}")
     stage = object.__new__(PlanStage)
-    for name, set_slot, default in _STAGE_SLOTS:
-        set_slot(stage, values.get(name, default))
-    _interpolate(stage, ("run", "inputs", "env", "when"))
+    for set_slot, default in _STAGE_DEFAULTS:
+        set_slot(stage, default)
+    setters = _STAGE_SETTERS
+    for name, value in values.items():
+        set_slot = setters.get(name)
+        if set_slot is None:
+            raise TypeError(f"new_stage() got an unexpected field {name!r}")
+        set_slot(stage, value)
+    texts = tuple(name for name in _TEXT_FIELDS if name in values)
+    if texts:
+        _interpolate(stage, texts)
     return stage
 
 
