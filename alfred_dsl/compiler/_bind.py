@@ -132,8 +132,11 @@ class _Resolver:
         self.instances: list[_Instance] = []
         #: Every dependency once, in the order found (the first declaration of a pair wins).
         self.edges: list[Edge] = []
-        #: The stages each stage waits for, in the order of its edges (its ``after``).
-        self.befores: dict[str, dict[str, None]] = {}
+        #: The stages each stage waits for, in the order of its edges (its ``after``): a tuple
+        #: per stage (100,000 small dicts kept until the end would leave holes in the heap),
+        #: and a dict for those that `use ... after` edges lead into (see _add_edge).
+        self.befores: dict[str, tuple[str, ...]] = {}
+        self._more_befores: dict[str, dict[str, None]] = {}
         self.secrets: dict[str, None] = {}
         self._defaults: dict[int, dict[str, Any]] = {}
         # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
@@ -219,7 +222,7 @@ class _Resolver:
     ) -> None:
         model = self.model
         edges = self.edges
-        befores = self.befores.setdefault(instance.name, {})
+        befores = dict.fromkeys(self.after(instance.name))  # (nothing yet, as a rule)
         after = stage.get("after")
         if after:
             prefix = instance.ctx.prefix
@@ -253,12 +256,23 @@ class _Resolver:
                         befores[target] = None
                         span = ref.span or model.value_span(at)
                         edges.append(new_edge(target, instance.name, span, "ref"))
+        if instance.name in self._more_befores:
+            self._more_befores[instance.name] = befores
+        else:
+            self.befores[instance.name] = tuple(befores)
 
     def _add_edge(self, before: str, after: str, span: Span, kind: EdgeKind) -> None:
-        befores = self.befores.setdefault(after, {})
+        befores = self._more_befores.get(after)
+        if befores is None:
+            befores = self._more_befores[after] = dict.fromkeys(self.befores.get(after, ()))
         if before not in befores:
             befores[before] = None
             self.edges.append(new_edge(before, after, span, kind))
+
+    def after(self, name: str) -> tuple[str, ...]:
+        """The stages that ``name`` waits for, in the order of its edges."""
+        more = self._more_befores.get(name)
+        return self.befores.get(name, ()) if more is None else tuple(more)
 
     def _bind(self, ctx: _Context, template: str, use: Mapping[str, Any], path: DocPath) -> dict[str, Any]:
         """The values of a template's params for one `use`, in the top workflow's terms."""
@@ -784,8 +798,7 @@ def resolve(
         return None, diagnostics
     resolver = _Resolver(model, values)
     resolver.expand(_Context(workflow=name, stack=(name,)))
-    befores = resolver.befores
-    stages = tuple(resolver.stage(i, tuple(befores.get(i.name, ()))) for i in resolver.instances)
+    stages = tuple(resolver.stage(i, resolver.after(i.name)) for i in resolver.instances)
     used = {agent for stage in stages for agent in stage.agents}
     used.update(docs_agents(stage.mcp.get("docs") for stage in stages if stage.mcp is not None))
     agents = tuple(resolver.agent(a) for a in model.agents if a in used)
