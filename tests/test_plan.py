@@ -23,8 +23,11 @@ from _workflows import (
 from conftest import ALFREDC
 from hypothesis import given, settings, strategies as st
 
+from alfred_dsl._expr import Interpolated
 from alfred_dsl.compiler._build import build_plan
 from alfred_dsl.compiler._graph import analyse
+from alfred_dsl.compiler._model import Edge, new_edge
+from alfred_dsl.compiler._plan import FrozenMap, PlanStage, new_stage
 from alfred_dsl.render import dumps, plan_to_json, plan_to_text
 from alfred_dsl.render._plan import duration_text
 
@@ -68,6 +71,51 @@ def test_after_holds_declared_then_implied_dependencies() -> None:
     analysis, _ = analyse(resolved)
     assert analysis is not None
     assert build_plan(resolved, analysis).stage("c").after == ("b", "a")
+
+
+def test_build_plan_leaves_the_resolved_stages_alone_unless_consumed() -> None:
+    resolved = make_resolved(BRANCHES)
+    analysis, _ = analyse(resolved)
+    assert analysis is not None
+    plan = build_plan(resolved, analysis)
+    ship = plan.stage("ship")
+    assert ship.earliest_start_s == 3610 and ship.after == ("build", "docs", "lint")
+    assert all(stage.earliest_start_s == 0 and stage.layer == 0 for stage in resolved.stages)
+    assert [s.span for s in plan.stages] == [s.span for s in resolved.stages]
+    consumed = build_plan(resolved, analysis, consume=True)
+    assert consumed == plan and consumed.stages[4] is resolved.stages[4]
+
+
+def test_new_stage_is_the_dataclass_constructor() -> None:
+    """The resolver's fast constructor makes the same stage as ``PlanStage(**values)``:
+    defaults filled in, ``${...}`` text parsed, frozen, and wrong fields refused."""
+    values = {
+        "name": "deploy",
+        "agents": ("shell",),
+        "kind": "command",
+        "run": "make ${params.target}",
+        "inputs": FrozenMap({"artifact": "${stages.build.outputs.path}", "level": 2}),
+        "when": "${params.ship}",
+        "estimate_s": 90,
+    }
+    fast, slow = new_stage(values), PlanStage(**values)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert isinstance(fast.run, Interpolated) and isinstance(fast.inputs["artifact"], Interpolated)
+    assert fast.inputs["level"] == 2 and fast.env == FrozenMap() and fast.after == ()
+    with pytest.raises(FrozenInstanceError):
+        fast.name = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="kind"):
+        new_stage({"name": "x", "agents": ()})
+    with pytest.raises(TypeError, match="bogus"):
+        new_stage({"name": "x", "agents": (), "kind": "command", "bogus": 1})
+
+
+def test_new_edge_is_the_dataclass_constructor() -> None:
+    fast = new_edge("a", "b", None, "ref")
+    slow = Edge(before="a", after="b", kind="ref")
+    assert fast == slow and hash(fast) == hash(slow)
+    with pytest.raises(FrozenInstanceError):
+        fast.kind = "after"  # type: ignore[misc]
 
 
 def test_json_matches_spec_section_5() -> None:

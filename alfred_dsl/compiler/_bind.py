@@ -9,7 +9,7 @@ end are its only callers' entry points.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +27,15 @@ from .._expr import (
     to_text,
     unparse_template,
 )
+from .._source import Span
 from .._values import PRIORITIES, did_you_mean, parse_duration, parse_param, parse_size
 from . import _fanout, _foreach
 from ._approvals import APPROVAL_KIND, approval_of
 from ._budget import budget_of, cost_of
 from ._document import Path as DocPath
-from ._mcpcheck import MCP_STAGE_KEYS, docs_agents, mcp_of
-from ._model import Edge, ResolvedWorkflow
-from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage
+from ._mcpcheck import MCP_KIND, MCP_STAGE_KEYS, docs_agents, mcp_of
+from ._model import Edge, EdgeKind, ResolvedWorkflow, new_edge
+from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage, new_stage
 from ._runif import run_if_of
 from ._view import (
     _NAME_KEYS,
@@ -72,7 +73,9 @@ class _Context:
         return self.bindings is None and not self.prefix
 
 
-@dataclass(frozen=True, slots=True)
+# _Unit and _Instance are not frozen: one of each per stage, and a frozen dataclass pays an
+# ``object.__setattr__`` per field. Nothing changes them once made.
+@dataclass(slots=True)
 class _Unit:
     """The stages a local name stands for: one stage, or every stage of a `use` alias."""
 
@@ -81,11 +84,25 @@ class _Unit:
     sinks: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Instance:
     ctx: _Context
     stage: str  # the name in its declaring workflow
     name: str  # the full name, prefixed by the `use` aliases
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Agents:
+    """What a stage's choice of agents (its `agent`, or the agents matching its `requires`)
+    gives it, whatever the stage: worked out once per choice (see ``_Resolver._agents_of``)."""
+
+    names: tuple[str, ...]
+    kind: str  # the first agent's
+    run: Any  # the only agent's `run` and `call` (None when there are several)
+    call: Any
+    outputs: tuple[str, ...]  # the outputs all of them declare, sorted; () if one declares none
+    max_log: int | None  # the smallest of theirs
+    cost: FrozenMap  # the most any of them may spend, per unit
 
 
 def _spanless(text: str) -> Template | None:
@@ -113,12 +130,21 @@ class _Resolver:
         self.model = model
         self.params = params
         self.instances: list[_Instance] = []
+        #: Every dependency once, in the order found (the first declaration of a pair wins).
         self.edges: list[Edge] = []
+        #: The stages each stage waits for, in the order of its edges (its ``after``): a tuple
+        #: per stage (100,000 small dicts kept until the end would leave holes in the heap),
+        #: and a dict for those that `use ... after` edges lead into (see _add_edge).
+        self.befores: dict[str, tuple[str, ...]] = {}
+        self._more_befores: dict[str, dict[str, None]] = {}
         self.secrets: dict[str, None] = {}
         self._defaults: dict[int, dict[str, Any]] = {}
         # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
         self._units: dict[str, _Unit] = {}
         self._cwds: dict[tuple[str, str | None, str | None], str] = {}
+        self._chosen: dict[str | tuple[str, ...], _Agents] = {}
+        #: Seconds of each duration text met (`estimate = 82m` on thousands of stages).
+        self._durations: dict[str, float | None] = {}
 
     # -- template expansion and edges ----------------------------------------------------
 
@@ -137,8 +163,8 @@ class _Resolver:
                 instance = _Instance(ctx, item, ctx.prefix + item)
                 local.append(instance)
                 self.instances.append(instance)
-                units[item] = _Unit((instance.name,), (instance.name,), (instance.name,))
-                self._units[instance.name] = units[item]
+                alone = (instance.name,)
+                units[item] = self._units[instance.name] = _Unit(alone, alone, alone)
                 members.append(instance.name)
                 continue
             use = uses[item]
@@ -183,7 +209,7 @@ class _Resolver:
                 span = model.value_span((*base, "uses", alias, "after", index))
                 for before in dependency.sinks:
                     for source in unit.sources:
-                        self.edges.append(Edge(before=before, after=source, span=span, kind="use"))
+                        self._add_edge(before, source, span, "use")
         return members
 
     def _stage_edges(
@@ -195,16 +221,23 @@ class _Resolver:
         path: DocPath,
     ) -> None:
         model = self.model
-        for index, name in enumerate(_names(stage.get("after"))):
-            unit = units.get(name) or self._units.get(instance.ctx.prefix + name)
-            if unit is None:
-                continue
-            span = model.value_span((*path, "after", index))
-            for before in unit.sinks:
-                self.edges.append(Edge(before=before, after=instance.name, span=span, kind="after"))
+        edges = self.edges
+        befores = dict.fromkeys(self.after(instance.name))  # (nothing yet, as a rule)
+        after = stage.get("after")
+        if after:
+            prefix = instance.ctx.prefix
+            for index, name in enumerate(_names(after)):
+                unit = units.get(name) or self._units.get(prefix + name)
+                if unit is None:
+                    continue
+                span = model.value_span((*path, "after", index))
+                for before in unit.sinks:
+                    if before not in befores:
+                        befores[before] = None
+                        edges.append(new_edge(before, instance.name, span, "after"))
         for key, value in stage.items():
-            if key in _NAME_KEYS:
-                continue
+            if key in _NAME_KEYS or (type(value) is str and "${" not in value):
+                continue  # (most values: no reference to another stage in them)
             for text, at in _strings(value, (*path, key)):
                 template = model.template(text, at)
                 if template is None:
@@ -219,9 +252,27 @@ class _Resolver:
                         target = instance.ctx.prefix + ".".join(parts[1:-2])
                     else:
                         continue
-                    if target in known:
+                    if target in known and target not in befores:
+                        befores[target] = None
                         span = ref.span or model.value_span(at)
-                        self.edges.append(Edge(before=target, after=instance.name, span=span, kind="ref"))
+                        edges.append(new_edge(target, instance.name, span, "ref"))
+        if instance.name in self._more_befores:
+            self._more_befores[instance.name] = befores
+        else:
+            self.befores[instance.name] = tuple(befores)
+
+    def _add_edge(self, before: str, after: str, span: Span, kind: EdgeKind) -> None:
+        befores = self._more_befores.get(after)
+        if befores is None:
+            befores = self._more_befores[after] = dict.fromkeys(self.befores.get(after, ()))
+        if before not in befores:
+            befores[before] = None
+            self.edges.append(new_edge(before, after, span, kind))
+
+    def after(self, name: str) -> tuple[str, ...]:
+        """The stages that ``name`` waits for, in the order of its edges."""
+        more = self._more_befores.get(name)
+        return self.befores.get(name, ()) if more is None else tuple(more)
 
     def _bind(self, ctx: _Context, template: str, use: Mapping[str, Any], path: DocPath) -> dict[str, Any]:
         """The values of a template's params for one `use`, in the top workflow's terms."""
@@ -352,18 +403,23 @@ class _Resolver:
             return value
 
     def seconds(self, value: Any) -> float | None:
-        return None if value is None else parse_duration(self.evaluate_now(value))
+        if value is None:
+            return None
+        if type(value) is str and "${" not in value:
+            found = self._durations.get(value, _MISSING)
+            if found is _MISSING:
+                found = self._durations[value] = parse_duration(value)
+            return found  # type: ignore[return-value]
+        return parse_duration(self.evaluate_now(value))
 
-    def max_log(self, instance: _Instance, stage: Mapping[str, Any], agents: list[str]) -> int:
+    def max_log(self, instance: _Instance, stage: Mapping[str, Any], chosen: _Agents) -> int:
         """The stage's ``max_log`` in bytes: its own, else its agents' (the smallest), else the
         workflow's ``defaults``, else 100MB."""
         if "max_log" in stage:
             found = parse_size(self.evaluate_now(self.field(instance, stage, "max_log")))
             return DEFAULT_MAX_LOG if found is None else found
-        own = [parse_size(self.model.agents[a].get("max_log")) for a in agents if a in self.model.agents]
-        sizes = [size for size in own if size is not None]
-        if sizes:
-            return min(sizes)
+        if chosen.max_log is not None:
+            return chosen.max_log
         found = parse_size(self.evaluate_now(self.defaults(instance.ctx).get("max_log")))
         return DEFAULT_MAX_LOG if found is None else found
 
@@ -386,6 +442,8 @@ class _Resolver:
         return value if isinstance(value, str) else True
 
     def collect_secrets(self, value: Any) -> None:
+        if type(value) is str and "secrets." not in value:
+            return  # the usual string: nothing to look at
         if isinstance(value, dict):
             for item in value.values():
                 self.collect_secrets(item)
@@ -405,76 +463,150 @@ class _Resolver:
         ctx = instance.ctx
         stage = model.stages_of(ctx.workflow)[instance.stage]
         path: DocPath = ("workflows", ctx.workflow, "stages", instance.stage)
-        # `field` inlined (it runs ~20 times per stage): the stage's own value, materialized
-        # when the stage comes through a template, else the `defaults` in force.
         defaults = self.defaults(ctx)
-        plain = ctx.plain
+        # What the stage sets, over the `defaults` in force. A key set by neither leaves its
+        # PlanStage field at its default, so only the keys present are worked out: a stage
+        # usually sets three or four of the thirty (and a plan may have 100,000 stages).
+        present = {**defaults, **stage} if defaults else stage
+        field: Callable[[str], Any]
+        if ctx.plain:  # the common case, a stage of the top workflow: its values as written
+            field = present.get
+        else:
 
-        def field(key: str) -> Any:
-            if key in stage:
-                value = stage[key]
-                return value if plain else self.materialize(value, ctx, (*path, key))
-            return defaults.get(key)
+            def field(key: str) -> Any:
+                if key in stage:
+                    return self.materialize(stage[key], ctx, (*path, key))
+                return defaults.get(key)
 
+        chosen = self._agents_of(stage)
+        values: dict[str, Any] = {
+            "name": instance.name,
+            "group": ctx.group,
+            "agents": chosen.names,
+            "kind": chosen.kind,
+            "cwd": self._cwd(ctx.workflow, stage, chosen.names),
+            "after": after,
+            "outputs": tuple(_names(stage["outputs"])) if isinstance(stage.get("outputs"), list)
+            else chosen.outputs,
+            "max_log": self.max_log(instance, stage, chosen),
+            "cost": chosen.cost,  # the most its agents may spend, unless it says (below)
+            "span": model.key_span(path),
+        }
+        # The stage's own command, else its agent's when there is only one to choose from.
+        # Secrets are collected in the order that they are met: run, call, inputs, env, when.
+        collect = self.collect_secrets
+        run = field("run") if "run" in stage else chosen.run
+        call = field("call") if "call" in stage else chosen.call
+        if run is not None:
+            values["run"] = _command(run)
+            collect(run)
+        if call is not None:
+            values["call"] = call if isinstance(call, str) else None
+            collect(call)
+        if "inputs" in present:
+            inputs = _map(field("inputs"))
+            values["inputs"] = _frozen(inputs)
+            collect(inputs)
+        if "env" in present:
+            env = _map(field("env"))
+            values["env"] = _frozen(env)
+            collect(env)
+        if "when" in present:
+            when = values["when"] = self.when(field("when"))
+            if not isinstance(when, bool):
+                collect(when)
+        if "arguments" in stage:
+            collect(stage["arguments"])
+        fan_out = _map(stage.get(_fanout.FANOUT_KEY))
+        if fan_out:
+            values["group"] = (*ctx.group, fan_out["group"])
+            values["fan_out"] = ctx.prefix + fan_out["group"]
+            values["matrix"] = _frozen(_map(fan_out.get("values")))
+        if "for_each" in stage:
+            values["for_each"] = self.for_each(instance, stage)
+        if "approve" in stage:
+            approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
+            if approve is not None:
+                values["approve"] = approve
+                values["kind"] = APPROVAL_KIND
+        if "resources" in stage:
+            resources = stage["resources"]
+            values["resources"] = _frozen(resources if isinstance(resources, dict) else {})
+        if "cost" in stage or "tokens" in stage:
+            own_cost = cost_of(stage, ())
+            if own_cost:
+                values["cost"] = own_cost
+        docs = field("docs") if "docs" in present else None
+        if values["kind"] == MCP_KIND or docs:
+            values["mcp"] = mcp_of(values["kind"], {key: field(key) for key in MCP_STAGE_KEYS})
+        if "estimate" in present:
+            values["estimate_s"] = self.seconds(field("estimate")) or 0
+        if "spread" in present:
+            values["spread_s"] = self.seconds(field("spread"))
+        if "fail_rate" in stage:
+            values["fail_rate"] = _rate(stage["fail_rate"])
+        if "priority" in present:
+            values["priority"] = self.priority(field("priority"))
+        if "timeout" in present:
+            values["timeout_s"] = self.seconds(field("timeout"))
+        if "retries" in present:
+            retries = self.evaluate_now(field("retries"))
+            values["retries"] = retries if isinstance(retries, int) and not isinstance(retries, bool) else 0
+        if "backoff" in present:
+            values["backoff_s"] = self.seconds(field("backoff")) or 0
+        if "max_backoff" in present:
+            values["max_backoff_s"] = self.seconds(field("max_backoff"))
+        if "on_failure" in present:
+            values["on_failure"] = "continue" if field("on_failure") == "continue" else "stop"
+        if "description" in present:
+            values["description"] = self.text(field("description"))
+        if "sources" in present:
+            values["sources"] = tuple(_names(field("sources")))
+        if "produces" in present:
+            values["produces"] = tuple(_names(field("produces")))
+        if "run_if" in stage:
+            values["run_if"] = run_if_of(stage["run_if"])
+        return new_stage(values)
+
+    def _agents_of(self, stage: Mapping[str, Any]) -> _Agents:
+        """What a stage's `agent` (or `requires`) gives it. Thousands of stages name the same
+        agent, so this is worked out once per distinct choice."""
+        agent = stage.get("agent")
+        key: str | tuple[str, ...]
+        if isinstance(agent, str):
+            key = agent
+        elif "requires" in stage:
+            key = ("requires", *_names(stage.get("requires")))
+        else:
+            key = ()
+        found = self._chosen.get(key)
+        if found is None:
+            found = self._chosen[key] = self._compute_agents(stage)
+        return found
+
+    def _compute_agents(self, stage: Mapping[str, Any]) -> _Agents:
+        model = self.model
         agents = model.stage_agents(stage)
         first = model.agents[agents[0]] if agents else {}
-        kind = first.get("kind", "command") if isinstance(first.get("kind", "command"), str) else "command"
-        # The stage's own command, else its agent's when there is only one to choose from.
+        kind = first.get("kind", "command")
         only = first if len(agents) == 1 else {}
-        run = field("run") if "run" in stage else only.get("run")
-        call = field("call") if "call" in stage else only.get("call")
-        inputs = _map(field("inputs"))
-        env = _map(field("env"))
-        retries = self.evaluate_now(field("retries"))
-        on_failure = field("on_failure")
-        description = field("description")
-        when = self.when(field("when"))
-        for value in (run, call, inputs, env, when, stage.get("arguments")):
-            if value is not None and value is not True:
-                self.collect_secrets(value)
-        outputs = model.declared_outputs(ctx.workflow, instance.stage) or []
-        fan_out = _map(stage.get(_fanout.FANOUT_KEY))
-        approve = approval_of(model.workflows[ctx.workflow], stage, self.seconds)
-        if approve is not None:
-            kind = APPROVAL_KIND
-        resources = stage.get("resources")
-        cost = cost_of(stage, [model.agents[a] for a in agents])
-        mcp = mcp_of(kind, {key: field(key) for key in MCP_STAGE_KEYS})
-        return PlanStage(
-            name=instance.name,
-            group=(*ctx.group, fan_out["group"]) if fan_out else ctx.group,
-            fan_out=ctx.prefix + fan_out["group"] if fan_out else "",
-            matrix=_frozen(_map(fan_out.get("values"))),
-            for_each=self.for_each(instance, stage),
-            agents=tuple(agents),
-            kind=kind,
-            run=_command(run),
-            call=call if isinstance(call, str) else None,
-            inputs=_frozen(inputs),
-            env=_frozen(env),
-            cwd=self._cwd(ctx.workflow, stage, agents),
-            after=after,
-            outputs=tuple(outputs),
-            estimate_s=self.seconds(field("estimate")) or 0,
-            spread_s=self.seconds(field("spread")),
-            fail_rate=_rate(stage.get("fail_rate")),
-            priority=self.priority(field("priority")),
-            timeout_s=self.seconds(field("timeout")),
-            retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
-            backoff_s=self.seconds(field("backoff")) or 0,
-            max_backoff_s=self.seconds(field("max_backoff")),
-            max_log=self.max_log(instance, stage, agents),
-            resources=_frozen(resources if isinstance(resources, dict) else {}),
-            when=when,
-            on_failure="continue" if on_failure == "continue" else "stop",
-            description=self.text(description),
-            approve=approve,
+        declared = [model.agents[a].get("outputs") for a in agents]
+        outputs = (
+            tuple(sorted({name for d in declared for name in _names(d)}))
+            if agents and all(isinstance(d, list) for d in declared)
+            else ()
+        )
+        sizes = [parse_size(model.agents[a].get("max_log")) for a in agents if a in model.agents]
+        known_sizes = [size for size in sizes if size is not None]
+        cost = cost_of({}, [model.agents[a] for a in agents])
+        return _Agents(
+            names=tuple(agents),
+            kind=kind if isinstance(kind, str) else "command",
+            run=only.get("run"),
+            call=only.get("call"),
+            outputs=outputs,
+            max_log=min(known_sizes) if known_sizes else None,
             cost=cost if cost else _EMPTY,
-            mcp=mcp,
-            sources=tuple(_names(field("sources"))),
-            produces=tuple(_names(field("produces"))),
-            run_if=run_if_of(stage.get("run_if")),
-            span=model.key_span(path),
         )
 
     def for_each(self, instance: _Instance, stage: Mapping[str, Any]) -> tuple[str, ...]:
@@ -485,7 +617,7 @@ class _Resolver:
         source = _foreach.source_of(_spanless(value) if isinstance(value, str) else None)
         return source or ()
 
-    def _cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+    def _cwd(self, workflow: str, stage: Mapping[str, Any], agents: Sequence[str]) -> str:
         cwd = stage.get("cwd")
         key = (workflow, cwd if isinstance(cwd, str) else None, agents[0] if len(agents) == 1 else None)
         found = self._cwds.get(key)
@@ -493,7 +625,7 @@ class _Resolver:
             found = self._cwds[key] = self._compute_cwd(workflow, stage, agents)
         return found
 
-    def _compute_cwd(self, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+    def _compute_cwd(self, workflow: str, stage: Mapping[str, Any], agents: Sequence[str]) -> str:
         return _stage_folder(self.model, workflow, stage, agents)
 
     def agent(self, name: str) -> PlanAgent:
@@ -666,13 +798,7 @@ def resolve(
         return None, diagnostics
     resolver = _Resolver(model, values)
     resolver.expand(_Context(workflow=name, stack=(name,)))
-    edges: dict[tuple[str, str], Edge] = {}
-    for edge in resolver.edges:
-        edges.setdefault((edge.before, edge.after), edge)
-    after: dict[str, list[str]] = {}
-    for before, target in edges:
-        after.setdefault(target, []).append(before)
-    stages = tuple(resolver.stage(i, tuple(after.get(i.name, ()))) for i in resolver.instances)
+    stages = tuple(resolver.stage(i, resolver.after(i.name)) for i in resolver.instances)
     used = {agent for stage in stages for agent in stage.agents}
     used.update(docs_agents(stage.mcp.get("docs") for stage in stages if stage.mcp is not None))
     agents = tuple(resolver.agent(a) for a in model.agents if a in used)
@@ -695,7 +821,7 @@ def resolve(
             secrets=tuple(resolver.secrets),
             agents=agents,
             stages=stages,
-            edges=tuple(edges.values()),
+            edges=tuple(resolver.edges),
             hooks=tuple(hooks),
             schedule=schedule if isinstance(schedule, str) else None,
             budget=budget_of(declaration, resolver.seconds),

@@ -7,7 +7,7 @@ module imports another that imports it back.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from operator import attrgetter
 
 from ._graph import Analysis
 from ._model import ResolvedWorkflow
@@ -16,24 +16,38 @@ from ._plan import Plan, PlanStage
 __all__ = ["build_plan"]
 
 _STAGE_FIELDS = tuple(f.name for f in fields(PlanStage))
-_set = object.__setattr__
+#: The slot setter and getter of each PlanStage field: a stage is copied, or given its
+#: analysis figures, without ``dataclasses.replace`` running ``__init__`` and
+#: ``__post_init__`` again (the other fields are the stage's, already checked).
+_SLOTS = tuple((getattr(PlanStage, name).__set__, getattr(PlanStage, name).__get__) for name in _STAGE_FIELDS)
+_set_after = getattr(PlanStage, "after").__set__  # noqa: B009 (mypy refuses the slot as a class attribute)
+#: The fields that the analysis sets (StageTiming's), read in one call and set slot by slot.
+_TIMING_FIELDS = (
+    "estimate_s", "earliest_start_s", "earliest_finish_s", "latest_start_s", "latest_finish_s",
+    "slack_s", "layer", "critical",
+)
+_timing_values = attrgetter(*_TIMING_FIELDS)
+_TIMING_SETTERS = tuple(getattr(PlanStage, name).__set__ for name in _TIMING_FIELDS)
 
 
-def _copied(stage: PlanStage, changes: dict[str, Any]) -> PlanStage:
-    """``dataclasses.replace`` for the fields that analysis sets, without running
-    ``__init__`` and ``__post_init__`` again (the other fields are the stage's, already
-    checked): half the time, per stage."""
+def _copied(stage: PlanStage) -> PlanStage:
     copied = object.__new__(PlanStage)
-    for name in _STAGE_FIELDS:
-        _set(copied, name, changes[name] if name in changes else getattr(stage, name))
+    for set_slot, get_slot in _SLOTS:
+        set_slot(copied, get_slot(stage))
     return copied
 
 
-def _into(stage: PlanStage, changes: dict[str, Any]) -> PlanStage:
-    """:func:`_copied` without the copy: ``stage`` itself gets the changes."""
-    for name, value in changes.items():
-        _set(stage, name, value)
-    return stage
+def _after(declared: tuple[str, ...], preds: tuple[str, ...]) -> tuple[str, ...]:
+    """First the dependencies that the stage names itself, in its own order, then the
+    implied ones in the order their edges were found."""
+    if declared == preds:
+        # The usual case: the resolver's `after` is every edge into the stage, in the order
+        # found, as the analysis's predecessors are (both without repeats).
+        return preds
+    pred_set = set(preds)
+    named = [name for name in dict.fromkeys(declared) if name in pred_set]
+    named_set = set(named)
+    return (*named, *(name for name in preds if name not in named_set))
 
 
 def build_plan(resolved: ResolvedWorkflow, analysis: Analysis, *, consume: bool = False) -> Plan:
@@ -47,34 +61,18 @@ def build_plan(resolved: ResolvedWorkflow, analysis: Analysis, *, consume: bool 
     plan's rather than being copied (``alfredc check``: a copy of every stage less at the
     peak).
     """
-    _with = _into if consume else _copied
+    predecessors = analysis.predecessors
+    timings = analysis.timings
     stages = []
     for stage in resolved.stages:
-        preds = analysis.predecessors.get(stage.name, ())
-        pred_set = set(preds)
-        named = [name for name in dict.fromkeys(stage.after) if name in pred_set]
-        named_set = set(named)
-        after = (*named, *(name for name in preds if name not in named_set))
-        timing = analysis.timings.get(stage.name)
-        if timing is None:  # not analysed (cannot happen for a plan built from analyse())
-            stages.append(_with(stage, {"after": after}))
-            continue
-        stages.append(
-            _with(
-                stage,
-                {
-                    "after": after,
-                    "estimate_s": timing.estimate_s,
-                    "earliest_start_s": timing.earliest_start_s,
-                    "earliest_finish_s": timing.earliest_finish_s,
-                    "latest_start_s": timing.latest_start_s,
-                    "latest_finish_s": timing.latest_finish_s,
-                    "slack_s": timing.slack_s,
-                    "layer": timing.layer,
-                    "critical": timing.critical,
-                },
-            )
-        )
+        name = stage.name
+        planned = stage if consume else _copied(stage)
+        _set_after(planned, _after(stage.after, predecessors.get(name, ())))
+        timing = timings.get(name)
+        if timing is not None:  # (always, for a plan built from analyse())
+            for set_slot, value in zip(_TIMING_SETTERS, _timing_values(timing), strict=True):
+                set_slot(planned, value)
+        stages.append(planned)
     return Plan(
         workflow=resolved.name,
         source=resolved.source,

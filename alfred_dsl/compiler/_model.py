@@ -12,7 +12,9 @@ from typing import Literal
 from .._source import Span
 from ._plan import FrozenMap, Hook, PlanAgent, PlanStage
 
-__all__ = ["Edge", "ResolvedWorkflow"]
+__all__ = ["Edge", "EdgeKind", "ResolvedWorkflow", "new_edge"]
+
+EdgeKind = Literal["after", "ref", "use"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,7 +25,24 @@ class Edge:
     after: str
     #: Where the edge is declared: the name in `after X`, the `stages.X...` reference, the `use ... after`.
     span: Span | None = field(default=None, compare=False)
-    kind: Literal["after", "ref", "use"] = "after"
+    kind: EdgeKind = "after"
+
+
+_set_before, _set_after, _set_span, _set_kind = (
+    getattr(Edge, name).__set__ for name in ("before", "after", "span", "kind")
+)
+
+
+def new_edge(before: str, after: str, span: Span | None, kind: EdgeKind) -> Edge:
+    """``Edge(before=..., after=..., span=..., kind=...)`` at half the cost: the slots set
+    directly rather than through the frozen dataclass's ``object.__setattr__`` (a plan of
+    100,000 stages has 300,000 edges)."""
+    edge = object.__new__(Edge)
+    _set_before(edge, before)
+    _set_after(edge, after)
+    _set_span(edge, span)
+    _set_kind(edge, kind)
+    return edge
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

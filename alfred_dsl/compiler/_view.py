@@ -310,7 +310,7 @@ class _Model:
         return types
 
 
-def _stage_folder(model: _Model, workflow: str, stage: Mapping[str, Any], agents: list[str]) -> str:
+def _stage_folder(model: _Model, workflow: str, stage: Mapping[str, Any], agents: Sequence[str]) -> str:
     """The absolute folder a stage runs in: its `cwd`, else its only agent's, else the
     folder of the file that declares the workflow."""
     ws = model.ws
