@@ -32,7 +32,6 @@ from ._view import (
     _stage_folder,
 )
 
-
 #: Types of document values that hold no string (nothing in them to interpolate).
 _NO_STRINGS = frozenset({int, float, bool, type(None)})
 
@@ -142,9 +141,8 @@ class _StageChecks(_TypeChecks):
             if not self.runnable_agents.issuperset(agents):
                 self._check_runnable(stage_name, stage, agents, path)
             if "tool" in stage or "arguments" in stage or not self.mcp_agents.isdisjoint(agents):
-                self.out.extend(
-                    check_mcp_stage(stage_name, stage, {a: model.agents[a] for a in agents}, path, model.key_span)
-                )
+                on = {a: model.agents[a] for a in agents}
+                self.out.extend(check_mcp_stage(stage_name, stage, on, path, model.key_span))
         if "docs" in stage:
             self.out.extend(
                 check_docs_agents(stage_name, stage, model.agents, path, model.key_span, model.value_span)
