@@ -26,6 +26,11 @@ def _stage_agent(stage: PlanStage) -> str | None:
     return stage.agents[0] if stage.agents else None
 
 
+#: ``json.dumps(value, ensure_ascii=False)`` without a new encoder per call (a plan of
+#: 100,000 stages encodes 100,000 of them).
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def dumps(data: Mapping[str, Any]) -> str:
     """JSON text of a top-level object: one key per line, and one line per element of a list
     of objects (a stage, a node, an edge).
@@ -36,13 +41,19 @@ def dumps(data: Mapping[str, Any]) -> str:
     lines = []
     for number_, (key, value) in enumerate(data.items()):
         comma = "," if number_ < len(data) - 1 else ""
-        name = json.dumps(key, ensure_ascii=False)
-        if isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
-            items = ",\n".join(f"    {json.dumps(item, ensure_ascii=False)}" for item in value)
-            lines.append(f"  {name}: [\n{items}\n  ]{comma}")
+        name = _encode(key)
+        if isinstance(value, list) and value and _all_mappings(value):
+            items = ",\n    ".join(map(_encode, value))
+            lines.append(f"  {name}: [\n    {items}\n  ]{comma}")
         else:
-            lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}{comma}")
+            lines.append(f"  {name}: {_encode(value)}{comma}")
     return "{\n" + "\n".join(lines) + "\n}\n" if lines else "{}\n"
+
+
+def _all_mappings(items: list[Any]) -> bool:
+    if set(map(type, items)) == {dict}:  # the common case, without a call per item
+        return True
+    return all(isinstance(item, Mapping) for item in items)
 
 
 def _spend_text(plan: Plan) -> list[str]:
