@@ -172,8 +172,9 @@ def test_quick_accepts_of_the_compiled_validator_agree_with_jsonschema(key: str,
     """The compiled validator accepts common values without its full walk (`_quick_accepts`):
     it must still refuse exactly what jsonschema refuses, in a stage and in a workflow's `order`."""
     document = {"workflows": {"w": {"stages": {"s": {key: value}}}}}
-    ordered = {"workflows": {"w": {"order": [value]}}}
-    for data in (document, ordered):
+    ordered = {"workflows": {"w": {"order": ["first", value]}}}
+    named = {"workflows": {"w": {"stages": {"s": {}, value: {}}}}} if isinstance(value, str) else {}
+    for data in (document, ordered, named):
         try:
             FAST(data)
             fast_valid = True

@@ -484,12 +484,49 @@ def _lighter_calls(code: str) -> str:
     code = _KEYS_WALK.sub(walk, code)
     for name, accepts in _quick_accepts(patterns).items():
         code = _guarded_calls(code, name, accepts)
+    code = _ITEMS_LOOP.sub(_guarded_loop, code)
+    code = _NAMES_LOOP.sub(r"\g<indent>if \g<map>_len != 0 and not (set(map(type, \g<map>)) <= {str}"
+                           r" and all(map(\g<search>, \g<map>))):\n", code)
     definitions = "".join(f"{name} = REGEX_PATTERNS[{text}].search\n" for text, name in patterns.items())
     definitions += "".join(f"{helper}\n" for helper in helpers)
     anchor = "\nNoneType = type(None)\n"
     if anchor not in code:
         raise RuntimeError("fastjsonschema's generated code changed: no `NoneType` line")
     return code.replace(anchor, f"{anchor}{definitions}", 1)
+
+
+#: A loop over a list whose only statement is a quick-accepted check of a text item.
+_ITEMS_LOOP = re.compile(
+    r"^(?P<indent>[ ]+)for (?P<list>\w+)_x, (?P=list)_item in enumerate\((?P=list)\):\n"
+    r"(?P=indent)    (?P<check>if not \(type\((?P=list)_item\) is str"
+    r" and (?P<search>_search_\d+)\((?P=list)_item\)\): "
+    r"validate____defs_\w+\((?P=list)_item, custom_formats, name_prefix\))\n"
+    r"(?!(?P=indent)[ ])",  # and nothing more in the loop
+    re.MULTILINE,
+)
+#: The check of a mapping's keys (``propertyNames``), each quick-accepted as a text.
+_NAMES_LOOP = re.compile(
+    r"^(?P<indent>[ ]+)if (?P<map>\w+)_len != 0:\n"
+    r"(?=(?P=indent)    (?P=map)_property_names = True\n"
+    r"(?P=indent)    for (?P=map)_key in (?P=map):\n"
+    r"(?P=indent)        try:\n"
+    r"(?P=indent)            if not \(type\((?P=map)_key\) is str"
+    r" and (?P<search>_search_\d+)\((?P=map)_key\)\): "
+    r"validate____defs_\w+\((?P=map)_key, custom_formats, name_prefix\)\n"
+    r"(?P=indent)        except \(JsonSchemaValueException, JsonSchemaValuesException\):\n"
+    r"(?P=indent)            (?P=map)_property_names = False\n)",
+    re.MULTILINE,
+)
+
+
+def _guarded_loop(match: re.Match[str]) -> str:
+    """Skip the loop when every item is a text its quick test accepts (checked in C)."""
+    indent, items, search = match["indent"], match["list"], match["search"]
+    return (
+        f"{indent}if not (set(map(type, {items})) <= {{str}} and all(map({search}, {items}))):\n"
+        f"{indent}    for {items}_x, {items}_item in enumerate({items}):\n"
+        f"{indent}        {match['check']}\n"
+    )
 
 
 def _guarded_calls(code: str, definition: str, accepts: str) -> str:

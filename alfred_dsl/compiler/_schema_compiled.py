@@ -68,7 +68,7 @@ def validate(data, custom_formats={}, name_prefix=None):
                     if True:
                         validate____defs_agent(data__agents_value, custom_formats, name_prefix)
                 data__agents_len = len(data__agents)
-                if data__agents_len != 0:
+                if data__agents_len != 0 and not (set(map(type, data__agents)) <= {str} and all(map(_search_1, data__agents))):
                     data__agents_property_names = True
                     for data__agents_key in data__agents:
                         try:
@@ -88,7 +88,7 @@ def validate(data, custom_formats={}, name_prefix=None):
                     if True:
                         validate____defs_workflow(data__workflows_value, custom_formats, name_prefix)
                 data__workflows_len = len(data__workflows)
-                if data__workflows_len != 0:
+                if data__workflows_len != 0 and not (set(map(type, data__workflows)) <= {str} and all(map(_search_1, data__workflows))):
                     data__workflows_property_names = True
                     for data__workflows_key in data__workflows:
                         try:
@@ -141,7 +141,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                                     if data__approvers_value_item_len < 1:
                                         raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}[{data__approvers_value_x}]" + " must be longer than or equal to 1 characters")
                 data__approvers_len = len(data__approvers)
-                if data__approvers_len != 0:
+                if data__approvers_len != 0 and not (set(map(type, data__approvers)) <= {str} and all(map(_search_1, data__approvers))):
                     data__approvers_property_names = True
                     for data__approvers_key in data__approvers:
                         try:
@@ -209,7 +209,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                     if True:
                         validate____defs_param(data__params_value, custom_formats, name_prefix)
                 data__params_len = len(data__params)
-                if data__params_len != 0:
+                if data__params_len != 0 and not (set(map(type, data__params)) <= {str} and all(map(_search_1, data__params))):
                     data__params_property_names = True
                     for data__params_key in data__params:
                         try:
@@ -233,7 +233,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                     if True:
                         validate____defs_stage(data__stages_value, custom_formats, name_prefix)
                 data__stages_len = len(data__stages)
-                if data__stages_len != 0:
+                if data__stages_len != 0 and not (set(map(type, data__stages)) <= {str} and all(map(_search_1, data__stages))):
                     data__stages_property_names = True
                     for data__stages_key in data__stages:
                         try:
@@ -253,7 +253,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                     if True:
                         validate____defs_use(data__uses_value, custom_formats, name_prefix)
                 data__uses_len = len(data__uses)
-                if data__uses_len != 0:
+                if data__uses_len != 0 and not (set(map(type, data__uses)) <= {str} and all(map(_search_1, data__uses))):
                     data__uses_property_names = True
                     for data__uses_key in data__uses:
                         try:
@@ -270,8 +270,9 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
             data__order_is_list = isinstance(data__order, (list, tuple))
             if data__order_is_list:
                 data__order_len = len(data__order)
-                for data__order_x, data__order_item in enumerate(data__order):
-                    if not (type(data__order_item) is str and _search_1(data__order_item)): validate____defs_identifier(data__order_item, custom_formats, name_prefix)
+                if not (set(map(type, data__order)) <= {str} and all(map(_search_1, data__order))):
+                    for data__order_x, data__order_item in enumerate(data__order):
+                        if not (type(data__order_item) is str and _search_1(data__order_item)): validate____defs_identifier(data__order_item, custom_formats, name_prefix)
         if "on" in data_keys:
             data_keys.remove("on")
             data__on = data["on"]
