@@ -419,11 +419,12 @@ def _redundant_edges(
     """
     count = len(order)
     queries: dict[int, list[tuple[int, list[int]]]] = {}  # source u -> (edge number, candidate vias)
-    for number, (edge, (before, after)) in enumerate(zip(edges, pairs, strict=True)):
-        if edge.kind != "after":
-            continue
+    # The layers first: they rule out most edges without reading the edge itself.
+    for number, (before, after) in enumerate(pairs):
         level = layer_of[before]
         if level >= layer_of[after] - 1:  # every predecessor of `after` is at most one layer up
+            continue
+        if edges[number].kind != "after":
             continue
         candidates = [p for p in preds[after] if p != before and layer_of[p] > level]
         if candidates:
