@@ -125,22 +125,17 @@ _Value = TypeVar("_Value")
 
 class _ByStage(Mapping[str, _Value]):
     """A read-only mapping by stage name (declaration order) whose values are made from the
-    stage's index when first read: ``alfredc check`` of a large file reads none of them, the
-    plan reads each once."""
+    stage's index at each read, and not kept: ``alfredc check`` of a large file reads none
+    of them, the plan reads each once."""
 
-    __slots__ = ("_index", "_made", "_make")
+    __slots__ = ("_index", "_make")
 
     def __init__(self, index: Mapping[str, int], make: Callable[[int], _Value]) -> None:
         self._index = index
         self._make = make
-        self._made: dict[int, _Value] = {}
 
     def __getitem__(self, name: str) -> _Value:
-        number = self._index[name]
-        value = self._made.get(number)
-        if value is None:
-            value = self._made[number] = self._make(number)
-        return value
+        return self._make(self._index[name])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
