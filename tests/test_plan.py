@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _terminal import run_on_terminal
@@ -326,6 +327,42 @@ json_values = st.recursive(
 )
 def test_dumps_round_trips(data: dict[str, object]) -> None:
     assert json.loads(dumps(data)) == data
+
+
+def _dumps_reference(data: dict[str, Any]) -> str:
+    """dumps' layout written with json.dumps for every piece."""
+    lines = []
+    for number, (key, value) in enumerate(data.items()):
+        comma = "," if number < len(data) - 1 else ""
+        name = json.dumps(key, ensure_ascii=False)
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            items = ",\n".join(f"    {json.dumps(item, ensure_ascii=False)}" for item in value)
+            lines.append(f"  {name}: [\n{items}\n  ]{comma}")
+        else:
+            lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}{comma}")
+    return "{\n" + "\n".join(lines) + "\n}\n" if lines else "{}\n"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=5),
+        json_values | st.floats() | st.lists(st.dictionaries(st.text(max_size=3), json_values | st.floats())),
+    )
+)
+def test_dumps_writes_what_json_dumps_writes(data: dict[str, Any]) -> None:
+    """The same bytes as json.dumps for every piece (non-ASCII text, NaN and infinities
+    included), whichever encoder dumps uses."""
+    assert dumps(data) == _dumps_reference(data)
+
+
+def test_dumps_refuses_a_circular_value_and_then_works_again() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular"):
+        dumps({"stages": [{"x": looped}]})
+    again = {"stages": [{"x": [1]}, {"x": [1]}]}
+    assert dumps(again) == '{\n  "stages": [\n    {"x": [1]},\n    {"x": [1]}\n  ]\n}\n'
 
 
 def test_dumps_puts_each_stage_on_its_own_line() -> None:

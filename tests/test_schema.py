@@ -158,6 +158,39 @@ def test_fast_path_agrees_with_jsonschema_and_every_error_is_explained(document:
                for d in diagnostics)
 
 
+
+TRICKY = [
+    "build", "a.b", "a..b", ".a", "a.", "-x", "_x", "x-1", "x y", "x\ny", "", "1h", "5m30", "500ms", "1h30m",
+    "${params.t}", 0, -1, 2.5, float("nan"), True, None, ["a", "a"], ["a", "b.c"], ["a", 1], [], ["x\ny"],
+    ["a", "a.b", "a.b"], {"a": 1},
+]
+
+
+@pytest.mark.parametrize("key", ["agent", "after", "estimate", "timeout", "backoff"])
+@pytest.mark.parametrize("value", TRICKY, ids=repr)
+def test_quick_accepts_of_the_compiled_validator_agree_with_jsonschema(key: str, value: Any) -> None:
+    """The compiled validator accepts common values without its full walk (`_quick_accepts`):
+    it must still refuse exactly what jsonschema refuses, in a stage and in a workflow's `order`."""
+    document = {"workflows": {"w": {"stages": {"s": {key: value}}}}}
+    ordered = {"workflows": {"w": {"order": ["first", value]}}}
+    named = {"workflows": {"w": {"stages": {"s": {}, value: {}}}}} if isinstance(value, str) else {}
+    for data in (document, ordered, named):
+        try:
+            FAST(data)
+            fast_valid = True
+        except fastjsonschema.JsonSchemaValueException:
+            fast_valid = False
+        assert fast_valid == REFERENCE.is_valid(data), data
+
+
+def test_quick_accepts_cover_the_per_stage_definitions() -> None:
+    """Regenerating keeps the shortcuts: each is derived from the schema's definitions."""
+    text = _schema.compiled_source()
+    for definition in ("identifier", "names", "duration"):
+        assert f"): validate____defs_{definition}(" in text
+    assert '(name_prefix or "data") + f".stages.' not in text
+
+
 DURATION_PARTS = st.lists(st.integers(0, 999), min_size=5, max_size=5)
 
 

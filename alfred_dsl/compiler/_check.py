@@ -128,7 +128,8 @@ def _unused_agents(model: _Model) -> list[Diagnostic]:
                 used.add(agent)
             elif "requires" in stage:
                 used.update(model.matching_agents(_names(stage.get("requires"))))
-            used.update(docs_agents([stage.get("docs")]))
+            if "docs" in stage:
+                used.update(docs_agents([stage["docs"]]))
     out: list[Diagnostic] = []
     entry_agents = _map(model.ws.entry.data.get("agents"))
     for name in entry_agents:

@@ -64,6 +64,8 @@ class _Checker:
         self.params = _map(self.workflow.get("params"))
         self.param_types = model.param_types(name)
         self.used_params: set[str] = set()
+        #: Whether each duration text met so far is valid (see ``_check_typed_fields``).
+        self.valid_durations: dict[str, bool] = {}
 
     def _check_strings(self, value: Any, path: DocPath) -> Template | None:
         """Check every reference in the strings of ``value``; the template of ``value`` if a string."""
@@ -75,12 +77,12 @@ class _Checker:
                 if "${" in text:  # it does not parse (A108): count the params it seems to name
                     self.used_params.update(_PARAM_MENTION.findall(text))
                 continue
-            where = self.model.value_span(at)
+            # The string's span only for a reference without one of its own, or an operator.
             for ref in references(template):
-                self._check_ref(ref, where)
+                self._check_ref(ref, ref.span or self.model.value_span(at))
             for part in template.parts:
                 if isinstance(part, Binary | Unary):
-                    self.out.extend(check_types(part, self.param_types, where)[1])
+                    self.out.extend(check_types(part, self.param_types, self.model.value_span(at))[1])
         return last if isinstance(value, str) else None
 
     def _check_ref(self, ref: Ref, where: Span) -> None:

@@ -6,6 +6,7 @@ imported from its folder), its fields; a `use`'s template, bindings and `after`.
 
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 import importlib.util
 import os
@@ -19,8 +20,8 @@ from ._approvals import check_approval_stage
 from ._check_types import _TypeChecks
 from ._document import Path as DocPath
 from ._fixes import rename_fix
-from ._foreach import check_stage as check_for_each
-from ._mcpcheck import check_docs_agents, check_mcp_stage
+from ._foreach import FOR_EACH_KEY, check_stage as check_for_each
+from ._mcpcheck import MCP_KIND, check_docs_agents, check_mcp_stage
 from ._view import (
     _NAME_KEYS,
     EXECUTOR_NEEDS,
@@ -30,6 +31,9 @@ from ._view import (
     _names,
     _stage_folder,
 )
+
+#: Types of document values that hold no string (nothing in them to interpolate).
+_NO_STRINGS = frozenset({int, float, bool, type(None)})
 
 
 def _module_not_found(call: str, folder: str) -> str | None:
@@ -92,6 +96,9 @@ class _StageChecks(_TypeChecks):
     """Stages and uses: what runs, on which agent, from which template."""
 
     def _check_stage(self, stage_name: str, stage: dict[str, Any]) -> None:
+        # Called once per stage (100,000 times in a large file): paths and spans are made only
+        # for a value that needs them, and the checks that cannot find anything in this stage
+        # (mcp, for_each, strings without `${`) are not called.
         path: DocPath = (*self.path, "stages", stage_name)
         model = self.model
         if stage_name in self.uses:
@@ -123,27 +130,72 @@ class _StageChecks(_TypeChecks):
                 )
             )
         if has_agent:
-            agents = self._check_agent_name(stage.get("agent"), (*path, "agent"))
+            agent = stage["agent"]
+            if isinstance(agent, str) and agent in model.agents:
+                agents = [agent]
+            else:
+                agents = self._check_agent_name(agent, (*path, "agent"))
         elif has_requires:
-            agents = self._check_requires(stage.get("requires"), (*path, "requires"))
+            agents = self._check_requires(stage["requires"], (*path, "requires"))
         if agents and not (has_agent and has_requires):
-            self._check_runnable(stage_name, stage, agents, path)
-            self.out.extend(
-                check_mcp_stage(stage_name, stage, {a: model.agents[a] for a in agents}, path, model.key_span)
-            )
+            if not self.runnable_agents.issuperset(agents):
+                self._check_runnable(stage_name, stage, agents, path)
+            if "tool" in stage or "arguments" in stage or not self.mcp_agents.isdisjoint(agents):
+                on = {a: model.agents[a] for a in agents}
+                self.out.extend(check_mcp_stage(stage_name, stage, on, path, model.key_span))
         if "docs" in stage:
             self.out.extend(
                 check_docs_agents(stage_name, stage, model.agents, path, model.key_span, model.value_span)
             )
-        for index, name in enumerate(_names(stage.get("after"))):
-            self._check_target(name, (*path, "after", index))
+        after = stage.get("after")
+        if isinstance(after, list):
+            stages, uses = self.stages, self.uses
+            index = 0  # among the names (non-strings are the schema's to report)
+            for name in after:
+                if isinstance(name, str):
+                    if name not in stages and name not in uses:
+                        self._check_target(name, (*path, "after", index))
+                    index += 1
         self._check_typed_fields(stage, path)
         if "when" in stage:
             self._check_when(stage["when"], (*path, "when"))
+        # Only strings holding `${` (and the lists and maps that may hold them) have anything
+        # to check; `${each.*}` is such a string too.
+        interpolates = False
         for key, value in stage.items():
-            if key not in _NAME_KEYS and key != "when":
+            kind = type(value)
+            if kind is str:
+                if "${" not in value:
+                    continue
+            elif kind in _NO_STRINGS:
+                continue
+            if key in _NAME_KEYS:
+                continue
+            interpolates = True
+            if key != "when":
                 self._check_strings(value, (*path, key))
-        check_for_each(model, stage_name, stage, path, _NAME_KEYS, self.out)  # for_each, ${each.*}
+        if interpolates or FOR_EACH_KEY in stage:
+            check_for_each(model, stage_name, stage, path, _NAME_KEYS, self.out)  # for_each, ${each.*}
+
+    @functools.cached_property
+    def mcp_agents(self) -> frozenset[str]:
+        """The agents of ``kind = mcp`` (only a stage on one, or with a `tool`, is checked for it)."""
+        return frozenset(
+            name for name, agent in self.model.agents.items() if agent.get("kind", "command") == MCP_KIND
+        )
+
+    @functools.cached_property
+    def runnable_agents(self) -> frozenset[str]:
+        """The agents that :meth:`_check_runnable` has nothing to say about, whatever the stage:
+        what they run is their own (``run``/``call``... on the agent; not python, whose module is
+        looked for from the stage's folder), or they are checked once, on the agent (http)."""
+        runnable: set[str] = set()
+        for name, agent in self.model.agents.items():
+            kind = agent.get("kind", "command")
+            need = EXECUTOR_NEEDS.get(kind) if isinstance(kind, str) else None
+            if need is None or need == "url" or (agent.get(need) and kind != "python"):
+                runnable.add(name)
+        return frozenset(runnable)
 
     def _check_agent_name(self, agent: Any, path: DocPath) -> list[str]:
         if not isinstance(agent, str):

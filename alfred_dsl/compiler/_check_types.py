@@ -90,9 +90,18 @@ class _TypeChecks(_Checker):
             self._check_typed_fields(defaults, (*self.path, "defaults"))
 
     def _check_typed_fields(self, block: Mapping[str, Any], path: DocPath) -> None:
+        valid = self.valid_durations
         for key in _DURATION_FIELDS:
             if key in block:
-                self._check_duration(block[key], (*path, key))
+                value = block[key]
+                if type(value) is str and "${" not in value:
+                    # The same few texts (`30m`, `1h`) come back in stage after stage.
+                    known = valid.get(value)
+                    if known is None:
+                        known = valid[value] = parse_duration(value) is not None
+                    if known:
+                        continue
+                self._check_duration(value, (*path, key))
         if "priority" in block:
             self._check_priority(block["priority"], (*path, "priority"))
         if isinstance(block.get("retries"), str):

@@ -11,9 +11,10 @@ networkx leaves this module (the plan stays free of networkx objects).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from .._diagnostics import Diagnostic, Label, Severity, error, warning
 from .._gcpause import collector_paused
@@ -97,20 +98,53 @@ def _analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnost
     estimates = [max(float(stage.estimate_s or 0), 0.0) for stage in resolved.stages]
     timings, critical_path, duration = _critical_path(estimates, layer_of, preds, succs, order)
     redundant = _redundant_entries(edges, _redundant_edges(edges, pairs, preds, order, layer_of))
+    name_of = names.__getitem__
     analysis = Analysis(
-        timings=dict(zip(names, timings, strict=True)),
-        predecessors={name: tuple(names[p] for p in preds[i]) for i, name in enumerate(names)},
+        timings=_ByStage(index, timings),
+        predecessors=_ByStage(index, lambda i: tuple(map(name_of, preds[i]))),
         critical_path=tuple(names[i] for i in critical_path),
         duration_s=duration,
         layers=tuple(tuple(names[i] for i in layer) for layer in generations),
         max_parallelism=max((len(layer) for layer in generations), default=0),
         redundant=tuple(edge for group, _ in redundant for edge in group),
     )
+    if not redundant:
+        return analysis, []
     stage_spans = _stage_spans(resolved)
     diagnostics = [
         _redundant_diagnostic(group, names[via], resolved, stage_spans) for group, via in redundant
     ]
     return analysis, diagnostics
+
+
+_BEFORE = operator.attrgetter("before")
+_AFTER = operator.attrgetter("after")
+
+_Value = TypeVar("_Value")
+
+
+class _ByStage(Mapping[str, _Value]):
+    """A read-only mapping by stage name (declaration order) whose values are made from the
+    stage's index at each read, and not kept: ``alfredc check`` of a large file reads none
+    of them, the plan reads each once."""
+
+    __slots__ = ("_index", "_make")
+
+    def __init__(self, index: Mapping[str, int], make: Callable[[int], _Value]) -> None:
+        self._index = index
+        self._make = make
+
+    def __getitem__(self, name: str) -> _Value:
+        return self._make(self._index[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 # -- edges ------------------------------------------------------------------------------
@@ -147,10 +181,16 @@ def _usable_edges(
     A declared ``after`` edge wins over an implied one for the same pair, so that a
     redundant ``after`` is still reported when a reference also implies it.
     """
+    # The common case, all in C: every name known and no pair twice.
+    find = index.get
+    befores, afters = list(map(find, map(_BEFORE, edges))), list(map(find, map(_AFTER, edges)))
+    pairs = list(zip(befores, afters, strict=True))
+    if None not in befores and None not in afters and len(set(pairs)) == len(pairs):
+        return list(edges), cast(list[tuple[int, int]], pairs)
     count = len(index)
     kept: dict[int, int] = {}  # before * count + after -> position in `usable`
     usable: list[Edge] = []
-    pairs: list[tuple[int, int]] = []
+    known: list[tuple[int, int]] = []
     for edge in edges:
         before, after = index.get(edge.before), index.get(edge.after)
         if before is None or after is None:
@@ -160,10 +200,10 @@ def _usable_edges(
         if previous is None:
             kept[key] = len(usable)
             usable.append(edge)
-            pairs.append((before, after))
+            known.append((before, after))
         elif usable[previous].kind != "after" and edge.kind == "after":
             usable[previous] = edge  # the pair keeps its first position
-    return usable, pairs
+    return usable, known
 
 
 def _edge_span(edge: Edge, resolved: ResolvedWorkflow, stage_spans: Mapping[str, Span | None]) -> Span | None:
@@ -281,8 +321,9 @@ def _critical_path(
     preds: Sequence[Sequence[int]],
     succs: Sequence[Sequence[int]],
     order: Sequence[int],
-) -> tuple[list[StageTiming], list[int], float]:
-    """Forward and backward CPM passes over ``order`` (a topological order)."""
+) -> tuple[Callable[[int], StageTiming], list[int], float]:
+    """Forward and backward CPM passes over ``order`` (a topological order); the figures of
+    stage ``i`` as ``timings(i)``."""
     count = len(estimates)
     early_start = [0.0] * count
     early_finish = [0.0] * count
@@ -309,11 +350,15 @@ def _critical_path(
         late_start[node] = finish - estimates[node]
 
     tolerance = 1e-9 * max(1.0, duration)
-    slack = [max(late - early, 0.0) for late, early in zip(late_start, early_start, strict=True)]
-    slack = [0.0 if s <= tolerance else s for s in slack]
+    # max(late - early, 0.0), then 0.0 within the tolerance (a negative value is within it).
+    slack = [
+        0.0 if (gap := late - early) <= tolerance else gap
+        for late, early in zip(late_start, early_start, strict=True)
+    ]
     critical = [s == 0.0 for s in slack]
-    timings = [
-        StageTiming(
+
+    def timings(i: int) -> StageTiming:
+        return StageTiming(
             estimate_s=estimates[i],
             earliest_start_s=early_start[i],
             earliest_finish_s=early_finish[i],
@@ -323,8 +368,6 @@ def _critical_path(
             layer=layer_of[i],
             critical=critical[i],
         )
-        for i in range(count)
-    ]
 
     # One longest path: from the first-declared critical source, always to the
     # first-declared critical successor that starts when this stage finishes.
@@ -371,11 +414,12 @@ def _redundant_edges(
     """
     count = len(order)
     queries: dict[int, list[tuple[int, list[int]]]] = {}  # source u -> (edge number, candidate vias)
-    for number, (edge, (before, after)) in enumerate(zip(edges, pairs, strict=True)):
-        if edge.kind != "after":
-            continue
+    # The layers first: they rule out most edges without reading the edge itself.
+    for number, (before, after) in enumerate(pairs):
         level = layer_of[before]
         if level >= layer_of[after] - 1:  # every predecessor of `after` is at most one layer up
+            continue
+        if edges[number].kind != "after":
             continue
         candidates = [p for p in preds[after] if p != before and layer_of[p] > level]
         if candidates:

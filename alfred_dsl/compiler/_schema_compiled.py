@@ -22,6 +22,14 @@ REGEX_PATTERNS = {
 }
 
 NoneType = type(None)
+_search_0 = REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*$'].search
+_search_1 = REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search
+_search_2 = REGEX_PATTERNS['^[0-9]+(B|[KMGT]i?B)$'].search
+_search_3 = REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]*$'].search
+_search_4 = REGEX_PATTERNS['\\$\\{'].search
+_search_5 = REGEX_PATTERNS['^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$'].search
+_search_6 = REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search
+def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
 
 def validate(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
@@ -56,17 +64,15 @@ def validate(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".agents must be object")
             data__agents_is_dict = isinstance(data__agents, dict)
             if data__agents_is_dict:
-                data__agents_keys = set(data__agents.keys())
-                for data__agents_key in data__agents_keys:
-                    if data__agents_key not in []:
-                        data__agents_value = data__agents.get(data__agents_key)
-                        validate____defs_agent(data__agents_value, custom_formats, (name_prefix or "data") + f".agents.{data__agents_key}")
+                for data__agents_key, data__agents_value in data__agents.items():
+                    if True:
+                        validate____defs_agent(data__agents_value, custom_formats, name_prefix)
                 data__agents_len = len(data__agents)
-                if data__agents_len != 0:
+                if data__agents_len != 0 and not (set(map(type, data__agents)) <= {str} and all(map(_search_1, data__agents))):
                     data__agents_property_names = True
                     for data__agents_key in data__agents:
                         try:
-                            validate____defs_identifier(data__agents_key, custom_formats, (name_prefix or "data") + ".agents")
+                            if not (type(data__agents_key) is str and _search_1(data__agents_key)): validate____defs_identifier(data__agents_key, custom_formats, name_prefix)
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__agents_property_names = False
                     if not data__agents_property_names:
@@ -78,17 +84,15 @@ def validate(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".workflows must be object")
             data__workflows_is_dict = isinstance(data__workflows, dict)
             if data__workflows_is_dict:
-                data__workflows_keys = set(data__workflows.keys())
-                for data__workflows_key in data__workflows_keys:
-                    if data__workflows_key not in []:
-                        data__workflows_value = data__workflows.get(data__workflows_key)
-                        validate____defs_workflow(data__workflows_value, custom_formats, (name_prefix or "data") + f".workflows.{data__workflows_key}")
+                for data__workflows_key, data__workflows_value in data__workflows.items():
+                    if True:
+                        validate____defs_workflow(data__workflows_value, custom_formats, name_prefix)
                 data__workflows_len = len(data__workflows)
-                if data__workflows_len != 0:
+                if data__workflows_len != 0 and not (set(map(type, data__workflows)) <= {str} and all(map(_search_1, data__workflows))):
                     data__workflows_property_names = True
                     for data__workflows_key in data__workflows:
                         try:
-                            validate____defs_identifier(data__workflows_key, custom_formats, (name_prefix or "data") + ".workflows")
+                            if not (type(data__workflows_key) is str and _search_1(data__workflows_key)): validate____defs_identifier(data__workflows_key, custom_formats, name_prefix)
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__workflows_property_names = False
                     if not data__workflows_property_names:
@@ -120,15 +124,12 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".approvers must be object")
             data__approvers_is_dict = isinstance(data__approvers, dict)
             if data__approvers_is_dict:
-                data__approvers_keys = set(data__approvers.keys())
-                for data__approvers_key in data__approvers_keys:
-                    if data__approvers_key not in []:
-                        data__approvers_value = data__approvers.get(data__approvers_key)
+                for data__approvers_key, data__approvers_value in data__approvers.items():
+                    if True:
                         if not isinstance(data__approvers_value, (list, tuple)):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}" + " must be array")
                         data__approvers_value_is_list = isinstance(data__approvers_value, (list, tuple))
                         if data__approvers_value_is_list:
-                            def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                             data__approvers_value_len = len(data__approvers_value)
                             if data__approvers_value_len > len(set(data__approvers_value) if all(type(data__approvers_value_x) is str for data__approvers_value_x in data__approvers_value) else set(fn(data__approvers_value_x) for data__approvers_value_x in data__approvers_value)):
                                 raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}" + " must contain unique items")
@@ -140,11 +141,11 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                                     if data__approvers_value_item_len < 1:
                                         raise JsonSchemaValueException("" + (name_prefix or "data") + f".approvers.{data__approvers_key}[{data__approvers_value_x}]" + " must be longer than or equal to 1 characters")
                 data__approvers_len = len(data__approvers)
-                if data__approvers_len != 0:
+                if data__approvers_len != 0 and not (set(map(type, data__approvers)) <= {str} and all(map(_search_1, data__approvers))):
                     data__approvers_property_names = True
                     for data__approvers_key in data__approvers:
                         try:
-                            validate____defs_identifier(data__approvers_key, custom_formats, (name_prefix or "data") + ".approvers")
+                            if not (type(data__approvers_key) is str and _search_1(data__approvers_key)): validate____defs_identifier(data__approvers_key, custom_formats, name_prefix)
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__approvers_property_names = False
                     if not data__approvers_property_names:
@@ -176,13 +177,13 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 if "time" in data__budget_keys:
                     data__budget_keys.remove("time")
                     data__budget__time = data__budget["time"]
-                    validate____defs_duration(data__budget__time, custom_formats, (name_prefix or "data") + ".budget.time")
+                    if not (type(data__budget__time) is str and _search_6(data__budget__time)): validate____defs_duration(data__budget__time, custom_formats, name_prefix)
                 if data__budget_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".budget must not contain "+str(data__budget_keys)+" properties")
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            if not (type(data__timeout) is str and _search_6(data__timeout)): validate____defs_duration(data__timeout, custom_formats, name_prefix)
         if "concurrency_group" in data_keys:
             data_keys.remove("concurrency_group")
             data__concurrencygroup = data["concurrency_group"]
@@ -204,17 +205,15 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".params must be object")
             data__params_is_dict = isinstance(data__params, dict)
             if data__params_is_dict:
-                data__params_keys = set(data__params.keys())
-                for data__params_key in data__params_keys:
-                    if data__params_key not in []:
-                        data__params_value = data__params.get(data__params_key)
-                        validate____defs_param(data__params_value, custom_formats, (name_prefix or "data") + f".params.{data__params_key}")
+                for data__params_key, data__params_value in data__params.items():
+                    if True:
+                        validate____defs_param(data__params_value, custom_formats, name_prefix)
                 data__params_len = len(data__params)
-                if data__params_len != 0:
+                if data__params_len != 0 and not (set(map(type, data__params)) <= {str} and all(map(_search_1, data__params))):
                     data__params_property_names = True
                     for data__params_key in data__params:
                         try:
-                            validate____defs_identifier(data__params_key, custom_formats, (name_prefix or "data") + ".params")
+                            if not (type(data__params_key) is str and _search_1(data__params_key)): validate____defs_identifier(data__params_key, custom_formats, name_prefix)
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__params_property_names = False
                     if not data__params_property_names:
@@ -222,7 +221,7 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
         if "defaults" in data_keys:
             data_keys.remove("defaults")
             data__defaults = data["defaults"]
-            validate____defs_defaults(data__defaults, custom_formats, (name_prefix or "data") + ".defaults")
+            validate____defs_defaults(data__defaults, custom_formats, name_prefix)
         if "stages" in data_keys:
             data_keys.remove("stages")
             data__stages = data["stages"]
@@ -230,17 +229,15 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".stages must be object")
             data__stages_is_dict = isinstance(data__stages, dict)
             if data__stages_is_dict:
-                data__stages_keys = set(data__stages.keys())
-                for data__stages_key in data__stages_keys:
-                    if data__stages_key not in []:
-                        data__stages_value = data__stages.get(data__stages_key)
-                        validate____defs_stage(data__stages_value, custom_formats, (name_prefix or "data") + f".stages.{data__stages_key}")
+                for data__stages_key, data__stages_value in data__stages.items():
+                    if True:
+                        validate____defs_stage(data__stages_value, custom_formats, name_prefix)
                 data__stages_len = len(data__stages)
-                if data__stages_len != 0:
+                if data__stages_len != 0 and not (set(map(type, data__stages)) <= {str} and all(map(_search_1, data__stages))):
                     data__stages_property_names = True
                     for data__stages_key in data__stages:
                         try:
-                            validate____defs_identifier(data__stages_key, custom_formats, (name_prefix or "data") + ".stages")
+                            if not (type(data__stages_key) is str and _search_1(data__stages_key)): validate____defs_identifier(data__stages_key, custom_formats, name_prefix)
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__stages_property_names = False
                     if not data__stages_property_names:
@@ -252,17 +249,15 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".uses must be object")
             data__uses_is_dict = isinstance(data__uses, dict)
             if data__uses_is_dict:
-                data__uses_keys = set(data__uses.keys())
-                for data__uses_key in data__uses_keys:
-                    if data__uses_key not in []:
-                        data__uses_value = data__uses.get(data__uses_key)
-                        validate____defs_use(data__uses_value, custom_formats, (name_prefix or "data") + f".uses.{data__uses_key}")
+                for data__uses_key, data__uses_value in data__uses.items():
+                    if True:
+                        validate____defs_use(data__uses_value, custom_formats, name_prefix)
                 data__uses_len = len(data__uses)
-                if data__uses_len != 0:
+                if data__uses_len != 0 and not (set(map(type, data__uses)) <= {str} and all(map(_search_1, data__uses))):
                     data__uses_property_names = True
                     for data__uses_key in data__uses:
                         try:
-                            validate____defs_identifier(data__uses_key, custom_formats, (name_prefix or "data") + ".uses")
+                            if not (type(data__uses_key) is str and _search_1(data__uses_key)): validate____defs_identifier(data__uses_key, custom_formats, name_prefix)
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__uses_property_names = False
                     if not data__uses_property_names:
@@ -275,8 +270,9 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
             data__order_is_list = isinstance(data__order, (list, tuple))
             if data__order_is_list:
                 data__order_len = len(data__order)
-                for data__order_x, data__order_item in enumerate(data__order):
-                    validate____defs_identifier(data__order_item, custom_formats, (name_prefix or "data") + f".order[{data__order_x}]")
+                if not (set(map(type, data__order)) <= {str} and all(map(_search_1, data__order))):
+                    for data__order_x, data__order_item in enumerate(data__order):
+                        if not (type(data__order_item) is str and _search_1(data__order_item)): validate____defs_identifier(data__order_item, custom_formats, name_prefix)
         if "on" in data_keys:
             data_keys.remove("on")
             data__on = data["on"]
@@ -288,15 +284,15 @@ def validate____defs_workflow(data, custom_formats={}, name_prefix=None):
                 if "failure" in data__on_keys:
                     data__on_keys.remove("failure")
                     data__on__failure = data__on["failure"]
-                    validate____defs_hook(data__on__failure, custom_formats, (name_prefix or "data") + ".on.failure")
+                    validate____defs_hook(data__on__failure, custom_formats, name_prefix)
                 if "success" in data__on_keys:
                     data__on_keys.remove("success")
                     data__on__success = data__on["success"]
-                    validate____defs_hook(data__on__success, custom_formats, (name_prefix or "data") + ".on.success")
+                    validate____defs_hook(data__on__success, custom_formats, name_prefix)
                 if "stage_failed" in data__on_keys:
                     data__on_keys.remove("stage_failed")
                     data__on__stagefailed = data__on["stage_failed"]
-                    validate____defs_hook(data__on__stagefailed, custom_formats, (name_prefix or "data") + ".on.stage_failed")
+                    validate____defs_hook(data__on__stagefailed, custom_formats, name_prefix)
                 if data__on_keys:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".on must not contain "+str(data__on_keys)+" properties")
         if data_keys:
@@ -315,7 +311,7 @@ def validate____defs_hook(data, custom_formats={}, name_prefix=None):
         if "run" in data_keys:
             data_keys.remove("run")
             data__run = data["run"]
-            validate____defs_command(data__run, custom_formats, (name_prefix or "data") + ".run")
+            validate____defs_command(data__run, custom_formats, name_prefix)
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -362,7 +358,7 @@ def validate____defs_use(data, custom_formats={}, name_prefix=None):
         if "template" in data_keys:
             data_keys.remove("template")
             data__template = data["template"]
-            validate____defs_identifier(data__template, custom_formats, (name_prefix or "data") + ".template")
+            if not (type(data__template) is str and _search_1(data__template)): validate____defs_identifier(data__template, custom_formats, name_prefix)
         if "params" in data_keys:
             data_keys.remove("params")
             data__params = data["params"]
@@ -371,7 +367,7 @@ def validate____defs_use(data, custom_formats={}, name_prefix=None):
         if "after" in data_keys:
             data_keys.remove("after")
             data__after = data["after"]
-            validate____defs_names(data__after, custom_formats, (name_prefix or "data") + ".after")
+            if not (type(data__after) is list and set(map(type, data__after)) <= {str} and len(set(data__after)) == len(data__after) and all(map(_search_0, data__after))): validate____defs_names(data__after, custom_formats, name_prefix)
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -381,7 +377,6 @@ def validate____defs_names(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
     data_is_list = isinstance(data, (list, tuple))
     if data_is_list:
-        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
         data_len = len(data)
         if data_len > len(set(data) if all(type(data_x) is str for data_x in data) else set(fn(data_x) for data_x in data)):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain unique items")
@@ -389,7 +384,7 @@ def validate____defs_names(data, custom_formats={}, name_prefix=None):
             if not isinstance(data_item, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be string")
             if isinstance(data_item, str):
-                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*$'].search(data_item):
+                if not _search_0(data_item):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*(\\.[A-Za-z_][A-Za-z0-9_-]*)*$")
     return data
 
@@ -402,7 +397,7 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
         if "agent" in data_keys:
             data_keys.remove("agent")
             data__agent = data["agent"]
-            validate____defs_identifier(data__agent, custom_formats, (name_prefix or "data") + ".agent")
+            if not (type(data__agent) is str and _search_1(data__agent)): validate____defs_identifier(data__agent, custom_formats, name_prefix)
         if "requires" in data_keys:
             data_keys.remove("requires")
             data__requires = data["requires"]
@@ -413,7 +408,6 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
                 data__requires_len = len(data__requires)
                 if data__requires_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".requires must contain at least 1 items")
-                def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                 if data__requires_len > len(set(data__requires) if all(type(data__requires_x) is str for data__requires_x in data__requires) else set(fn(data__requires_x) for data__requires_x in data__requires)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".requires must contain unique items")
                 for data__requires_x, data__requires_item in enumerate(data__requires):
@@ -426,11 +420,11 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
         if "run" in data_keys:
             data_keys.remove("run")
             data__run = data["run"]
-            validate____defs_command(data__run, custom_formats, (name_prefix or "data") + ".run")
+            validate____defs_command(data__run, custom_formats, name_prefix)
         if "call" in data_keys:
             data_keys.remove("call")
             data__call = data["call"]
-            validate____defs_call(data__call, custom_formats, (name_prefix or "data") + ".call")
+            validate____defs_call(data__call, custom_formats, name_prefix)
         if "inputs" in data_keys:
             data_keys.remove("inputs")
             data__inputs = data["inputs"]
@@ -439,7 +433,7 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
         if "after" in data_keys:
             data_keys.remove("after")
             data__after = data["after"]
-            validate____defs_names(data__after, custom_formats, (name_prefix or "data") + ".after")
+            if not (type(data__after) is list and set(map(type, data__after)) <= {str} and len(set(data__after)) == len(data__after) and all(map(_search_0, data__after))): validate____defs_names(data__after, custom_formats, name_prefix)
         if "matrix" in data_keys:
             data_keys.remove("matrix")
             data__matrix = data["matrix"]
@@ -448,50 +442,50 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
         if "for_each" in data_keys:
             data_keys.remove("for_each")
             data__foreach = data["for_each"]
-            validate____defs_expression(data__foreach, custom_formats, (name_prefix or "data") + ".for_each")
+            validate____defs_expression(data__foreach, custom_formats, name_prefix)
         if "estimate" in data_keys:
             data_keys.remove("estimate")
             data__estimate = data["estimate"]
-            validate____defs_duration(data__estimate, custom_formats, (name_prefix or "data") + ".estimate")
+            if not (type(data__estimate) is str and _search_6(data__estimate)): validate____defs_duration(data__estimate, custom_formats, name_prefix)
         if "spread" in data_keys:
             data_keys.remove("spread")
             data__spread = data["spread"]
-            validate____defs_duration(data__spread, custom_formats, (name_prefix or "data") + ".spread")
+            if not (type(data__spread) is str and _search_6(data__spread)): validate____defs_duration(data__spread, custom_formats, name_prefix)
         if "fail_rate" in data_keys:
             data_keys.remove("fail_rate")
             data__failrate = data["fail_rate"]
-            validate____defs_fail_rate(data__failrate, custom_formats, (name_prefix or "data") + ".fail_rate")
+            validate____defs_fail_rate(data__failrate, custom_formats, name_prefix)
         if "priority" in data_keys:
             data_keys.remove("priority")
             data__priority = data["priority"]
-            validate____defs_priority(data__priority, custom_formats, (name_prefix or "data") + ".priority")
+            validate____defs_priority(data__priority, custom_formats, name_prefix)
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            if not (type(data__timeout) is str and _search_6(data__timeout)): validate____defs_duration(data__timeout, custom_formats, name_prefix)
         if "retries" in data_keys:
             data_keys.remove("retries")
             data__retries = data["retries"]
-            validate____defs_retries(data__retries, custom_formats, (name_prefix or "data") + ".retries")
+            validate____defs_retries(data__retries, custom_formats, name_prefix)
         if "backoff" in data_keys:
             data_keys.remove("backoff")
             data__backoff = data["backoff"]
-            validate____defs_duration(data__backoff, custom_formats, (name_prefix or "data") + ".backoff")
+            if not (type(data__backoff) is str and _search_6(data__backoff)): validate____defs_duration(data__backoff, custom_formats, name_prefix)
         if "max_backoff" in data_keys:
             data_keys.remove("max_backoff")
             data__maxbackoff = data["max_backoff"]
-            validate____defs_duration(data__maxbackoff, custom_formats, (name_prefix or "data") + ".max_backoff")
+            if not (type(data__maxbackoff) is str and _search_6(data__maxbackoff)): validate____defs_duration(data__maxbackoff, custom_formats, name_prefix)
         if "max_log" in data_keys:
             data_keys.remove("max_log")
             data__maxlog = data["max_log"]
-            validate____defs_size(data__maxlog, custom_formats, (name_prefix or "data") + ".max_log")
+            validate____defs_size(data__maxlog, custom_formats, name_prefix)
         if "when" in data_keys:
             data_keys.remove("when")
             data__when = data["when"]
             data__when_any_of_count2 = 0
             if not data__when_any_of_count2:
                 try:
-                    validate____defs_expression(data__when, custom_formats, (name_prefix or "data") + ".when")
+                    validate____defs_expression(data__when, custom_formats, name_prefix)
                     data__when_any_of_count2 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if not data__when_any_of_count2:
@@ -510,7 +504,7 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
         if "on_failure" in data_keys:
             data_keys.remove("on_failure")
             data__onfailure = data["on_failure"]
-            validate____defs_on_failure(data__onfailure, custom_formats, (name_prefix or "data") + ".on_failure")
+            validate____defs_on_failure(data__onfailure, custom_formats, name_prefix)
         if "cwd" in data_keys:
             data_keys.remove("cwd")
             data__cwd = data["cwd"]
@@ -519,35 +513,35 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
         if "env" in data_keys:
             data_keys.remove("env")
             data__env = data["env"]
-            validate____defs_env(data__env, custom_formats, (name_prefix or "data") + ".env")
+            validate____defs_env(data__env, custom_formats, name_prefix)
         if "resources" in data_keys:
             data_keys.remove("resources")
             data__resources = data["resources"]
-            validate____defs_resources(data__resources, custom_formats, (name_prefix or "data") + ".resources")
+            validate____defs_resources(data__resources, custom_formats, name_prefix)
         if "outputs" in data_keys:
             data_keys.remove("outputs")
             data__outputs = data["outputs"]
-            validate____defs_outputs(data__outputs, custom_formats, (name_prefix or "data") + ".outputs")
+            validate____defs_outputs(data__outputs, custom_formats, name_prefix)
         if "approve" in data_keys:
             data_keys.remove("approve")
             data__approve = data["approve"]
-            validate____defs_approve(data__approve, custom_formats, (name_prefix or "data") + ".approve")
+            validate____defs_approve(data__approve, custom_formats, name_prefix)
         if "cost" in data_keys:
             data_keys.remove("cost")
             data__cost = data["cost"]
-            validate____defs_cost(data__cost, custom_formats, (name_prefix or "data") + ".cost")
+            validate____defs_cost(data__cost, custom_formats, name_prefix)
         if "tokens" in data_keys:
             data_keys.remove("tokens")
             data__tokens = data["tokens"]
-            validate____defs_tokens(data__tokens, custom_formats, (name_prefix or "data") + ".tokens")
+            validate____defs_tokens(data__tokens, custom_formats, name_prefix)
         if "sources" in data_keys:
             data_keys.remove("sources")
             data__sources = data["sources"]
-            validate____defs_globs(data__sources, custom_formats, (name_prefix or "data") + ".sources")
+            validate____defs_globs(data__sources, custom_formats, name_prefix)
         if "produces" in data_keys:
             data_keys.remove("produces")
             data__produces = data["produces"]
-            validate____defs_globs(data__produces, custom_formats, (name_prefix or "data") + ".produces")
+            validate____defs_globs(data__produces, custom_formats, name_prefix)
         if "run_if" in data_keys:
             data_keys.remove("run_if")
             data__runif = data["run_if"]
@@ -609,7 +603,7 @@ def validate____defs_stage(data, custom_formats={}, name_prefix=None):
                         if "agent" in data__docs_item_keys:
                             data__docs_item_keys.remove("agent")
                             data__docs_item__agent = data__docs_item["agent"]
-                            validate____defs_identifier(data__docs_item__agent, custom_formats, (name_prefix or "data") + f".docs[{data__docs_x}].agent")
+                            if not (type(data__docs_item__agent) is str and _search_1(data__docs_item__agent)): validate____defs_identifier(data__docs_item__agent, custom_formats, name_prefix)
                         if data__docs_item_keys:
                             raise JsonSchemaValueException("" + (name_prefix or "data") + f".docs[{data__docs_x}]" + " must not contain "+str(data__docs_item_keys)+" properties")
         if data_keys:
@@ -684,7 +678,6 @@ def validate____defs_approve(data, custom_formats={}, name_prefix=None):
                 data__by_len = len(data__by)
                 if data__by_len < 1:
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".by must contain at least 1 items")
-                def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                 if data__by_len > len(set(data__by) if all(type(data__by_x) is str for data__by_x in data__by) else set(fn(data__by_x) for data__by_x in data__by)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".by must contain unique items")
                 for data__by_x, data__by_item in enumerate(data__by):
@@ -697,7 +690,7 @@ def validate____defs_approve(data, custom_formats={}, name_prefix=None):
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            if not (type(data__timeout) is str and _search_6(data__timeout)): validate____defs_duration(data__timeout, custom_formats, name_prefix)
         if "on_timeout" in data_keys:
             data_keys.remove("on_timeout")
             data__ontimeout = data["on_timeout"]
@@ -712,7 +705,6 @@ def validate____defs_outputs(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be array")
     data_is_list = isinstance(data, (list, tuple))
     if data_is_list:
-        def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
         data_len = len(data)
         if data_len > len(set(data) if all(type(data_x) is str for data_x in data) else set(fn(data_x) for data_x in data)):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain unique items")
@@ -720,7 +712,7 @@ def validate____defs_outputs(data, custom_formats={}, name_prefix=None):
             if not isinstance(data_item, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must be string")
             if isinstance(data_item, str):
-                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data_item):
+                if not _search_1(data_item):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + f"[{data_x}]" + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$")
     return data
 
@@ -755,7 +747,7 @@ def validate____defs_resources(data, custom_formats={}, name_prefix=None):
                     if not isinstance(data__memory, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".memory must be string")
                     if isinstance(data__memory, str):
-                        if not REGEX_PATTERNS['^[0-9]+(B|[KMGT]i?B)$'].search(data__memory):
+                        if not _search_2(data__memory):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + ".memory must match pattern ^[0-9]+(B|[KMGT]i?B)$")
                     data__memory_any_of_count3 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
@@ -784,7 +776,7 @@ def validate____defs_resources(data, custom_formats={}, name_prefix=None):
             for data_key in data:
                 try:
                     if isinstance(data_key, str):
-                        if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data_key):
+                        if not _search_1(data_key):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$")
                 except (JsonSchemaValueException, JsonSchemaValuesException):
                     data_property_names = False
@@ -797,10 +789,8 @@ def validate____defs_env(data, custom_formats={}, name_prefix=None):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object")
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
-        data_keys = set(data.keys())
-        for data_key in data_keys:
-            if data_key not in []:
-                data_value = data.get(data_key)
+        for data_key, data_value in data.items():
+            if True:
                 if not isinstance(data_value, (str)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + f".{data_key}" + " must be string")
         data_len = len(data)
@@ -811,7 +801,7 @@ def validate____defs_env(data, custom_formats={}, name_prefix=None):
                     if not isinstance(data_key, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
                     if isinstance(data_key, str):
-                        if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]*$'].search(data_key):
+                        if not _search_3(data_key):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[A-Za-z_][A-Za-z0-9_]*$")
                 except (JsonSchemaValueException, JsonSchemaValuesException):
                     data_property_names = False
@@ -831,7 +821,7 @@ def validate____defs_size(data, custom_formats={}, name_prefix=None):
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
-                if not REGEX_PATTERNS['^[0-9]+(B|[KMGT]i?B)$'].search(data):
+                if not _search_2(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[0-9]+(B|[KMGT]i?B)$")
             data_any_of_count4 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
@@ -846,7 +836,7 @@ def validate____defs_size(data, custom_formats={}, name_prefix=None):
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count4:
         try:
-            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs_expression(data, custom_formats, name_prefix)
             data_any_of_count4 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count4:
@@ -866,7 +856,7 @@ def validate____defs_retries(data, custom_formats={}, name_prefix=None):
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count5:
         try:
-            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs_expression(data, custom_formats, name_prefix)
             data_any_of_count5 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count5:
@@ -889,7 +879,7 @@ def validate____defs_priority(data, custom_formats={}, name_prefix=None):
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count6:
         try:
-            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs_expression(data, custom_formats, name_prefix)
             data_any_of_count6 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count6:
@@ -910,7 +900,7 @@ def validate____defs_expression(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
     if isinstance(data, str):
-        if not REGEX_PATTERNS['\\$\\{'].search(data):
+        if not _search_4(data):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern \\$\\{")
     return data
 
@@ -918,7 +908,7 @@ def validate____defs_call(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
     if isinstance(data, str):
-        if not REGEX_PATTERNS['^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$'].search(data):
+        if not _search_5(data):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^([A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*|.*\\$\\{.*)$")
     return data
 
@@ -931,31 +921,31 @@ def validate____defs_defaults(data, custom_formats={}, name_prefix=None):
         if "retries" in data_keys:
             data_keys.remove("retries")
             data__retries = data["retries"]
-            validate____defs_retries(data__retries, custom_formats, (name_prefix or "data") + ".retries")
+            validate____defs_retries(data__retries, custom_formats, name_prefix)
         if "backoff" in data_keys:
             data_keys.remove("backoff")
             data__backoff = data["backoff"]
-            validate____defs_duration(data__backoff, custom_formats, (name_prefix or "data") + ".backoff")
+            if not (type(data__backoff) is str and _search_6(data__backoff)): validate____defs_duration(data__backoff, custom_formats, name_prefix)
         if "max_backoff" in data_keys:
             data_keys.remove("max_backoff")
             data__maxbackoff = data["max_backoff"]
-            validate____defs_duration(data__maxbackoff, custom_formats, (name_prefix or "data") + ".max_backoff")
+            if not (type(data__maxbackoff) is str and _search_6(data__maxbackoff)): validate____defs_duration(data__maxbackoff, custom_formats, name_prefix)
         if "timeout" in data_keys:
             data_keys.remove("timeout")
             data__timeout = data["timeout"]
-            validate____defs_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
+            if not (type(data__timeout) is str and _search_6(data__timeout)): validate____defs_duration(data__timeout, custom_formats, name_prefix)
         if "priority" in data_keys:
             data_keys.remove("priority")
             data__priority = data["priority"]
-            validate____defs_priority(data__priority, custom_formats, (name_prefix or "data") + ".priority")
+            validate____defs_priority(data__priority, custom_formats, name_prefix)
         if "on_failure" in data_keys:
             data_keys.remove("on_failure")
             data__onfailure = data["on_failure"]
-            validate____defs_on_failure(data__onfailure, custom_formats, (name_prefix or "data") + ".on_failure")
+            validate____defs_on_failure(data__onfailure, custom_formats, name_prefix)
         if "max_log" in data_keys:
             data_keys.remove("max_log")
             data__maxlog = data["max_log"]
-            validate____defs_size(data__maxlog, custom_formats, (name_prefix or "data") + ".max_log")
+            validate____defs_size(data__maxlog, custom_formats, name_prefix)
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data
@@ -993,7 +983,7 @@ def validate____defs_duration(data, custom_formats={}, name_prefix=None):
             if not isinstance(data, (str)):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
             if isinstance(data, str):
-                if not REGEX_PATTERNS['^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$'].search(data):
+                if not _search_6(data):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(?=[0-9])([0-9]+d)?([0-9]+h)?([0-9]+m(?!s))?([0-9]+s)?([0-9]+ms)?$")
             data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
@@ -1008,7 +998,7 @@ def validate____defs_duration(data, custom_formats={}, name_prefix=None):
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count7:
         try:
-            validate____defs_expression(data, custom_formats, (name_prefix or "data") + "")
+            validate____defs_expression(data, custom_formats, name_prefix)
             data_any_of_count7 += 1
         except (JsonSchemaValueException, JsonSchemaValuesException): pass
     if not data_any_of_count7:
@@ -1019,7 +1009,7 @@ def validate____defs_identifier(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
         raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string")
     if isinstance(data, str):
-        if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data):
+        if not _search_1(data):
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$")
     return data
 
@@ -1037,11 +1027,11 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
         if "run" in data_keys:
             data_keys.remove("run")
             data__run = data["run"]
-            validate____defs_command(data__run, custom_formats, (name_prefix or "data") + ".run")
+            validate____defs_command(data__run, custom_formats, name_prefix)
         if "call" in data_keys:
             data_keys.remove("call")
             data__call = data["call"]
-            validate____defs_call(data__call, custom_formats, (name_prefix or "data") + ".call")
+            validate____defs_call(data__call, custom_formats, name_prefix)
         if "url" in data_keys:
             data_keys.remove("url")
             data__url = data["url"]
@@ -1075,10 +1065,8 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".headers must be object")
             data__headers_is_dict = isinstance(data__headers, dict)
             if data__headers_is_dict:
-                data__headers_keys = set(data__headers.keys())
-                for data__headers_key in data__headers_keys:
-                    if data__headers_key not in []:
-                        data__headers_value = data__headers.get(data__headers_key)
+                for data__headers_key, data__headers_value in data__headers.items():
+                    if True:
                         if not isinstance(data__headers_value, (str)):
                             raise JsonSchemaValueException("" + (name_prefix or "data") + f".headers.{data__headers_key}" + " must be string")
         if "docs_tools" in data_keys:
@@ -1116,7 +1104,6 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
                 raise JsonSchemaValueException("" + (name_prefix or "data") + ".capabilities must be array")
             data__capabilities_is_list = isinstance(data__capabilities, (list, tuple))
             if data__capabilities_is_list:
-                def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                 data__capabilities_len = len(data__capabilities)
                 if data__capabilities_len > len(set(data__capabilities) if all(type(data__capabilities_x) is str for data__capabilities_x in data__capabilities) else set(fn(data__capabilities_x) for data__capabilities_x in data__capabilities)):
                     raise JsonSchemaValueException("" + (name_prefix or "data") + ".capabilities must contain unique items")
@@ -1138,19 +1125,19 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
         if "fail_rate" in data_keys:
             data_keys.remove("fail_rate")
             data__failrate = data["fail_rate"]
-            validate____defs_fail_rate(data__failrate, custom_formats, (name_prefix or "data") + ".fail_rate")
+            validate____defs_fail_rate(data__failrate, custom_formats, name_prefix)
         if "env" in data_keys:
             data_keys.remove("env")
             data__env = data["env"]
-            validate____defs_env(data__env, custom_formats, (name_prefix or "data") + ".env")
+            validate____defs_env(data__env, custom_formats, name_prefix)
         if "outputs" in data_keys:
             data_keys.remove("outputs")
             data__outputs = data["outputs"]
-            validate____defs_outputs(data__outputs, custom_formats, (name_prefix or "data") + ".outputs")
+            validate____defs_outputs(data__outputs, custom_formats, name_prefix)
         if "max_log" in data_keys:
             data_keys.remove("max_log")
             data__maxlog = data["max_log"]
-            validate____defs_size(data__maxlog, custom_formats, (name_prefix or "data") + ".max_log")
+            validate____defs_size(data__maxlog, custom_formats, name_prefix)
         if "cwd" in data_keys:
             data_keys.remove("cwd")
             data__cwd = data["cwd"]
@@ -1164,7 +1151,7 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
         if "resources" in data_keys:
             data_keys.remove("resources")
             data__resources = data["resources"]
-            validate____defs_resources(data__resources, custom_formats, (name_prefix or "data") + ".resources")
+            validate____defs_resources(data__resources, custom_formats, name_prefix)
         if "description" in data_keys:
             data_keys.remove("description")
             data__description = data["description"]
@@ -1173,11 +1160,11 @@ def validate____defs_agent(data, custom_formats={}, name_prefix=None):
         if "cost" in data_keys:
             data_keys.remove("cost")
             data__cost = data["cost"]
-            validate____defs_cost(data__cost, custom_formats, (name_prefix or "data") + ".cost")
+            validate____defs_cost(data__cost, custom_formats, name_prefix)
         if "tokens" in data_keys:
             data_keys.remove("tokens")
             data__tokens = data["tokens"]
-            validate____defs_tokens(data__tokens, custom_formats, (name_prefix or "data") + ".tokens")
+            validate____defs_tokens(data__tokens, custom_formats, name_prefix)
         if data_keys:
             raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties")
     return data

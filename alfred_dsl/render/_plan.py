@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from .._values import duration_text
@@ -26,6 +27,32 @@ def _stage_agent(stage: PlanStage) -> str | None:
     return stage.agents[0] if stage.agents else None
 
 
+def _encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=False)`` for many values (a plan of 100,000 stages
+    is 100,000 lines): one C encoder for all of them, where ``json.dumps`` makes a new one
+    per call. Made per :func:`dumps` call, so that its record of the containers being
+    encoded (circular references) starts empty. Where the C encoder is missing, or answers
+    differently from ``json.dumps`` (another Python's signature), ``JSONEncoder.encode``."""
+    plain = json.JSONEncoder(ensure_ascii=False)
+    if c_make_encoder is None:
+        return plain.encode
+    try:
+        chunks = c_make_encoder({}, plain.default, encode_basestring, None, ": ", ", ", False, False, True)
+    except TypeError:
+        return plain.encode
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    sample = {"a": [1, 2.5, "é\n", None, True], "b": {"c": float("inf")}}
+    try:
+        if encode(sample) == json.dumps(sample, ensure_ascii=False):
+            return encode
+    except Exception:  # any other behaviour: the plain encoder
+        pass
+    return plain.encode
+
+
 def dumps(data: Mapping[str, Any]) -> str:
     """JSON text of a top-level object: one key per line, and one line per element of a list
     of objects (a stage, a node, an edge).
@@ -34,15 +61,22 @@ def dumps(data: Mapping[str, Any]) -> str:
     falls back to the pure-Python encoder, three times slower on a 10,000-stage plan.
     """
     lines = []
+    _encode = _encoder()
     for number_, (key, value) in enumerate(data.items()):
         comma = "," if number_ < len(data) - 1 else ""
-        name = json.dumps(key, ensure_ascii=False)
-        if isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
-            items = ",\n".join(f"    {json.dumps(item, ensure_ascii=False)}" for item in value)
-            lines.append(f"  {name}: [\n{items}\n  ]{comma}")
+        name = _encode(key)
+        if isinstance(value, list) and value and _all_mappings(value):
+            items = ",\n    ".join(map(_encode, value))
+            lines.append(f"  {name}: [\n    {items}\n  ]{comma}")
         else:
-            lines.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}{comma}")
+            lines.append(f"  {name}: {_encode(value)}{comma}")
     return "{\n" + "\n".join(lines) + "\n}\n" if lines else "{}\n"
+
+
+def _all_mappings(items: list[Any]) -> bool:
+    if set(map(type, items)) == {dict}:  # the common case, without a call per item
+        return True
+    return all(isinstance(item, Mapping) for item in items)
 
 
 def _spend_text(plan: Plan) -> list[str]:
