@@ -27,7 +27,8 @@ from ..._gcpause import collector_paused
 from ..._source import SourceFile, Span
 from .. import _ast as ast
 from . import _lexer
-from ._lalr import _accelerated, _parser
+from ._fast import FastParser, fast_parser
+from ._lalr import _parser
 from ._lexer import _Abort, _Context, _lock
 from ._literals import KEYWORDS, MAX_DEPTH, MAX_ERRORS, classify_number, unescape
 from ._recovery import _on_unexpected_characters, _on_unexpected_token
@@ -47,12 +48,13 @@ __all__ = [
 
 
 def _run(ctx: _Context, start: str) -> Any:
-    fast = _accelerated()
-    if fast is not None and len(ctx.text) >= _ACCELERATE_FROM:
-        tree = _run_accelerated(fast, ctx, start)
-        if tree is not None:
-            return tree
-        ctx.reset()  # a problem: parsed again with error recovery, as without the accelerator
+    if len(ctx.text) >= _ACCELERATE_FROM:
+        fast = fast_parser(_parser(), start)
+        if fast is not None:
+            tree = _run_fast(fast, ctx)
+            if tree is not None:
+                return tree
+            ctx.reset()  # a problem: parsed again with error recovery, by Lark's loop
     parser = _parser()
     with _lock:
         _lexer._ctx = ctx
@@ -85,18 +87,18 @@ def _run(ctx: _Context, start: str) -> Any:
 
 
 #: Shorter texts (expressions, small files) are parsed by Lark's loop: building the
-#: accelerated parser costs more than it saves on them.
+#: fast path (a regex and the digested table, ~20 ms) costs more than it saves on them.
 _ACCELERATE_FROM = 20_000
 
 
-def _run_accelerated(parser: Any, ctx: _Context, start: str) -> Any:
-    """The tree of a text with no problem at all, else None."""
+def _run_fast(parser: FastParser, ctx: _Context) -> Any:
+    """The tree of a text with no problem at all, else None (see ``_fast.py``)."""
     with _lock:
         _lexer._ctx = ctx
         try:
             with collector_paused():
-                tree = parser.parse(ctx.text, start=start)
-        except Exception:  # a syntax error, or anything else: Lark's loop decides
+                tree = parser.parse(ctx.text)
+        except Exception:  # a diagnostic that stops the parse (_Abort), or anything else: Lark's loop decides
             return None
         finally:
             _lexer._ctx = None

@@ -19,13 +19,21 @@ from ..._source import SourceFile, Span
 from .. import _ast as ast
 from ._literals import _BAD_ESCAPE_RE, _COMMENT_RE, KEYWORDS, MAX_DEPTH, MAX_ERRORS, classify_number, shorten
 
-try:  # the accelerated parser's tokens (compiler/syntax/_lalr.py): not `str`, same attributes
-    from lark_cython import Token as _FastToken  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
-    # (typed as Lark's: the tree builder reads only what both have: type, value, positions)
-    TOKENS: tuple[type[Token], ...] = (Token, _FastToken)
-except ImportError:  # pragma: no cover - the accelerator is optional
-    TOKENS = (Token,)
+class FastToken:
+    """A token of the fast path (:mod:`._fast`): what the tree builder reads of Lark's ``Token``."""
+
+    __slots__ = ("end_pos", "start_pos", "type", "value")
+
+    def __init__(self, type: str, value: str, start_pos: int, end_pos: int) -> None:
+        self.type = type
+        self.value = value
+        self.start_pos = start_pos
+        self.end_pos = end_pos
+
+
+#: Lark's tokens and the fast path's: the tree builder reads only what both have (type, value, positions).
+TOKENS: tuple[type[Any], ...] = (Token, FastToken)
 
 # -- per-parse state --------------------------------------------------------------------
 
@@ -217,3 +225,8 @@ _LEXER_CALLBACKS: dict[str, Callable[[Token], Token]] = {
     "RBRACK": _on_close,
     "RPAR": _on_close,
 }
+
+#: A callback of :data:`_LEXER_CALLBACKS` that does nothing unless the token's text holds
+#: this string (each one starts with that test): the fast path (``_fast.py``) skips the
+#: call, and the token it would be given, for the others (most newlines and strings).
+_CALLBACK_ONLY_WITH: dict[str, str] = {"STRING": "\\", "_NL": "#"}
