@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from test_lower import programs
 
 from alfred_dsl._source import SourceFile, Span
 from alfred_dsl.compiler import syntax
 from alfred_dsl.compiler.syntax import _fast, _lalr, parse_ast, parse_expression
 from alfred_dsl.compiler.syntax._lexer import _Context
-from test_lower import programs
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = sorted(

@@ -207,7 +207,12 @@ def _reducer(rule: Any, callback: Any) -> Callable[[list[Any]], Any]:
 
 
 class _Tables:
-    """The LALR table of one start symbol, digested: kind -> shift target (>= 0) or ~rule."""
+    """The LALR table of one start symbol, digested.
+
+    Symbols (terminals, rules, and ``$UNKNOWN`` for a character no terminal matches) are
+    numbered; ``actions[state][symbol]`` is the target state of a shift (>= 0), ``~rule``
+    for a reduction (``rules[rule]``: size, function, rule symbol), or None (an error).
+    """
 
     def __init__(self, lark: Lark, start: str) -> None:
         core = lark.parser.parser.parser  # ParsingFrontend -> LALR_Parser -> _Parser
@@ -220,26 +225,29 @@ class _Tables:
             raise _Unsupported("no transformer, or one with its own __default__")
         self.start_state: int = table.start_states[start]
         self.end_state: int = table.end_states[start]
+        names = sorted({kind for actions in table.states.values() for kind in actions} | {"$UNKNOWN"})
+        self.symbols = {name: number for number, name in enumerate(names)}
+        self.names = names
         rules: dict[Any, int] = {}
-        self.rules: list[tuple[int, Callable[[list[Any]], Any], str]] = []
+        self.rules: list[tuple[int, Callable[[list[Any]], Any], int]] = []
         kept_terminals: set[str] = set()
-        self.actions: list[dict[str, int]] = [{} for _ in range(max(table.states) + 1)]
+        self.actions: list[list[int | None]] = [[None] * len(names) for _ in range(max(table.states) + 1)]
         for state, actions in table.states.items():
             digested = self.actions[state]
             for kind, (action, arg) in actions.items():
                 if action is Shift:
-                    digested[kind] = arg
+                    digested[self.symbols[kind]] = arg
                     continue
                 number = rules.get(arg)
                 if number is None:
                     reduce = _reducer(arg, callbacks[arg])
                     number = rules[arg] = len(self.rules)
-                    self.rules.append((len(arg.expansion), reduce, arg.origin.name))
+                    self.rules.append((len(arg.expansion), reduce, self.symbols[arg.origin.name]))
                     kept_terminals.update(
                         sym.name for position, sym in enumerate(arg.expansion)
                         if sym.is_term and _kept(callbacks[arg], position)
                     )
-                digested[kind] = ~number
+                digested[self.symbols[kind]] = ~number
         #: Terminals some rule passes to the builder: tokens of the others are never made.
         self.kept_terminals = frozenset(kept_terminals)
 
@@ -250,25 +258,43 @@ def _kept(callback: Any, position: int) -> bool:
     return True
 
 
+# What the loop does with the match of a group (FastParser.codes).
+_NAME, _KEPT, _SPECIAL, _DROPPED, _END = range(5)
+
+
 class FastParser:
     """The fast path of one start symbol (see the module)."""
 
     def __init__(self, lark: Lark, start: str) -> None:
-        master, self.kinds, self.keywords = _lexer(lark)
-        self.tables = _Tables(lark, start)
+        master, kinds, keywords = _lexer(lark)
+        tables = self.tables = _Tables(lark, start)
         callbacks: dict[str, Callable[[Any], Any]] = dict(lark.lexer_conf.callbacks)
-        if "NAME" in callbacks or set(self.keywords.values()) & set(callbacks):
+        if "NAME" in callbacks or set(keywords.values()) & set(callbacks):
             raise _Unsupported("a lexer callback on names or keywords")
+        ignore = frozenset(lark.lexer_conf.ignore)
         # Two more alternatives, after all terminals: the end of the text (after any
         # whitespace) and any other character, so that the scan never skips a character
         # (``finditer`` would): an unknown character has no action and ends the fast path.
         self.master = re.compile(f"{master.pattern[:-1]}|(\\Z)|([\\s\\S]))")
-        self.kinds += ["$END", "$UNKNOWN"]
+        kinds = [*kinds, "$END", "$UNKNOWN"]
+        symbols = tables.symbols
+        #: Per group of the master regex: its terminal's name and number, what to do with it.
+        self.kinds = kinds
+        self.numbers = [symbols.get(kind, symbols["$UNKNOWN"]) for kind in kinds]
+        self.codes = [
+            _END if kind == "$END"
+            else _NAME if kind == "NAME"
+            else _SPECIAL if kind in callbacks or kind in ignore
+            else _KEPT if kind in tables.kept_terminals
+            else _DROPPED
+            for kind in kinds
+        ]
+        self.keywords = {text: symbols.get(kind, symbols["$UNKNOWN"]) for text, kind in keywords.items()}
         #: kind -> (callback, the text without which it does nothing, ignored, kept).
         self.special = {
-            kind: (callbacks.get(kind), _CALLBACK_ONLY_WITH.get(kind, ""), kind in lark.lexer_conf.ignore,
-                   kind in self.tables.kept_terminals)
-            for kind in {*callbacks, *lark.lexer_conf.ignore}
+            kind: (callbacks.get(kind), _CALLBACK_ONLY_WITH.get(kind, ""), kind in ignore,
+                   kind in tables.kept_terminals)
+            for kind in {*callbacks, *ignore}
         }
 
     def parse(self, text: str) -> Any:
@@ -276,41 +302,46 @@ class FastParser:
         tables = self.tables
         actions = tables.actions
         rules = tables.rules
+        names = tables.names
         keywords = self.keywords
         kinds = self.kinds
+        numbers = self.numbers
+        codes = self.codes
         special = self.special
-        kept = tables.kept_terminals - special.keys()
-        name_kind = "NAME"
-        end_kind = "$END"
+        name_number = tables.symbols["NAME"]
+        token_of = FastToken
         # The state stack is ``states + [state]``; ``values`` holds the values of all but the first.
         state = tables.start_state
         states: list[int] = []
         values: list[Any] = []
         for match in self.master.finditer(text):
-            group = match.lastindex
-            kind = kinds[group]  # type: ignore[index]
-            value = match.group(group)  # type: ignore[arg-type]
+            group: int = match.lastindex  # type: ignore[assignment]
+            value = match.group(group)
             end = match.end()
-            if kind == name_kind:
-                kind = keywords.get(value, kind)
-                token: Any = FastToken(kind, value, end - len(value), end)
-            elif kind in kept:
-                token = FastToken(kind, value, end - len(value), end)
-            elif kind in special:
-                callback, only_with, ignored, keep = special[kind]
+            code = codes[group]
+            if code == _NAME:
+                kind = keywords.get(value, name_number)
+                token: Any = token_of(names[kind], value, end - len(value), end)
+            elif code == _KEPT:
+                kind = numbers[group]
+                token = token_of(kinds[group], value, end - len(value), end)
+            elif code == _SPECIAL:
+                kind = numbers[group]
+                callback, only_with, ignored, keep = special[kinds[group]]
                 token = None
                 if callback is not None and only_with in value:
-                    token = callback(FastToken(kind, value, end - len(value), end))
+                    token = callback(token_of(kinds[group], value, end - len(value), end))
                 if ignored:
                     continue
                 if keep and token is None:
-                    token = FastToken(kind, value, end - len(value), end)
-            elif kind == end_kind:
+                    token = token_of(kinds[group], value, end - len(value), end)
+            elif code == _END:
                 break
             else:
+                kind = numbers[group]
                 token = None  # a terminal no rule keeps (or an unknown character: no action)
             while True:
-                action = actions[state].get(kind)
+                action = actions[state][kind]
                 if action is None:
                     return None
                 if action >= 0:
@@ -328,10 +359,11 @@ class FastParser:
                     children = []
                 values.append(reduce(children))
                 states.append(state)
-                state = actions[state][origin]
+                state = actions[state][origin]  # type: ignore[assignment]
         end_state = tables.end_state
+        end_number = tables.symbols["$END"]
         while True:
-            action = actions[state].get(end_kind)
+            action = actions[state][end_number]
             if action is None or action >= 0:
                 return None
             size, reduce, origin = rules[~action]
@@ -344,7 +376,7 @@ class FastParser:
                 children = []
             values.append(reduce(children))
             states.append(state)
-            state = actions[state][origin]
+            state = actions[state][origin]  # type: ignore[assignment]
             if state == end_state:
                 return values[-1]
 

@@ -18,6 +18,7 @@ from ..._diagnostics import Diagnostic, error
 from ..._source import SourceFile, Span
 from .. import _ast as ast
 from ._literals import _BAD_ESCAPE_RE, _COMMENT_RE, KEYWORDS, MAX_DEPTH, MAX_ERRORS, classify_number, shorten
+from ._make import maker
 
 
 class FastToken:
@@ -34,6 +35,8 @@ class FastToken:
 
 #: Lark's tokens and the fast path's: the tree builder reads only what both have (type, value, positions).
 TOKENS: tuple[type[Any], ...] = (Token, FastToken)
+
+_span = maker(Span)  # the spans of a parse, made without Span.__init__ (see _make.py)
 
 # -- per-parse state --------------------------------------------------------------------
 
@@ -74,17 +77,17 @@ class _Context:
 
     def span(self, start: int, end: int) -> Span:
         if self.simple:
-            return Span(self.source, start, end)
+            return _span(self.source, start, end)
         if self.fixed is not None:
             return self.fixed
         if self.offsets is not None:
             last = len(self.offsets) - 1
-            return Span(self.source, self.offsets[min(start, last)], self.offsets[min(end, last)])
-        return Span(self.source, self.base + start, self.base + end)
+            return _span(self.source, self.offsets[min(start, last)], self.offsets[min(end, last)])
+        return _span(self.source, self.base + start, self.base + end)
 
     def token_span(self, token: Any) -> Span:
         if self.simple:
-            return Span(self.source, token.start_pos, token.end_pos)
+            return _span(self.source, token.start_pos, token.end_pos)
         return self.span(token.start_pos, token.end_pos)
 
     def report(self, diagnostic: Diagnostic, at: int) -> None:
