@@ -133,3 +133,43 @@ def test_any_expression_parses_the_same(text: str) -> None:
         with _accelerated(on):
             results.append(parse_expression(text, where, 0))
     _same(results[1], results[0])
+
+
+def test_whitespace_is_folded_into_the_next_token_only_where_no_terminal_starts_with_it() -> None:
+    from lark import Lark
+
+    from alfred_dsl.compiler.syntax._lexer import _WordsEverywhere
+
+    def lexer_of(terminals: str) -> Any:
+        grammar = f"start: A B\n{terminals}\nWS: /[ \\t]+/\n%ignore WS\n"
+        return _fast._lexer(Lark(grammar, parser="lalr", lexer="contextual", postlex=_WordsEverywhere()))
+
+    master, kinds, _ = lexer_of('A: "a"\nB: /b+/')
+    assert [kinds[m.lastindex or 0] for m in master.finditer("a  bb b")] == ["A", "B", "B"]
+    with pytest.raises(_fast._Unsupported):  # Lark would read ` b` as B, not whitespace then `b`
+        lexer_of('A: "a"\nB: / ?b/')
+    assert _fast._first_chars("[ab]c|d") == frozenset("abd")
+    assert _fast._first_chars("x?(?:y|z*)w") == frozenset("xyzw")
+    assert _fast._first_chars("[^a]") is None and _fast._first_chars("(?=a)a") is None
+
+
+def test_nodes_made_without_their_init_equal_those_made_with_it() -> None:
+    from alfred_dsl.compiler import _ast as ast
+    from alfred_dsl.compiler.syntax._make import maker
+
+    source = SourceFile("m.alfred", "x = 1")
+    span = maker(Span)(source, 0, 5)
+    _same(span, Span(source, 0, 5))
+    fields = {"name": "x", "name_span": Span(source, 0, 1), "value": ast.Name(name="y", span=span), "span": span}
+    _same(maker(ast.Attribute)(**fields), ast.Attribute(**fields))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        span.start = 1  # type: ignore[misc]
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        size: int
+
+        def __post_init__(self) -> None:
+            assert self.size >= 0
+
+    assert maker(Checked) is Checked  # an __init__ that does more than set fields is kept
