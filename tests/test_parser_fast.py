@@ -160,7 +160,8 @@ def test_nodes_made_without_their_init_equal_those_made_with_it() -> None:
     source = SourceFile("m.alfred", "x = 1")
     span = maker(Span)(source, 0, 5)
     _same(span, Span(source, 0, 5))
-    fields = {"name": "x", "name_span": Span(source, 0, 1), "value": ast.Name(name="y", span=span), "span": span}
+    value = ast.Name(name="y", span=span)
+    fields = {"name": "x", "name_span": Span(source, 0, 1), "value": value, "span": span}
     _same(maker(ast.Attribute)(**fields), ast.Attribute(**fields))
     with pytest.raises(dataclasses.FrozenInstanceError):
         span.start = 1  # type: ignore[misc]
