@@ -6,8 +6,10 @@ transformer run inside the LALR parser: no parse tree is materialised, and spans
 from the tokens (``propagate_positions`` would cost more than the parse). The lexer is
 Lark's contextual lexer (words kept whole in every state by :class:`_WordsEverywhere`; literal
 checks and comments in :data:`_LEXER_CALLBACKS`), and the LALR loop runs over a
-pre-digested table (:func:`_install_fast_loop`): a 10,000-stage, 1 MB file parses and
-lowers in about 1.1 s of CPU.
+pre-digested table (:func:`_install_fast_loop`). A large text is first read by the fast
+path derived from the same parser (``_fast.py``: one master regex, the digested table, the
+builder's rule methods called directly), which gives up at the first problem; the text is
+then parsed again here, with recovery.
 
 Errors never raise: they become diagnostics. After a syntax error the parser
 resynchronises (it closes blocks that were left open, or drops the rest of the line, or
@@ -17,7 +19,7 @@ skips to the next top-level keyword) and keeps going, up to :data:`MAX_ERRORS` e
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
@@ -27,10 +29,13 @@ from ..._gcpause import collector_paused
 from ..._source import SourceFile, Span
 from .. import _ast as ast
 from . import _lexer
-from ._lalr import _accelerated, _parser
+from ._lalr import _parser
 from ._lexer import _Abort, _Context, _lock
 from ._literals import KEYWORDS, MAX_DEPTH, MAX_ERRORS, classify_number, unescape
 from ._recovery import _on_unexpected_characters, _on_unexpected_token
+
+if TYPE_CHECKING:
+    from . import _fast
 
 __all__ = [
     "KEYWORDS",
@@ -47,12 +52,15 @@ __all__ = [
 
 
 def _run(ctx: _Context, start: str) -> Any:
-    fast = _accelerated()
-    if fast is not None and len(ctx.text) >= _ACCELERATE_FROM:
-        tree = _run_accelerated(fast, ctx, start)
-        if tree is not None:
-            return tree
-        ctx.reset()  # a problem: parsed again with error recovery, as without the accelerator
+    if len(ctx.text) >= _ACCELERATE_FROM:
+        from ._fast import fast_parser  # only for large texts: small ones never load it
+
+        fast = fast_parser(_parser(), start)
+        if fast is not None:
+            tree = _run_fast(fast, ctx)
+            if tree is not None:
+                return tree
+            ctx.reset()  # a problem: parsed again with error recovery, by Lark's loop
     parser = _parser()
     with _lock:
         _lexer._ctx = ctx
@@ -85,18 +93,18 @@ def _run(ctx: _Context, start: str) -> Any:
 
 
 #: Shorter texts (expressions, small files) are parsed by Lark's loop: building the
-#: accelerated parser costs more than it saves on them.
+#: fast path (a regex and the digested table, ~20 ms) costs more than it saves on them.
 _ACCELERATE_FROM = 20_000
 
 
-def _run_accelerated(parser: Any, ctx: _Context, start: str) -> Any:
-    """The tree of a text with no problem at all, else None."""
+def _run_fast(parser: _fast.FastParser, ctx: _Context) -> Any:
+    """The tree of a text with no problem at all, else None (see ``_fast.py``)."""
     with _lock:
         _lexer._ctx = ctx
         try:
             with collector_paused():
-                tree = parser.parse(ctx.text, start=start)
-        except Exception:  # a syntax error, or anything else: Lark's loop decides
+                tree = parser.parse(ctx.text)
+        except Exception:  # a diagnostic that stops the parse (_Abort), or anything else: Lark's loop decides
             return None
         finally:
             _lexer._ctx = None

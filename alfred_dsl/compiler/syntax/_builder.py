@@ -14,8 +14,21 @@ from ..._diagnostics import error
 from ..._expr import Binary, Expr, Literal, Ref, Unary
 from ..._source import Span
 from .. import _ast as ast
-from ._lexer import TOKENS, _Abort, _context
+from ._lexer import TOKENS, _Abort, _Context, _context
 from ._literals import MAX_DEPTH, classify_number, unescape
+from ._make import maker
+
+# The nodes a large file has most of, made without their dataclass __init__ (see _make.py).
+_span = maker(Span)
+_Attribute = maker(ast.Attribute)
+_Target = maker(ast.Target)
+_Name = maker(ast.Name)
+_Duration = maker(ast.Duration)
+_Number = maker(ast.Number)
+_String = maker(ast.String)
+_Bool = maker(ast.Bool)
+_Stage = maker(ast.Stage)
+_Entry = maker(ast.Entry)
 
 # -- the tree builder (runs inside the LALR parser) ---------------------------------------
 
@@ -24,9 +37,9 @@ def _cover(first: Any, last: Any) -> Span:
     """The span from the start of ``first`` to the end of ``last`` (tokens or nodes)."""
     ctx = _context()
     if ctx.simple:
-        start: int = first.start_pos if isinstance(first, TOKENS) else first.span.start  # type: ignore[assignment]
-        end: int = last.end_pos if isinstance(last, TOKENS) else last.span.end  # type: ignore[assignment]
-        return Span(ctx.source, start, end)
+        start: int = first.start_pos if isinstance(first, TOKENS) else first.span.start
+        end: int = last.end_pos if isinstance(last, TOKENS) else last.span.end
+        return _span(ctx.source, start, end)
     start_span = ctx.token_span(first) if isinstance(first, TOKENS) else first.span
     end_span = ctx.token_span(last) if isinstance(last, TOKENS) else last.span
     return start_span.cover(end_span)
@@ -37,22 +50,28 @@ def _value(item: Any) -> ast.Value:
     if not isinstance(item, TOKENS):
         value: ast.Value = item
         return value
+    return _token_value(item, _context())
+
+
+def _token_value(item: Any, ctx: _Context) -> ast.Value:
     kind = item.type
-    span = _context().token_span(item)
-    if kind == "STRING":
-        raw = item.value[1:-1]
-        return ast.String(raw=raw, value=unescape(raw), span=span)
+    span = _span(ctx.source, item.start_pos, item.end_pos) if ctx.simple else ctx.token_span(item)
+    if kind == "NAME":
+        return _Name(name=intern(item.value), span=span)  # names recur: one string each
     if kind == "NUMBER":
         number_kind, number, _ = classify_number(item.value)
         if number_kind == "duration":
             assert number is not None
-            return ast.Duration(raw=item.value, seconds=number, span=span)
+            return _Duration(raw=item.value, seconds=number, span=span)
         if number_kind == "size":  # kept as written, like a duration: `max_log` reads it
-            return ast.Number(raw=item.value, value=None, span=span)
-        return ast.Number(raw=item.value, value=number, span=span)
+            return _Number(raw=item.value, value=None, span=span)
+        return _Number(raw=item.value, value=number, span=span)
+    if kind == "STRING":
+        raw = item.value[1:-1]
+        return _String(raw=raw, value=unescape(raw), span=span)
     if kind == "TRUE" or kind == "FALSE":
-        return ast.Bool(value=kind == "TRUE", span=span)
-    return ast.Name(name=intern(item.value), span=span)  # names recur: one string each
+        return _Bool(value=kind == "TRUE", span=span)
+    return _Name(name=intern(item.value), span=span)
 
 
 def _as_expr(item: Any) -> Expr:
@@ -122,7 +141,7 @@ class _Builder(Transformer[Token, Any]):
     def import_(self, children: list[Any]) -> ast.Import:
         keyword, path = children
         ctx = _context()
-        string = ast.String(raw=path.value[1:-1], value=unescape(path.value[1:-1]), span=ctx.token_span(path))
+        string = _String(raw=path.value[1:-1], value=unescape(path.value[1:-1]), span=ctx.token_span(path))
         return ast.Import(path=string, span=ctx.span(keyword.start_pos, path.end_pos))
 
     def _attrs_of(self, children: list[Any]) -> tuple[ast.Attribute, ...]:
@@ -170,7 +189,16 @@ class _Builder(Transformer[Token, Any]):
     def stage(self, children: list[Any]) -> ast.Stage:
         ctx = _context()
         keyword, name, after = children[0], children[1], children[2]
-        return ast.Stage(
+        if ctx.simple:  # the spans of a whole file are token offsets (ctx.span), made here directly
+            source = ctx.source
+            return _Stage(
+                name=intern(name.value),
+                name_span=_span(source, name.start_pos, name.end_pos),
+                after=after or (),
+                attributes=tuple([child for child in children[4:-1] if isinstance(child, ast.Attribute)]),
+                span=_span(source, keyword.start_pos, children[-1].end_pos),
+            )
+        return _Stage(
             name=intern(name.value),
             name_span=ctx.token_span(name),
             after=after or (),
@@ -209,22 +237,32 @@ class _Builder(Transformer[Token, Any]):
 
     def after(self, children: list[Any]) -> tuple[ast.Target, ...]:
         ctx = _context()
-        return tuple(
-            ast.Target(name=intern(child.value), span=ctx.token_span(child))
-            if isinstance(child, TOKENS)
-            else child
-            for child in children[1:]
-            if not isinstance(child, TOKENS) or child.type == "NAME"
-        )
+        targets: list[ast.Target] = []
+        for child in children[1:]:
+            if not isinstance(child, TOKENS):
+                targets.append(child)
+            elif child.type == "NAME":
+                span = ctx.token_span(child)
+                targets.append(_Target(name=intern(child.value), span=span))
+        return tuple(targets)
 
     def dotted(self, children: list[Any]) -> ast.Target:
         names = [child.value for child in children if child.type != "DOT"]
-        return ast.Target(name=".".join(names), span=_cover(children[0], children[-1]))
+        return _Target(name=".".join(names), span=_cover(children[0], children[-1]))
 
     def attribute(self, children: list[Any]) -> ast.Attribute:
         key, _equal, value = children
         ctx = _context()
-        return ast.Attribute(
+        if ctx.simple:  # _cover(key, value) is from the key's start to the value's end
+            source = ctx.source
+            node: Any = _token_value(value, ctx) if isinstance(value, TOKENS) else value
+            return _Attribute(
+                name=intern(_key(key)),
+                name_span=_span(source, key.start_pos, key.end_pos),
+                value=node,
+                span=_span(source, key.start_pos, node.span.end),
+            )
+        return _Attribute(
             name=intern(_key(key)),
             name_span=ctx.token_span(key),
             value=_value(value),
@@ -246,7 +284,7 @@ class _Builder(Transformer[Token, Any]):
     def entry(self, children: list[Any]) -> ast.Entry:
         key, _equal, value = children
         ctx = _context()
-        return ast.Entry(
+        return _Entry(
             key=_key(key), key_span=ctx.token_span(key), value=_value(value), span=_cover(key, value)
         )
 

@@ -1,11 +1,8 @@
 """The Lark parser of ``grammar/alfred.lark`` and the patch of Lark's LALR loop.
 
 :func:`_parser` builds the one parser of the process (cached on disk by Lark);
-:func:`_install_fast_loop` replaces Lark's loop by one over a pre-digested table.
-:func:`_accelerated` is the same grammar, lexer and tree builder on ``lark-cython``'s
-lexer and LALR loop when it is installed (about a quarter less CPU on a large file); it
-has no error recovery (its parser state is not reachable from Python), so a file it
-finds a problem in is parsed again by :func:`_parser`.
+:func:`_install_fast_loop` replaces Lark's loop by one over a pre-digested table. A large
+file with no problem is read by the fast path derived from this parser (``_fast.py``).
 """
 
 from __future__ import annotations
@@ -37,45 +34,6 @@ def _parser() -> Lark:
     )
     _install_fast_loop(lark)
     return lark
-
-
-@lru_cache(maxsize=1)
-def _accelerated() -> Lark | None:
-    """The parser on lark-cython, or None when it is not installed (or does not fit this Lark)."""
-    try:
-        import lark_cython  # type: ignore[import-not-found, import-untyped, unused-ignore]
-    except ImportError:
-        return None
-    plugins = dict(lark_cython.plugins)
-    lexer_class = plugins["ContextualLexer"]
-    parser_class = plugins["LALR_Parser"]
-
-    def contextual_lexer(conf: Any, states: Any, always_accept: Any = ()) -> Any:
-        # lark-cython's lexer cannot be wrapped by a post-lexer: the words that
-        # _WordsEverywhere keeps in every state are given to it directly.
-        return lexer_class(conf, states, always_accept=_WordsEverywhere.always_accept)
-
-    class LalrParser(parser_class):  # type: ignore[misc, valid-type]
-        def __init__(self, parser_conf: Any, debug: bool = False, strict: bool = False) -> None:
-            super().__init__(parser_conf, debug)  # no `strict` there (not used by this grammar)
-
-    plugins["ContextualLexer"] = contextual_lexer
-    plugins["LALR_Parser"] = LalrParser
-    try:
-        return Lark(
-            grammar_path().read_text(encoding="utf-8"),
-            parser="lalr",
-            lexer="contextual",
-            lexer_callbacks=_LEXER_CALLBACKS,
-            start=["file", "expression"],
-            transformer=_Builder(),
-            maybe_placeholders=True,
-            propagate_positions=False,
-            cache=True,  # the same tables as _parser's (the key leaves plugins out)
-            _plugins=plugins,
-        )
-    except Exception:  # an accelerator that does not fit is no accelerator
-        return None
 
 
 def _install_fast_loop(lark: Lark) -> None:

@@ -18,14 +18,25 @@ from ..._diagnostics import Diagnostic, error
 from ..._source import SourceFile, Span
 from .. import _ast as ast
 from ._literals import _BAD_ESCAPE_RE, _COMMENT_RE, KEYWORDS, MAX_DEPTH, MAX_ERRORS, classify_number, shorten
+from ._make import maker
 
-try:  # the accelerated parser's tokens (compiler/syntax/_lalr.py): not `str`, same attributes
-    from lark_cython import Token as _FastToken  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
-    # (typed as Lark's: the tree builder reads only what both have: type, value, positions)
-    TOKENS: tuple[type[Token], ...] = (Token, _FastToken)
-except ImportError:  # pragma: no cover - the accelerator is optional
-    TOKENS = (Token,)
+class FastToken:
+    """A token of the fast path (:mod:`._fast`): what the tree builder reads of Lark's ``Token``."""
+
+    __slots__ = ("end_pos", "start_pos", "type", "value")
+
+    def __init__(self, type: str, value: str, start_pos: int, end_pos: int) -> None:
+        self.type = type
+        self.value = value
+        self.start_pos = start_pos
+        self.end_pos = end_pos
+
+
+#: Lark's tokens and the fast path's: the tree builder reads only what both have (type, value, positions).
+TOKENS: tuple[type[Any], ...] = (Token, FastToken)
+
+_span = maker(Span)  # the spans of a parse, made without Span.__init__ (see _make.py)
 
 # -- per-parse state --------------------------------------------------------------------
 
@@ -66,17 +77,17 @@ class _Context:
 
     def span(self, start: int, end: int) -> Span:
         if self.simple:
-            return Span(self.source, start, end)
+            return _span(self.source, start, end)
         if self.fixed is not None:
             return self.fixed
         if self.offsets is not None:
             last = len(self.offsets) - 1
-            return Span(self.source, self.offsets[min(start, last)], self.offsets[min(end, last)])
-        return Span(self.source, self.base + start, self.base + end)
+            return _span(self.source, self.offsets[min(start, last)], self.offsets[min(end, last)])
+        return _span(self.source, self.base + start, self.base + end)
 
     def token_span(self, token: Any) -> Span:
         if self.simple:
-            return Span(self.source, token.start_pos, token.end_pos)
+            return _span(self.source, token.start_pos, token.end_pos)
         return self.span(token.start_pos, token.end_pos)
 
     def report(self, diagnostic: Diagnostic, at: int) -> None:
@@ -217,3 +228,8 @@ _LEXER_CALLBACKS: dict[str, Callable[[Token], Token]] = {
     "RBRACK": _on_close,
     "RPAR": _on_close,
 }
+
+#: A callback of :data:`_LEXER_CALLBACKS` that does nothing unless the token's text holds
+#: this string (each one starts with that test): the fast path (``_fast.py``) skips the
+#: call, and the token it would be given, for the others (most newlines and strings).
+_CALLBACK_ONLY_WITH: dict[str, str] = {"STRING": "\\", "_NL": "#"}
