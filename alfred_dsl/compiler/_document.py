@@ -13,24 +13,28 @@ from typing import Any, overload
 
 from .._source import SourceFile, Span
 
-__all__ = ["Document", "Path", "SpanIndex", "SpanTable"]
+__all__ = ["Document", "Path", "SpanIndex", "SpanTable", "pack_span"]
 
 #: A path into the normalized document, e.g. ("workflows", "ci", "stages", "build", "after", 0).
 Path = tuple[str | int, ...]
 
 
-#: A packed span holds its start and end in one int (start << 32 | end).
-_SHIFT = 32
-_LOW = (1 << _SHIFT) - 1
+def pack_span(span: Span, source: SourceFile) -> int | Span:
+    """What a :class:`SpanTable` of ``source`` keeps for ``span``: its packed bounds (one
+    int, :attr:`Span.bounds`) when it is a span of ``source`` that has them."""
+    bounds = span.bounds
+    if span.source is source and type(bounds) is int:
+        return bounds
+    return span
 
 
 class SpanTable(MutableMapping[Path, Span]):
     """Spans by document path, each kept as one int: a large file has about ten spans per
     stage, and a :class:`Span` object (with its two ints) is three times the size.
 
-    Spans are kept as given until :meth:`pack`; a span of another file (the merged
-    workspace holds those of imported files) or past 4 GiB is never packed. Lookups of a
-    packed span make a new, equal :class:`Span` each time.
+    A span of another file (the merged workspace holds those of imported files) or past
+    4 GiB is kept as given. Lookups of a packed span make a new, equal :class:`Span` each
+    time.
     """
 
     __slots__ = ("_packed", "source")
@@ -44,7 +48,7 @@ class SpanTable(MutableMapping[Path, Span]):
 
     def _unpack(self, packed: int | Span) -> Span:
         if type(packed) is int:
-            return Span(self.source, packed >> _SHIFT, packed & _LOW)
+            return Span.packed(self.source, packed)
         assert isinstance(packed, Span)
         return packed
 
@@ -63,19 +67,22 @@ class SpanTable(MutableMapping[Path, Span]):
         return default if packed is None else self._unpack(packed)
 
     def __setitem__(self, path: Path, span: Span) -> None:
-        self._packed[path] = span  # packed by pack(), once the syntax tree is gone
+        self._packed[path] = pack_span(span, self.source)
+
+    def packed_dict(self) -> dict[Path, int | Span]:
+        """The table's storage, for a writer that packs with :func:`pack_span` itself (the
+        lowering, which records about ten spans per stage)."""
+        return self._packed
 
     def pack(self) -> None:
-        """Keep each span of this file as one int. Done once the syntax tree (which holds
-        the same Span objects) is freed, so that the ints take the tree's memory rather
-        than add to the peak."""
+        """Pack the spans of this file that are still objects (none, unless written
+        without :func:`pack_span`)."""
         source = self.source
         packed = self._packed
         for path, span in packed.items():
             if type(span) is not int:
                 assert isinstance(span, Span)
-                if span.source is source and span.start >= 0 and 0 <= span.end <= _LOW:
-                    packed[path] = span.start << _SHIFT | span.end
+                packed[path] = pack_span(span, source)
 
     def __delitem__(self, path: Path) -> None:
         del self._packed[path]
