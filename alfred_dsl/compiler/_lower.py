@@ -157,9 +157,10 @@ class _Lowering:
                 keys[at] = _pack(attribute.name_span, source)
 
     def targets(self, targets: tuple[ast.Target, ...], path: Path) -> list[str]:
-        source, values = self.source, self._values
-        for index, target in enumerate(targets):
-            values[(*path, index)] = _pack(target.span, source)
+        if not self.spans.values.set_items(path, [target.span for target in targets]):
+            source, values = self.source, self._values
+            for index, target in enumerate(targets):
+                values[(*path, index)] = _pack(target.span, source)
         if targets:
             self.set(path, targets[0].span.cover(targets[-1].span), targets[0].span)
         return [target.name for target in targets]
