@@ -90,10 +90,13 @@ class Span:
 
     def __init__(self, source: SourceFile, start: int, end: int) -> None:
         _set_source(self, source)
-        if start >= 0 and 0 <= end <= _LOW:
-            _set_bounds(self, start << _SHIFT | end)
-        else:
-            _set_bounds(self, (start, end))
+        try:
+            if start >= 0 and 0 <= end <= _LOW:
+                _set_bounds(self, start << _SHIFT | end)
+                return
+        except TypeError:  # not ints (a parser's token may have no end): kept as they are
+            pass
+        _set_bounds(self, (start, end))
 
     @classmethod
     def packed(cls, source: SourceFile, bounds: int) -> Span:
