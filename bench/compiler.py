@@ -20,9 +20,10 @@ the targets (check < 6 s and < 400 MB, plan json < 7 s and < 450 MB at 100,000 s
 linear growth). CPU time and peak RSS hardly move with the machine's load; wall time does.
 
 It then runs the pipeline in-process, one step at a time (read, parse+lower, schema,
-load, check, resolve, analyse, plan, JSON), to show which step dominates (sizes up to
-10,000), and with --profile N prints the hottest functions of the whole `plan` pipeline
-for size N. Targets (2 cores): 20 stages < 0.3 s; 10,000 stages < 3 s; roughly linear growth.
+load, check, resolve, analyse, plan, JSON), to show which step dominates and the
+process's peak RSS during each (Linux; sizes up to 10,000), and with --profile N prints
+the hottest functions of the whole `plan` pipeline for size N. Targets (2 cores): 20
+stages < 0.3 s; 10,000 stages < 3 s; roughly linear growth.
 """
 
 from __future__ import annotations
@@ -247,7 +248,30 @@ def resources(sizes: Sequence[int], folder: Path, runs: int, alfredc: Sequence[s
 # -- in-process breakdown -------------------------------------------------------------------
 
 
+#: Peak RSS (MB) of this process during each step of the last :func:`breakdown` (Linux).
+STEP_PEAKS: dict[str, float] = {}
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS; False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _timed(results: dict[str, float], step: str, action: Callable[[], Any]) -> Any:
+    measure_peak = _reset_peak()
     started = time.perf_counter()
     try:
         value = action()
@@ -256,6 +280,8 @@ def _timed(results: dict[str, float], step: str, action: Callable[[], Any]) -> A
         sys.stderr.write(f"  {step}: {type(exc).__name__}: {exc}\n")
         return None
     results[step] = time.perf_counter() - started
+    if measure_peak:
+        STEP_PEAKS[step] = _peak_mb()
     return value
 
 
@@ -369,9 +395,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\nin-process breakdown (seconds per step, each step timed alone):")
     steps: list[str] = []
     table: list[tuple[str, dict[str, float]]] = []
+    peaks: list[dict[str, float]] = []
     for count in small:
         for suffix in ("alfred", "yaml"):
+            STEP_PEAKS.clear()
             results = breakdown(folder / f"bench_{count}.{suffix}")
+            peaks.append(dict(STEP_PEAKS))
             steps = steps or list(results)
             table.append((f"{count}.{suffix}", results))
     width = max(len(step) for step in steps) if steps else 10
@@ -379,6 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for step in steps:
         cells = " ".join(f"{results.get(step, float('nan')):>11.4f}" for _, results in table)
         print(f"{step:<{width}} {cells}")
+    if any(peaks):
+        print("\npeak RSS of this process during each step (MB; the steps' results stay alive):")
+        for step in steps:
+            cells = " ".join(f"{found.get(step, float('nan')):>11.0f}" for found in peaks)
+            print(f"{step:<{width}} {cells}")
 
     if options.profile:
         path = folder / f"bench_{options.profile}.alfred"

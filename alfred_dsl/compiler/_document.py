@@ -7,49 +7,80 @@ source text it came from, so that every later check can point at the user's inpu
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from array import array
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
 from .._source import SourceFile, Span
 
-__all__ = ["Document", "Path", "SpanIndex", "SpanTable"]
+__all__ = ["Document", "Path", "SpanIndex", "SpanTable", "pack_span"]
 
 #: A path into the normalized document, e.g. ("workflows", "ci", "stages", "build", "after", 0).
 Path = tuple[str | int, ...]
 
 
-#: A packed span holds its start and end in one int (start << 32 | end).
-_SHIFT = 32
-_LOW = (1 << _SHIFT) - 1
+def pack_span(span: Span, source: SourceFile) -> int | Span:
+    """What a :class:`SpanTable` of ``source`` keeps for ``span``: its packed bounds (one
+    int, :attr:`Span.bounds`) when it is a span of ``source`` that has them."""
+    bounds = span.bounds
+    if span.source is source and type(bounds) is int:
+        return bounds
+    return span
+
+
+#: In an item array, an item without a span.
+_ABSENT = -1
 
 
 class SpanTable(MutableMapping[Path, Span]):
     """Spans by document path, each kept as one int: a large file has about ten spans per
-    stage, and a :class:`Span` object (with its two ints) is three times the size.
+    stage, and a :class:`Span` object is two and a half times the size.
 
-    Spans are kept as given until :meth:`pack`; a span of another file (the merged
-    workspace holds those of imported files) or past 4 GiB is never packed. Lookups of a
-    packed span make a new, equal :class:`Span` each time.
+    A span of another file (the merged workspace holds those of imported files) or past
+    4 GiB is kept as given. The spans of the items of a list of names (``after``) can be
+    kept in one array at the list's path (:meth:`set_items`): three paths, their table
+    entries and ints take four times the memory. Lookups make a new, equal :class:`Span`
+    each time.
     """
 
-    __slots__ = ("_packed", "source")
+    __slots__ = ("_items", "_packed", "source")
 
     def __init__(self, source: SourceFile, spans: Mapping[Path, Span] | None = None) -> None:
         self.source = source
         self._packed: dict[Path, int | Span] = {}
+        #: Packed spans of list items by the list's path (``_ABSENT`` for an item deleted).
+        self._items: dict[Path, array[int]] = {}
         if spans:
             for path, span in spans.items():
                 self[path] = span
 
     def _unpack(self, packed: int | Span) -> Span:
         if type(packed) is int:
-            return Span(self.source, packed >> _SHIFT, packed & _LOW)
+            return Span.packed(self.source, packed)
         assert isinstance(packed, Span)
         return packed
 
+    def _item(self, path: object) -> tuple[array[int], int] | None:
+        """The array and index holding the span of ``path``, if an item array covers it."""
+        if not self._items or type(path) is not tuple or not path:
+            return None
+        index = path[-1]
+        if type(index) is not int:
+            return None
+        items = self._items.get(path[:-1])
+        if items is None or not 0 <= index < len(items):
+            return None
+        return items, index
+
     def __getitem__(self, path: Path) -> Span:
-        return self._unpack(self._packed[path])
+        packed = self._packed.get(path)
+        if packed is None:
+            found = self._item(path)
+            if found is None or found[0][found[1]] == _ABSENT:
+                raise KeyError(path)
+            packed = found[0][found[1]]
+        return self._unpack(packed)
 
     @overload
     def get(self, path: Path, /) -> Span | None: ...
@@ -60,43 +91,91 @@ class SpanTable(MutableMapping[Path, Span]):
 
     def get(self, path: Path, /, default: Any = None) -> Any:
         packed = self._packed.get(path)
-        return default if packed is None else self._unpack(packed)
+        if packed is None:
+            found = self._item(path)
+            if found is None or found[0][found[1]] == _ABSENT:
+                return default
+            packed = found[0][found[1]]
+        return self._unpack(packed)
 
     def __setitem__(self, path: Path, span: Span) -> None:
-        self._packed[path] = span  # packed by pack(), once the syntax tree is gone
+        # A path is in at most one of `_packed` and `_items`.
+        packed = pack_span(span, self.source)
+        found = None if path in self._packed else self._item(path)
+        if found is not None:
+            if type(packed) is int:
+                found[0][found[1]] = packed
+                return
+            found[0][found[1]] = _ABSENT
+        self._packed[path] = packed
+
+    def packed_dict(self) -> dict[Path, int | Span]:
+        """The table's storage, for a writer that packs with :func:`pack_span` itself (the
+        lowering, which records about ten spans per stage)."""
+        return self._packed
+
+    def set_items(self, path: Path, spans: Sequence[Span]) -> bool:
+        """Record the spans of the items ``path + (0,)``, ``path + (1,)``... in one array.
+
+        False (nothing recorded) unless there are spans, all of this file and packing to
+        an int. Replaces the spans of those items and of any other item of ``path``.
+        """
+        source = self.source
+        bounds = [span.bounds for span in spans]
+        if not bounds or not all(type(b) is int for b in bounds):
+            return False
+        if any(span.source is not source for span in spans):
+            return False
+        if self._packed:
+            for index in range(len(bounds)):
+                self._packed.pop((*path, index), None)
+        self._items[path] = array("q", bounds)  # type: ignore[arg-type]
+        return True
 
     def pack(self) -> None:
-        """Keep each span of this file as one int. Done once the syntax tree (which holds
-        the same Span objects) is freed, so that the ints take the tree's memory rather
-        than add to the peak."""
+        """Pack the spans of this file that are still objects (none, unless written
+        without :func:`pack_span`)."""
         source = self.source
         packed = self._packed
         for path, span in packed.items():
             if type(span) is not int:
                 assert isinstance(span, Span)
-                if span.source is source and span.start >= 0 and 0 <= span.end <= _LOW:
-                    packed[path] = span.start << _SHIFT | span.end
+                packed[path] = pack_span(span, source)
 
     def __delitem__(self, path: Path) -> None:
-        del self._packed[path]
+        if path in self._packed:
+            del self._packed[path]
+            return
+        found = self._item(path)
+        if found is None or found[0][found[1]] == _ABSENT:
+            raise KeyError(path)
+        found[0][found[1]] = _ABSENT
 
     def __contains__(self, path: object) -> bool:
-        return path in self._packed
+        if path in self._packed:
+            return True
+        found = self._item(path)
+        return found is not None and found[0][found[1]] != _ABSENT
 
     def __iter__(self) -> Iterator[Path]:
-        return iter(self._packed)
+        yield from self._packed
+        for path, items in self._items.items():
+            for index, packed in enumerate(items):
+                if packed != _ABSENT:
+                    yield (*path, index)
 
     def __len__(self) -> int:
-        return len(self._packed)
+        return len(self._packed) + sum(len(items) - items.count(_ABSENT) for items in self._items.values())
 
     def copy(self) -> SpanTable:
         copied = SpanTable(self.source)
         copied._packed = dict(self._packed)
+        copied._items = {path: array("q", items) for path, items in self._items.items()}
         return copied
 
     def update_from(self, other: SpanTable) -> None:
         """Add ``other``'s spans (without unpacking those of the same file)."""
-        if other.source is self.source:
+        if other.source is self.source and not self._items and not other._items:
             self._packed.update(other._packed)
         else:
             self.update(other)

@@ -9,8 +9,9 @@ names lower to strings, durations to their text (``"1h30m"``), expressions to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from sys import intern
 from typing import Any
 
 from .._diagnostics import Diagnostic, Label, error
@@ -18,7 +19,7 @@ from .._expr import Binary, Literal, Ref, Unary, unparse
 from .._gcpause import collector_paused
 from .._source import SourceFile, Span
 from . import _ast as ast
-from ._document import Document, Path, SpanIndex
+from ._document import Document, Path, SpanIndex, pack_span as _pack
 from .syntax import parse_ast, template_parts
 
 __all__ = ["PARSE_AST", "lower", "parse_document"]
@@ -40,9 +41,12 @@ def parse_document(source: SourceFile) -> tuple[Document | None, list[Diagnostic
     tree, diagnostics = PARSE_AST.get()(source)
     if tree is None or any(d.is_error for d in diagnostics):
         return None, diagnostics
-    document, problems = lower(tree, source)
-    del tree  # its Span objects die here but for the index's, which become ints
-    document.spans.pack()
+    # The lowering takes the only reference to the tree and frees each block once lowered:
+    # the document grows in the memory the tree gives back (at 100,000 stages the tree
+    # alone is about 240 MB).
+    holder = [tree]
+    del tree
+    document, problems = _lower_consumed(holder, source)
     diagnostics.extend(problems)
     if any(d.is_error and d.code != "A208" for d in problems):
         return None, diagnostics
@@ -54,8 +58,18 @@ class _Lowering:
         self.source = source
         self.spans = SpanIndex(source)
         self.diagnostics: list[Diagnostic] = []
+        # The index's tables, written directly: each span is packed to one int as it is
+        # recorded (SpanTable.__setitem__ inlined), so that no Span of the tree outlives it.
+        self._values = self.spans.values.packed_dict()
+        self._keys = self.spans.keys.packed_dict()
 
     # -- helpers -------------------------------------------------------------------------
+
+    def set(self, path: Path, value: Span, key: Span | None = None) -> None:
+        """Record the span of the value at ``path`` (and of the key naming it)."""
+        self._values[path] = _pack(value, self.source)
+        if key is not None:
+            self._keys[path] = _pack(key, self.source)
 
     def duplicate(self, what: str, name: str, span: Span, first: Span) -> None:
         self.diagnostics.append(
@@ -69,43 +83,55 @@ class _Lowering:
             )
         )
 
-    def claim(self, seen: dict[str, Span], what: str, name: str, span: Span) -> bool:
-        """Record a name in a namespace; False (and A208) when it is taken already."""
+    def claim(self, seen: dict[str, Path], what: str, name: str, span: Span, path: Path) -> bool:
+        """Record a name in a namespace; False (and A208) when it is taken already.
+
+        ``seen`` maps each name to the path it was lowered to (whose key span is the first
+        declaration): a path is already alive in the index, a Span of the tree would not be.
+        """
         first = seen.get(name)
         if first is not None:
-            self.duplicate(what, name, span, first)
+            self.duplicate(what, name, span, self.spans.key(first))
             return False
-        seen[name] = span
+        seen[name] = path
         return True
 
     # -- values --------------------------------------------------------------------------
 
     def value(self, node: ast.Value, path: Path) -> Any:
-        self.spans.set(path, _span(node, self.source))
-        if isinstance(node, ast.String):
+        # By exact type, the common values first: one comparison for most of them.
+        if type(node) is ast.Name:
+            self._values[path] = _pack(node.span, self.source)
+            return node.name
+        if type(node) is ast.Duration:
+            self._values[path] = _pack(node.span, self.source)
+            return intern(node.raw)  # durations recur: the tree's copies die with it
+        if type(node) is ast.String:
+            self._values[path] = _pack(node.span, self.source)
             if "${" in node.value:
                 self.check_template(node)
             return node.value
-        if isinstance(node, ast.Name):
-            return node.name
-        if isinstance(node, ast.Bool):
-            return node.value
-        if isinstance(node, ast.Number):
+        if type(node) is ast.Number:
+            self._values[path] = _pack(node.span, self.source)
             return node.value if node.value is not None else node.raw
-        if isinstance(node, ast.Duration):
-            return node.raw
-        if isinstance(node, ast.ListValue):
+        if type(node) is ast.Bool:
+            self._values[path] = _pack(node.span, self.source)
+            return node.value
+        if type(node) is ast.ListValue:
+            self._values[path] = _pack(node.span, self.source)
             return [self.value(item, (*path, index)) for index, item in enumerate(node.items)]
-        if isinstance(node, ast.MapValue):
+        if type(node) is ast.MapValue:
+            self._values[path] = _pack(node.span, self.source)
             result: dict[str, Any] = {}
-            seen: dict[str, Span] = {}
+            seen: dict[str, Path] = {}
             for entry in node.entries:
-                if self.claim(seen, "key", entry.key, entry.key_span):
-                    at = (*path, entry.key)  # one tuple for both indexes
+                at = (*path, entry.key)  # one tuple for both indexes
+                if self.claim(seen, "key", entry.key, entry.key_span, at):
                     result[entry.key] = self.value(entry.value, at)
-                    self.spans.keys[at] = entry.key_span
+                    self._keys[at] = _pack(entry.key_span, self.source)
             return result
         assert isinstance(node, Literal | Ref | Unary | Binary)
+        self._values[path] = _pack(_span(node, self.source), self.source)
         return "${" + unparse(node) + "}"
 
     def check_template(self, node: ast.String) -> None:
@@ -117,56 +143,76 @@ class _Lowering:
             _, problems = template_parts(node.value, node.span, None, _offsets(node.raw, start))
         self.diagnostics.extend(problems)
 
-    def attributes(self, attributes: tuple[ast.Attribute, ...], path: Path, into: dict[str, Any]) -> None:
-        seen: dict[str, Span] = {}
+    def attributes(self, attributes: Sequence[ast.Attribute], path: Path, into: dict[str, Any]) -> None:
+        seen: dict[str, Path] = {}
+        source, keys = self.source, self._keys
         for attribute in attributes:
-            if attribute.name in into and attribute.name not in seen:
+            name = attribute.name
+            at = (*path, name)  # one tuple for both indexes
+            if name in into and name not in seen:
                 # Set by the block header (`stage x after y` and an `after = [...]` attribute).
-                seen[attribute.name] = self.spans.key((*path, attribute.name))
-            if self.claim(seen, "attribute", attribute.name, attribute.name_span):
-                at = (*path, attribute.name)  # one tuple for both indexes
-                into[attribute.name] = self.value(attribute.value, at)
-                self.spans.keys[at] = attribute.name_span
+                seen[name] = at
+            if self.claim(seen, "attribute", name, attribute.name_span, at):
+                into[name] = self.value(attribute.value, at)
+                keys[at] = _pack(attribute.name_span, source)
 
     def targets(self, targets: tuple[ast.Target, ...], path: Path) -> list[str]:
-        for index, target in enumerate(targets):
-            self.spans.set((*path, index), target.span)
+        if not self.spans.values.set_items(path, [target.span for target in targets]):
+            source, values = self.source, self._values
+            for index, target in enumerate(targets):
+                values[(*path, index)] = _pack(target.span, source)
         if targets:
-            self.spans.set(path, targets[0].span.cover(targets[-1].span), targets[0].span)
+            self.set(path, targets[0].span.cover(targets[-1].span), targets[0].span)
         return [target.name for target in targets]
 
     # -- blocks --------------------------------------------------------------------------
 
-    def file(self, tree: ast.File) -> tuple[dict[str, Any], tuple[tuple[str, Span], ...]]:
+    def file(self, holder: list[ast.File]) -> tuple[dict[str, Any], tuple[tuple[str, Span], ...]]:
+        """Lower the tree in ``holder`` (taken out of it), freeing each block once lowered."""
+        tree = holder.pop()
+        self.set((), tree.span)
+        items = list(tree.items)
+        del tree  # the File and its tuple of items; each item is freed below once lowered
+        items.reverse()
         data: dict[str, Any] = {}
         imports: list[tuple[str, Span]] = []
         agents: dict[str, Any] = {}
         workflows: dict[str, Any] = {}
-        agent_names: dict[str, Span] = {}
-        workflow_names: dict[str, Span] = {}
-        self.spans.set((), tree.span)
-        for item in tree.items:
+        agent_names: dict[str, Path] = {}
+        workflow_names: dict[str, Path] = {}
+        while items:
+            item = items.pop()
             if isinstance(item, ast.Import):
-                self.spans.set(("imports", len(imports)), item.path.span, item.span)
+                self.set(("imports", len(imports)), item.path.span, item.span)
                 imports.append((item.path.value, item.path.span))
             elif isinstance(item, ast.Agent):
-                if self.claim(agent_names, "agent", item.name, item.name_span):
-                    path: Path = ("agents", item.name)
-                    self.spans.set(path, item.span, item.name_span)
+                path: Path = ("agents", item.name)
+                if self.claim(agent_names, "agent", item.name, item.name_span, path):
+                    self.set(path, item.span, item.name_span)
                     body: dict[str, Any] = {}
                     agents[item.name] = body
                     self.attributes(item.attributes, path, body)
-            elif self.claim(workflow_names, "workflow", item.name, item.name_span):
-                workflows[item.name] = self.workflow(item)
+            else:
+                path = ("workflows", item.name)
+                if self.claim(workflow_names, "workflow", item.name, item.name_span, path):
+                    name = item.name
+                    workflow = [item]
+                    del item  # the workflow's only reference is now `workflow`, which it takes
+                    workflows[name] = self.workflow(workflow)
         if imports:
             data["imports"] = [path for path, _ in imports]
         data["agents"] = agents
         data["workflows"] = workflows
         return data, tuple(imports)
 
-    def workflow(self, workflow: ast.Workflow) -> dict[str, Any]:
+    def workflow(self, holder: list[ast.Workflow]) -> dict[str, Any]:
+        """Lower the workflow in ``holder`` (taken out of it): each stage is freed once lowered."""
+        workflow = holder.pop()
         path: Path = ("workflows", workflow.name)
-        self.spans.set(path, workflow.span, workflow.name_span)
+        self.set(path, workflow.span, workflow.name_span)
+        members = list(workflow.items)
+        del workflow
+        members.reverse()
         body: dict[str, Any] = {}
         params: dict[str, Any] = {}
         stages: dict[str, Any] = {}
@@ -174,41 +220,54 @@ class _Lowering:
         hooks: dict[str, Any] = {}
         order: list[str] = []
         attributes: list[ast.Attribute] = []
-        param_names: dict[str, Span] = {}
-        member_names: dict[str, Span] = {}  # stages and `use` aliases share one namespace
-        hook_names: dict[str, Span] = {}
+        param_names: dict[str, Path] = {}
+        member_names: dict[str, Path] = {}  # stages and `use` aliases share one namespace
+        hook_names: dict[str, Path] = {}
+        stages_path: Path = (*path, "stages")
         defaults_span: Span | None = None
-        for item in workflow.items:
-            if isinstance(item, ast.Attribute):
+        while members:
+            item = members.pop()
+            kind = type(item)
+            if kind is ast.Stage:
+                assert isinstance(item, ast.Stage)
+                at: Path = (*stages_path, item.name)
+                if self.claim(member_names, "stage", item.name, item.name_span, at):
+                    order.append(item.name)
+                    stages[item.name] = self.stage(item, at)
+            elif kind is ast.Attribute:
+                assert isinstance(item, ast.Attribute)
                 attributes.append(item)
-            elif isinstance(item, ast.Param):
-                if self.claim(param_names, "param", item.name, item.name_span):
-                    params[item.name] = self.param(item, (*path, "params", item.name))
-            elif isinstance(item, ast.Defaults):
+            elif kind is ast.Param:
+                assert isinstance(item, ast.Param)
+                at = (*path, "params", item.name)
+                if self.claim(param_names, "param", item.name, item.name_span, at):
+                    params[item.name] = self.param(item, at)
+            elif kind is ast.Defaults:
+                assert isinstance(item, ast.Defaults)
                 if defaults_span is not None:
                     self.duplicate("block", "defaults", item.span, defaults_span)
                     continue
                 defaults_span = item.span
-                self.spans.set((*path, "defaults"), item.span, item.span)
+                self.set((*path, "defaults"), item.span, item.span)
                 defaults: dict[str, Any] = {}
                 body["defaults"] = defaults
                 self.attributes(item.attributes, (*path, "defaults"), defaults)
-            elif isinstance(item, ast.Stage):
-                if self.claim(member_names, "stage", item.name, item.name_span):
-                    order.append(item.name)
-                    stages[item.name] = self.stage(item, (*path, "stages", item.name))
-            elif isinstance(item, ast.Use):
-                if self.claim(member_names, "use alias", item.alias, item.alias_span):
+            elif kind is ast.Use:
+                assert isinstance(item, ast.Use)
+                at = (*path, "uses", item.alias)
+                if self.claim(member_names, "use alias", item.alias, item.alias_span, at):
                     order.append(item.alias)
-                    uses[item.alias] = self.use(item, (*path, "uses", item.alias))
-            elif self.claim(hook_names, "hook", f"on {item.event}", item.event_span):
+                    uses[item.alias] = self.use(item, at)
+            else:
+                assert isinstance(item, ast.Hook)
                 hook_path: Path = (*path, "on", item.event)
-                self.spans.set(hook_path, item.span, item.event_span)
-                hook: dict[str, Any] = {}
-                hooks[item.event] = hook
-                self.attributes(item.attributes, hook_path, hook)
+                if self.claim(hook_names, "hook", f"on {item.event}", item.event_span, hook_path):
+                    self.set(hook_path, item.span, item.event_span)
+                    hook: dict[str, Any] = {}
+                    hooks[item.event] = hook
+                    self.attributes(item.attributes, hook_path, hook)
         attribute_body: dict[str, Any] = {}
-        self.attributes(tuple(attributes), path, attribute_body)
+        self.attributes(attributes, path, attribute_body)
         result = {**attribute_body}
         if params:
             result["params"] = params
@@ -223,15 +282,15 @@ class _Lowering:
         return result
 
     def param(self, param: ast.Param, path: Path) -> dict[str, Any]:
-        self.spans.set(path, param.span, param.name_span)
-        self.spans.set((*path, "type"), param.type_span, param.type_span)
+        self.set(path, param.span, param.name_span)
+        self.set((*path, "type"), param.type_span, param.type_span)
         result: dict[str, Any] = {"type": param.type}
         if param.default is not None:
             result["default"] = self.value(param.default, (*path, "default"))
         return result
 
     def stage(self, stage: ast.Stage, path: Path) -> dict[str, Any]:
-        self.spans.set(path, stage.span, stage.name_span)
+        self.set(path, stage.span, stage.name_span)
         body: dict[str, Any] = {}
         if stage.after:
             body["after"] = self.targets(stage.after, (*path, "after"))
@@ -239,11 +298,11 @@ class _Lowering:
         return body
 
     def use(self, use: ast.Use, path: Path) -> dict[str, Any]:
-        self.spans.set(path, use.span, use.alias_span)
-        self.spans.set((*path, "template"), use.template_span, use.template_span)
+        self.set(path, use.span, use.alias_span)
+        self.set((*path, "template"), use.template_span, use.template_span)
         arguments: dict[str, Any] = {}
         if use.arguments:
-            self.spans.set((*path, "params"), use.arguments[0].span.cover(use.arguments[-1].span))
+            self.set((*path, "params"), use.arguments[0].span.cover(use.arguments[-1].span))
         self.attributes(use.arguments, (*path, "params"), arguments)
         body: dict[str, Any] = {"template": use.template, "params": arguments}
         if use.after:
@@ -269,7 +328,17 @@ def _offsets(raw: str, start: int) -> list[int]:
 
 def lower(tree: ast.File, source: SourceFile) -> tuple[Document, list[Diagnostic]]:
     """Lower a syntax tree to the normalized document (A208 for names declared twice)."""
+    return _lower_consumed([tree], source)
+
+
+def _lower_consumed(
+    holder: list[ast.File], source: SourceFile | None = None
+) -> tuple[Document, list[Diagnostic]]:
+    """:func:`lower` of the tree in ``holder``, taken out of it: when the caller keeps no
+    other reference, each block of the tree is freed as soon as it is lowered."""
+    if source is None:
+        source = holder[0].span.source
     lowering = _Lowering(source)
     with collector_paused():  # many small allocations, no garbage
-        data, imports = lowering.file(tree)
+        data, imports = lowering.file(holder)
     return Document(source=source, data=data, spans=lowering.spans, imports=imports), lowering.diagnostics

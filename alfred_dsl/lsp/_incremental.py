@@ -320,15 +320,6 @@ def _copier(kind: type) -> Any:
     return namespace["copy"]
 
 
-#: The setters of a span's slots (what its frozen ``__init__`` calls through ``object.__setattr__``).
-_SET_SOURCE, _SET_START, _SET_END = (getattr(Span, name).__set__ for name in ("source", "start", "end"))
-
-
-def _moved(span: Span, mover: _Mover, new: Any = object.__new__, source: Any = _SET_SOURCE,
-           start: Any = _SET_START, end: Any = _SET_END) -> Span:
-    """``span`` shifted by the mover's delta into its source (filled as :func:`_copier` fills nodes)."""
-    copied: Span = new(Span)
-    source(copied, mover.source)
-    start(copied, span.start + mover.delta)
-    end(copied, span.end + mover.delta)
-    return copied
+def _moved(span: Span, mover: _Mover) -> Span:
+    """``span`` shifted by the mover's delta into its source."""
+    return Span(mover.source, span.start + mover.delta, span.end + mover.delta)
