@@ -30,7 +30,7 @@ from alfred_dsl.compiler._graph import analyse
 from alfred_dsl.compiler._model import Edge, new_edge
 from alfred_dsl.compiler._plan import FrozenMap, PlanStage, new_stage
 from alfred_dsl.render import dumps, plan_to_json, plan_to_text
-from alfred_dsl.render._plan import duration_text
+from alfred_dsl.render._plan import dump, duration_text
 
 GOLDEN = Path(__file__).parent / "golden" / "render"
 
@@ -354,6 +354,25 @@ def test_dumps_writes_what_json_dumps_writes(data: dict[str, Any]) -> None:
     """The same bytes as json.dumps for every piece (non-ASCII text, NaN and infinities
     included), whichever encoder dumps uses."""
     assert dumps(data) == _dumps_reference(data)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=5), json_values | st.lists(st.dictionaries(st.text(max_size=3), json_values))
+    ),
+    st.integers(min_value=1, max_value=64),
+)
+def test_dump_writes_the_text_of_dumps_in_bounded_pieces(data: dict[str, Any], chunk: int) -> None:
+    """`plan --format json` writes a large plan in pieces: the same text, never one piece
+    much larger than a chunk plus one line."""
+    pieces: list[str] = []
+    dump(data, pieces.append, chunk=chunk)
+    assert "".join(pieces) == dumps(data)
+    longest_line = max(len(line) + 1 for line in dumps(data).split("\n"))
+    # a piece is whole lines: a chunk's worth and the line that crossed it (the last
+    # line of a list may come with the closing `}`)
+    assert all(len(piece) < chunk + longest_line + len("}\n") for piece in pieces)
 
 
 def test_dumps_refuses_a_circular_value_and_then_works_again() -> None:

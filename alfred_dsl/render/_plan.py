@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from .._values import duration_text
 from ..compiler._plan import Plan, PlanStage, json_number, spend_json
 
-__all__ = ["dumps", "duration_text", "number", "plan_to_json", "plan_to_text"]
+__all__ = ["dump", "dumps", "duration_text", "json_pieces", "number", "plan_to_json", "plan_to_text"]
 
 _BOLD_RED = "\x1b[1;31m"
 _DIM = "\x1b[2m"
@@ -60,17 +60,45 @@ def dumps(data: Mapping[str, Any]) -> str:
     Readable and diff-friendly, and every piece goes through the C encoder: ``indent=``
     falls back to the pure-Python encoder, three times slower on a 10,000-stage plan.
     """
-    lines = []
+    return "".join(json_pieces(data))
+
+
+def dump(data: Mapping[str, Any], write: Callable[[str], object], chunk: int = 1 << 20) -> None:
+    """:func:`dumps` written in pieces of about ``chunk`` characters: a 100,000-stage plan is
+    tens of MB of text, which need not exist whole (nor its copies while it is joined)."""
+    pending: list[str] = []
+    size = 0
+    for piece in json_pieces(data):
+        pending.append(piece)
+        size += len(piece)
+        if size >= chunk:
+            write("".join(pending))
+            pending.clear()
+            size = 0
+    if pending:
+        write("".join(pending))
+
+
+def json_pieces(data: Mapping[str, Any]) -> Iterator[str]:
+    """The text of :func:`dumps`, in order, a line at a time."""
+    if not data:
+        yield "{}\n"
+        return
     _encode = _encoder()
+    last = len(data) - 1
+    yield "{\n"
     for number_, (key, value) in enumerate(data.items()):
-        comma = "," if number_ < len(data) - 1 else ""
+        comma = "," if number_ < last else ""
+        end = "\n" if number_ < last else "\n}\n"
         name = _encode(key)
         if isinstance(value, list) and value and _all_mappings(value):
-            items = ",\n    ".join(map(_encode, value))
-            lines.append(f"  {name}: [\n    {items}\n  ]{comma}")
+            yield f"  {name}: [\n"
+            final = len(value) - 1
+            for index, item in enumerate(value):
+                yield f"    {_encode(item)}{',' if index < final else ''}\n"
+            yield f"  ]{comma}{end}"
         else:
-            lines.append(f"  {name}: {_encode(value)}{comma}")
-    return "{\n" + "\n".join(lines) + "\n}\n" if lines else "{}\n"
+            yield f"  {name}: {_encode(value)}{comma}{end}"
 
 
 def _all_mappings(items: list[Any]) -> bool:
