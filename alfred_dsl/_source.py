@@ -12,7 +12,7 @@ from dataclasses import FrozenInstanceError, dataclass
 from functools import cached_property
 from pathlib import Path
 
-__all__ = ["SourceFile", "Span"]
+__all__ = ["SourceFile", "Span", "span_at"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,3 +174,15 @@ class Span:
 _new = object.__new__
 _set_source = Span.__dict__["source"].__set__
 _set_bounds = Span.__dict__["_bounds"].__set__
+
+
+def span_at(source: SourceFile, start: int, end: int) -> Span:
+    """``Span(source, start, end)`` without the class call: a parser makes millions of spans
+    (about twice as fast; the same span, including for bounds that are not ints)."""
+    span: Span = _new(Span)
+    _set_source(span, source)
+    try:
+        _set_bounds(span, start << _SHIFT | end if start >= 0 and 0 <= end <= _LOW else (start, end))
+    except TypeError:  # not ints (a token without an end): kept as they are, as Span() does
+        _set_bounds(span, (start, end))
+    return span

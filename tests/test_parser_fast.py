@@ -154,12 +154,18 @@ def test_whitespace_is_folded_into_the_next_token_only_where_no_terminal_starts_
 
 
 def test_nodes_made_without_their_init_equal_those_made_with_it() -> None:
+    from alfred_dsl._source import span_at
     from alfred_dsl.compiler import _ast as ast
     from alfred_dsl.compiler.syntax._make import maker
 
     source = SourceFile("m.alfred", "x = 1")
-    span = maker(Span)(source, 0, 5)
+    span = span_at(source, 0, 5)
     _same(span, Span(source, 0, 5))
+    for start, end in ((0, 0), (3, None), (-1, 2), (1 << 33, (1 << 33) + 1)):
+        made, built = span_at(source, start, end), Span(source, start, end)  # type: ignore[arg-type]
+        assert (made.start, made.end, made.bounds) == (built.start, built.end, built.bounds)
+        assert hash(made) == hash(built)
+        assert made == built
     value = ast.Name(name="y", span=span)
     fields = {"name": "x", "name_span": Span(source, 0, 1), "value": value, "span": span}
     _same(maker(ast.Attribute)(**fields), ast.Attribute(**fields))

@@ -12,14 +12,14 @@ from lark import Token, Transformer
 
 from ..._diagnostics import error
 from ..._expr import Binary, Expr, Literal, Ref, Unary
-from ..._source import Span
+from ..._source import Span, span_at
 from .. import _ast as ast
 from ._lexer import TOKENS, _Abort, _Context, _context
 from ._literals import MAX_DEPTH, classify_number, unescape
 from ._make import maker
 
 # The nodes a large file has most of, made without their dataclass __init__ (see _make.py).
-_span = maker(Span)
+_span = span_at
 _Attribute = maker(ast.Attribute)
 _Target = maker(ast.Target)
 _Name = maker(ast.Name)

@@ -15,10 +15,9 @@ from lark import Token
 from lark.lark import PostLex
 
 from ..._diagnostics import Diagnostic, error
-from ..._source import SourceFile, Span
+from ..._source import SourceFile, Span, span_at
 from .. import _ast as ast
 from ._literals import _BAD_ESCAPE_RE, _COMMENT_RE, KEYWORDS, MAX_DEPTH, MAX_ERRORS, classify_number, shorten
-from ._make import maker
 
 
 class FastToken:
@@ -36,7 +35,7 @@ class FastToken:
 #: Lark's tokens and the fast path's: the tree builder reads only what both have (type, value, positions).
 TOKENS: tuple[type[Any], ...] = (Token, FastToken)
 
-_span = maker(Span)  # the spans of a parse, made without Span.__init__ (see _make.py)
+_span = span_at  # the spans of a parse, made without the class call
 
 # -- per-parse state --------------------------------------------------------------------
 
