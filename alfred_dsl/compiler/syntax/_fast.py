@@ -252,6 +252,14 @@ class _Tables:
                 digested[self.symbols[kind]] = ~number
         #: Terminals some rule passes to the builder: tokens of the others are never made.
         self.kept_terminals = frozenset(kept_terminals)
+        # Accepting is a shift of $END from the end state (whose row is empty) into a state
+        # with no action: the end of the text goes through the loop like any token, and the
+        # loop needs no test of its own for it (Lark's tests after each reduction).
+        self.accept_state = len(self.actions)
+        self.actions.append([None] * len(names))
+        if self.actions[self.end_state][self.symbols["$END"]] is not None:
+            raise _Unsupported("an action on $END in the end state")
+        self.actions[self.end_state][self.symbols["$END"]] = self.accept_state
 
 
 def _kept(callback: Any, position: int) -> bool:
@@ -261,7 +269,7 @@ def _kept(callback: Any, position: int) -> bool:
 
 
 # What the loop does with the match of a group (FastParser.codes).
-_NAME, _KEPT, _SPECIAL, _DROPPED, _END = range(5)
+_NAME, _KEPT, _SPECIAL, _DROPPED = range(4)
 
 
 class FastParser:
@@ -284,8 +292,7 @@ class FastParser:
         self.kinds = kinds
         self.numbers = [symbols.get(kind, symbols["$UNKNOWN"]) for kind in kinds]
         self.codes = [
-            _END if kind == "$END"
-            else _NAME if kind == "NAME"
+            _NAME if kind == "NAME"
             else _SPECIAL if kind in callbacks or kind in ignore
             else _KEPT if kind in tables.kept_terminals
             else _DROPPED
@@ -337,11 +344,9 @@ class FastParser:
                     continue
                 if keep and token is None:
                     token = token_of(kinds[group], value, end - len(value), end)
-            elif code == _END:
-                break
             else:
                 kind = numbers[group]
-                token = None  # a terminal no rule keeps (or an unknown character: no action)
+                token = None  # a terminal no rule keeps, the end of the text, an unknown character
             while True:
                 action = actions[state][kind]
                 if action is None:
@@ -362,25 +367,8 @@ class FastParser:
                 values.append(reduce(children))
                 states.append(state)
                 state = actions[state][origin]  # type: ignore[assignment]
-        end_state = tables.end_state
-        end_number = tables.symbols["$END"]
-        while True:
-            action = actions[state][end_number]
-            if action is None or action >= 0:
-                return None
-            size, reduce, origin = rules[~action]
-            if size:
-                children = values[-size:]
-                del values[-size:]
-                state = states[-size]
-                del states[-size:]
-            else:
-                children = []
-            values.append(reduce(children))
-            states.append(state)
-            state = actions[state][origin]  # type: ignore[assignment]
-            if state == end_state:
-                return values[-1]
+        # The end of the text was shifted into the accepting state: the value of the start rule is under it.
+        return values[-2] if state == tables.accept_state else None
 
 
 @lru_cache(maxsize=2)
