@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from ._colour import should_colour
 from ._diagnostics import Diagnostic, Label, Severity
 from ._source import SourceFile, Span
 
@@ -30,7 +29,6 @@ __all__ = [
     "render_json",
     "render_sarif",
     "render_text",
-    "should_colour",
     "summary",
 ]
 

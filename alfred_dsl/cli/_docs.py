@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._colour import should_colour
 from .._diagnostics import Diagnostic
-from .._render_diag import exit_status, render, should_colour
+from .._render_diag import exit_status, render
 
 if TYPE_CHECKING:
     from ..render._docs import WorkflowDoc
