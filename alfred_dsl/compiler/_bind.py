@@ -234,7 +234,7 @@ class _Resolver:
                 for before in unit.sinks:
                     if before not in befores:
                         befores[before] = None
-                        edges.append(new_edge(before, instance.name, span, "after"))
+                        edges.append(new_edge(before=before, after=instance.name, span=span, kind="after"))
         for key, value in stage.items():
             if key in _NAME_KEYS or (type(value) is str and "${" not in value):
                 continue  # (most values: no reference to another stage in them)
@@ -255,7 +255,7 @@ class _Resolver:
                     if target in known and target not in befores:
                         befores[target] = None
                         span = ref.span or model.value_span(at)
-                        edges.append(new_edge(target, instance.name, span, "ref"))
+                        edges.append(new_edge(before=target, after=instance.name, span=span, kind="ref"))
         if instance.name in self._more_befores:
             self._more_befores[instance.name] = befores
         else:
@@ -267,7 +267,7 @@ class _Resolver:
             befores = self._more_befores[after] = dict.fromkeys(self.befores.get(after, ()))
         if before not in befores:
             befores[before] = None
-            self.edges.append(new_edge(before, after, span, kind))
+            self.edges.append(new_edge(before=before, after=after, span=span, kind=kind))
 
     def after(self, name: str) -> tuple[str, ...]:
         """The stages that ``name`` waits for, in the order of its edges."""
