@@ -98,6 +98,19 @@ class SpanTable(MutableMapping[Path, Span]):
             packed = found[0][found[1]]
         return self._unpack(packed)
 
+    def items_of(self, path: Path, count: int) -> list[Span | None]:
+        """``[self.get((*path, 0)), ..., self.get((*path, count - 1))]``: the spans of the
+        first ``count`` items of the list at ``path``, read from its item array in one go
+        when it has one (the resolver reads every ``after`` entry's)."""
+        items = self._items.get(path)
+        if items is None or len(items) < count:
+            return [self.get((*path, index)) for index in range(count)]
+        source, packed = self.source, Span.packed
+        return [
+            packed(source, bounds) if bounds != _ABSENT else self.get((*path, index))
+            for index, bounds in enumerate(items[:count])
+        ]
+
     def __setitem__(self, path: Path, span: Span) -> None:
         # A path is in at most one of `_packed` and `_items`.
         packed = pack_span(span, self.source)

@@ -6,6 +6,7 @@ compilation (``_graph``, ``_plan``). Stages here carry no analysis figures yet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -13,7 +14,7 @@ from .._make import maker
 from .._source import Span
 from ._plan import FrozenMap, Hook, PlanAgent, PlanStage
 
-__all__ = ["Edge", "EdgeKind", "ResolvedWorkflow", "new_edge"]
+__all__ = ["Dependencies", "Edge", "EdgeKind", "ResolvedWorkflow", "new_edge"]
 
 EdgeKind = Literal["after", "ref", "use"]
 
@@ -56,3 +57,41 @@ class ResolvedWorkflow:
     concurrency_group: str | None = None
     cancel_in_progress: bool = False
     span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dependencies:
+    """What the graph analysis (``_graph.analyse``) reads of a resolved workflow: the names
+    and estimates of its stages, its edges, and where things are (read only for a
+    diagnostic). ``alfredc check`` of a workflow without approvals or a budget needs nothing
+    more, so the resolver then makes only this (``_bind.resolve_for_check``), not a
+    :class:`PlanStage` per stage."""
+
+    name: str
+    source: str
+    span: Span | None = None
+    stages: tuple[str, ...] = ()       # declaration order, `use` stages in place
+    estimates: tuple[float, ...] = ()  # each stage's ``estimate_s``
+    edges: tuple[Edge, ...] = ()
+    #: Where a stage is declared, by name (None when unknown).
+    stage_span: Callable[[str], Span | None] = field(default=lambda name: None, compare=False)
+
+    @classmethod
+    def of(cls, resolved: ResolvedWorkflow) -> Dependencies:
+        stages = resolved.stages
+        spans: dict[str, Span | None] = {}
+
+        def stage_span(name: str) -> Span | None:
+            if not spans:  # made at the first diagnostic that asks
+                spans.update((stage.name, stage.span) for stage in stages)
+            return spans.get(name)
+
+        return cls(
+            name=resolved.name,
+            source=resolved.source,
+            span=resolved.span,
+            stages=tuple(stage.name for stage in stages),
+            estimates=tuple(stage.estimate_s for stage in stages),
+            edges=resolved.edges,
+            stage_span=stage_span,
+        )

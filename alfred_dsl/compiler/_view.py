@@ -225,6 +225,12 @@ class _Model:
         spans = self.ws.spans
         return spans.values.get(path) or spans.value(path)
 
+    def item_spans(self, path: DocPath, count: int) -> list[Span]:
+        """``[value_span((*path, 0)), ..., value_span((*path, count - 1))]`` in one lookup."""
+        spans = self.ws.spans
+        found = spans.values.items_of(path, count)
+        return [span or spans.value((*path, index)) for index, span in enumerate(found)]
+
     def key_span(self, path: DocPath) -> Span:
         return self.ws.spans.key(path)
 
