@@ -224,7 +224,8 @@ class _Resolver:
     ) -> None:
         model = self.model
         edges = self.edges
-        befores = dict.fromkeys(self.after(instance.name))  # (nothing yet, as a rule)
+        more = self._more_befores.get(instance.name)  # (nothing yet, as a rule: see after())
+        befores = dict.fromkeys(self.befores.get(instance.name, ()) if more is None else more)
         after = stage.get("after")
         if after:
             prefix = instance.ctx.prefix

@@ -98,18 +98,19 @@ class SpanTable(MutableMapping[Path, Span]):
             packed = found[0][found[1]]
         return self._unpack(packed)
 
-    def items_of(self, path: Path, count: int) -> list[Span | None]:
-        """``[self.get((*path, 0)), ..., self.get((*path, count - 1))]``: the spans of the
-        first ``count`` items of the list at ``path``, read from its item array in one go
-        when it has one (the resolver reads every ``after`` entry's)."""
+    def items_of(self, path: Path, count: int) -> list[Span] | None:
+        """The spans of the first ``count`` items of the list at ``path`` (``path + (0,)``...),
+        read from its item array in one go; None unless the array has them all (then ask
+        for each item)."""
         items = self._items.get(path)
         if items is None or len(items) < count:
-            return [self.get((*path, index)) for index in range(count)]
+            return None
+        if len(items) > count:
+            items = items[:count]
+        if _ABSENT in items:
+            return None
         source, packed = self.source, Span.packed
-        return [
-            packed(source, bounds) if bounds != _ABSENT else self.get((*path, index))
-            for index, bounds in enumerate(items[:count])
-        ]
+        return [packed(source, bounds) for bounds in items]
 
     def __setitem__(self, path: Path, span: Span) -> None:
         # A path is in at most one of `_packed` and `_items`.
@@ -249,6 +250,15 @@ class SpanIndex:
                 return span
             path = path[:-1]
         return self.values.get((), self.source.whole())
+
+    def item_values(self, path: Path, count: int) -> list[Span]:
+        """``[self.value((*path, 0)), ..., self.value((*path, count - 1))]``, in one lookup
+        when the list keeps its items' spans in one array (the resolver reads every ``after``
+        entry's)."""
+        found = self.values.items_of(path, count)
+        if found is not None:
+            return found
+        return [self.values.get((*path, index)) or self.value((*path, index)) for index in range(count)]
 
     def key(self, path: Path) -> Span:
         """The span of the key (or name) that introduces ``path``; falls back to the value."""

@@ -227,9 +227,7 @@ class _Model:
 
     def item_spans(self, path: DocPath, count: int) -> list[Span]:
         """``[value_span((*path, 0)), ..., value_span((*path, count - 1))]`` in one lookup."""
-        spans = self.ws.spans
-        found = spans.values.items_of(path, count)
-        return [span or spans.value((*path, index)) for index, span in enumerate(found)]
+        return self.ws.spans.item_values(path, count)
 
     def key_span(self, path: DocPath) -> Span:
         return self.ws.spans.key(path)
