@@ -178,6 +178,17 @@ class SpanTable(MutableMapping[Path, Span]):
                 if packed != _ABSENT:
                     yield (*path, index)
 
+    def representatives(self) -> Iterator[Path]:
+        """The paths of this table, but only one item of each list whose items are kept in
+        one array: enough for a question that only the start of a path answers (the
+        loader's whether-every-span-is-merged), without a tuple per ``after`` entry."""
+        yield from self._packed
+        for path, items in self._items.items():
+            for index, packed in enumerate(items):
+                if packed != _ABSENT:
+                    yield (*path, index)
+                    break
+
     def __len__(self) -> int:
         return len(self._packed) + sum(len(items) - items.count(_ABSENT) for items in self._items.values())
 
