@@ -73,11 +73,13 @@ class _Context:
         return self.bindings is None and not self.prefix
 
 
-# _Unit and _Instance are not frozen: one of each per stage, and a frozen dataclass pays an
+# _Unit and _Instance are not frozen: one instance per stage, and a frozen dataclass pays an
 # ``object.__setattr__`` per field. Nothing changes them once made.
 @dataclass(slots=True)
 class _Unit:
-    """The stages a local name stands for: one stage, or every stage of a `use` alias."""
+    """The stages a `use` alias stands for: all of them, those that start it (wait for
+    nothing inside it) and those that end it (nothing inside it waits for them). A stage
+    stands for itself: it has none (see ``_Resolver._sinks``)."""
 
     members: tuple[str, ...]
     sources: tuple[str, ...]
@@ -140,7 +142,9 @@ class _Resolver:
         self.secrets: dict[str, None] = {}
         self._defaults: dict[int, dict[str, Any]] = {}
         # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
-        self._units: dict[str, _Unit] = {}
+        self._units: dict[str, _Unit] = {}  # (a `use` alias, by its prefixed name)
+        #: Every stage by its prefixed name: a stage stands for itself (no _Unit for it).
+        self._stage_names: set[str] = set()
         self._cwds: dict[tuple[str, str | None, str | None], str] = {}
         self._chosen: dict[str | tuple[str, ...], _Agents] = {}
         #: The values a stage gets from its agents, by (context, choice of agents): see _agent_values.
@@ -157,7 +161,7 @@ class _Resolver:
         order = [n for n in _names(workflow.get("order")) if n in stages or n in uses]
         listed = set(order)
         order += [n for n in (*stages, *uses) if n not in listed]
-        units: dict[str, _Unit] = {}
+        units: dict[str, _Unit] = {}  # this workflow's aliases (its stages: `stages`)
         members: list[str] = []
         local: list[_Instance] = []
         for item in dict.fromkeys(order):
@@ -165,8 +169,7 @@ class _Resolver:
                 instance = _Instance(ctx, item, ctx.prefix + item)
                 local.append(instance)
                 self.instances.append(instance)
-                alone = (instance.name,)
-                units[item] = self._units[instance.name] = _Unit(alone, alone, alone)
+                self._stage_names.add(instance.name)
                 members.append(instance.name)
                 continue
             use = uses[item]
@@ -199,18 +202,21 @@ class _Resolver:
         base: DocPath = ("workflows", ctx.workflow)
         for instance in local:
             stage_path = (*base, "stages", instance.stage)
-            self._stage_edges(instance, stages[instance.stage], units, known, stage_path)
+            self._stage_edges(instance, stages[instance.stage], stages, units, known, stage_path)
         for alias, use in uses.items():
-            unit = units.get(alias)
-            if unit is None:
+            if alias in stages:  # (A208: the stage is what the name stands for)
+                sources: tuple[str, ...] = (ctx.prefix + alias,)
+            elif alias in units:
+                sources = units[alias].sources
+            else:
                 continue
             for index, name in enumerate(_names(use.get("after"))):
-                dependency = units.get(name) or self._units.get(ctx.prefix + name)
-                if dependency is None:
+                sinks = self._sinks(name, ctx.prefix, stages, units)
+                if sinks is None:
                     continue
                 span = model.value_span((*base, "uses", alias, "after", index))
-                for before in dependency.sinks:
-                    for source in unit.sources:
+                for before in sinks:
+                    for source in sources:
                         self._add_edge(before, source, span, "use")
         return members
 
@@ -218,6 +224,7 @@ class _Resolver:
         self,
         instance: _Instance,
         stage: Mapping[str, Any],
+        stages: Mapping[str, Any],
         units: Mapping[str, _Unit],
         known: set[str],
         path: DocPath,
@@ -232,10 +239,10 @@ class _Resolver:
             names = _names(after)
             spans = model.item_spans((*path, "after"), len(names))
             for name, span in zip(names, spans, strict=True):
-                unit = units.get(name) or self._units.get(prefix + name)
-                if unit is None:
+                sinks = self._sinks(name, prefix, stages, units)
+                if sinks is None:
                     continue
-                for before in unit.sinks:
+                for before in sinks:
                     if before not in befores:
                         befores[before] = None
                         edges.append(new_edge(before=before, after=instance.name, span=span, kind="after"))
@@ -264,6 +271,20 @@ class _Resolver:
             self._more_befores[instance.name] = befores
         else:
             self.befores[instance.name] = tuple(befores)
+
+    def _sinks(
+        self, name: str, prefix: str, stages: Mapping[str, Any], units: Mapping[str, _Unit]
+    ) -> tuple[str, ...] | None:
+        """The stages that ``after NAME`` (written in a workflow whose stages and aliases are
+        ``stages`` and ``units``, included under ``prefix``) waits for: the stage, or the last
+        stages of the alias; None for a name that is neither."""
+        if name in stages:
+            return (prefix + name,)
+        unit = units.get(name) or self._units.get(prefix + name)
+        if unit is not None:
+            return unit.sinks
+        full = prefix + name
+        return (full,) if full in self._stage_names else None
 
     def _add_edge(self, before: str, after: str, span: Span, kind: EdgeKind) -> None:
         befores = self._more_befores.get(after)
