@@ -143,6 +143,8 @@ class _Resolver:
         self._defaults: dict[int, dict[str, Any]] = {}
         # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
         self._units: dict[str, _Unit] = {}  # (a `use` alias, by its prefixed name)
+        #: The workflows expanded (the top one and every template included), each once.
+        self._expanded: dict[str, None] = {}
         #: Every stage by its prefixed name: a stage stands for itself (no _Unit for it).
         self._stage_names: set[str] = set()
         self._cwds: dict[tuple[str, str | None, str | None], str] = {}
@@ -157,6 +159,7 @@ class _Resolver:
     def expand(self, ctx: _Context) -> list[str]:
         model = self.model
         workflow = model.workflows[ctx.workflow]
+        self._expanded[ctx.workflow] = None
         stages, uses = model.stages_of(ctx.workflow), model.uses_of(ctx.workflow)
         order = [n for n in _names(workflow.get("order")) if n in stages or n in uses]
         listed = set(order)
@@ -591,7 +594,8 @@ class _Resolver:
         if budget_of(self.model.workflows[workflow], self.seconds):
             return True
         stages_of = self.model.stages_of
-        return any("approve" in stages_of(i.ctx.workflow)[i.stage] for i in self.instances)
+        # Each stage of each workflow expanded is an instance: asked once per workflow.
+        return any("approve" in stage for name in self._expanded for stage in stages_of(name).values())
 
     def dependencies(self, workflow: str) -> Dependencies:
         """What the graph analysis reads of the workflow (see :func:`resolve_for_check`)."""
