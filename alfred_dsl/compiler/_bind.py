@@ -3,8 +3,8 @@ resolved, as a :class:`~alfred_dsl.compiler._model.ResolvedWorkflow` for the gra
 
 :func:`resolve` is defensive: a bad value is skipped (the schema or the checks report it)
 rather than raising. (Over 600 lines: the resolver's steps - expansion, binding, values,
-one stage - share its per-workflow caches; the params and the choice of workflow at the
-end are its only callers' entry points.)
+one stage - share its per-workflow caches; the params, the choice of workflow and the
+entry points, ``resolve`` and ``resolve_for_check``, are at the end.)
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ class _Resolver:
         self._more_befores: dict[str, dict[str, None]] = {}
         self.secrets: dict[str, None] = {}
         self._defaults: dict[int, dict[str, Any]] = {}
-        # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
-        self._units: dict[str, _Unit] = {}  # (a `use` alias, by its prefixed name)
+        #: Every `use` alias by its prefixed name (`auth`, `auth.docs`), for `after`.
+        self._units: dict[str, _Unit] = {}
         #: The workflows expanded (the top one and every template included), each once.
         self._expanded: dict[str, None] = {}
         #: Every stage by its prefixed name: a stage stands for itself (no _Unit for it).
@@ -241,14 +241,18 @@ class _Resolver:
             prefix = instance.ctx.prefix
             names = _names(after)
             spans = model.item_spans((*path, "after"), len(names))
-            for name, span in zip(names, spans, strict=True):
-                sinks = self._sinks(name, prefix, stages, units)
-                if sinks is None:
-                    continue
-                for before in sinks:
+            name = instance.name
+            for written, span in zip(names, spans, strict=True):
+                if written in stages:  # the usual entry: a stage of the same workflow
+                    before = prefix + written
                     if before not in befores:
                         befores[before] = None
-                        edges.append(new_edge(before=before, after=instance.name, span=span, kind="after"))
+                        edges.append(new_edge(before=before, after=name, span=span, kind="after"))
+                    continue
+                for before in self._sinks(written, prefix, stages, units) or ():
+                    if before not in befores:
+                        befores[before] = None
+                        edges.append(new_edge(before=before, after=name, span=span, kind="after"))
         for key, value in stage.items():
             if key in _NAME_KEYS or (type(value) is str and "${" not in value):
                 continue  # (most values: no reference to another stage in them)
