@@ -100,7 +100,9 @@ class Span:
 
     @classmethod
     def packed(cls, source: SourceFile, bounds: int) -> Span:
-        """The span of ``source`` whose :attr:`bounds` are ``bounds`` (a packed int)."""
+        """The span of ``source`` whose :attr:`bounds` are ``bounds`` (a packed int), made
+        without ``__init__`` as :func:`span_at` is (a span is not a dataclass, so not by
+        :func:`alfred_dsl._make.maker`)."""
         span = _new(cls)
         _set_source(span, source)
         _set_bounds(span, bounds)
@@ -178,7 +180,10 @@ _set_bounds = Span.__dict__["_bounds"].__set__
 
 def span_at(source: SourceFile, start: int, end: int) -> Span:
     """``Span(source, start, end)`` without the class call: a parser makes millions of spans
-    (about twice as fast; the same span, including for bounds that are not ints)."""
+    (about twice as fast; the same span, including for bounds that are not ints). Written
+    here rather than with :func:`alfred_dsl._make.maker`, which makes dataclasses from their
+    fields: a span is not a dataclass, and packs its bounds into one int (as does
+    :meth:`Span.packed`, for bounds already packed)."""
     span: Span = _new(Span)
     _set_source(span, source)
     try:

@@ -154,9 +154,9 @@ def test_whitespace_is_folded_into_the_next_token_only_where_no_terminal_starts_
 
 
 def test_nodes_made_without_their_init_equal_those_made_with_it() -> None:
+    from alfred_dsl._make import maker
     from alfred_dsl._source import span_at
     from alfred_dsl.compiler import _ast as ast
-    from alfred_dsl.compiler.syntax._make import maker
 
     source = SourceFile("m.alfred", "x = 1")
     span = span_at(source, 0, 5)
@@ -179,4 +179,7 @@ def test_nodes_made_without_their_init_equal_those_made_with_it() -> None:
         def __post_init__(self) -> None:
             assert self.size >= 0
 
-    assert maker(Checked) is Checked  # an __init__ that does more than set fields is kept
+    with pytest.raises(TypeError, match="Checked"):  # an __init__ that does more than set fields
+        maker(Checked)
+    with pytest.raises(TypeError, match="Span"):  # not a dataclass: span_at makes spans
+        maker(Span)

@@ -325,3 +325,77 @@ def test_check_and_compile_leave_the_cyclic_gc_as_they_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+GRAPH_SHAPES = SHARED + """
+workflow t {
+  param took: duration = 1m
+  stage a { agent = worker
+    estimate = params.took }
+  stage b after a { agent = worker
+    estimate = 2m }
+}
+workflow m {
+  stage first { agent = worker
+    estimate = 1m }
+  use t(took = 5m) as one after first
+  stage mid after one, first { agent = worker
+    estimate = 1m
+    inputs = { x = "${stages.one.a.outputs.path}" } }
+  stage last after mid, first { agent = worker }
+}
+"""
+
+
+def test_check_analyses_the_same_graph_without_building_the_stages(tmp_path: Path) -> None:
+    """`check` resolves only what the graph analysis reads (no PlanStage) unless the plan may
+    warn: the same stages, estimates, edges and places as the whole resolution, and the
+    same analysis and diagnostics."""
+    from alfred_dsl.compiler import _bind, _graph
+    from alfred_dsl.compiler._model import Dependencies, ResolvedWorkflow
+    from alfred_dsl.compiler.load import load
+
+    shapes = tmp_path / "shapes.alfred"
+    shapes.write_text(GRAPH_SHAPES)
+    examples = Path(__file__).parent.parent / "examples"
+    paths = [shapes, *sorted(DATA.glob("*.alfred")), *sorted(examples.glob("*.alfred")),
+             *sorted((examples / "broken").glob("A[45]0*.alfred"))]
+    kinds: set[type] = set()
+    for path in paths:
+        workspace, _ = load(str(path))
+        assert workspace is not None
+        for name in _bind.workflows_to_analyse(workspace):
+            whole, problems = _bind.resolve(workspace, name, {}, require_all=False)
+            checked, checked_problems = _bind.resolve_for_check(workspace, name)
+            assert checked_problems == problems
+            if whole is None:
+                assert checked is None
+                continue
+            assert checked is not None
+            kinds.add(type(checked))
+            if isinstance(checked, ResolvedWorkflow):  # the plan may warn: resolved whole
+                assert checked == whole and (checked.budget or any(s.approve for s in checked.stages))
+                continue
+            expected = Dependencies.of(whole)
+            assert checked == expected, path
+            assert [e.span for e in checked.edges] == [e.span for e in expected.edges]
+            assert [checked.stage_span(s) for s in checked.stages] == [s.span for s in whole.stages]
+            assert checked.span == expected.span
+            assert _graph.analyse(checked) == _graph.analyse(whole), path
+    assert kinds == {Dependencies, ResolvedWorkflow}
+    workspace, _ = load(str(shapes))
+    assert workspace is not None
+    checked, _ = _bind.resolve_for_check(workspace, "m")
+    assert isinstance(checked, Dependencies)
+    assert dict(zip(checked.stages, checked.estimates, strict=True)) == {
+        "first": 60, "one.a": 300, "one.b": 120, "mid": 60, "last": 0,
+    }
+    assert [(e.before, e.after, e.kind) for e in checked.edges] == [
+        ("one.a", "one.b", "after"), ("one.b", "mid", "after"), ("first", "mid", "after"),
+        ("one.a", "mid", "ref"), ("mid", "last", "after"), ("first", "last", "after"),
+        ("first", "one.a", "use"),
+    ]
+    analysis, diagnostics = _graph.analyse(checked)
+    assert analysis is not None and analysis.duration_s == 60 + 300 + 120 + 60
+    # `mid after first` is implied through one.b, `last after first` through mid.
+    assert [d.code for d in diagnostics] == ["A503", "A503"]

@@ -112,7 +112,7 @@ def test_new_stage_is_the_dataclass_constructor() -> None:
 
 
 def test_new_edge_is_the_dataclass_constructor() -> None:
-    fast = new_edge("a", "b", None, "ref")
+    fast = new_edge(before="a", after="b", span=None, kind="ref")
     slow = Edge(before="a", after="b", kind="ref")
     assert fast == slow and hash(fast) == hash(slow)
     with pytest.raises(FrozenInstanceError):

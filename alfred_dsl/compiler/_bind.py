@@ -3,8 +3,8 @@ resolved, as a :class:`~alfred_dsl.compiler._model.ResolvedWorkflow` for the gra
 
 :func:`resolve` is defensive: a bad value is skipped (the schema or the checks report it)
 rather than raising. (Over 600 lines: the resolver's steps - expansion, binding, values,
-one stage - share its per-workflow caches; the params and the choice of workflow at the
-end are its only callers' entry points.)
+one stage - share its per-workflow caches; the params, the choice of workflow and the
+entry points, ``resolve`` and ``resolve_for_check``, are at the end.)
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from ._approvals import APPROVAL_KIND, approval_of
 from ._budget import budget_of, cost_of
 from ._document import Path as DocPath
 from ._mcpcheck import MCP_KIND, MCP_STAGE_KEYS, docs_agents, mcp_of
-from ._model import Edge, EdgeKind, ResolvedWorkflow, new_edge
-from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage, new_stage
+from ._model import Dependencies, Edge, EdgeKind, ResolvedWorkflow, new_edge
+from ._plan import DEFAULT_MAX_LOG, FrozenMap, Hook, PlanAgent, PlanStage, _parsed, new_stage
 from ._runif import run_if_of
 from ._view import (
     _NAME_KEYS,
@@ -50,7 +50,7 @@ from ._view import (
     parse_string,
 )
 
-__all__ = ["resolve", "templates_of", "workflows_to_analyse"]
+__all__ = ["resolve", "resolve_for_check", "templates_of", "workflows_to_analyse"]
 
 
 # -- resolve ---------------------------------------------------------------------------------
@@ -73,11 +73,13 @@ class _Context:
         return self.bindings is None and not self.prefix
 
 
-# _Unit and _Instance are not frozen: one of each per stage, and a frozen dataclass pays an
+# _Unit and _Instance are not frozen: one instance per stage, and a frozen dataclass pays an
 # ``object.__setattr__`` per field. Nothing changes them once made.
 @dataclass(slots=True)
 class _Unit:
-    """The stages a local name stands for: one stage, or every stage of a `use` alias."""
+    """The stages a `use` alias stands for: all of them, those that start it (wait for
+    nothing inside it) and those that end it (nothing inside it waits for them). A stage
+    stands for itself: it has none (see ``_Resolver._sinks``)."""
 
     members: tuple[str, ...]
     sources: tuple[str, ...]
@@ -139,10 +141,16 @@ class _Resolver:
         self._more_befores: dict[str, dict[str, None]] = {}
         self.secrets: dict[str, None] = {}
         self._defaults: dict[int, dict[str, Any]] = {}
-        # Every stage and alias by its prefixed name (`auth.build`, `auth.docs`), for `after`.
+        #: Every `use` alias by its prefixed name (`auth`, `auth.docs`), for `after`.
         self._units: dict[str, _Unit] = {}
+        #: The workflows expanded (the top one and every template included), each once.
+        self._expanded: dict[str, None] = {}
+        #: Every stage by its prefixed name: a stage stands for itself (no _Unit for it).
+        self._stage_names: set[str] = set()
         self._cwds: dict[tuple[str, str | None, str | None], str] = {}
         self._chosen: dict[str | tuple[str, ...], _Agents] = {}
+        #: The values a stage gets from its agents, by (context, choice of agents): see _agent_values.
+        self._by_choice: dict[tuple[int, int], dict[str, Any]] = {}
         #: Seconds of each duration text met (`estimate = 82m` on thousands of stages).
         self._durations: dict[str, float | None] = {}
 
@@ -151,11 +159,12 @@ class _Resolver:
     def expand(self, ctx: _Context) -> list[str]:
         model = self.model
         workflow = model.workflows[ctx.workflow]
+        self._expanded[ctx.workflow] = None
         stages, uses = model.stages_of(ctx.workflow), model.uses_of(ctx.workflow)
         order = [n for n in _names(workflow.get("order")) if n in stages or n in uses]
         listed = set(order)
         order += [n for n in (*stages, *uses) if n not in listed]
-        units: dict[str, _Unit] = {}
+        units: dict[str, _Unit] = {}  # this workflow's aliases (its stages: `stages`)
         members: list[str] = []
         local: list[_Instance] = []
         for item in dict.fromkeys(order):
@@ -163,8 +172,7 @@ class _Resolver:
                 instance = _Instance(ctx, item, ctx.prefix + item)
                 local.append(instance)
                 self.instances.append(instance)
-                alone = (instance.name,)
-                units[item] = self._units[instance.name] = _Unit(alone, alone, alone)
+                self._stage_names.add(instance.name)
                 members.append(instance.name)
                 continue
             use = uses[item]
@@ -197,18 +205,21 @@ class _Resolver:
         base: DocPath = ("workflows", ctx.workflow)
         for instance in local:
             stage_path = (*base, "stages", instance.stage)
-            self._stage_edges(instance, stages[instance.stage], units, known, stage_path)
+            self._stage_edges(instance, stages[instance.stage], stages, units, known, stage_path)
         for alias, use in uses.items():
-            unit = units.get(alias)
-            if unit is None:
+            if alias in stages:  # (A208: the stage is what the name stands for)
+                sources: tuple[str, ...] = (ctx.prefix + alias,)
+            elif alias in units:
+                sources = units[alias].sources
+            else:
                 continue
             for index, name in enumerate(_names(use.get("after"))):
-                dependency = units.get(name) or self._units.get(ctx.prefix + name)
-                if dependency is None:
+                sinks = self._sinks(name, ctx.prefix, stages, units)
+                if sinks is None:
                     continue
                 span = model.value_span((*base, "uses", alias, "after", index))
-                for before in dependency.sinks:
-                    for source in unit.sources:
+                for before in sinks:
+                    for source in sources:
                         self._add_edge(before, source, span, "use")
         return members
 
@@ -216,25 +227,32 @@ class _Resolver:
         self,
         instance: _Instance,
         stage: Mapping[str, Any],
+        stages: Mapping[str, Any],
         units: Mapping[str, _Unit],
         known: set[str],
         path: DocPath,
     ) -> None:
         model = self.model
         edges = self.edges
-        befores = dict.fromkeys(self.after(instance.name))  # (nothing yet, as a rule)
+        more = self._more_befores.get(instance.name)  # (nothing yet, as a rule: see after())
+        befores = dict.fromkeys(self.befores.get(instance.name, ()) if more is None else more)
         after = stage.get("after")
         if after:
             prefix = instance.ctx.prefix
-            for index, name in enumerate(_names(after)):
-                unit = units.get(name) or self._units.get(prefix + name)
-                if unit is None:
-                    continue
-                span = model.value_span((*path, "after", index))
-                for before in unit.sinks:
+            names = _names(after)
+            spans = model.item_spans((*path, "after"), len(names))
+            name = instance.name
+            for written, span in zip(names, spans, strict=True):
+                if written in stages:  # the usual entry: a stage of the same workflow
+                    before = prefix + written
                     if before not in befores:
                         befores[before] = None
-                        edges.append(new_edge(before, instance.name, span, "after"))
+                        edges.append(new_edge(before=before, after=name, span=span, kind="after"))
+                    continue
+                for before in self._sinks(written, prefix, stages, units) or ():
+                    if before not in befores:
+                        befores[before] = None
+                        edges.append(new_edge(before=before, after=name, span=span, kind="after"))
         for key, value in stage.items():
             if key in _NAME_KEYS or (type(value) is str and "${" not in value):
                 continue  # (most values: no reference to another stage in them)
@@ -255,11 +273,25 @@ class _Resolver:
                     if target in known and target not in befores:
                         befores[target] = None
                         span = ref.span or model.value_span(at)
-                        edges.append(new_edge(target, instance.name, span, "ref"))
+                        edges.append(new_edge(before=target, after=instance.name, span=span, kind="ref"))
         if instance.name in self._more_befores:
             self._more_befores[instance.name] = befores
         else:
             self.befores[instance.name] = tuple(befores)
+
+    def _sinks(
+        self, name: str, prefix: str, stages: Mapping[str, Any], units: Mapping[str, _Unit]
+    ) -> tuple[str, ...] | None:
+        """The stages that ``after NAME`` (written in a workflow whose stages and aliases are
+        ``stages`` and ``units``, included under ``prefix``) waits for: the stage, or the last
+        stages of the alias; None for a name that is neither."""
+        if name in stages:
+            return (prefix + name,)
+        unit = units.get(name) or self._units.get(prefix + name)
+        if unit is not None:
+            return unit.sinks
+        full = prefix + name
+        return (full,) if full in self._stage_names else None
 
     def _add_edge(self, before: str, after: str, span: Span, kind: EdgeKind) -> None:
         befores = self._more_befores.get(after)
@@ -267,7 +299,7 @@ class _Resolver:
             befores = self._more_befores[after] = dict.fromkeys(self.befores.get(after, ()))
         if before not in befores:
             befores[before] = None
-            self.edges.append(new_edge(before, after, span, kind))
+            self.edges.append(new_edge(before=before, after=after, span=span, kind=kind))
 
     def after(self, name: str) -> tuple[str, ...]:
         """The stages that ``name`` waits for, in the order of its edges."""
@@ -412,15 +444,17 @@ class _Resolver:
             return found  # type: ignore[return-value]
         return parse_duration(self.evaluate_now(value))
 
-    def max_log(self, instance: _Instance, stage: Mapping[str, Any], chosen: _Agents) -> int:
+    def max_log(
+        self, ctx: _Context, instance: _Instance | None, stage: Mapping[str, Any], chosen: _Agents
+    ) -> int:
         """The stage's ``max_log`` in bytes: its own, else its agents' (the smallest), else the
-        workflow's ``defaults``, else 100MB."""
-        if "max_log" in stage:
+        workflow's ``defaults``, else 100MB. (``instance`` is only read when it sets its own.)"""
+        if "max_log" in stage and instance is not None:
             found = parse_size(self.evaluate_now(self.field(instance, stage, "max_log")))
             return DEFAULT_MAX_LOG if found is None else found
         if chosen.max_log is not None:
             return chosen.max_log
-        found = parse_size(self.evaluate_now(self.defaults(instance.ctx).get("max_log")))
+        found = parse_size(self.evaluate_now(self.defaults(ctx).get("max_log")))
         return DEFAULT_MAX_LOG if found is None else found
 
     def priority(self, value: Any) -> int:
@@ -479,30 +513,16 @@ class _Resolver:
                 return defaults.get(key)
 
         chosen = self._agents_of(stage)
-        values: dict[str, Any] = {
-            "name": instance.name,
-            "group": ctx.group,
-            "agents": chosen.names,
-            "kind": chosen.kind,
-            "cwd": self._cwd(ctx.workflow, stage, chosen.names),
-            "after": after,
-            "outputs": tuple(_names(stage["outputs"])) if isinstance(stage.get("outputs"), list)
-            else chosen.outputs,
-            "max_log": self.max_log(instance, stage, chosen),
-            "cost": chosen.cost,  # the most its agents may spend, unless it says (below)
-            "span": model.key_span(path),
-        }
-        # The stage's own command, else its agent's when there is only one to choose from.
-        # Secrets are collected in the order that they are met: run, call, inputs, env, when.
+        values: dict[str, Any]
+        if _OWN_KEYS.isdisjoint(stage):
+            # The usual stage: what its agents give it, worked out once per choice and context.
+            values = self._agent_values(ctx, stage, chosen).copy()
+        else:
+            values = self._own_values(instance, stage, chosen, field)
+        values["name"] = instance.name
+        values["after"] = after
+        values["span"] = model.key_span(path)
         collect = self.collect_secrets
-        run = field("run") if "run" in stage else chosen.run
-        call = field("call") if "call" in stage else chosen.call
-        if run is not None:
-            values["run"] = _command(run)
-            collect(run)
-        if call is not None:
-            values["call"] = call if isinstance(call, str) else None
-            collect(call)
         if "inputs" in present:
             inputs = _map(field("inputs"))
             values["inputs"] = _frozen(inputs)
@@ -540,7 +560,7 @@ class _Resolver:
         if values["kind"] == MCP_KIND or docs:
             values["mcp"] = mcp_of(values["kind"], {key: field(key) for key in MCP_STAGE_KEYS})
         if "estimate" in present:
-            values["estimate_s"] = self.seconds(field("estimate")) or 0
+            values["estimate_s"] = self.estimate(instance, stage)
         if "spread" in present:
             values["spread_s"] = self.seconds(field("spread"))
         if "fail_rate" in stage:
@@ -567,6 +587,91 @@ class _Resolver:
         if "run_if" in stage:
             values["run_if"] = run_if_of(stage["run_if"])
         return new_stage(values)
+
+    def estimate(self, instance: _Instance, stage: Mapping[str, Any]) -> float:
+        """The stage's ``estimate_s`` (its own ``estimate``, else its ``defaults``'; 0 if none)."""
+        return self.seconds(self.field(instance, stage, "estimate")) or 0
+
+    def may_warn(self, workflow: str) -> bool:
+        """Whether the plan may have A505 or A506 to say (``_pipeline.plan_warnings``): a
+        budget, or an approval stage (an ``approve`` key that ``approval_of`` may read)."""
+        if budget_of(self.model.workflows[workflow], self.seconds):
+            return True
+        stages_of = self.model.stages_of
+        # Each stage of each workflow expanded is an instance: asked once per workflow.
+        return any("approve" in stage for name in self._expanded for stage in stages_of(name).values())
+
+    def dependencies(self, workflow: str) -> Dependencies:
+        """What the graph analysis reads of the workflow (see :func:`resolve_for_check`)."""
+        model = self.model
+        instances = self.instances
+        stages_of = model.stages_of
+        by_name = {i.name: i for i in instances}
+
+        def stage_span(name: str) -> Span | None:
+            instance = by_name.get(name)
+            if instance is None:
+                return None
+            return model.key_span(("workflows", instance.ctx.workflow, "stages", instance.stage))
+
+        span = model.key_span(("workflows", workflow))
+        return Dependencies(
+            name=workflow,
+            source=span.file,
+            span=span,
+            stages=tuple(i.name for i in instances),
+            estimates=tuple(self.estimate(i, stages_of(i.ctx.workflow)[i.stage]) for i in instances),
+            edges=tuple(self.edges),
+            stage_span=stage_span,
+        )
+
+    def _agent_values(self, ctx: _Context, stage: Mapping[str, Any], chosen: _Agents) -> dict[str, Any]:
+        """The PlanStage values of a stage of ``ctx`` that sets none of :data:`_OWN_KEYS`:
+        its agents' (and the context's ``defaults``' ``max_log``), the same for every such
+        stage, so made once (secrets collected then: the first stage to meet them)."""
+        key = (id(ctx), id(chosen))
+        found = self._by_choice.get(key)
+        if found is None:
+            found = self._by_choice[key] = self._own_values(None, stage, chosen, None, ctx)
+            if "run" in found:  # its ${...} parsed once here, not by each PlanStage
+                found["run"] = _parsed(found["run"])
+        return found
+
+    def _own_values(
+        self,
+        instance: _Instance | None,
+        stage: Mapping[str, Any],
+        chosen: _Agents,
+        field: Callable[[str], Any] | None,
+        ctx: _Context | None = None,
+    ) -> dict[str, Any]:
+        """The PlanStage values that come from the stage's agents unless the stage sets its
+        own (:data:`_OWN_KEYS`); ``instance`` and ``field`` are only read for a key it sets.
+        Secrets are collected in the order that they are met: run, call (then inputs, env,
+        when: see :meth:`stage`)."""
+        ctx = instance.ctx if instance is not None else ctx
+        assert ctx is not None
+        values: dict[str, Any] = {
+            "group": ctx.group,
+            "agents": chosen.names,
+            "kind": chosen.kind,
+            "cwd": self._cwd(ctx.workflow, stage, chosen.names),
+            "outputs": tuple(_names(stage["outputs"])) if isinstance(stage.get("outputs"), list)
+            else chosen.outputs,
+            "max_log": self.max_log(ctx, instance, stage, chosen),
+            "cost": chosen.cost,  # the most its agents may spend, unless it says (see stage)
+        }
+        # The stage's own command, else its agent's when there is only one to choose from.
+        collect = self.collect_secrets
+        run = field("run") if "run" in stage and field is not None else chosen.run
+        call = field("call") if "call" in stage and field is not None else chosen.call
+        if run is not None:
+            values["run"] = _command(run)
+            collect(run)
+        if call is not None:
+            values["call"] = call if isinstance(call, str) else None
+            collect(call)
+        return values
 
     def _agents_of(self, stage: Mapping[str, Any]) -> _Agents:
         """What a stage's `agent` (or `requires`) gives it. Thousands of stages name the same
@@ -650,6 +755,8 @@ class _Resolver:
 
 
 _MISSING = object()
+#: The stage keys that override what its agents give it (see _Resolver._own_values).
+_OWN_KEYS = frozenset({"cwd", "outputs", "max_log", "run", "call"})
 #: One empty map shared by every stage without inputs, env, resources... (five per stage).
 _EMPTY = FrozenMap()
 
@@ -773,6 +880,24 @@ def _read_params(
     return ordered, out
 
 
+def _expanded(
+    ws: WorkspaceLike, workflow: str | None, params: Mapping[str, str], require_all: bool
+) -> tuple[_Resolver | None, str, list[Diagnostic]]:
+    """The workflow chosen, its params read and its templates expanded (stages and edges
+    known); no resolver when the workflow cannot be chosen or a param is wrong."""
+    model = _Model.of(ws)
+    name, diagnostics = _choose_workflow(model, workflow)
+    if name is None:
+        return None, "", diagnostics
+    values, problems = _read_params(model, name, params, require_all)
+    diagnostics.extend(problems)
+    if any(d.is_error for d in diagnostics):
+        return None, name, diagnostics
+    resolver = _Resolver(model, values)
+    resolver.expand(_Context(workflow=name, stack=(name,)))
+    return resolver, name, diagnostics
+
+
 def resolve(
     ws: WorkspaceLike,
     workflow: str | None,
@@ -788,16 +913,31 @@ def resolve(
     names, bad durations) are skipped here, not reported twice. Returns None only when
     the workflow cannot be chosen or a param is wrong.
     """
-    model = _Model.of(ws)
-    name, diagnostics = _choose_workflow(model, workflow)
-    if name is None:
+    resolver, name, diagnostics = _expanded(ws, workflow, params, require_all)
+    if resolver is None:
         return None, diagnostics
-    values, problems = _read_params(model, name, params, require_all)
-    diagnostics.extend(problems)
-    if any(d.is_error for d in diagnostics):
+    return _resolved(resolver, name), diagnostics
+
+
+def resolve_for_check(
+    ws: WorkspaceLike, workflow: str
+) -> tuple[ResolvedWorkflow | Dependencies | None, list[Diagnostic]]:
+    """What ``alfredc check`` analyses of a workflow: ``resolve(ws, workflow, {},
+    require_all=False)`` when the plan may warn (a budget, an approval stage: A505, A506),
+    else only the dependencies that the graph analysis reads (the same stages, estimates
+    and edges), without a :class:`PlanStage` per stage: most of the resolver's work, and
+    of its memory, in a large plan."""
+    resolver, name, diagnostics = _expanded(ws, workflow, {}, False)
+    if resolver is None:
         return None, diagnostics
-    resolver = _Resolver(model, values)
-    resolver.expand(_Context(workflow=name, stack=(name,)))
+    if resolver.may_warn(name):
+        return _resolved(resolver, name), diagnostics
+    return resolver.dependencies(name), diagnostics
+
+
+def _resolved(resolver: _Resolver, name: str) -> ResolvedWorkflow:
+    model = resolver.model
+    values = resolver.params
     stages = tuple(resolver.stage(i, resolver.after(i.name)) for i in resolver.instances)
     used = {agent for stage in stages for agent in stage.agents}
     used.update(docs_agents(stage.mcp.get("docs") for stage in stages if stage.mcp is not None))
@@ -812,23 +952,20 @@ def resolve(
     description = declaration.get("description")
     schedule = declaration.get("schedule")
     span = model.key_span(("workflows", name))
-    return (
-        ResolvedWorkflow(
-            name=name,
-            source=span.file,
-            description=resolver.text(description),
-            params=FrozenMap(values),
-            secrets=tuple(resolver.secrets),
-            agents=agents,
-            stages=stages,
-            edges=tuple(resolver.edges),
-            hooks=tuple(hooks),
-            schedule=schedule if isinstance(schedule, str) else None,
-            budget=budget_of(declaration, resolver.seconds),
-            timeout_s=resolver.seconds(declaration.get("timeout")),
-            concurrency_group=resolver.text(declaration.get("concurrency_group")) or None,
-            cancel_in_progress=declaration.get("cancel_in_progress") is True,
-            span=span,
-        ),
-        diagnostics,
+    return ResolvedWorkflow(
+        name=name,
+        source=span.file,
+        description=resolver.text(description),
+        params=FrozenMap(values),
+        secrets=tuple(resolver.secrets),
+        agents=agents,
+        stages=stages,
+        edges=tuple(resolver.edges),
+        hooks=tuple(hooks),
+        schedule=schedule if isinstance(schedule, str) else None,
+        budget=budget_of(declaration, resolver.seconds),
+        timeout_s=resolver.seconds(declaration.get("timeout")),
+        concurrency_group=resolver.text(declaration.get("concurrency_group")) or None,
+        cancel_in_progress=declaration.get("cancel_in_progress") is True,
+        span=span,
     )

@@ -98,6 +98,20 @@ class SpanTable(MutableMapping[Path, Span]):
             packed = found[0][found[1]]
         return self._unpack(packed)
 
+    def items_of(self, path: Path, count: int) -> list[Span] | None:
+        """The spans of the first ``count`` items of the list at ``path`` (``path + (0,)``...),
+        read from its item array in one go; None unless the array has them all (then ask
+        for each item)."""
+        items = self._items.get(path)
+        if items is None or len(items) < count:
+            return None
+        if len(items) > count:
+            items = items[:count]
+        if _ABSENT in items:
+            return None
+        source, packed = self.source, Span.packed
+        return [packed(source, bounds) for bounds in items]
+
     def __setitem__(self, path: Path, span: Span) -> None:
         # A path is in at most one of `_packed` and `_items`.
         packed = pack_span(span, self.source)
@@ -163,6 +177,17 @@ class SpanTable(MutableMapping[Path, Span]):
             for index, packed in enumerate(items):
                 if packed != _ABSENT:
                     yield (*path, index)
+
+    def representatives(self) -> Iterator[Path]:
+        """The paths of this table, but only one item of each list whose items are kept in
+        one array: enough for a question that only the start of a path answers (the
+        loader's whether-every-span-is-merged), without a tuple per ``after`` entry."""
+        yield from self._packed
+        for path, items in self._items.items():
+            for index, packed in enumerate(items):
+                if packed != _ABSENT:
+                    yield (*path, index)
+                    break
 
     def __len__(self) -> int:
         return len(self._packed) + sum(len(items) - items.count(_ABSENT) for items in self._items.values())
@@ -236,6 +261,15 @@ class SpanIndex:
                 return span
             path = path[:-1]
         return self.values.get((), self.source.whole())
+
+    def item_values(self, path: Path, count: int) -> list[Span]:
+        """``[self.value((*path, 0)), ..., self.value((*path, count - 1))]``, in one lookup
+        when the list keeps its items' spans in one array (the resolver reads every ``after``
+        entry's)."""
+        found = self.values.items_of(path, count)
+        if found is not None:
+            return found
+        return [self.values.get((*path, index)) or self.value((*path, index)) for index in range(count)]
 
     def key(self, path: Path) -> Span:
         """The span of the key (or name) that introduces ``path``; falls back to the value."""

@@ -20,7 +20,7 @@ from .._diagnostics import Diagnostic, Label, Severity, error, warning
 from .._gcpause import collector_paused
 from .._source import Span
 from ._fixes import remove_list_entry_fix
-from ._model import Edge, ResolvedWorkflow
+from ._model import Dependencies, Edge, ResolvedWorkflow
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -61,18 +61,19 @@ class Analysis:
     redundant: tuple[Edge, ...] = ()
 
 
-def analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnostic]]:
-    """Analyse the dependency graph of ``resolved``.
+def analyse(resolved: ResolvedWorkflow | Dependencies) -> tuple[Analysis | None, list[Diagnostic]]:
+    """Analyse the dependency graph of ``resolved`` (a whole resolved workflow, or only what
+    this reads of one).
 
     Returns ``(None, diagnostics)`` when the graph has a cycle (A401 per elementary cycle,
     at most :data:`MAX_CYCLES`, then A402); otherwise the analysis and any A503 warnings.
     """
     with collector_paused():
-        return _analyse(resolved)
+        return _analyse(resolved if isinstance(resolved, Dependencies) else Dependencies.of(resolved))
 
 
-def _analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnostic]]:
-    names = [stage.name for stage in resolved.stages]
+def _analyse(resolved: Dependencies) -> tuple[Analysis | None, list[Diagnostic]]:
+    names = resolved.stages
     index = {name: i for i, name in enumerate(names)}
     edges, pairs = _usable_edges(resolved.edges, index)
 
@@ -95,7 +96,7 @@ def _analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnost
     for number, layer in enumerate(generations):
         for node in layer:
             layer_of[node] = number
-    estimates = [max(float(stage.estimate_s or 0), 0.0) for stage in resolved.stages]
+    estimates = [max(float(estimate or 0), 0.0) for estimate in resolved.estimates]
     timings, critical_path, duration = _critical_path(estimates, layer_of, preds, succs, order)
     redundant = _redundant_entries(edges, _redundant_edges(edges, pairs, preds, order, layer_of))
     name_of = names.__getitem__
@@ -110,10 +111,7 @@ def _analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnost
     )
     if not redundant:
         return analysis, []
-    stage_spans = _stage_spans(resolved)
-    diagnostics = [
-        _redundant_diagnostic(group, names[via], resolved, stage_spans) for group, via in redundant
-    ]
+    diagnostics = [_redundant_diagnostic(group, names[via], resolved) for group, via in redundant]
     return analysis, diagnostics
 
 
@@ -206,25 +204,20 @@ def _usable_edges(
     return usable, known
 
 
-def _edge_span(edge: Edge, resolved: ResolvedWorkflow, stage_spans: Mapping[str, Span | None]) -> Span | None:
+def _edge_span(edge: Edge, resolved: Dependencies) -> Span | None:
     """Where the edge is declared; else the dependent stage, else the workflow."""
     if edge.span is not None:
         return edge.span
-    return stage_spans.get(edge.after) or resolved.span
-
-
-def _stage_spans(resolved: ResolvedWorkflow) -> dict[str, Span | None]:
-    return {stage.name: stage.span for stage in resolved.stages}
+    return resolved.stage_span(edge.after) or resolved.span
 
 
 # -- cycles -----------------------------------------------------------------------------
 
 
 def _cycle_diagnostics(
-    resolved: ResolvedWorkflow, graph: nx.DiGraph, names: Sequence[str], edges: Sequence[Edge]
+    resolved: Dependencies, graph: nx.DiGraph, names: Sequence[str], edges: Sequence[Edge]
 ) -> list[Diagnostic]:
     by_pair = {(e.before, e.after): e for e in edges}
-    stage_spans = _stage_spans(resolved)
     components = _cyclic_components(graph)
     diagnostics: list[Diagnostic] = []
     reported = 0
@@ -235,7 +228,7 @@ def _cycle_diagnostics(
             break
         cycles = _cycles_in(graph.subgraph(component))
         for cycle in cycles:
-            diagnostics.append(_cycle_diagnostic([names[i] for i in cycle], by_pair, resolved, stage_spans))
+            diagnostics.append(_cycle_diagnostic([names[i] for i in cycle], by_pair, resolved))
             reported += 1
             if reported >= MAX_CYCLES:
                 break
@@ -287,15 +280,14 @@ def _cycles_in(component: nx.DiGraph) -> Iterator[list[int]]:
 def _cycle_diagnostic(
     cycle: Sequence[str],
     by_pair: Mapping[tuple[str, str], Edge],
-    resolved: ResolvedWorkflow,
-    stage_spans: Mapping[str, Span | None],
+    resolved: Dependencies,
 ) -> Diagnostic:
     closed = [*cycle, cycle[0]]
     pairs = list(itertools.pairwise(closed))
     labels = []
     for before, after in pairs:
         edge = by_pair.get((before, after), Edge(before=before, after=after))
-        span = _edge_span(edge, resolved, stage_spans)
+        span = _edge_span(edge, resolved)
         if span is not None:
             labels.append(Label(span, f"`{after}` runs after `{before}` here"))
     path = " -> ".join(closed)
@@ -494,12 +486,10 @@ def _written_name(group: Sequence[Edge]) -> str:
     return ".".join(common) or ", ".join(edge.before for edge in group)
 
 
-def _redundant_diagnostic(
-    group: Sequence[Edge], via_name: str, resolved: ResolvedWorkflow, stage_spans: Mapping[str, Span | None]
-) -> Diagnostic:
+def _redundant_diagnostic(group: Sequence[Edge], via_name: str, resolved: Dependencies) -> Diagnostic:
     edge = group[0]
     written = _written_name(group)
-    span = _edge_span(edge, resolved, stage_spans)
+    span = _edge_span(edge, resolved)
     return warning(
         "A503",
         f"redundant `after`: `{written}` is already implied by `{via_name}`",

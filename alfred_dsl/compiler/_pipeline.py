@@ -93,12 +93,17 @@ def _analyse(workspace: Workspace) -> list[Diagnostic]:
     # under different prefixes but at the same places: report each place once.
     places: set[tuple[object, ...]] = set()
     for name in model_workflows:
-        resolved, problems = _bind.resolve(workspace, name, {}, require_all=False)
+        # Only what the graph analysis reads, unless the plan may warn (then the whole of it).
+        resolved, problems = _bind.resolve_for_check(workspace, name)
         diagnostics.extend(problems)
         if resolved is None:
             continue
         analysis, graph_problems = _graph.analyse(resolved)
-        if analysis is not None and _plan_can_warn(resolved):  # A505, A506 (_approvals.py, _budget.py)
+        if (
+            analysis is not None
+            and isinstance(resolved, ResolvedWorkflow)
+            and _plan_can_warn(resolved)  # A505, A506 (_approvals.py, _budget.py)
+        ):
             span = resolved.span
             plan = build_plan(resolved, analysis, consume=True)
             del resolved, analysis

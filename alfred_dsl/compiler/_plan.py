@@ -268,7 +268,10 @@ def new_stage(values: Mapping[str, Any]) -> PlanStage:
     each of its 40-odd fields; this sets the slots directly: the defaults, then ``values``.
     The result is the same, ``__post_init__``'s parsing of ``${...}`` included (a default
     holds none). Defaults are shared as the dataclass shares them (a field with a factory
-    gets one object made once here: each such default is an immutable empty map)."""
+    gets one object made once here: each such default is an immutable empty map). Not
+    :func:`alfred_dsl._make.maker`, which makes classes whose ``__init__`` only sets every
+    field: a stage is given a few of its fields, the rest defaulted, and its
+    ``__post_init__`` runs."""
     if not _REQUIRED.issubset(values):
         raise TypeError(f"new_stage() missing required fields: {sorted(_REQUIRED.difference(values))}")
     stage = object.__new__(PlanStage)

@@ -225,6 +225,10 @@ class _Model:
         spans = self.ws.spans
         return spans.values.get(path) or spans.value(path)
 
+    def item_spans(self, path: DocPath, count: int) -> list[Span]:
+        """``[value_span((*path, 0)), ..., value_span((*path, count - 1))]`` in one lookup."""
+        return self.ws.spans.item_values(path, count)
+
     def key_span(self, path: DocPath) -> Span:
         return self.ws.spans.key(path)
 

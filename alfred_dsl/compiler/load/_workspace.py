@@ -146,9 +146,13 @@ def _merge_documents(state: _Loading) -> tuple[dict[str, Any], SpanIndex, dict[s
 
 
 def _all_merged(spans: SpanIndex, taken: set[tuple[str, str]]) -> bool:
-    """Whether merging a single file would copy every span of its index (root included)."""
+    """Whether merging a single file would copy every span of its index (root included).
+
+    The answer for an item of a list depends only on the list's path (its section and
+    name; an item of a shorter path is never merged), so one item of each is asked about."""
     for table in (spans.values, spans.keys):
-        for path in table:
+        # The answer depends on a path's first two parts: each pair is asked about once.
+        for path in {path[:2] for path in table.representatives()}:
             if len(path) >= 2:
                 if (path[0], path[1]) not in taken:
                     return False

@@ -12,13 +12,13 @@ from lark import Token, Transformer
 
 from ..._diagnostics import error
 from ..._expr import Binary, Expr, Literal, Ref, Unary
+from ..._make import maker
 from ..._source import Span, span_at
 from .. import _ast as ast
 from ._lexer import TOKENS, _Abort, _Context, _context
 from ._literals import MAX_DEPTH, classify_number, unescape
-from ._make import maker
 
-# The nodes a large file has most of, made without their dataclass __init__ (see _make.py).
+# The nodes a large file has most of, made without their dataclass __init__ (see alfred_dsl/_make.py).
 _span = span_at
 _Attribute = maker(ast.Attribute)
 _Target = maker(ast.Target)
