@@ -91,17 +91,26 @@ def test_build_plan_leaves_the_resolved_stages_alone_unless_consumed() -> None:
     assert consumed == plan and consumed.stages[4] is resolved.stages[4]
 
 
-def test_build_plan_takes_the_figures_from_the_analysis_columns_or_its_timings() -> None:
-    """The analysis's columns (what build_plan reads) and its per-stage timings give the
-    same plan; without columns (an analysis made another way) the timings are read."""
-    resolved = make_resolved(BRANCHES)
+def test_build_plan_reads_the_analysis_by_index_or_by_name() -> None:
+    """The analysis's columns and predecessor indices (what build_plan reads) give the same
+    plan as its per-stage timings and predecessors by name (an analysis made otherwise)."""
+    rows: list[Row] = [*BRANCHES, ("audit", ["lint", "fetch"], 2)]
+    resolved = make_resolved(rows, kinds={("fetch", "audit"): "ref"})
     analysis, _ = analyse(resolved)
-    assert analysis is not None and analysis.columns
-    from_columns = build_plan(resolved, analysis)
-    from_timings = build_plan(resolved, replace(analysis, columns=()))
-    assert from_columns == from_timings
-    assert [s.slack_s for s in from_columns.stages] == [s.slack_s for s in from_timings.stages]
-    assert from_columns.stage("docs").slack_s == 3509.5 and from_columns.stage("build").critical
+    assert analysis is not None and analysis.columns and analysis.predecessor_indices
+    by_index = build_plan(resolved, analysis)
+    for other in (
+        replace(analysis, columns=()),
+        replace(analysis, predecessor_indices=()),
+        replace(analysis, columns=(), predecessor_indices=()),
+    ):
+        by_name = build_plan(resolved, other)
+        assert by_name == by_index
+        assert [(s.after, s.slack_s, s.layer) for s in by_name.stages] == [
+            (s.after, s.slack_s, s.layer) for s in by_index.stages
+        ]
+    assert by_index.stage("docs").slack_s == 3509.5 and by_index.stage("build").critical
+    assert by_index.stage("audit").after == ("lint", "fetch")
 
 
 def test_new_stage_is_the_dataclass_constructor() -> None:

@@ -21,6 +21,7 @@ _STAGE_FIELDS = tuple(f.name for f in fields(PlanStage))
 #: analysis figures, without ``dataclasses.replace`` running ``__init__`` and
 #: ``__post_init__`` again (the other fields are the stage's, already checked).
 _SLOTS = tuple((getattr(PlanStage, name).__set__, getattr(PlanStage, name).__get__) for name in _STAGE_FIELDS)
+_name_of = attrgetter("name")
 _set_after = getattr(PlanStage, "after").__set__  # noqa: B009 (mypy refuses the slot as a class attribute)
 #: The fields that the analysis sets (StageTiming's, in its order: that of Analysis.columns).
 _TIMING_FIELDS = tuple(f.name for f in fields(StageTiming))
@@ -75,9 +76,15 @@ def build_plan(resolved: ResolvedWorkflow, analysis: Analysis, *, consume: bool 
             if timing is not None:  # (always, for a plan built from analyse())
                 for set_slot, value in zip(_TIMING_SETTERS, _timing_values(timing), strict=True):
                     set_slot(planned, value)
-    get_predecessors = predecessors.get
-    for planned in planned_stages:
-        _set_after(planned, _after(planned.after, get_predecessors(planned.name, ())))
+    indices = analysis.predecessor_indices
+    if len(indices) == len(source):
+        names = list(map(_name_of, source)).__getitem__
+        for planned, before in zip(planned_stages, indices, strict=True):
+            _set_after(planned, _after(planned.after, tuple(map(names, before))))
+    else:
+        get_predecessors = predecessors.get
+        for planned in planned_stages:
+            _set_after(planned, _after(planned.after, get_predecessors(planned.name, ())))
     return Plan(
         workflow=resolved.name,
         source=resolved.source,

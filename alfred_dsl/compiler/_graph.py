@@ -63,6 +63,8 @@ class Analysis:
     #: order), one value per stage (declaration order); empty when not known. The plan reads
     #: these rather than making a StageTiming per stage (a third of building a large plan).
     columns: tuple[Sequence[float | int | bool], ...] = field(default=(), compare=False, repr=False)
+    #: ``predecessors`` by stage index (declaration order), as indices; empty when not known.
+    predecessor_indices: Sequence[Sequence[int]] = field(default=(), compare=False, repr=False)
 
 
 def analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnostic]]:
@@ -112,6 +114,7 @@ def _analyse(resolved: ResolvedWorkflow) -> tuple[Analysis | None, list[Diagnost
         max_parallelism=max((len(layer) for layer in generations), default=0),
         redundant=tuple(edge for group, _ in redundant for edge in group),
         columns=columns,
+        predecessor_indices=preds,
     )
     if not redundant:
         return analysis, []
