@@ -169,6 +169,9 @@ class _NumberTexts(dict[float, str]):
 
 
 _extras_of = attrgetter(*STAGE_EXTRA_FIELDS)
+#: Number texts kept from block to block: enough for the durations that recur (estimates,
+#: the starts of a layer) without holding every distinct figure of a large plan.
+_KEPT_NUMBERS = 1 << 12
 _BOOLS = {True: "true", False: "false"}
 
 
@@ -195,6 +198,8 @@ class _StageLines:
         no_extras = NO_STAGE_EXTRAS
         stages = self.stages
         for start in range(0, len(stages), size):
+            if len(numbers) > _KEPT_NUMBERS:
+                numbers.clear()
             lines = []
             for stage in stages[start:start + size]:
                 try:
