@@ -460,8 +460,11 @@ def test_plan_json_writer_writes_what_dumps_writes_for_every_kind_of_stage() -> 
 
 
 def test_plan_json_writer_keeps_the_text_across_blocks_of_stages() -> None:
-    """A plan of many stages (several of the writer's blocks), each line its stage's."""
-    rows: list[Row] = [(f"s{i}", [f"s{i - 1}"] if i % 7 else [], (i % 13) * 0.25) for i in range(5000)]
+    """A plan of many stages (several of the writer's blocks, more distinct figures than it
+    keeps from one block to the next), each line its stage's."""
+    rows: list[Row] = [
+        (f"s{i}", [f"s{i - 1}"] if i % 7 else [], (i % 13) * 0.25 + i / 1024) for i in range(5000)
+    ]
     plan = make_plan(rows)
     text = _written(plan)
     assert text == _plain_text(plan)
