@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,14 @@ from alfred_dsl._expr import Interpolated
 from alfred_dsl.compiler._build import build_plan
 from alfred_dsl.compiler._graph import analyse
 from alfred_dsl.compiler._model import Edge, new_edge
-from alfred_dsl.compiler._plan import FrozenMap, PlanStage, new_stage
+from alfred_dsl.compiler._pipeline import compile_path
+from alfred_dsl.compiler._plan import FrozenMap, Plan, PlanStage, new_stage
 from alfred_dsl.render import dumps, plan_to_json, plan_to_text
-from alfred_dsl.render._plan import dump, duration_text
+from alfred_dsl.render._plan import dump, dump_plan, duration_text
 
 GOLDEN = Path(__file__).parent / "golden" / "render"
+EVERY_KIND = Path(__file__).parent / "data" / "plan" / "every_kind.alfred"
+EXAMPLES = Path(__file__).parent.parent / "examples"
 
 BRANCHES: list[Row] = [
     ("fetch", [], 10),
@@ -85,6 +89,28 @@ def test_build_plan_leaves_the_resolved_stages_alone_unless_consumed() -> None:
     assert [s.span for s in plan.stages] == [s.span for s in resolved.stages]
     consumed = build_plan(resolved, analysis, consume=True)
     assert consumed == plan and consumed.stages[4] is resolved.stages[4]
+
+
+def test_build_plan_reads_the_analysis_by_index_or_by_name() -> None:
+    """The analysis's columns and predecessor indices (what build_plan reads) give the same
+    plan as its per-stage timings and predecessors by name (an analysis made otherwise)."""
+    rows: list[Row] = [*BRANCHES, ("audit", ["lint", "fetch"], 2)]
+    resolved = make_resolved(rows, kinds={("fetch", "audit"): "ref"})
+    analysis, _ = analyse(resolved)
+    assert analysis is not None and analysis.columns and analysis.predecessor_indices
+    by_index = build_plan(resolved, analysis)
+    for other in (
+        replace(analysis, columns=()),
+        replace(analysis, predecessor_indices=()),
+        replace(analysis, columns=(), predecessor_indices=()),
+    ):
+        by_name = build_plan(resolved, other)
+        assert by_name == by_index
+        assert [(s.after, s.slack_s, s.layer) for s in by_name.stages] == [
+            (s.after, s.slack_s, s.layer) for s in by_index.stages
+        ]
+    assert by_index.stage("docs").slack_s == 3509.5 and by_index.stage("build").critical
+    assert by_index.stage("audit").after == ("lint", "fetch")
 
 
 def test_new_stage_is_the_dataclass_constructor() -> None:
@@ -390,6 +416,124 @@ def test_dumps_puts_each_stage_on_its_own_line() -> None:
     assert lines[0] == "{" and lines[-1] == "}"
     assert lines[1] == '  "workflow": "w",'
     assert sum(line.startswith('    {"name": ') for line in lines) == len(BRANCHES)
+
+
+def _plain_text(plan: Plan) -> str:
+    """`plan --format json` as it was written before dump_plan: the JSON data, then dumps."""
+    return dumps(plan_to_json(plan))
+
+
+def _written(plan: Plan, chunk: int = 1 << 20) -> str:
+    pieces: list[str] = []
+    dump_plan(plan, pieces.append, chunk=chunk)
+    return "".join(pieces)
+
+
+def _compiled(path: Path, workflow: str | None = None, params: dict[str, str] | None = None) -> Plan:
+    plan, diagnostics = compile_path(str(path), workflow, params or {})
+    assert plan is not None, diagnostics
+    return plan
+
+
+def test_plan_json_writer_writes_what_dumps_writes_for_every_kind_of_stage() -> None:
+    """dump_plan writes the stages' lines from the stages themselves: the same text as the
+    JSON data through dumps, with approvals, costs and a budget, simulation figures,
+    for_each and matrix fan-out, `use` groups, several agents, `when` expressions,
+    incremental and cleanup stages, fractional and large numbers."""
+    plans = [
+        _compiled(EVERY_KIND, "release"),
+        _compiled(EVERY_KIND, "service", {"service": "naïve \"quoted\""}),
+        _compiled(EXAMPLES / "bug_fix.alfred", None, {"issue": "7"}),
+        _compiled(EXAMPLES / "code_review.alfred", None, {"pull_request": "12"}),
+        _compiled(EXAMPLES / "feature_development.alfred", None, {"feature_name": "login"}),
+        _compiled(EXAMPLES / "templates.alfred", "release_train"),
+    ]
+    release = plans[0]
+    kinds = {key for stage in plan_to_json(release)["stages"] for key in stage}
+    assert kinds >= {"approve", "cost", "spread_s", "fail_rate", "for_each", "fan_out", "matrix",
+                     "sources", "produces", "run_if"}
+    assert any(stage.when is not True for stage in release.stages)
+    for plan in plans:
+        assert _written(plan) == _plain_text(plan), plan.workflow
+    # Bounded pieces: a small chunk cuts the text where it likes; the text is the same.
+    assert _written(release, chunk=100) == _plain_text(release)
+
+
+def test_plan_json_writer_keeps_the_text_across_blocks_of_stages() -> None:
+    """A plan of many stages (several of the writer's blocks, more distinct figures than it
+    keeps from one block to the next), each line its stage's."""
+    rows: list[Row] = [
+        (f"s{i}", [f"s{i - 1}"] if i % 7 else [], (i % 13) * 0.25 + i / 1024) for i in range(5000)
+    ]
+    plan = make_plan(rows)
+    text = _written(plan)
+    assert text == _plain_text(plan)
+    lines = text.splitlines()
+    assert sum(line.startswith('    {"name": ') for line in lines) == 5000
+    assert json.loads(text)["stages"][4999]["name"] == "s4999"
+
+
+def test_plan_json_writer_writes_values_of_other_types_as_json_does() -> None:
+    """Hand-made stages whose values are not the resolver's usual ones (no agent, NaN and
+    infinite figures, a bool layer, an int `critical`, text needing escapes, an empty cost
+    map of each stage's own) are written as the JSON data's encoder writes them."""
+    base = make_plan(BRANCHES)
+    odd = [
+        replace(base.stages[0], agents=(), estimate_s=math.inf, slack_s=-0.0, layer=True),
+        replace(base.stages[1], name='a "quoted" \\ name\nwith é', estimate_s=math.nan, priority=-7),
+        replace(base.stages[2], critical=1, earliest_start_s=1e300, latest_start_s=-math.inf,  # type: ignore[arg-type]
+                group=("g\u2028", "\x00")),
+        replace(base.stages[3], when="${params.go} and ünïcode", cost=FrozenMap(), estimate_s=0.1 + 0.2),
+        replace(base.stages[4], cost=FrozenMap({"usd": 0.5}), layer=2**70, estimate_s=2**53 + 1),
+        *(replace(stage, cost=FrozenMap()) for stage in base.stages),  # an empty map of its own
+    ]
+    plan = replace(base, stages=tuple(odd))
+    assert _written(plan) == _plain_text(plan)
+    stages = json.loads(_written(plan))["stages"]
+    assert stages[0]["agent"] is None and stages[0]["layer"] is True and stages[1]["priority"] == -7
+    assert math.isnan(stages[1]["estimate_s"]) and stages[2]["critical"] == 1
+    assert stages[4]["cost"] == {"usd": 0.5} and "cost" not in stages[5]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=6),
+            st.lists(st.floats() | st.integers(min_value=-(2**60), max_value=2**60), min_size=6, max_size=6),
+            st.integers(min_value=-5, max_value=10**6) | st.booleans(),
+            st.booleans() | st.integers(min_value=0, max_value=2),
+            st.booleans() | st.text(max_size=8),
+            st.lists(st.text(max_size=4), max_size=3),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_plan_json_writer_agrees_with_dumps_on_any_figures(
+    rows: list[tuple[str, list[float], int, int, bool | str, list[str]]],
+) -> None:
+    stages = tuple(
+        PlanStage(
+            name=name, agents=tuple(agents), kind="command", after=tuple(agents[:1]),
+            estimate_s=numbers[0], earliest_start_s=numbers[1], earliest_finish_s=numbers[2],
+            latest_start_s=numbers[3], latest_finish_s=numbers[4], slack_s=numbers[5],
+            layer=layer, priority=layer, critical=critical, when=when,  # type: ignore[arg-type]
+        )
+        for name, numbers, layer, critical, when, agents in rows
+    )
+    plan = Plan(workflow="w", source="w.alfred", stages=stages)
+    assert _written(plan) == _plain_text(plan)
+
+
+def test_cli_plan_json_of_every_kind_of_stage(tmp_path: Path) -> None:
+    """`alfredc plan --format json` prints the plan's JSON data, in dumps' layout."""
+    result = subprocess.run(
+        [*ALFREDC, "plan", "--format", "json", str(EVERY_KIND), "--workflow", "release"],
+        capture_output=True, text=True, encoding="utf-8", cwd=tmp_path, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == _plain_text(_compiled(EVERY_KIND, "release"))
 
 
 @pytest.mark.parametrize(

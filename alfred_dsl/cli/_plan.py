@@ -59,16 +59,14 @@ def plan(
     compiled = compile_for_cli(file, workflow, params, colour, state_dir=state_dir)
     if isinstance(compiled, int):
         return compiled
-    from ..render import plan_to_json, plan_to_text
-    from ..render._plan import dump
+    from ..render import plan_to_text
+    from ..render._plan import dump_plan
 
     if explain_skips:
         return _explain_skips(compiled, state_dir, fmt)
 
     if fmt == "json":
-        data = plan_to_json(compiled)
-        del compiled  # what the JSON needs is in `data` now; the plan's own objects can go
-        dump(data, lambda text: click.echo(text, nl=False))
+        dump_plan(compiled, lambda text: click.echo(text, nl=False))
     else:
         coloured = use_colour(colour, "stdout")
         click.echo(plan_to_text(compiled, colour=coloured), nl=False, color=coloured)

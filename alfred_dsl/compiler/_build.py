@@ -6,10 +6,11 @@ module imports another that imports it back.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import fields
 from operator import attrgetter
 
-from ._graph import Analysis
+from ._graph import Analysis, StageTiming
 from ._model import ResolvedWorkflow
 from ._plan import Plan, PlanStage
 
@@ -20,12 +21,10 @@ _STAGE_FIELDS = tuple(f.name for f in fields(PlanStage))
 #: analysis figures, without ``dataclasses.replace`` running ``__init__`` and
 #: ``__post_init__`` again (the other fields are the stage's, already checked).
 _SLOTS = tuple((getattr(PlanStage, name).__set__, getattr(PlanStage, name).__get__) for name in _STAGE_FIELDS)
+_name_of = attrgetter("name")
 _set_after = getattr(PlanStage, "after").__set__  # noqa: B009 (mypy refuses the slot as a class attribute)
-#: The fields that the analysis sets (StageTiming's), read in one call and set slot by slot.
-_TIMING_FIELDS = (
-    "estimate_s", "earliest_start_s", "earliest_finish_s", "latest_start_s", "latest_finish_s",
-    "slack_s", "layer", "critical",
-)
+#: The fields that the analysis sets (StageTiming's, in its order: that of Analysis.columns).
+_TIMING_FIELDS = tuple(f.name for f in fields(StageTiming))
 _timing_values = attrgetter(*_TIMING_FIELDS)
 _TIMING_SETTERS = tuple(getattr(PlanStage, name).__set__ for name in _TIMING_FIELDS)
 
@@ -62,17 +61,30 @@ def build_plan(resolved: ResolvedWorkflow, analysis: Analysis, *, consume: bool 
     peak).
     """
     predecessors = analysis.predecessors
-    timings = analysis.timings
-    stages = []
-    for stage in resolved.stages:
-        name = stage.name
-        planned = stage if consume else _copied(stage)
-        _set_after(planned, _after(stage.after, predecessors.get(name, ())))
-        timing = timings.get(name)
-        if timing is not None:  # (always, for a plan built from analyse())
-            for set_slot, value in zip(_TIMING_SETTERS, _timing_values(timing), strict=True):
-                set_slot(planned, value)
-        stages.append(planned)
+    source = resolved.stages
+    planned_stages = source if consume else tuple(map(_copied, source))
+    columns = analysis.columns
+    if len(columns) == len(_TIMING_SETTERS) and all(len(column) == len(source) for column in columns):
+        # The analysis's figures as they are, a column at a time: neither a StageTiming per
+        # stage nor a call per stage and field through it.
+        for set_slot, column in zip(_TIMING_SETTERS, columns, strict=True):
+            deque(map(set_slot, planned_stages, column), maxlen=0)
+    else:
+        timings = analysis.timings
+        for planned in planned_stages:
+            timing = timings.get(planned.name)
+            if timing is not None:  # (always, for a plan built from analyse())
+                for set_slot, value in zip(_TIMING_SETTERS, _timing_values(timing), strict=True):
+                    set_slot(planned, value)
+    indices = analysis.predecessor_indices
+    if len(indices) == len(source):
+        names = list(map(_name_of, source)).__getitem__
+        for planned, before in zip(planned_stages, indices, strict=True):
+            _set_after(planned, _after(planned.after, tuple(map(names, before))))
+    else:
+        get_predecessors = predecessors.get
+        for planned in planned_stages:
+            _set_after(planned, _after(planned.after, get_predecessors(planned.name, ())))
     return Plan(
         workflow=resolved.name,
         source=resolved.source,
@@ -80,7 +92,7 @@ def build_plan(resolved: ResolvedWorkflow, analysis: Analysis, *, consume: bool 
         params=resolved.params,
         secrets=resolved.secrets,
         agents=resolved.agents,
-        stages=tuple(stages),
+        stages=tuple(planned_stages),
         hooks=resolved.hooks,
         schedule=resolved.schedule,
         critical_path=tuple(analysis.critical_path),

@@ -59,6 +59,12 @@ class Analysis:
     max_parallelism: int = 0
     #: Declared ``after`` edges that other dependencies already imply (reported as A503).
     redundant: tuple[Edge, ...] = ()
+    #: The figures of ``timings`` as columns: one sequence per StageTiming field (in its
+    #: order), one value per stage (declaration order); empty when not known. The plan reads
+    #: these rather than making a StageTiming per stage (a third of building a large plan).
+    columns: tuple[Sequence[float | int | bool], ...] = field(default=(), compare=False, repr=False)
+    #: ``predecessors`` by stage index (declaration order), as indices; empty when not known.
+    predecessor_indices: Sequence[Sequence[int]] = field(default=(), compare=False, repr=False)
 
 
 def analyse(resolved: ResolvedWorkflow | Dependencies) -> tuple[Analysis | None, list[Diagnostic]]:
@@ -97,7 +103,7 @@ def _analyse(resolved: Dependencies) -> tuple[Analysis | None, list[Diagnostic]]
         for node in layer:
             layer_of[node] = number
     estimates = [max(float(estimate or 0), 0.0) for estimate in resolved.estimates]
-    timings, critical_path, duration = _critical_path(estimates, layer_of, preds, succs, order)
+    timings, columns, critical_path, duration = _critical_path(estimates, layer_of, preds, succs, order)
     redundant = _redundant_entries(edges, _redundant_edges(edges, pairs, preds, order, layer_of))
     name_of = names.__getitem__
     analysis = Analysis(
@@ -108,6 +114,8 @@ def _analyse(resolved: Dependencies) -> tuple[Analysis | None, list[Diagnostic]]
         layers=tuple(tuple(names[i] for i in layer) for layer in generations),
         max_parallelism=max((len(layer) for layer in generations), default=0),
         redundant=tuple(edge for group, _ in redundant for edge in group),
+        columns=columns,
+        predecessor_indices=preds,
     )
     if not redundant:
         return analysis, []
@@ -313,9 +321,9 @@ def _critical_path(
     preds: Sequence[Sequence[int]],
     succs: Sequence[Sequence[int]],
     order: Sequence[int],
-) -> tuple[Callable[[int], StageTiming], list[int], float]:
+) -> tuple[Callable[[int], StageTiming], tuple[Sequence[float | int | bool], ...], list[int], float]:
     """Forward and backward CPM passes over ``order`` (a topological order); the figures of
-    stage ``i`` as ``timings(i)``."""
+    stage ``i`` as ``timings(i)``, and as columns (see :attr:`Analysis.columns`)."""
     count = len(estimates)
     early_start = [0.0] * count
     early_finish = [0.0] * count
@@ -374,7 +382,8 @@ def _critical_path(
         if not nxt and following:  # float drift only: take the successor closest to critical
             nxt = [min(following, key=lambda s: (slack[s], s))]
         current = nxt[0] if nxt else None
-    return timings, path, duration
+    columns = (estimates, early_start, early_finish, late_start, late_finish, slack, layer_of, critical)
+    return timings, columns, path, duration
 
 
 # -- redundant edges ----------------------------------------------------------------------

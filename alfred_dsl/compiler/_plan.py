@@ -19,8 +19,9 @@ from .._expr import Interpolated, Ref, Template
 from .._source import SourceFile, Span
 
 __all__ = [
-    "DEFAULT_MAX_LOG", "FrozenMap", "Hook", "Plan", "PlanAgent", "PlanStage", "freeze", "json_number",
-    "new_stage", "spend_json", "thaw",
+    "DEFAULT_MAX_LOG", "NO_STAGE_EXTRAS", "STAGE_EXTRA_FIELDS", "FrozenMap", "Hook", "Plan", "PlanAgent",
+    "PlanStage", "freeze", "json_number", "new_stage", "plan_json", "spend_json", "stage_extras_json",
+    "stage_json", "thaw",
 ]
 
 OnFailure = Literal["stop", "continue"]
@@ -339,23 +340,29 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """The plan in the JSON shape of spec section 5 (plus ``source`` and ``params``):
         what ``alfredc plan --format json`` prints and the runs table stores."""
-        data: dict[str, Any] = {
-            "workflow": self.workflow,
-            "stages": [_stage_json(stage) for stage in self.stages],
-            "critical_path": list(self.critical_path),
-            "duration_s": json_number(self.duration_s),
-            "layers": [list(layer) for layer in self.layers],
-            "max_parallelism": self.max_parallelism,
-            "source": self.source,
-            "params": thaw(self.params),
-            **spend_json(self),
-        }
-        if self.timeout_s is not None:
-            data["timeout_s"] = json_number(self.timeout_s)
-        if self.concurrency_group is not None:
-            data["concurrency_group"] = self.concurrency_group
-            data["cancel_in_progress"] = self.cancel_in_progress
-        return data
+        return plan_json(self, [stage_json(stage) for stage in self.stages])
+
+
+def plan_json(plan: Plan, stages: Any) -> dict[str, Any]:
+    """:meth:`Plan.to_json` with ``stages`` as its ``"stages"``: a renderer that writes the
+    stages' JSON its own way (render/_plan.py) passes what stands for them."""
+    data: dict[str, Any] = {
+        "workflow": plan.workflow,
+        "stages": stages,
+        "critical_path": list(plan.critical_path),
+        "duration_s": json_number(plan.duration_s),
+        "layers": [list(layer) for layer in plan.layers],
+        "max_parallelism": plan.max_parallelism,
+        "source": plan.source,
+        "params": thaw(plan.params),
+        **spend_json(plan),
+    }
+    if plan.timeout_s is not None:
+        data["timeout_s"] = json_number(plan.timeout_s)
+    if plan.concurrency_group is not None:
+        data["concurrency_group"] = plan.concurrency_group
+        data["cancel_in_progress"] = plan.cancel_in_progress
+    return data
 
 
 def json_number(value: float) -> int | float:
@@ -374,7 +381,12 @@ def spend_json(plan: Plan) -> dict[str, Any]:
     return {"budget": thaw(plan.budget), "worst_case": {k: json_number(v) for k, v in worst.totals.items()}}
 
 
-def _stage_json(stage: PlanStage) -> dict[str, Any]:
+def stage_json(stage: PlanStage) -> dict[str, Any]:
+    """One stage in the JSON shape of spec section 5 (an element of the plan's ``stages``).
+
+    render/_plan.py writes the same text without this dict for large plans: a change of
+    keys here is one there too (tests/test_plan.py compares the two).
+    """
     # Keys and order of spec section 5 first; additions after them.
     data: dict[str, Any] = {
         "name": stage.name,
@@ -392,10 +404,26 @@ def _stage_json(stage: PlanStage) -> dict[str, Any]:
         "group": list(stage.group),
         "priority": stage.priority,
         "when": stage.when,
-        # Only on stages that have them: approval stages, declared costs.
-        **({"approve": thaw(stage.approve)} if stage.approve is not None else {}),
-        **({"cost": thaw(stage.cost)} if stage.cost else {}),
     }
+    data.update(stage_extras_json(stage))
+    return data
+
+
+#: The fields behind :func:`stage_extras_json`, and their values when it has nothing to say.
+STAGE_EXTRA_FIELDS = (
+    "approve", "cost", "spread_s", "fail_rate", "for_each", "fan_out", "sources", "produces", "run_if",
+)
+NO_STAGE_EXTRAS = (None, FrozenMap(), None, None, (), "", (), (), "success")
+
+
+def stage_extras_json(stage: PlanStage) -> dict[str, Any]:
+    """The keys of :func:`stage_json` that only some stages have, after the others."""
+    data: dict[str, Any] = {}
+    # Only on stages that have them: approval stages, declared costs.
+    if stage.approve is not None:
+        data["approve"] = thaw(stage.approve)
+    if stage.cost:
+        data["cost"] = thaw(stage.cost)
     # `alfredc simulate`'s figures, when the stage sets them.
     if stage.spread_s is not None:
         data["spread_s"] = json_number(stage.spread_s)
