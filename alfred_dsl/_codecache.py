@@ -32,7 +32,6 @@ import importlib.util
 import marshal
 import os
 import sys
-from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
@@ -128,29 +127,61 @@ def enable() -> None:
 def cover_dataclasses() -> None:
     """Once :func:`enable` ran: compile what ``dataclasses`` generates through the cache
     (called before a command's modules load; ``--version`` loads none)."""
-    if _enabled and not _covered:
-        _cover("dataclasses", "exec", _exec)
+    if _enabled and "dataclasses" not in _covered:
+        _load_once()
+        _covered.add("dataclasses")
+        # A module-level name the module does not define: its calls find it before the builtin.
+        setattr(importlib.import_module("dataclasses"), "exec", _exec)  # noqa: B010
 
 
 def cover_attrs() -> None:
     """Once :func:`enable` ran: attrs' classes too (called before the runtime imports trio,
-    whose classes are attrs classes; a process that never runs anything never loads attrs)."""
+    whose classes are attrs classes; a process that never runs anything never loads attrs).
+    attrs makes classes of its own while it loads: when it is not loaded yet, its module
+    gets the name before its code runs."""
     if _enabled and "attr._make" not in _covered:
-        _cover("attr._make", "compile", _compile)
+        _load_once()
+        _covered.add("attr._make")
+        module = sys.modules.get("attr._make")
+        if module is not None:
+            setattr(module, "compile", _compile)  # noqa: B010
+        else:
+            sys.meta_path.insert(0, _SeedOnImport("attr._make", "compile", _compile))
 
 
-def _cover(module_name: str, name: str, replacement: Callable[..., Any]) -> None:
+def _load_once() -> None:
     if not _covered:
         _found.update(_load())
         _found_files.update(filename for _, filename, _ in _found if filename != "<string>")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:  # trio without attrs: nothing to cover
-        return
-    _covered.add(module_name)
-    # A module-level name that the module does not define itself: its calls find it before
-    # the builtin of the same name.
-    setattr(module, name, replacement)
+
+
+class _SeedOnImport:
+    """A finder for one module, once: the spec the other finders give, whose loader sets
+    ``name`` in the module's namespace before it runs the module's code."""
+
+    def __init__(self, module_name: str, name: str, value: object) -> None:
+        self.module_name, self.name, self.value = module_name, name, value
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.module_name:
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = None if find is None else find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        exec_module = getattr(spec.loader, "exec_module", None)
+        if exec_module is not None:
+            def seeded(module: Any) -> None:
+                setattr(module, self.name, self.value)
+                exec_module(module)
+
+            spec.loader.exec_module = seeded
+        return spec
 
 
 def _load() -> dict[_Key, bytes]:
