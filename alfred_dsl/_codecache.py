@@ -16,6 +16,10 @@ rewritten at exit. Python's own rules for bytecode apply: nothing is written und
 ``PYTHONDONTWRITEBYTECODE`` (``sys.dont_write_bytecode``), ``PYTHONPYCACHEPREFIX`` moves the
 file, and a folder that cannot be written, or a file that cannot be read, costs only the compiles.
 
+One thing in attrs' text changes from process to process: the number it writes into a class's
+``__hash__``, the hash of the class's name (PYTHONHASHSEED varies it). That number is kept as a
+mark in the key, and this process's number is put in the code's constants when it is read.
+
 How: the ``dataclasses`` module compiles with ``exec(text, ...)``, attrs with
 ``compile(text, filename, "exec")``; each module looks those names up in its globals first, so
 a module-level ``exec``/``compile`` that consults the cache stands in for the builtin there and
@@ -78,21 +82,84 @@ def _header() -> tuple[bytes, int]:
 
 
 def _code(source: str, filename: str, flags: int) -> CodeType:
+    number = _attrs_type_hash(source, filename)
+    if number is not None:  # kept with a mark in its place: the same snippet in every process
+        source = source.replace(str(number), _TYPE_HASH_MARK)
     key = (source, filename, flags)
     _used.add(key)
     stored = _found.get(key)
     if stored is not None:
         with contextlib.suppress(ValueError, EOFError, TypeError):
-            found: object = marshal.loads(stored)
-            if isinstance(found, CodeType):
+            found = _as_code(marshal.loads(stored), number)
+            if found is not None:
                 return found
+    if number is not None:
+        source = source.replace(_TYPE_HASH_MARK, str(number))
     code: CodeType = builtins.compile(source, filename, "exec", flags, True)
-    _compiled[key] = marshal.dumps(code)
+    _compiled[key] = marshal.dumps((number, code))
     if filename in _found_files:
-        # A class whose text changed: after an upgrade of attrs or trio, or at each start
-        # (attrs puts the hash of the class's name, which PYTHONHASHSEED varies, in `__hash__`).
+        # A class whose text changed (an upgrade of attrs or trio), or changes at each start.
         _changed.append(filename)
     return code
+
+
+#: Where the number of :func:`_attrs_type_hash` stood in a snippet's text.
+_TYPE_HASH_MARK = "__alfred_type_hash__"
+_ATTRS_FILE = "<attrs generated "
+
+
+def _attrs_type_hash(source: str, filename: str) -> int | None:
+    """The number attrs writes into a class's ``__hash__``, ``hash("<attrs generated hash
+    MODULE.CLASS>")``, when ``source`` holds it once: it is per process (PYTHONHASHSEED), so
+    the class's text would differ at each start. None for any other snippet."""
+    if not filename.startswith(_ATTRS_FILE) or not filename.endswith(">"):
+        return None
+    _, _, name = filename[len(_ATTRS_FILE):-1].partition(" ")
+    number = hash(f"{_ATTRS_FILE}hash {name}>")
+    text = str(number)
+    at = source.find(text)
+    if at < 0 or source.find(text, at + 1) >= 0 or _TYPE_HASH_MARK in source:
+        return None
+    before, after = source[at - 1:at], source[at + len(text):at + len(text) + 1]
+    if before.isdigit() or before == "-" or after.isdigit():
+        return None  # part of another number
+    return number
+
+
+def _as_code(stored: object, number: int | None) -> CodeType | None:
+    """A stored snippet's code, with this process's number of :func:`_attrs_type_hash` in
+    place of the writer's (the only difference between the two compiles but the end column of
+    the constant, which nothing reads: loading a constant cannot fail)."""
+    if not (isinstance(stored, tuple) and len(stored) == 2 and isinstance(stored[1], CodeType)):
+        return None
+    written = stored[0]
+    code: CodeType = stored[1]
+    if written == number:
+        return code
+    if number is None or not isinstance(written, int):
+        return None
+    replaced = _with_constant(code, written, number)
+    return replaced if replaced is not code else None
+
+
+def _with_constant(code: CodeType, old: int, new: int) -> CodeType:
+    """``code`` (and the code nested in it) with the int constant ``old`` made ``new``, also
+    inside the tuples the compiler folded (``hash((N,))``); the same object when there is none."""
+    consts = tuple(_replaced(value, old, new) for value in code.co_consts)
+    if all(a is b for a, b in zip(consts, code.co_consts, strict=True)):
+        return code
+    return code.replace(co_consts=consts)
+
+
+def _replaced(value: object, old: int, new: int) -> object:
+    if type(value) is int:
+        return new if value == old else value
+    if isinstance(value, CodeType):
+        return _with_constant(value, old, new)
+    if type(value) is tuple:
+        items = tuple(_replaced(item, old, new) for item in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
 
 
 def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
