@@ -291,6 +291,8 @@ METHODS_PROBE = (
     "        return repr(list(value()))\n"
     "    if isinstance(value, tuple):\n"
     "        return [describe(item) for item in value]\n"
+    "    if isinstance(value, frozenset):  # equal sets may iterate in another order\n"
+    "        return sorted(map(repr, value))\n"
     "    return repr(value)\n"
     "methods = {}\n"
     "for name, module in sorted(sys.modules.items()):\n"
@@ -327,7 +329,7 @@ def test_methods_read_from_the_cache_are_those_python_compiles(
     assert any(name.startswith("trio.") for name in plain)
     assert any(name.startswith("attr._make.") for name in plain)  # attrs' own, made as it loads
     first, compiled = methods("cached", "1")  # writes the file
-    assert first == plain and compiled is not None and compiled > 300
+    assert first == plain and compiled is not None and compiled > 100  # (Python 3.13: one per class)
     cached, compiled = methods("cached", "1")  # reads it back...
     assert compiled == 0
     assert cached == plain  # ...as what the compiler makes
