@@ -20,7 +20,9 @@ machine's load distorts less) and the ratio of the wall time to `python -c pass`
 the cached 1-stage run in at most 0.15 s, the whole process.
 
 Like a user's `pip install`, the package's bytecode is compiled first (`compileall`), and
-PYTHONDONTWRITEBYTECODE is left out of the children's environment. `alfredc` is the console
+PYTHONDONTWRITEBYTECODE is left out of the children's environment; each command runs once
+untimed first, as it would have on a user's machine before (its first process also writes the
+compiled methods of its classes beside the bytecode: `alfred_dsl/_codecache.py`). `alfredc` is the console
 script beside the interpreter when there is one (as users start it), else `python -m alfred_dsl`.
 """
 
@@ -71,6 +73,9 @@ def timed(argv: Sequence[str], cwd: Path, env: dict[str, str], runs: int,
     """Median wall and CPU seconds of ``argv`` (``before(i)`` prepares run i and adds arguments)."""
     walls: list[float] = []
     cpus: list[float] = []
+    extra = before(runs) if before is not None else []  # the untimed first run
+    subprocess.run([*argv, *extra], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=False)
     for index in range(runs):
         extra = before(index) if before is not None else []
         start_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -7,6 +7,8 @@ measures the times.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +208,136 @@ def test_the_process_exit_keeps_what_python_s_exit_does(project: Path) -> None:
         shared = Path(mount + own) / "alfred"
         left = list(shared.glob(f"proc-{proc.pid}-*")) if shared.is_dir() else []
         assert left == [], f"the runner's cgroup folder outlived it: {left}"
+
+
+#: Count the snippets of text that dataclasses and attrs compile, then run `alfredc` as its
+#: script does (`cli.entry`, which caches that code).
+COMPILE_PROBE = (
+    "import builtins, sys\n"
+    "counted = [0]\n"
+    "GENERATORS = {'dataclasses', 'attr._make', 'alfred_dsl._codecache'}\n"
+    "def _counting(real):\n"
+    "    def call(source, *args, **kwargs):\n"
+    "        if isinstance(source, str) and sys._getframe(1).f_globals.get('__name__') in GENERATORS:\n"
+    "            counted[0] += 1\n"
+    "        return real(source, *args, **kwargs)\n"
+    "    return call\n"
+    "builtins.exec, builtins.compile = _counting(builtins.exec), _counting(builtins.compile)\n"
+    "import atexit\n"
+    "atexit.register(lambda: sys.stderr.write(f'COMPILED={counted[0]}\\n'))\n"
+    "from alfred_dsl.cli import entry\n"
+    "entry()\n"
+)
+
+
+def compiled_snippets(cwd: Path, env: dict[str, str], *args: str) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", COMPILE_PROBE, *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stderr.splitlines() if line.startswith("COMPILED="))
+    return int(line.removeprefix("COMPILED="))
+
+
+@pytest.fixture
+def bytecode_env(tmp_path: Path) -> dict[str, str]:
+    """Python as a user's: bytecode written, here under a folder of the test's own."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    return env
+
+
+def test_the_methods_classes_generate_are_compiled_once_per_install(
+    project: Path, tmp_path: Path, bytecode_env: dict[str, str]
+) -> None:
+    """~300 snippets (the dataclasses' and trio's attrs classes' methods), 20-30 ms of a short
+    run, are compiled by the first `alfredc` process and read back by the next ones."""
+    first = compiled_snippets(project, bytecode_env, "run", "one.alfred")
+    assert first > 100
+    assert compiled_snippets(project, bytecode_env, "run", "one.alfred") == 0
+    assert compiled_snippets(project, {**bytecode_env, "PYTHONHASHSEED": "0"}, "run", "one.alfred") == 0
+    [cache] = (tmp_path / "pycache").rglob("*.generated")
+
+    # A damaged file is compiled around, and written again.
+    cache.write_bytes(cache.read_bytes()[:1000])
+    assert compiled_snippets(project, bytecode_env, "run", "one.alfred") > 100
+    assert compiled_snippets(project, bytecode_env, "run", "one.alfred") == 0
+
+    # No bytecode written (PYTHONDONTWRITEBYTECODE): no file either.
+    cache.unlink()
+    compiled_snippets(project, {**bytecode_env, "PYTHONDONTWRITEBYTECODE": "1"}, "check", "one.alfred")
+    assert not cache.exists()
+
+
+#: The code of every method that dataclasses or attrs generated in this process.
+METHODS_PROBE = (
+    "import sys, json, types\n"
+    "if sys.argv[1] == 'cached':\n"
+    "    from alfred_dsl import _codecache\n"
+    "    _codecache.enable(); _codecache.cover_dataclasses()\n"
+    "import alfred_dsl.runtime, alfred_dsl.compiler._pipeline, alfred_dsl.runtime._view\n"
+    "FIELDS = ['co_code', 'co_names', 'co_varnames', 'co_freevars', 'co_cellvars', 'co_filename',\n"
+    "          'co_name', 'co_qualname', 'co_firstlineno', 'co_flags', 'co_argcount', 'co_posonlyargcount',\n"
+    "          'co_kwonlyargcount', 'co_exceptiontable', 'co_consts']\n"
+    "if sys.argv[2] == 'columns':\n"
+    "    FIELDS.append('co_linetable')  # lines and columns\n"
+    "else:\n"
+    "    FIELDS.append('co_lines')  # lines only\n"
+    "def describe(value):\n"
+    "    if isinstance(value, types.CodeType):\n"
+    "        return [describe(getattr(value, name)) for name in FIELDS]\n"
+    "    if callable(value):\n"
+    "        return repr(list(value()))\n"
+    "    if isinstance(value, tuple):\n"
+    "        return [describe(item) for item in value]\n"
+    "    if isinstance(value, frozenset):  # equal sets may iterate in another order\n"
+    "        return sorted(map(repr, value))\n"
+    "    return repr(value)\n"
+    "methods = {}\n"
+    "for name, module in sorted(sys.modules.items()):\n"
+    "    for cls in list(vars(module).values()):\n"
+    "        if isinstance(cls, type) and cls.__module__ == name and (\n"
+    "                '__dataclass_fields__' in vars(cls) or '__attrs_attrs__' in vars(cls)):\n"
+    "            for attribute, function in vars(cls).items():\n"
+    "                if isinstance(function, types.FunctionType):\n"
+    "                    methods[f'{name}.{cls.__qualname__}.{attribute}'] = [\n"
+    "                        describe(function.__code__), repr(function.__annotations__)]\n"
+    "compiled = len(_codecache._compiled) if sys.argv[1] == 'cached' else None\n"
+    "print(json.dumps({'methods': methods, 'compiled': compiled}))\n"
+)
+
+
+def test_methods_read_from_the_cache_are_those_python_compiles(
+    project: Path, bytecode_env: dict[str, str]
+) -> None:
+    """The same code, names, constants, line numbers and annotations (attrs' are strings: it
+    compiles under `from __future__ import annotations`, and so must the cache) as without it."""
+
+    def methods(mode: str, seed: str, detail: str = "columns") -> tuple[dict[str, object], int | None]:
+        result = subprocess.run(
+            [sys.executable, "-c", METHODS_PROBE, mode, detail], cwd=project,
+            env={**bytecode_env, "PYTHONHASHSEED": seed}, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        found = json.loads(result.stdout)
+        return found["methods"], found["compiled"]
+
+    plain, _ = methods("plain", "1")
+    assert len(plain) > 300
+    assert any(".PlanStage.__init__" in name for name in plain)
+    assert any(name.startswith("trio.") for name in plain)
+    assert any(name.startswith("attr._make.") for name in plain)  # attrs' own, made as it loads
+    first, compiled = methods("cached", "1")  # writes the file
+    assert first == plain and compiled is not None and compiled > 100  # (Python 3.13: one per class)
+    cached, compiled = methods("cached", "1")  # reads it back...
+    assert compiled == 0
+    assert cached == plain  # ...as what the compiler makes
+
+    # attrs writes hash("<attrs generated hash CLASS>") into a class's `__hash__`: the cache
+    # puts this process's number in, as the compile would (whose code differs from the cached
+    # one only in the end column of that constant, when the numbers differ in length).
+    plain, _ = methods("plain", "2", "lines")
+    cached, compiled = methods("cached", "2", "lines")
+    assert compiled == 0
+    assert cached == plain

@@ -122,6 +122,9 @@ class LazyGroup(click.Group):
             return None
         # A module that cannot be imported is a bug (an internal error), never a missing command.
         module_name, _, attribute = target.partition(":")
+        from .._codecache import cover_dataclasses
+
+        cover_dataclasses()
         command: click.Command = getattr(importlib.import_module(module_name), attribute)
         return command
 
@@ -168,7 +171,14 @@ def entry() -> NoReturn:
     flushed, then ``os._exit``. When a thread that is not a daemon still runs, Python waits
     for it: so does this, through the ordinary exit. ``main`` itself keeps raising
     ``SystemExit``, for callers in the same process (tests).
+
+    The process also compiles the methods that dataclasses and attrs generate through the
+    code cache (``_codecache``): the same code, compiled once per install rather than at
+    every start.
     """
+    from .._codecache import enable as cache_generated_code
+
+    cache_generated_code()
     try:
         main()
     except SystemExit as exc:

@@ -8,12 +8,16 @@ the live view, the ``--events`` file, hooks and API callbacks.
 
 from __future__ import annotations
 
-from ._events import EVENT_TYPES, FINAL_RUN_EVENTS, Event, EventBus, EventHandler
-from ._limits import AgentSlots
-from ._results import FINAL_STAGE_STATES, RunOptions, RunResult, StageResult
-from ._scheduler import execute
-from ._start import find_run, start_run
-from ._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, default_state_dir
+from .._codecache import cover_attrs
+
+cover_attrs()  # before trio's attrs classes are made (a no-op outside the `alfredc` process)
+
+from ._events import EVENT_TYPES, FINAL_RUN_EVENTS, Event, EventBus, EventHandler  # noqa: E402
+from ._limits import AgentSlots  # noqa: E402
+from ._results import FINAL_STAGE_STATES, RunOptions, RunResult, StageResult  # noqa: E402
+from ._scheduler import execute  # noqa: E402
+from ._start import find_run, start_run  # noqa: E402
+from ._store import AttemptRecord, RunRecord, StageRecord, StateStore, StoreError, default_state_dir  # noqa: E402
 
 __all__ = [
     "EVENT_TYPES",
