@@ -314,15 +314,37 @@ def test_slow_spawns_move_to_worker_threads_and_quick_ones_come_back() -> None:
     timer = _SpawnTimer()
     for _ in range(30):
         timer.record(0.0003)
-    assert not timer.in_thread                    # quick spawns stay on the event loop
+    assert not timer.in_thread and not timer.next_in_thread()  # quick spawns stay on the event loop
     for _ in range(30):
         timer.record(0.005)
     assert timer.in_thread                        # a loaded machine: spawn in worker threads
     timer.record(0.0009)
     assert timer.in_thread                        # hysteresis: no flapping around one value
+    # In thread mode one spawn in `probe_every` is a probe on the loop; only probes count.
+    sides = [timer.next_in_thread() for _ in range(3 * timer.probe_every)]
+    assert sides.count(False) == 3
     for _ in range(60):
+        timer.record(0.0003, in_thread=True)      # a thread's time (it waits for the GIL) is not the loop's
+    assert timer.in_thread
+    for _ in range(10):
+        timer.record(0.0003)                      # quick probes on the loop: back to the loop
+    assert not timer.in_thread
+
+
+def test_one_very_slow_spawn_does_not_send_spawns_to_threads() -> None:
+    # A run's first cgroup moves wait for an RCU grace period (~11 ms): the first spawns that
+    # slow must not move the run's spawns to worker threads, which cost more CPU per stage.
+    from alfred_dsl.runtime._process import _SpawnTimer
+
+    timer = _SpawnTimer()
+    timer.record(0.011)
+    timer.record(0.011)
+    for _ in range(5):
         timer.record(0.0003)
     assert not timer.in_thread
+    for _ in range(5):
+        timer.record(0.003)                       # a machine that stays slow still moves them
+    assert timer.in_thread
 
 
 @pytest.fixture(params=["event loop", "worker thread"])
@@ -331,13 +353,13 @@ def spawn_side(request: pytest.FixtureRequest) -> Iterator[str]:
     from alfred_dsl.runtime import _process
 
     timer = _process._SPAWN_TIMER
-    saved = (timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread)
+    saved = (timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread, timer.probe_every)
     if request.param == "worker thread":
-        timer.to_loop_below_s, timer.in_thread = -1.0, True
+        timer.to_loop_below_s, timer.in_thread, timer.probe_every = -1.0, True, 0
     else:
         timer.to_thread_above_s, timer.in_thread = 1e9, False
     yield str(request.param)
-    timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread = saved
+    timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread, timer.probe_every = saved
 
 
 def test_commands_run_fail_and_time_out_alike_on_either_side(tmp_path: Path, spawn_side: str) -> None:
@@ -388,14 +410,14 @@ def test_spawn_threads_do_not_wait_behind_busy_python_stages(tmp_path: Path) -> 
     quick = stage("quick", tmp_path, run=["sh", "-c", 'echo "t=$(date +%s.%N)" > "$ALFRED_OUTPUTS"'],
                   after=["gate"])
     timer = _process._SPAWN_TIMER
-    saved = (timer.to_loop_below_s, timer.in_thread)
-    timer.to_loop_below_s, timer.in_thread = -1.0, True
+    saved = (timer.to_loop_below_s, timer.in_thread, timer.probe_every)
+    timer.to_loop_below_s, timer.in_thread, timer.probe_every = -1.0, True, 0
     try:
         started = time.time()
         agents = [agent("py", kind="python", concurrency=41), agent()]
         result, _ = run_plan(plan([*busy, gate, quick], agents), tmp_path / "state", max_concurrency=42)
     finally:
-        timer.to_loop_below_s, timer.in_thread = saved
+        timer.to_loop_below_s, timer.in_thread, timer.probe_every = saved
     assert result.ok
     assert float(result.stages["quick"].outputs["t"]) - started < 0.6  # not after the busy ones
 

@@ -324,18 +324,43 @@ class _SpawnTimer:
     so spawning on the event loop is fastest (bench/RUNTIME.md: 1.75x ninja against 2.1x).
     On a loaded machine the wait grows to milliseconds and, on the loop, it blocks every
     other stage: then worker threads (fork/exec releases the GIL) let spawns overlap. A
-    moving average of recent spawn times picks the side, with hysteresis.
+    moving average of recent spawn times on the loop picks the side, with hysteresis.
+
+    Only spawns on the loop are timed: in a worker thread a spawn also waits for the GIL,
+    which the loop holds, so its time says little about the loop's. While spawns go to
+    threads, one in ``probe_every`` runs on the loop to see whether they are quick there
+    again (``probe_every = 0``: never). A sample counts for at most ``sample_cap_s``, so
+    that one slow spawn (a run's first cgroup move waits ~11 ms for an RCU grace period)
+    cannot send a run's spawns to threads, which cost the loop ~200 µs more CPU per stage
+    (bench/RUNTIME.md, "Fifth round").
     """
 
     to_thread_above_s = 0.0012
     to_loop_below_s = 0.0007
+    sample_cap_s = 0.004
+    probe_every = 16
 
     def __init__(self) -> None:
         self.average_s = 0.0
         self.in_thread = False
+        self._unprobed = 0
 
-    def record(self, seconds: float) -> None:
-        self.average_s += (seconds - self.average_s) * 0.1
+    def next_in_thread(self) -> bool:
+        """Whether the next spawn goes to a worker thread (else the loop's thread: a probe
+        once in ``probe_every`` spawns while in thread mode)."""
+        if not self.in_thread:
+            return False
+        self._unprobed += 1
+        if self.probe_every and self._unprobed >= self.probe_every:
+            self._unprobed = 0
+            return False
+        return True
+
+    def record(self, seconds: float, in_thread: bool = False) -> None:
+        if in_thread:
+            return
+        weight = 0.25 if self.in_thread else 0.1  # probes are few: each weighs more
+        self.average_s += (min(seconds, self.sample_cap_s) - self.average_s) * weight
         if self.in_thread:
             self.in_thread = self.average_s > self.to_loop_below_s
         else:
@@ -401,7 +426,7 @@ def _timed_spawn(
     try:
         return spawn_in_group(argv, cwd, env, output_fd, before_spawn, cgroup, child_moves_itself, in_thread)
     finally:
-        _SPAWN_TIMER.record(time.perf_counter() - started)
+        _SPAWN_TIMER.record(time.perf_counter() - started, in_thread)
 
 
 async def run_in_group(
@@ -441,7 +466,7 @@ async def run_in_group(
     """
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        if _SPAWN_TIMER.in_thread:
+        if _SPAWN_TIMER.next_in_thread():
             proc = await _in_worker_thread(
                 _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself, True,
             )
