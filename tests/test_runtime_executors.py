@@ -432,19 +432,26 @@ def test_more_than_40_plain_python_stages_run_at_once_when_concurrency_allows(tm
     assert time.monotonic() - started < 0.9  # one wave (0.5 s), not 40 then 5 (1 s)
 
 
-@pytest.fixture(params=["posix_spawn", "Popen"])
+@pytest.fixture(params=["posix_spawn, descriptors listed", "posix_spawn, closefrom", "Popen"])
 def spawn_path(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """Stages in ``tmp_path / "work"``: run from that folder (started by ``os.posix_spawn``)
-    or from another one (``Popen``, which changes folder); each must behave the same."""
+    or from another one (``Popen``, which changes folder); each must behave the same.
+    ``posix_spawn`` closes the inheritable descriptors it lists from ``/proc/self/fd``, or,
+    where Python has ``POSIX_SPAWN_CLOSEFROM`` (3.13), the child closes all from 3 up."""
     import os
 
     from alfred_dsl.runtime import _process
 
+    posix_spawn = str(request.param).startswith("posix_spawn")
+    if request.param == "posix_spawn, closefrom" and _process._SPAWN_CLOSEFROM is None:
+        pytest.skip("os.POSIX_SPAWN_CLOSEFROM needs Python >= 3.13 (and glibc >= 2.34)")
+    if request.param == "posix_spawn, descriptors listed":
+        monkeypatch.setattr(_process, "_SPAWN_CLOSEFROM", None)
     work = tmp_path / "work"
     work.mkdir()
-    monkeypatch.chdir(work if request.param == "posix_spawn" else tmp_path)
+    monkeypatch.chdir(work if posix_spawn else tmp_path)
     # On the event loop's thread (a worker thread spawns with Popen), however loaded the machine.
     monkeypatch.setattr(_process._SPAWN_TIMER, "to_thread_above_s", 1e9)
     monkeypatch.setattr(_process._SPAWN_TIMER, "in_thread", False)
@@ -458,7 +465,7 @@ def spawn_path(
 
     monkeypatch.setattr(os, "posix_spawn", spy)
     yield str(request.param)
-    assert bool(spawned) == (request.param == "posix_spawn")  # the path this case is about
+    assert bool(spawned) == posix_spawn  # the path this case is about
 
 
 def _log(tmp_path: Path, run_id: str, name: str) -> str:

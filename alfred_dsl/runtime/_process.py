@@ -42,6 +42,9 @@ __all__ = [
 
 _HAS_PIDFD = hasattr(os, "pidfd_open")
 _HAS_POSIX_SPAWN = hasattr(os, "posix_spawn") and os.path.isdir("/proc/self/fd")
+#: Python >= 3.13 built with glibc >= 2.34: the child closes every descriptor from 3 up
+#: itself (``close_range``), so the parent need not list its inheritable ones per spawn.
+_SPAWN_CLOSEFROM: int | None = getattr(os, "POSIX_SPAWN_CLOSEFROM", None)
 _HAS_EPOLL = hasattr(select, "epoll")
 _POLL_S = 0.01
 
@@ -233,7 +236,9 @@ def _spawn(
     the child's folder (Python has no ``addchdir``) and closes only the descriptors it is
     told to: so it is used for a child that runs in this process's folder, with the
     inheritable descriptors of this process (a make jobserver's pipe, a socket passed by
-    systemd) closed in the child as ``close_fds=True`` does.
+    systemd) closed in the child as ``close_fds=True`` does: listed from ``/proc/self/fd``
+    at each spawn, or, where Python has ``POSIX_SPAWN_CLOSEFROM`` (3.13), all closed by the
+    child from 3 up.
     """
     if _HAS_POSIX_SPAWN and executable is not None and output_fd > 2 and _devnull() > 2:
         try:
@@ -241,7 +246,7 @@ def _spawn(
         except OSError:
             here = None
         if here == cwd:
-            inherited = _inheritable_fds()
+            inherited = () if _SPAWN_CLOSEFROM is not None else _inheritable_fds()
             if inherited is not None:
                 return _posix_spawn(argv, executable, env, output_fd, inherited)
     return _popen(argv, executable, cwd, env, output_fd)
@@ -284,6 +289,8 @@ def _posix_spawn(
         (os.POSIX_SPAWN_DUP2, output_fd, 1),
         (os.POSIX_SPAWN_DUP2, output_fd, 2),
     ]
+    if _SPAWN_CLOSEFROM is not None:
+        actions.append((_SPAWN_CLOSEFROM, 3))  # after the dup2s, which read output_fd
     pid = os.posix_spawn(
         executable,
         [child_bytes(arg) for arg in argv],
