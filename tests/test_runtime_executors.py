@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from _runtime_plans import agent, plan, run_plan, stage
@@ -308,27 +308,41 @@ def test_an_attempt_that_cannot_start_says_why_in_its_log(tmp_path: Path) -> Non
 # -- where processes are spawned ----------------------------------------------------------
 
 
+def _spawns(timer: Any, count: int, on_loop_s: float, in_thread_s: float = 0.002) -> list[bool]:
+    """``count`` spawns as run_in_group makes them: the side the timer picks, then the time
+    the spawn took there; returns the sides (True: a worker thread)."""
+    sides = []
+    for _ in range(count):
+        in_thread = timer.next_in_thread()
+        timer.record(in_thread_s if in_thread else on_loop_s, in_thread)
+        sides.append(in_thread)
+    return sides
+
+
 def test_slow_spawns_move_to_worker_threads_and_quick_ones_come_back() -> None:
     from alfred_dsl.runtime._process import _SpawnTimer
 
     timer = _SpawnTimer()
-    for _ in range(30):
-        timer.record(0.0003)
-    assert not timer.in_thread and not timer.next_in_thread()  # quick spawns stay on the event loop
-    for _ in range(30):
-        timer.record(0.005)
-    assert timer.in_thread                        # a loaded machine: spawn in worker threads
-    timer.record(0.0009)
+    assert not any(_spawns(timer, 30, 0.0003))    # quick spawns stay on the event loop
+    sides = _spawns(timer, 10, 0.005)
+    assert sides[-1]                              # a loaded machine: spawn in worker threads
+    _spawns(timer, 1, 0.0009)
     assert timer.in_thread                        # hysteresis: no flapping around one value
-    # In thread mode one spawn in `probe_every` is a probe on the loop; only probes count.
-    sides = [timer.next_in_thread() for _ in range(3 * timer.probe_every)]
-    assert sides.count(False) == 3
-    for _ in range(60):
-        timer.record(0.0003, in_thread=True)      # a thread's time (it waits for the GIL) is not the loop's
+    # In thread mode one spawn in `probe_every` runs on the loop (a probe); a thread's own
+    # time (it waits for the GIL) does not count, however quick.
+    timer = _SpawnTimer()
+    _spawns(timer, 10, 0.005)
     assert timer.in_thread
-    for _ in range(10):
-        timer.record(0.0003)                      # quick probes on the loop: back to the loop
-    assert not timer.in_thread
+    sides = _spawns(timer, 3 * timer.probe_every, 0.005, in_thread_s=0.0001)
+    assert timer.in_thread
+    # Probes that find the loop still slow come less and less often.
+    assert 2 <= sides.count(False) < 3
+    sides = _spawns(timer, 16 * timer.probe_every, 0.005)
+    assert sides.count(False) <= 4
+    # Once the machine is quiet again, the probes bring the spawns back to the loop.
+    sides = _spawns(timer, 64 * timer.probe_every, 0.0003)
+    assert not timer.in_thread and not sides[-1]
+    assert sides.count(True) <= 20 * timer.probe_every  # back within a few hundred spawns
 
 
 def test_one_very_slow_spawn_does_not_send_spawns_to_threads() -> None:
@@ -337,13 +351,9 @@ def test_one_very_slow_spawn_does_not_send_spawns_to_threads() -> None:
     from alfred_dsl.runtime._process import _SpawnTimer
 
     timer = _SpawnTimer()
-    timer.record(0.011)
-    timer.record(0.011)
-    for _ in range(5):
-        timer.record(0.0003)
-    assert not timer.in_thread
-    for _ in range(5):
-        timer.record(0.003)                       # a machine that stays slow still moves them
+    _spawns(timer, 2, 0.011)
+    assert not any(_spawns(timer, 5, 0.0003))
+    _spawns(timer, 5, 0.003)                      # a machine that stays slow still moves them
     assert timer.in_thread
 
 

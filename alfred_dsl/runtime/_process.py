@@ -336,10 +336,11 @@ class _SpawnTimer:
     Only spawns on the loop are timed: in a worker thread a spawn also waits for the GIL,
     which the loop holds, so its time says little about the loop's. While spawns go to
     threads, one in ``probe_every`` runs on the loop to see whether they are quick there
-    again (``probe_every = 0``: never). A sample counts for at most ``sample_cap_s``, so
-    that one slow spawn (a run's first cgroup move waits ~11 ms for an RCU grace period)
-    cannot send a run's spawns to threads, which cost the loop ~200 µs more CPU per stage
-    (bench/RUNTIME.md, "Fifth round").
+    again (``probe_every = 0``: never); each probe that finds a slow spawn doubles the gap to
+    the next, up to ``16 * probe_every``, so a machine that stays loaded pays for few.
+    A sample counts for at most ``sample_cap_s``, so that one slow spawn (a run's first
+    cgroup move waits ~11 ms for an RCU grace period) cannot send a run's spawns to threads,
+    which cost the loop ~150-200 µs more CPU per stage (bench/RUNTIME.md, "Fifth round").
     """
 
     to_thread_above_s = 0.0012
@@ -351,14 +352,15 @@ class _SpawnTimer:
         self.average_s = 0.0
         self.in_thread = False
         self._unprobed = 0
+        self._probe_gap = self.probe_every
 
     def next_in_thread(self) -> bool:
         """Whether the next spawn goes to a worker thread (else the loop's thread: a probe
-        once in ``probe_every`` spawns while in thread mode)."""
+        now and then while in thread mode)."""
         if not self.in_thread:
             return False
         self._unprobed += 1
-        if self.probe_every and self._unprobed >= self.probe_every:
+        if self.probe_every and self._unprobed >= self._probe_gap:
             self._unprobed = 0
             return False
         return True
@@ -366,12 +368,19 @@ class _SpawnTimer:
     def record(self, seconds: float, in_thread: bool = False) -> None:
         if in_thread:
             return
-        weight = 0.25 if self.in_thread else 0.1  # probes are few: each weighs more
-        self.average_s += (min(seconds, self.sample_cap_s) - self.average_s) * weight
-        if self.in_thread:
+        probe = self.in_thread
+        sample = min(seconds, self.sample_cap_s)
+        weight = 0.25 if probe else 0.1  # probes are few: each weighs more
+        self.average_s += (sample - self.average_s) * weight
+        if probe:
             self.in_thread = self.average_s > self.to_loop_below_s
+            if sample > self.to_loop_below_s:  # still slow there: look less often
+                self._probe_gap = min(self._probe_gap * 2, 16 * self.probe_every)
+            else:
+                self._probe_gap = self.probe_every
         else:
             self.in_thread = self.average_s > self.to_thread_above_s
+            self._probe_gap = self.probe_every
 
 
 _SPAWN_TIMER = _SpawnTimer()
