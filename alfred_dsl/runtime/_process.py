@@ -340,7 +340,7 @@ class _SpawnTimer:
     the next, up to ``16 * probe_every``, so a machine that stays loaded pays for few.
     A sample counts for at most ``sample_cap_s``, so that one slow spawn (a run's first
     cgroup move waits ~11 ms for an RCU grace period) cannot send a run's spawns to threads,
-    which cost the loop ~150-200 µs more CPU per stage (bench/RUNTIME.md, "Fifth round").
+    which cost the loop ~150-230 µs more CPU per stage (bench/RUNTIME.md, "Fifth round").
     """
 
     to_thread_above_s = 0.0012
