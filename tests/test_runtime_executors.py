@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from _runtime_plans import agent, plan, run_plan, stage
@@ -308,21 +308,53 @@ def test_an_attempt_that_cannot_start_says_why_in_its_log(tmp_path: Path) -> Non
 # -- where processes are spawned ----------------------------------------------------------
 
 
+def _spawns(timer: Any, count: int, on_loop_s: float, in_thread_s: float = 0.002) -> list[bool]:
+    """``count`` spawns as run_in_group makes them: the side the timer picks, then the time
+    the spawn took there; returns the sides (True: a worker thread)."""
+    sides = []
+    for _ in range(count):
+        in_thread = timer.next_in_thread()
+        timer.record(in_thread_s if in_thread else on_loop_s, in_thread)
+        sides.append(in_thread)
+    return sides
+
+
 def test_slow_spawns_move_to_worker_threads_and_quick_ones_come_back() -> None:
     from alfred_dsl.runtime._process import _SpawnTimer
 
     timer = _SpawnTimer()
-    for _ in range(30):
-        timer.record(0.0003)
-    assert not timer.in_thread                    # quick spawns stay on the event loop
-    for _ in range(30):
-        timer.record(0.005)
-    assert timer.in_thread                        # a loaded machine: spawn in worker threads
-    timer.record(0.0009)
+    assert not any(_spawns(timer, 30, 0.0003))    # quick spawns stay on the event loop
+    sides = _spawns(timer, 10, 0.005)
+    assert sides[-1]                              # a loaded machine: spawn in worker threads
+    _spawns(timer, 1, 0.0009)
     assert timer.in_thread                        # hysteresis: no flapping around one value
-    for _ in range(60):
-        timer.record(0.0003)
-    assert not timer.in_thread
+    # In thread mode one spawn in `probe_every` runs on the loop (a probe); a thread's own
+    # time (it waits for the GIL) does not count, however quick.
+    timer = _SpawnTimer()
+    _spawns(timer, 10, 0.005)
+    assert timer.in_thread
+    sides = _spawns(timer, 3 * timer.probe_every, 0.005, in_thread_s=0.0001)
+    assert timer.in_thread
+    # Probes that find the loop still slow come less and less often.
+    assert 2 <= sides.count(False) < 3
+    sides = _spawns(timer, 16 * timer.probe_every, 0.005)
+    assert sides.count(False) <= 4
+    # Once the machine is quiet again, the probes bring the spawns back to the loop.
+    sides = _spawns(timer, 64 * timer.probe_every, 0.0003)
+    assert not timer.in_thread and not sides[-1]
+    assert sides.count(True) <= 20 * timer.probe_every  # back within a few hundred spawns
+
+
+def test_one_very_slow_spawn_does_not_send_spawns_to_threads() -> None:
+    # A run's first cgroup moves wait for an RCU grace period (~11 ms): the first spawns that
+    # slow must not move the run's spawns to worker threads, which cost more CPU per stage.
+    from alfred_dsl.runtime._process import _SpawnTimer
+
+    timer = _SpawnTimer()
+    _spawns(timer, 2, 0.011)
+    assert not any(_spawns(timer, 5, 0.0003))
+    _spawns(timer, 5, 0.003)                      # a machine that stays slow still moves them
+    assert timer.in_thread
 
 
 @pytest.fixture(params=["event loop", "worker thread"])
@@ -331,13 +363,13 @@ def spawn_side(request: pytest.FixtureRequest) -> Iterator[str]:
     from alfred_dsl.runtime import _process
 
     timer = _process._SPAWN_TIMER
-    saved = (timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread)
+    saved = (timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread, timer.probe_every)
     if request.param == "worker thread":
-        timer.to_loop_below_s, timer.in_thread = -1.0, True
+        timer.to_loop_below_s, timer.in_thread, timer.probe_every = -1.0, True, 0
     else:
         timer.to_thread_above_s, timer.in_thread = 1e9, False
     yield str(request.param)
-    timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread = saved
+    timer.to_thread_above_s, timer.to_loop_below_s, timer.in_thread, timer.probe_every = saved
 
 
 def test_commands_run_fail_and_time_out_alike_on_either_side(tmp_path: Path, spawn_side: str) -> None:
@@ -388,14 +420,14 @@ def test_spawn_threads_do_not_wait_behind_busy_python_stages(tmp_path: Path) -> 
     quick = stage("quick", tmp_path, run=["sh", "-c", 'echo "t=$(date +%s.%N)" > "$ALFRED_OUTPUTS"'],
                   after=["gate"])
     timer = _process._SPAWN_TIMER
-    saved = (timer.to_loop_below_s, timer.in_thread)
-    timer.to_loop_below_s, timer.in_thread = -1.0, True
+    saved = (timer.to_loop_below_s, timer.in_thread, timer.probe_every)
+    timer.to_loop_below_s, timer.in_thread, timer.probe_every = -1.0, True, 0
     try:
         started = time.time()
         agents = [agent("py", kind="python", concurrency=41), agent()]
         result, _ = run_plan(plan([*busy, gate, quick], agents), tmp_path / "state", max_concurrency=42)
     finally:
-        timer.to_loop_below_s, timer.in_thread = saved
+        timer.to_loop_below_s, timer.in_thread, timer.probe_every = saved
     assert result.ok
     assert float(result.stages["quick"].outputs["t"]) - started < 0.6  # not after the busy ones
 
@@ -410,19 +442,26 @@ def test_more_than_40_plain_python_stages_run_at_once_when_concurrency_allows(tm
     assert time.monotonic() - started < 0.9  # one wave (0.5 s), not 40 then 5 (1 s)
 
 
-@pytest.fixture(params=["posix_spawn", "Popen"])
+@pytest.fixture(params=["posix_spawn, descriptors listed", "posix_spawn, closefrom", "Popen"])
 def spawn_path(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """Stages in ``tmp_path / "work"``: run from that folder (started by ``os.posix_spawn``)
-    or from another one (``Popen``, which changes folder); each must behave the same."""
+    or from another one (``Popen``, which changes folder); each must behave the same.
+    ``posix_spawn`` closes the inheritable descriptors it lists from ``/proc/self/fd``, or,
+    where Python has ``POSIX_SPAWN_CLOSEFROM`` (3.13), the child closes all from 3 up."""
     import os
 
     from alfred_dsl.runtime import _process
 
+    posix_spawn = str(request.param).startswith("posix_spawn")
+    if request.param == "posix_spawn, closefrom" and _process._SPAWN_CLOSEFROM is None:
+        pytest.skip("os.POSIX_SPAWN_CLOSEFROM needs Python >= 3.13 (and glibc >= 2.34)")
+    if request.param == "posix_spawn, descriptors listed":
+        monkeypatch.setattr(_process, "_SPAWN_CLOSEFROM", None)
     work = tmp_path / "work"
     work.mkdir()
-    monkeypatch.chdir(work if request.param == "posix_spawn" else tmp_path)
+    monkeypatch.chdir(work if posix_spawn else tmp_path)
     # On the event loop's thread (a worker thread spawns with Popen), however loaded the machine.
     monkeypatch.setattr(_process._SPAWN_TIMER, "to_thread_above_s", 1e9)
     monkeypatch.setattr(_process._SPAWN_TIMER, "in_thread", False)
@@ -436,7 +475,7 @@ def spawn_path(
 
     monkeypatch.setattr(os, "posix_spawn", spy)
     yield str(request.param)
-    assert bool(spawned) == (request.param == "posix_spawn")  # the path this case is about
+    assert bool(spawned) == posix_spawn  # the path this case is about
 
 
 def _log(tmp_path: Path, run_id: str, name: str) -> str:

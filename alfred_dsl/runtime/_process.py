@@ -42,6 +42,9 @@ __all__ = [
 
 _HAS_PIDFD = hasattr(os, "pidfd_open")
 _HAS_POSIX_SPAWN = hasattr(os, "posix_spawn") and os.path.isdir("/proc/self/fd")
+#: Python >= 3.13 built with glibc >= 2.34: the child closes every descriptor from 3 up
+#: itself (``close_range``), so the parent need not list its inheritable ones per spawn.
+_SPAWN_CLOSEFROM: int | None = getattr(os, "POSIX_SPAWN_CLOSEFROM", None)
 _HAS_EPOLL = hasattr(select, "epoll")
 _POLL_S = 0.01
 
@@ -233,7 +236,9 @@ def _spawn(
     the child's folder (Python has no ``addchdir``) and closes only the descriptors it is
     told to: so it is used for a child that runs in this process's folder, with the
     inheritable descriptors of this process (a make jobserver's pipe, a socket passed by
-    systemd) closed in the child as ``close_fds=True`` does.
+    systemd) closed in the child as ``close_fds=True`` does: listed from ``/proc/self/fd``
+    at each spawn, or, where Python has ``POSIX_SPAWN_CLOSEFROM`` (3.13), all closed by the
+    child from 3 up.
     """
     if _HAS_POSIX_SPAWN and executable is not None and output_fd > 2 and _devnull() > 2:
         try:
@@ -241,7 +246,7 @@ def _spawn(
         except OSError:
             here = None
         if here == cwd:
-            inherited = _inheritable_fds()
+            inherited = () if _SPAWN_CLOSEFROM is not None else _inheritable_fds()
             if inherited is not None:
                 return _posix_spawn(argv, executable, env, output_fd, inherited)
     return _popen(argv, executable, cwd, env, output_fd)
@@ -284,6 +289,8 @@ def _posix_spawn(
         (os.POSIX_SPAWN_DUP2, output_fd, 1),
         (os.POSIX_SPAWN_DUP2, output_fd, 2),
     ]
+    if _SPAWN_CLOSEFROM is not None:
+        actions.append((_SPAWN_CLOSEFROM, 3))  # after the dup2s, which read output_fd
     pid = os.posix_spawn(
         executable,
         [child_bytes(arg) for arg in argv],
@@ -324,22 +331,56 @@ class _SpawnTimer:
     so spawning on the event loop is fastest (bench/RUNTIME.md: 1.75x ninja against 2.1x).
     On a loaded machine the wait grows to milliseconds and, on the loop, it blocks every
     other stage: then worker threads (fork/exec releases the GIL) let spawns overlap. A
-    moving average of recent spawn times picks the side, with hysteresis.
+    moving average of recent spawn times on the loop picks the side, with hysteresis.
+
+    Only spawns on the loop are timed: in a worker thread a spawn also waits for the GIL,
+    which the loop holds, so its time says little about the loop's. While spawns go to
+    threads, one in ``probe_every`` runs on the loop to see whether they are quick there
+    again (``probe_every = 0``: never); each probe that finds a slow spawn doubles the gap to
+    the next, up to ``16 * probe_every``, so a machine that stays loaded pays for few.
+    A sample counts for at most ``sample_cap_s``, so that one slow spawn (a run's first
+    cgroup move waits ~11 ms for an RCU grace period) cannot send a run's spawns to threads,
+    which cost the loop ~150-230 µs more CPU per stage (bench/RUNTIME.md, "Fifth round").
     """
 
     to_thread_above_s = 0.0012
     to_loop_below_s = 0.0007
+    sample_cap_s = 0.004
+    probe_every = 16
 
     def __init__(self) -> None:
         self.average_s = 0.0
         self.in_thread = False
+        self._unprobed = 0
+        self._probe_gap = self.probe_every
 
-    def record(self, seconds: float) -> None:
-        self.average_s += (seconds - self.average_s) * 0.1
-        if self.in_thread:
+    def next_in_thread(self) -> bool:
+        """Whether the next spawn goes to a worker thread (else the loop's thread: a probe
+        now and then while in thread mode)."""
+        if not self.in_thread:
+            return False
+        self._unprobed += 1
+        if self.probe_every and self._unprobed >= self._probe_gap:
+            self._unprobed = 0
+            return False
+        return True
+
+    def record(self, seconds: float, in_thread: bool = False) -> None:
+        if in_thread:
+            return
+        probe = self.in_thread
+        sample = min(seconds, self.sample_cap_s)
+        weight = 0.25 if probe else 0.1  # probes are few: each weighs more
+        self.average_s += (sample - self.average_s) * weight
+        if probe:
             self.in_thread = self.average_s > self.to_loop_below_s
+            if sample > self.to_loop_below_s:  # still slow there: look less often
+                self._probe_gap = min(self._probe_gap * 2, 16 * self.probe_every)
+            else:
+                self._probe_gap = self.probe_every
         else:
             self.in_thread = self.average_s > self.to_thread_above_s
+            self._probe_gap = self.probe_every
 
 
 _SPAWN_TIMER = _SpawnTimer()
@@ -401,7 +442,7 @@ def _timed_spawn(
     try:
         return spawn_in_group(argv, cwd, env, output_fd, before_spawn, cgroup, child_moves_itself, in_thread)
     finally:
-        _SPAWN_TIMER.record(time.perf_counter() - started)
+        _SPAWN_TIMER.record(time.perf_counter() - started, in_thread)
 
 
 async def run_in_group(
@@ -441,7 +482,7 @@ async def run_in_group(
     """
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        if _SPAWN_TIMER.in_thread:
+        if _SPAWN_TIMER.next_in_thread():
             proc = await _in_worker_thread(
                 _timed_spawn, argv, str(cwd), env, write_fd, before_spawn, cgroup, child_moves_itself, True,
             )
