@@ -55,10 +55,13 @@ def big_file(
     for index in range(stages):
         name = f"s-{index}"
         if duplicates and index and index % 97 == 0:
-            name = f"s-{rng.randrange(index)}"  # A208: declared before, maybe on the other side
+            # A208: a name declared before, maybe on the other side of the split.
+            lines.append(f"  stage s-{rng.randrange(index)} after s-{index - 1} {{ agent = worker }}")
         head = f"  stage {name}"
         if index:
-            targets = sorted({f"s-{rng.randrange(index)}" for _ in range(rng.randint(1, 3))})
+            # Mostly recent stages (a graph as cheap to analyse as real ones), now and then any.
+            low = 0 if index % 50 == 0 else max(0, index - 20)
+            targets = sorted({f"s-{rng.randrange(low, index)}" for _ in range(rng.randint(1, 3))})
             head += " after " + ", ".join(targets)
         kind = index % 7
         if kind == 0:
