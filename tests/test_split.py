@@ -7,9 +7,11 @@ crossed by calling the split directly, or by lowering ``_lower.SPLIT_FROM`` for 
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -286,3 +288,18 @@ def test_any_split_point_gives_the_one_process_result(text: str, share: float) -
         assert result is not None
     if result is not None:
         assert result == snapshot(_lower.parse_document(SourceFile("big.alfred", text)))
+
+
+def test_alfredc_check_prints_the_same_in_two_processes(tmp_path: Path, alfredc: Any) -> None:
+    text = big_file(5000, template_errors=True, seed=21)
+    assert len(text) >= _lower.SPLIT_FROM
+    path = tmp_path / "big.alfred"
+    path.write_bytes(text.encode())
+    forks: list[int] = []
+    os.register_at_fork(after_in_parent=lambda: forks.append(1))  # counts real forks from here on
+    one = alfredc("check", str(path), env={_fork.DISABLE_VARIABLE: "0"})
+    assert forks == []
+    two = alfredc("check", str(path))
+    assert forks == [1]
+    assert one.status == 1 and "A208" in one.stdout + one.stderr
+    assert (two.status, two.stdout, two.stderr) == (one.status, one.stdout, one.stderr)

@@ -73,7 +73,7 @@ def parse_document(source: SourceFile) -> tuple[Document | None, list[Diagnostic
 
 #: Files of this many characters or more are read in two processes where that is possible
 #: (``compiler/_split.py``); below, forking and shipping the data cost more than they save.
-SPLIT_FROM = 2_000_000
+SPLIT_FROM = 500_000
 
 
 def finish(document: Document, diagnostics: list[Diagnostic]) -> tuple[Document | None, list[Diagnostic]]:
