@@ -54,7 +54,7 @@ class Child:
                 self._status = status
         return self._status is not None and not _succeeded(self._status)
 
-    def result(self) -> bytes | None:
+    def result(self) -> bytearray | None:
         """The child's bytes (blocks until it has written them all), or None if it failed."""
         if self._fd < 0:
             return None
@@ -84,7 +84,7 @@ def _succeeded(status: int) -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-def _read_all(fd: int) -> bytes | None:
+def _read_all(fd: int) -> bytearray | None:
     """The length-prefixed data of the pipe; None when it is cut short."""
     with open(fd, "rb", buffering=0, closefd=False) as pipe:
         head = bytearray()
@@ -102,7 +102,7 @@ def _read_all(fd: int) -> bytes | None:
             if not count:
                 return None
             done += count
-        return bytes(data)
+        return data  # not copied to bytes: tens of MB, and readers take any buffer
 
 
 def start(function: Callable[[], bytes]) -> Child | None:

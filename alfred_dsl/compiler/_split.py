@@ -42,15 +42,18 @@ the parent's then the child's, its span runs to the child's header workflow's en
 file's items after ``W`` are the child's after its header workflow.
 
 **Why the lowering is the same.** The lowering of a stage depends only on the stage and its
-path, except for its name, which it claims in the workflow's namespace (A208 and the stage
-dropped when taken). The child lowers each of its stages with paths relative to the stage
-(:func:`._lower.lower_stages`); the parent, reaching them in member order, claims each name
-as the one-process lowering does and records the same body, spans (the stage's path in
-front) and diagnostics in the same order (:meth:`._lower._Lowering.lowered_stages`). The
-child's other members (params, ``use``, hooks, attributes, defaults: their own namespaces
-and rules) and the file's later items travel as syntax trees (``pickle``, the file's
-``SourceFile`` by reference) and are lowered by the parent as usual, in their place: runs
-of stages between them are separate :class:`._lower.LoweredStages`.
+path, except for its name, which it claims in the workflow's namespace (A208, and the stage
+dropped, when taken). The child lowers its stages under their full paths
+(:func:`._lower.lower_stages`): the workflow's name is the one of the last line before ``p``
+that starts ``workflow NAME``, and the parent checks that it is ``W``'s (else one process). A
+name seen twice in a run of stages starts a new :class:`._lower.LoweredStages`, so the paths
+of one never collide. The parent, reaching them in member order, claims the names as the
+one-process lowering does and records the same bodies, spans (in the same order in each
+table) and diagnostics (:meth:`._lower._Lowering.lowered_stages`: in bulk when no name is
+taken, else stage by stage). The child's other members (params, ``use``, hooks, attributes,
+defaults: their own namespaces and rules) and the file's later items travel as syntax trees
+(``pickle``, the file's ``SourceFile`` by reference) and are lowered by the parent as usual,
+in their place; the later workflows' stages are lowered by the child too.
 
 **When.** A file of :data:`._lower.SPLIT_FROM` characters or more, the default parser (the
 language server sets its own), and :func:`alfred_dsl._fork.start` willing (fork, two CPUs,
@@ -256,7 +259,9 @@ def _encode(source: SourceFile, end: int, members: list[_lower.Member], later: l
     return b"".join(len(part).to_bytes(8, "little") + part for part in (data, diagnostics, rest))
 
 
-def _decode(data: bytes, source: SourceFile) -> tuple[int, list[_lower.Member], list[_lower.TopItem]]:
+def _decode(
+    data: bytes | bytearray, source: SourceFile
+) -> tuple[int, list[_lower.Member], list[_lower.TopItem]]:
     view = memoryview(data)
     parts: list[memoryview] = []
     at = 0
