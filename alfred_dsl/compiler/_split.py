@@ -143,7 +143,7 @@ def parse_document_split(
         del tree, workflow
         try:
             document, problems = _lower.lower_part(whole, source)
-        except _ChildFailed:
+        except Exception:  # the child failed, or its data does not fit: one process decides
             return None
         return _lower.finish(document, problems)
     finally:
