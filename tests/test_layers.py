@@ -22,7 +22,7 @@ SHARED = {
     "alfred_dsl._source", "alfred_dsl._diagnostics", "alfred_dsl._codes", "alfred_dsl._render_diag",
     "alfred_dsl._values", "alfred_dsl._expr", "alfred_dsl._cron", "alfred_dsl._resources",
     "alfred_dsl._statedb", "alfred_dsl._version", "alfred_dsl._gcpause", "alfred_dsl._colour",
-    "alfred_dsl._make", "alfred_dsl._codecache",
+    "alfred_dsl._make", "alfred_dsl._codecache", "alfred_dsl._fork",
 }
 #: The public face: the package root, the Python API and the builder, which chain the layers.
 #: ``Engine`` is the service's face in the Python API (it takes what ``run`` takes: files and

@@ -128,6 +128,11 @@ class SpanTable(MutableMapping[Path, Span]):
         lowering, which records about ten spans per stage)."""
         return self._packed
 
+    def item_arrays(self) -> dict[Path, array[int]]:
+        """The table's storage of item arrays (:meth:`set_items`), for a writer that fills it
+        with arrays of packed spans itself (the lowering of a file read in two processes)."""
+        return self._items
+
     def set_items(self, path: Path, spans: Sequence[Span]) -> bool:
         """Record the spans of the items ``path + (0,)``, ``path + (1,)``... in one array.
 

@@ -9,8 +9,12 @@ names lower to strings, durations to their text (``"1h30m"``), expressions to
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import partial
+from itertools import islice
 from sys import intern
 from typing import Any
 
@@ -22,7 +26,17 @@ from . import _ast as ast
 from ._document import Document, Path, SpanIndex, pack_span as _pack
 from .syntax import parse_ast, template_parts
 
-__all__ = ["PARSE_AST", "lower", "parse_document"]
+__all__ = [
+    "PARSE_AST",
+    "Deferred",
+    "LoweredStages",
+    "PartFile",
+    "PartWorkflow",
+    "lower",
+    "lower_part",
+    "lower_stages",
+    "parse_document",
+]
 
 #: The parser of whole files :func:`parse_document` uses (the language server sets an
 #: incremental one that gives the same trees).
@@ -38,19 +52,138 @@ def parse_document(source: SourceFile) -> tuple[Document | None, list[Diagnostic
     duplicate names (A208, the first declaration wins) it is returned, so that later
     checks still run.
     """
-    tree, diagnostics = PARSE_AST.get()(source)
+    parse = PARSE_AST.get()
+    if parse is parse_ast and len(source.text) >= SPLIT_FROM:
+        from . import _split  # a large file: its second half read by a second process
+
+        split = _split.parse_document_split(source)
+        if split is not None:
+            return split
+    tree, diagnostics = parse(source)
     if tree is None or any(d.is_error for d in diagnostics):
         return None, diagnostics
     # The lowering takes the only reference to the tree and frees each block once lowered:
     # the document grows in the memory the tree gives back (at 100,000 stages the tree
     # alone is about 240 MB).
-    holder = [tree]
+    holder: list[ast.File | PartFile] = [tree]
     del tree
     document, problems = _lower_consumed(holder, source)
-    diagnostics.extend(problems)
-    if any(d.is_error and d.code != "A208" for d in problems):
+    return finish(document, diagnostics + problems)
+
+
+#: Files of this many characters (about 4,500 stages) or more are read in two processes
+#: where that is possible (``compiler/_split.py``). The split costs about 10% more CPU in
+#: all (fork, the child's data written and read back) and saves about 45% of the wall time
+#: of parsing and lowering on two free cores; below this the saving is a few hundredths of
+#: a second, not worth a process.
+SPLIT_FROM = 500_000
+
+
+def finish(document: Document, diagnostics: list[Diagnostic]) -> tuple[Document | None, list[Diagnostic]]:
+    """What :func:`parse_document` returns for a lowered document and all the diagnostics."""
+    if any(d.is_error and d.code != "A208" for d in diagnostics):
         return None, diagnostics
     return document, diagnostics
+
+
+# -- parts lowered elsewhere (compiler/_split.py) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoweredStages:
+    """Consecutive stages of a workflow, lowered by :func:`lower_stages` in another process.
+
+    Plain data, so that ``marshal`` reads it back (ten times faster than ``pickle`` reads a
+    syntax tree) and the parent adds it in a few bulk operations: the stages' names (no two
+    alike) and bodies; every span recorded, by its path (under ``path``, the workflow's
+    ``stages``), packed, in the order recorded, ``value_counts[i]`` and ``key_counts[i]`` of
+    them for stage ``i``; the item arrays (``after``) as bytes, ``item_counts[i]`` for stage
+    ``i``; and the diagnostics of each stage's values (A108, A208 inside the stage).
+    """
+
+    path: Path
+    names: list[str]
+    bodies: list[dict[str, Any]]
+    values: dict[Path, int]
+    keys: dict[Path, int]
+    items: dict[Path, bytes]
+    value_counts: list[int]
+    key_counts: list[int]
+    item_counts: list[int]
+    diagnostics: dict[int, list[Diagnostic]]
+
+
+class Deferred:
+    """The rest of a file that another process reads: the lowering asks for it only when it
+    reaches it, so that it lowers the part it has meanwhile. It is the last member of the
+    workflow it continues, and the item after that workflow in the file."""
+
+    def members(self) -> tuple[Sequence[Member], Span]:
+        """The workflow's remaining members, and the workflow's whole span."""
+        raise NotImplementedError
+
+    def items(self) -> Sequence[TopItem]:
+        """The file's items after that workflow."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartWorkflow:
+    """A workflow some of whose members are lowered already, or come later (:class:`Deferred`)."""
+
+    name: str
+    name_span: Span
+    items: tuple[Member, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartFile:
+    """A file whose last items come later (:class:`Deferred`)."""
+
+    items: tuple[TopItem, ...]
+    span: Span
+
+
+Member = ast.WorkflowItem | LoweredStages | Deferred
+TopItem = ast.TopItem | PartWorkflow | Deferred
+
+
+def lower_stages(stages: list[ast.Stage], path: Path, source: SourceFile) -> list[LoweredStages]:
+    """Lower ``stages`` of the workflow whose stages are at ``path`` (taken out of the list,
+    each freed once lowered); a new :class:`LoweredStages` begins at each name seen before."""
+    chunks: list[LoweredStages] = []
+    stages.reverse()
+    while stages:
+        lowering = _Lowering(source)
+        values, keys = lowering._values, lowering._keys
+        items = lowering.spans.values.item_arrays()
+        chunk = LoweredStages(path, [], [], values, keys, {}, [], [], [], {})  # type: ignore[arg-type]
+        chunks.append(chunk)
+        seen: set[str] = set()
+        while stages and stages[-1].name not in seen:
+            stage = stages.pop()
+            seen.add(stage.name)
+            counts = len(values), len(keys), len(items)
+            chunk.names.append(stage.name)
+            chunk.bodies.append(lowering.stage(stage, (*path, stage.name)))
+            del stage
+            chunk.value_counts.append(len(values) - counts[0])
+            chunk.key_counts.append(len(keys) - counts[1])
+            chunk.item_counts.append(len(items) - counts[2])
+            if lowering.diagnostics:
+                chunk.diagnostics[len(chunk.names) - 1] = lowering.diagnostics
+                lowering.diagnostics = []
+        if lowering.spans.keys.item_arrays() or not all(type(span) is int for span in (*values.values(),
+                                                                                     *keys.values())):
+            raise ValueError("spans that do not pack")  # never for one file under 4 GiB
+        chunk.items.update((at, array.tobytes()) for at, array in items.items())
+    return chunks
+
+
+def lower_part(tree: PartFile, source: SourceFile) -> tuple[Document, list[Diagnostic]]:
+    """:func:`lower` of a file read in parts (``compiler/_split.py``)."""
+    return _lower_consumed([tree], source)
 
 
 class _Lowering:
@@ -167,11 +300,11 @@ class _Lowering:
 
     # -- blocks --------------------------------------------------------------------------
 
-    def file(self, holder: list[ast.File]) -> tuple[dict[str, Any], tuple[tuple[str, Span], ...]]:
+    def file(self, holder: list[ast.File | PartFile]) -> tuple[dict[str, Any], tuple[tuple[str, Span], ...]]:
         """Lower the tree in ``holder`` (taken out of it), freeing each block once lowered."""
         tree = holder.pop()
         self.set((), tree.span)
-        items = list(tree.items)
+        items: list[TopItem] = list(tree.items)
         del tree  # the File and its tuple of items; each item is freed below once lowered
         items.reverse()
         data: dict[str, Any] = {}
@@ -192,6 +325,8 @@ class _Lowering:
                     body: dict[str, Any] = {}
                     agents[item.name] = body
                     self.attributes(item.attributes, path, body)
+            elif isinstance(item, Deferred):
+                items.extend(reversed(item.items()))
             else:
                 path = ("workflows", item.name)
                 if self.claim(workflow_names, "workflow", item.name, item.name_span, path):
@@ -205,12 +340,12 @@ class _Lowering:
         data["workflows"] = workflows
         return data, tuple(imports)
 
-    def workflow(self, holder: list[ast.Workflow]) -> dict[str, Any]:
+    def workflow(self, holder: list[ast.Workflow | PartWorkflow]) -> dict[str, Any]:
         """Lower the workflow in ``holder`` (taken out of it): each stage is freed once lowered."""
         workflow = holder.pop()
         path: Path = ("workflows", workflow.name)
         self.set(path, workflow.span, workflow.name_span)
-        members = list(workflow.items)
+        members: list[Member] = list(workflow.items)
         del workflow
         members.reverse()
         body: dict[str, Any] = {}
@@ -258,6 +393,13 @@ class _Lowering:
                 if self.claim(member_names, "use alias", item.alias, item.alias_span, at):
                     order.append(item.alias)
                     uses[item.alias] = self.use(item, at)
+            elif kind is LoweredStages:
+                assert isinstance(item, LoweredStages)
+                self.lowered_stages(item, stages_path, member_names, order, stages)
+            elif isinstance(item, Deferred):
+                rest, span = item.members()
+                self.set(path, span)  # the whole workflow, now known (its entry keeps its place)
+                members.extend(reversed(rest))
             else:
                 assert isinstance(item, ast.Hook)
                 hook_path: Path = (*path, "on", item.event)
@@ -280,6 +422,45 @@ class _Lowering:
         if hooks:
             result["on"] = hooks
         return result
+
+    def lowered_stages(
+        self, chunk: LoweredStages, stages_path: Path, names: dict[str, Path], order: list[str],
+        stages: dict[str, Any],
+    ) -> None:
+        """Add stages lowered by :func:`lower_stages`: what :meth:`stage` would have recorded,
+        in the same order (a name taken already is A208 and the stage is dropped, as here)."""
+        if chunk.path != stages_path:
+            raise ValueError(f"stages lowered for {chunk.path}, added to {stages_path}")
+        item_arrays = self.spans.values.item_arrays()
+        if names.keys().isdisjoint(chunk.names):  # no A208: everything at once (C loops)
+            names.update(zip(chunk.names, [(*stages_path, name) for name in chunk.names], strict=True))
+            order.extend(chunk.names)
+            stages.update(zip(chunk.names, chunk.bodies, strict=True))
+            self._values.update(chunk.values)
+            self._keys.update(chunk.keys)
+            item_arrays.update(zip(chunk.items, map(partial(array, "q"), chunk.items.values()), strict=True))
+            for index in sorted(chunk.diagnostics):
+                self.diagnostics.extend(chunk.diagnostics[index])
+            _release(chunk)
+            return
+        values, keys, items = iter(chunk.values.items()), iter(chunk.keys.items()), iter(chunk.items.items())
+        for index, name in enumerate(chunk.names):
+            stage_values = list(islice(values, chunk.value_counts[index]))
+            stage_keys = list(islice(keys, chunk.key_counts[index]))
+            stage_items = list(islice(items, chunk.item_counts[index]))
+            at = (*stages_path, name)
+            first = names.get(name)
+            if first is not None:
+                self.duplicate("stage", name, Span.packed(self.source, chunk.keys[at]), self.spans.key(first))
+                continue
+            names[name] = at
+            order.append(name)
+            stages[name] = chunk.bodies[index]
+            self._values.update(stage_values)
+            self._keys.update(stage_keys)
+            item_arrays.update((path, array("q", packed)) for path, packed in stage_items)
+            self.diagnostics.extend(chunk.diagnostics.get(index, ()))
+        _release(chunk)
 
     def param(self, param: ast.Param, path: Path) -> dict[str, Any]:
         self.set(path, param.span, param.name_span)
@@ -310,6 +491,14 @@ class _Lowering:
         return body
 
 
+def _release(chunk: LoweredStages) -> None:
+    """Free the tables of stages once added (tens of MB at 100,000 stages): the document
+    has their entries, and the chunk stays referenced until the whole file is lowered."""
+    chunk.values.clear()
+    chunk.keys.clear()
+    chunk.items.clear()
+
+
 def _span(node: ast.Value, source: SourceFile) -> Span:
     """A value's span (expression nodes built by the parser always have one)."""
     return node.span if node.span is not None else source.whole()
@@ -332,7 +521,7 @@ def lower(tree: ast.File, source: SourceFile) -> tuple[Document, list[Diagnostic
 
 
 def _lower_consumed(
-    holder: list[ast.File], source: SourceFile | None = None
+    holder: list[ast.File | PartFile], source: SourceFile | None = None
 ) -> tuple[Document, list[Diagnostic]]:
     """:func:`lower` of the tree in ``holder``, taken out of it: when the caller keeps no
     other reference, each block of the tree is freed as soon as it is lowered."""

@@ -43,6 +43,7 @@ __all__ = [
     "MAX_ERRORS",
     "classify_number",
     "parse_ast",
+    "parse_exact",
     "parse_expression",
     "parse_template",
     "unescape",
@@ -53,9 +54,7 @@ __all__ = [
 
 def _run(ctx: _Context, start: str) -> Any:
     if len(ctx.text) >= _ACCELERATE_FROM:
-        from ._fast import fast_parser  # only for large texts: small ones never load it
-
-        fast = fast_parser(_parser(), start)
+        fast = _fast_parser(start)
         if fast is not None:
             tree = _run_fast(fast, ctx)
             if tree is not None:
@@ -92,6 +91,12 @@ def _run(ctx: _Context, start: str) -> Any:
             _lexer._ctx = None
 
 
+def _fast_parser(start: str) -> _fast.FastParser | None:
+    from ._fast import fast_parser  # only for large texts: small ones never load it
+
+    return fast_parser(_parser(), start)
+
+
 #: Shorter texts (expressions, small files) are parsed by Lark's loop: building the
 #: fast path (a regex and the digested table, ~20 ms) costs more than it saves on them.
 _ACCELERATE_FROM = 20_000
@@ -126,6 +131,21 @@ def parse_ast(source: SourceFile) -> tuple[ast.File | None, list[Diagnostic]]:
         tree = None
     diagnostics = sorted(ctx.diagnostics, key=lambda d: d.primary.span.start if d.primary else 0)
     return tree, diagnostics
+
+
+def parse_exact(source: SourceFile, text: str) -> ast.File | None:
+    """The tree of ``text`` read as a text of ``source`` (its spans are offsets into ``text``),
+    when the fast path reads it with no problem at all; else None, with no diagnostics (the
+    caller parses the whole file, which reports them). Comments are not kept.
+
+    ``compiler/_split.py`` reads the two halves of a large file with it, each made so that
+    the offsets of its real part are those of the file.
+    """
+    fast = _fast_parser("file")
+    if fast is None:
+        return None
+    tree = _run_fast(fast, _Context(source=source, text=text))
+    return tree if isinstance(tree, ast.File) else None
 
 
 def _expression(
