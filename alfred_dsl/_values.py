@@ -255,11 +255,61 @@ def _is_number(text: str) -> bool:
 
 # -- did you mean ------------------------------------------------------------------------------
 
+#: Up to this many candidates, every one is compared with difflib (about 20 µs each).
+SUGGEST_EXHAUSTIVE = 1000
+#: Past that, difflib compares only this many: those most alike by their letter pairs (a
+#: 100,000-stage workflow with a few hundred unknown names took minutes).
+SUGGEST_SHORTLIST = 64
+
+
 def suggest(word: str, candidates: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> list[str]:
-    """The ``n`` candidates closest to ``word`` (difflib's similarity >= ``cutoff``), best first."""
+    """The ``n`` candidates closest to ``word`` (difflib's similarity >= ``cutoff``), best first.
+
+    Among more than :data:`SUGGEST_EXHAUSTIVE` candidates, difflib compares only the
+    :data:`SUGGEST_SHORTLIST` whose letter pairs are most like the word's (Dice's
+    coefficient, found by set operations that run in C): a bounded cost per wrong name.
+    """
     import difflib  # only when a name is wrong: not at every start-up
 
-    return difflib.get_close_matches(word, [str(c) for c in candidates], n=n, cutoff=cutoff)
+    names = [str(c) for c in candidates]
+    if len(names) <= SUGGEST_EXHAUSTIVE:
+        return difflib.get_close_matches(word, names, n=n, cutoff=cutoff)
+    global _last_pairs
+    last = _last_pairs
+    if last[0] != names:
+        pairs = list(map(_pairs, names))
+        last = _last_pairs = (names, pairs, list(map(len, pairs)), {})
+    found = last[3].get((word, n, cutoff))
+    if found is None:
+        found = last[3][word, n, cutoff] = difflib.get_close_matches(
+            word, _shortlist(word, names, last[1], last[2]), n=n, cutoff=cutoff
+        )
+    return list(found)
+
+
+#: The last candidates shortlisted among, their letter pairs and the pairs' counts, and the
+#: answers given: the wrong names of a check are looked up among the same names again and
+#: again (twice each: the message's suggestion and the fix's).
+_last_pairs: tuple[list[str], list[frozenset[str]], list[int], dict[tuple[str, int, float], list[str]]] = (
+    [], [], [], {}
+)
+
+
+def _shortlist(word: str, names: list[str], pairs: list[frozenset[str]], counts: list[int]) -> list[str]:
+    import heapq
+    from itertools import repeat
+    from operator import add, mul, truediv
+
+    mine = _pairs(word)
+    shared = map(len, map(mine.intersection, pairs))
+    # Dice's coefficient, 2|A & B| / (|A| + |B|), a candidate at a time, in C.
+    dice = list(map(truediv, map(mul, shared, repeat(2)), map(add, counts, repeat(len(mine)))))
+    return [names[i] for i in heapq.nlargest(SUGGEST_SHORTLIST, range(len(names)), key=dice.__getitem__)]
+
+
+def _pairs(text: str) -> frozenset[str]:
+    """The letter pairs of ``text`` (``"ab"``, ``"bc"`` of ``"abc"``; the text itself when shorter)."""
+    return frozenset([text[i : i + 2] for i in range(max(len(text) - 1, 1))])
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
