@@ -135,6 +135,15 @@ def test_new_stage_is_the_dataclass_constructor() -> None:
         new_stage({"name": "x", "agents": ()})
     with pytest.raises(TypeError, match="bogus"):
         new_stage({"name": "x", "agents": (), "kind": "command", "bogus": 1})
+    # Made by one function per set of names: the next stage of that shape gets its own values.
+    again = new_stage({**values, "name": "ship", "run": "make ship", "estimate_s": 5})
+    assert again == PlanStage(**{**values, "name": "ship", "run": "make ship", "estimate_s": 5})
+    assert (again.name, again.estimate_s, str(again.run)) == ("ship", 5, "make ship")
+    assert fast.name == "deploy" and fast.estimate_s == 90
+    reordered = dict(reversed(values.items()))
+    assert new_stage(reordered) == slow
+    with pytest.raises(TypeError, match="bogus"):  # a refused shape is refused each time
+        new_stage({"name": "x", "agents": (), "kind": "command", "bogus": 1})
 
 
 def test_new_edge_is_the_dataclass_constructor() -> None:

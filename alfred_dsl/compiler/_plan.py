@@ -10,7 +10,7 @@ them without the parser (a plan built by hand gets the same on construction).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from typing import Any, Literal
@@ -251,43 +251,59 @@ def _field_default(f: Any) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else MISSING
 
 
-#: (slot setter, default) of each PlanStage field with a default, and the setter of each field
-#: by name, for :func:`new_stage`.
-_STAGE_DEFAULTS: tuple[tuple[Any, Any], ...] = tuple(
-    (getattr(PlanStage, f.name).__set__, _field_default(f))
-    for f in fields(PlanStage)
-    if _field_default(f) is not MISSING
-)
-_STAGE_SETTERS: dict[str, Any] = {f.name: getattr(PlanStage, f.name).__set__ for f in fields(PlanStage)}
 _REQUIRED = frozenset(f.name for f in fields(PlanStage) if _field_default(f) is MISSING)
 _TEXT_FIELDS = ("run", "inputs", "env", "when")
 
 
 def new_stage(values: Mapping[str, Any]) -> PlanStage:
-    """``PlanStage(**values)`` at half the cost (the resolver makes one per stage: 100,000 in
-    a large plan). The frozen dataclass's ``__init__`` goes through ``object.__setattr__`` for
-    each of its 40-odd fields; this sets the slots directly: the defaults, then ``values``.
-    The result is the same, ``__post_init__``'s parsing of ``${...}`` included (a default
-    holds none). Defaults are shared as the dataclass shares them (a field with a factory
-    gets one object made once here: each such default is an immutable empty map). Not
-    :func:`alfred_dsl._make.maker`, which makes classes whose ``__init__`` only sets every
-    field: a stage is given a few of its fields, the rest defaulted, and its
-    ``__post_init__`` runs."""
-    if not _REQUIRED.issubset(values):
-        raise TypeError(f"new_stage() missing required fields: {sorted(_REQUIRED.difference(values))}")
-    stage = object.__new__(PlanStage)
-    for set_slot, default in _STAGE_DEFAULTS:
-        set_slot(stage, default)
-    setters = _STAGE_SETTERS
-    for name, value in values.items():
-        set_slot = setters.get(name)
-        if set_slot is None:
+    """``PlanStage(**values)`` at a fraction of the cost (the resolver makes one per stage:
+    100,000 in a large plan). The frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__`` for each of its 40-odd fields; this sets the slots directly, by a
+    function made once per set of given field names (a resolver gives a few): each given
+    field from ``values``, each other one its default. The result is the same,
+    ``__post_init__``'s parsing of ``${...}`` included (a default holds none). Defaults are
+    shared as the dataclass shares them (a field with a factory gets one object made once
+    here: each such default is an immutable empty map). Not :func:`alfred_dsl._make.maker`,
+    which makes classes whose ``__init__`` only sets every field: a stage is given a few of
+    its fields, the rest defaulted, and its ``__post_init__`` runs."""
+    names = tuple(values)
+    make = _stage_makers.get(names)
+    if make is None:
+        make = _stage_maker(names)
+        if len(_stage_makers) < _MAX_STAGE_MAKERS:
+            _stage_makers[names] = make
+    return make(values)
+
+
+#: :func:`new_stage`'s functions by the names of the fields given, in their order.
+_stage_makers: dict[tuple[str, ...], Callable[[Mapping[str, Any]], PlanStage]] = {}
+_MAX_STAGE_MAKERS = 1024
+
+
+def _stage_maker(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], PlanStage]:
+    if not _REQUIRED.issubset(names):
+        raise TypeError(f"new_stage() missing required fields: {sorted(_REQUIRED.difference(names))}")
+    known = {f.name for f in fields(PlanStage)}
+    for name in names:
+        if name not in known:
             raise TypeError(f"new_stage() got an unexpected field {name!r}")
-        set_slot(stage, value)
-    texts = tuple(name for name in _TEXT_FIELDS if name in values)
+    given = set(names)
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": PlanStage, "interpolate": _interpolate}
+    lines = ["def make(values):", "    stage = new(cls)"]
+    for number, f in enumerate(fields(PlanStage)):
+        namespace[f"set{number}"] = getattr(PlanStage, f.name).__set__
+        if f.name in given:
+            lines.append(f"    set{number}(stage, values[{f.name!r}])")
+        else:
+            namespace[f"default{number}"] = _field_default(f)
+            lines.append(f"    set{number}(stage, default{number})")
+    texts = tuple(name for name in _TEXT_FIELDS if name in given)
     if texts:
-        _interpolate(stage, texts)
-    return stage
+        lines.append(f"    interpolate(stage, {texts!r})")
+    lines.append("    return stage")
+    exec(compile("\n".join(lines) + "\n", "<new_stage>", "exec"), namespace)  # made from the fields only
+    make: Callable[[Mapping[str, Any]], PlanStage] = namespace["make"]
+    return make
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
