@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import os
+import pickle
 import signal
 import threading
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["DISABLE_VARIABLE", "Child", "can_fork", "start"]
+__all__ = ["DISABLE_VARIABLE", "Child", "can_fork", "dumps", "loads", "start"]
 
 #: ``ALFRED_PARALLEL=0`` keeps every step in one process.
 DISABLE_VARIABLE = "ALFRED_PARALLEL"
@@ -142,3 +145,21 @@ def start(function: Callable[[], bytes]) -> Child | None:
     os.close(write_fd)
     return Child(pid, read_fd)
 
+
+
+def dumps(value: object, reference: Callable[[object], Any]) -> bytes:
+    """``value`` pickled for the parent, each object ``reference`` names (not None) sent as
+    that name: objects both processes hold (a source file of megabytes) are not copied."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.persistent_id = reference  # type: ignore[method-assign]
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+def loads(data: bytes | bytearray | memoryview, referenced: Callable[[Any], object]) -> Any:
+    """The value of :func:`dumps`, each name given back as ``referenced(name)``. Only for
+    the bytes of this process's own child (unpickling runs code)."""
+    unpickler = pickle.Unpickler(io.BytesIO(data))
+    unpickler.persistent_load = referenced  # type: ignore[method-assign]
+    return unpickler.load()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -399,3 +401,45 @@ def test_check_analyses_the_same_graph_without_building_the_stages(tmp_path: Pat
     assert analysis is not None and analysis.duration_s == 60 + 300 + 120 + 60
     # `mid after first` is implied through one.b, `last after first` through mid.
     assert [d.code for d in diagnostics] == ["A503", "A503"]
+
+
+_CHECKED_IN_A_CHILD = r"""
+import os, sys
+from alfred_dsl.compiler import _pipeline
+from alfred_dsl._render_diag import render_json
+_pipeline.CHECK_IN_CHILD_FROM = int(sys.argv[2])
+forks = []
+os.register_at_fork(after_in_parent=lambda: forks.append(1))
+found = _pipeline.check_paths([sys.argv[1]])
+print(len(forks))
+print(render_json(found))
+"""
+
+
+def test_a_large_workspace_is_checked_in_a_child_with_the_same_diagnostics(tmp_path: Path) -> None:
+    # Unknown agents, params and stages, a bad retry value and a cycle: the checks of
+    # check_workspace (in the child) and of resolution and graph analysis (in the parent).
+    lines = ["agent worker {", "  kind = command", '  run = ["true"]', "}", "workflow big {",
+             "  param level: int = 1"]
+    for number in range(120):
+        after = f" after s{number - 1}" if number else " after s119"
+        agent = "wroker" if number % 17 == 0 else "worker"
+        lines += [f"  stage s{number}{after} {{", f"    agent = {agent}",
+                  f'    when = "${{params.levle}} > {number}"' if number % 23 == 0 else "    estimate = 5m",
+                  "  }"]
+    lines.append("}")
+    path = tmp_path / "big.alfred"
+    path.write_text("\n".join(lines) + "\n")
+
+    def check(threshold: int, **env: str) -> tuple[int, str]:
+        done = subprocess.run([sys.executable, "-c", _CHECKED_IN_A_CHILD, str(path), str(threshold)],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr
+        forks, report = done.stdout.split("\n", 1)
+        return int(forks), report
+
+    forks, in_child = check(50)
+    assert forks >= 1
+    assert (0, in_child) == check(50, ALFRED_PARALLEL="0") == check(10_000)
+    codes = {entry["code"] for entry in json.loads(in_child)["diagnostics"]}
+    assert {"A201", "A401"} <= codes and len(codes) >= 3, codes

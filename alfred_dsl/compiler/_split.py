@@ -64,9 +64,7 @@ child is killed and reaped on any exit (``try``/``finally``).
 
 from __future__ import annotations
 
-import io
 import marshal
-import pickle
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -249,8 +247,8 @@ def _encode(source: SourceFile, end: int, members: list[_lower.Member], later: l
             return len(chunks) - 1
         return None
 
-    rest = _pickle((end, members, later), reference)
-    diagnostics = _pickle([chunk.diagnostics for chunk in chunks], reference)
+    rest = _fork.dumps((end, members, later), reference)
+    diagnostics = _fork.dumps([chunk.diagnostics for chunk in chunks], reference)
     data = marshal.dumps([
         (chunk.path, chunk.names, chunk.bodies, chunk.values, chunk.keys, chunk.items, chunk.value_counts,
          chunk.key_counts, chunk.item_counts)
@@ -270,9 +268,11 @@ def _decode(
         parts.append(view[at + 8 : at + 8 + length])
         at += 8 + length
     stage_data: list[tuple[Any, ...]] = marshal.loads(parts[0])
-    diagnostics: list[dict[int, list[Diagnostic]]] = _unpickle(parts[1], source, lambda _: None)
-    result: tuple[int, list[_lower.Member], list[_lower.TopItem]] = _unpickle(
-        parts[2], source, lambda index: _stages(stage_data[index], diagnostics[index])
+    diagnostics: list[dict[int, list[Diagnostic]]] = _fork.loads(
+        parts[1], lambda key: source if key == "source" else None
+    )
+    result: tuple[int, list[_lower.Member], list[_lower.TopItem]] = _fork.loads(
+        parts[2], lambda key: source if key == "source" else _stages(stage_data[key], diagnostics[key])
     )
     return result
 
@@ -281,17 +281,3 @@ def _stages(fields: tuple[Any, ...], diagnostics: dict[int, list[Diagnostic]]) -
     path, names, bodies, values, keys, items, value_counts, key_counts, item_counts = fields
     return LoweredStages(path, names, bodies, values, keys, items, value_counts, key_counts, item_counts,
                          diagnostics)
-
-
-def _pickle(value: object, reference: Any) -> bytes:
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.persistent_id = reference  # type: ignore[method-assign]
-    pickler.dump(value)
-    return buffer.getvalue()
-
-
-def _unpickle(data: memoryview, source: SourceFile, chunk: Any) -> Any:
-    unpickler = pickle.Unpickler(io.BytesIO(data))
-    unpickler.persistent_load = lambda key: source if key == "source" else chunk(key)  # type: ignore[method-assign]
-    return unpickler.load()
