@@ -97,8 +97,8 @@ def _analyse(workspace: Workspace) -> list[Diagnostic]:
 
 
 #: A workspace of this many stages or more is checked (:func:`_check.check_workspace`) by a
-#: forked child while this process resolves and analyses its graphs: the second core takes
-#: about a quarter of the work after loading (at 100,000 stages, ~0.5 s).
+#: forked child while this process resolves (and, for ``check``, analyses the graphs): the
+#: second core takes a quarter of the work after loading (at 100,000 stages, ~0.5 s).
 CHECK_IN_CHILD_FROM = 20_000
 
 
@@ -270,8 +270,12 @@ def _compile_loaded(
     workflow: str | None,
     params: Mapping[str, str],
 ) -> tuple[Plan | None, list[Diagnostic]]:
-    found = _check.check_workspace(workspace)
-    resolved, problems = _bind.resolve(workspace, workflow, params)
+    checks = _WorkspaceChecks(workspace)  # in a child for a large workspace, while this resolves
+    try:
+        resolved, problems = _bind.resolve(workspace, workflow, params)
+        found = checks.result()
+    finally:
+        checks.close()
     chosen = resolved.name if resolved is not None else workflow
     others: list[Span] = []
     if chosen is not None:
