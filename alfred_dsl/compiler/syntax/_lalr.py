@@ -1,7 +1,7 @@
 """The Lark parser of ``grammar/alfred.lark`` and the patch of Lark's LALR loop.
 
 :func:`_parser` builds the one parser of the process (cached on disk by Lark);
-:func:`_install_fast_loop` replaces Lark's loop by one over a pre-digested table. A large
+:func:`_install_fast_loop` replaces Lark's loop by one over a digested table. A large
 file with no problem is read by the fast path derived from this parser (``_fast.py``).
 """
 
@@ -72,7 +72,7 @@ def digested_table(lark: Lark) -> _DigestedTable | None:
 
 
 def _install_fast_loop(lark: Lark) -> None:
-    """Replace Lark's LALR main loop by the same loop over a pre-digested table.
+    """Replace Lark's LALR main loop by the same loop over a digested table.
 
     Lark calls ``ParserState.feed_token`` per token and looks up each rule's size, name
     and callback per reduction; here the table holds them directly. Errors fall back to
