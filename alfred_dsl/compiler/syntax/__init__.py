@@ -6,7 +6,7 @@ transformer run inside the LALR parser: no parse tree is materialised, and spans
 from the tokens (``propagate_positions`` would cost more than the parse). The lexer is
 Lark's contextual lexer (words kept whole in every state by :class:`_WordsEverywhere`; literal
 checks and comments in :data:`_LEXER_CALLBACKS`), and the LALR loop runs over a
-pre-digested table (:func:`_install_fast_loop`). A large text is first read by the fast
+digested table (:func:`_install_fast_loop`). A large text is first read by the fast
 path derived from the same parser (``_fast.py``: one master regex, the digested table, the
 builder's rule methods called directly), which gives up at the first problem; the text is
 then parsed again here, with recovery.
