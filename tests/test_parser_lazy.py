@@ -10,23 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from test_parser_fast import FILES, _same
+from test_startup import ONE_STAGE
 
 from alfred_dsl._source import SourceFile
 from alfred_dsl.compiler import syntax
 from alfred_dsl.compiler.syntax import _lalr, parse_ast
-
-ONE_STAGE = """\
-agent sh {
-  kind = command
-}
-
-workflow one {
-  stage hello {
-    agent = sh
-    run = "true"
-  }
-}
-"""
 
 #: Parse ONE_STAGE in a fresh process; print the states digested and the states of the table.
 PROBE = (
