@@ -442,8 +442,9 @@ def _class_encoder(cls: type[Any]) -> Callable[[Any, Mapping[int, int]], Any]:
         encoded = {}
         for field, get, default in fields:
             item = get(value)
-            if item is default or (type(item) is type(default) and item == default):
-                continue
+            if item is default or (type(item) is type(default) and (
+                    not item if type(item) is FrozenMap and not default else item == default)):
+                continue  # an empty map without FrozenMap.__eq__'s copies (some 5 per stage)
             encoded[field] = item if type(item) in plain else encode(item, files)
         return ["D", name, encoded]
     return encode_instance
