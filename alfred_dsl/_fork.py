@@ -151,15 +151,31 @@ def dumps(value: object, reference: Callable[[object], Any]) -> bytes:
     """``value`` pickled for the parent, each object ``reference`` names (not None) sent as
     that name: objects both processes hold (a source file of megabytes) are not copied."""
     buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.persistent_id = reference  # type: ignore[method-assign]
-    pickler.dump(value)
+    _Pickler(buffer, reference).dump(value)
     return buffer.getvalue()
 
 
 def loads(data: bytes | bytearray | memoryview, referenced: Callable[[Any], object]) -> Any:
     """The value of :func:`dumps`, each name given back as ``referenced(name)``. Only for
     the bytes of this process's own child (unpickling runs code)."""
-    unpickler = pickle.Unpickler(io.BytesIO(data))
-    unpickler.persistent_load = referenced  # type: ignore[method-assign]
-    return unpickler.load()
+    return _Unpickler(io.BytesIO(data), referenced).load()
+
+
+# Subclasses, as the pickle documentation has it: Python 3.13 no longer lets an instance's
+# persistent_id or persistent_load be assigned.
+class _Pickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, reference: Callable[[object], Any]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._reference = reference
+
+    def persistent_id(self, obj: Any) -> Any:
+        return self._reference(obj)
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, referenced: Callable[[Any], object]) -> None:
+        super().__init__(file)
+        self._referenced = referenced
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._referenced(pid)
