@@ -507,6 +507,37 @@ def test_the_scheduler_going_away_fails_the_run_and_resume_finishes_it(tmp_path:
     assert (project / "second.runs").read_text() == "x\nx\n"
 
 
+DASK_LOGS = """
+import logging, sys
+from distributed.comm.core import CommClosedError
+from alfred_dsl.runtime._cluster import connect, disconnect
+
+connect(sys.argv[1])
+batched = logging.getLogger("distributed.batched")
+try:
+    raise CommClosedError("in <TCP (closed) Client->Scheduler>")
+except CommClosedError:
+    batched.info("Batched Comm Closed %r", "<TCP (closed)>", exc_info=True)
+    batched.exception("Error in batched write")
+logging.getLogger("tornado.application").error("Exception in callback", exc_info=RuntimeError("boom"))
+disconnect()
+"""
+
+
+def test_dask_logs_on_this_machine_are_warnings_and_up_one_line_each(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    # What a scheduler going away logs (distributed/batched.py), at a moment the test
+    # above cannot pin down: a traceback among the run's events once broke it in CI.
+    done = subprocess.run([sys.executable, "-c", DASK_LOGS, cluster.address], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Batched Comm Closed" not in done.stderr  # INFO: Dask's chatter
+    assert "Error in batched write (CommClosedError: in <TCP (closed) Client->Scheduler>)" in done.stderr
+    assert "Exception in callback (RuntimeError: boom)" in done.stderr
+
+
 def test_a_service_worker_runs_queued_runs_on_the_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
     project = _project(tmp_path, STREAM.replace("while [ ! -f go ]; do sleep 0.05; done; ", "echo $PPID > ppid; "))
     submitted = _alfredc(project, "submit", "flow.alfred")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -428,6 +429,7 @@ def connect(address: str, *, timeout_s: float = 10.0) -> _Cluster:
         raise ClusterError(
             "--cluster needs Dask's `distributed`: pip install 'alfred-dsl[cluster]'"
         ) from exc
+    _quiet_dask_logging()
     try:
         client = Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:
@@ -443,6 +445,36 @@ def connect(address: str, *, timeout_s: float = 10.0) -> _Cluster:
     client.subscribe_topic(RESULT_TOPIC, cluster.on_result)  # type: ignore[no-untyped-call]
     _CLUSTERS[address] = cluster
     return cluster
+
+
+class _OneLine(logging.Filter):
+    """A record's traceback folded into its message: one line in the run's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            record.msg = f"{record.getMessage()} ({detail})"
+            record.args = None
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def _quiet_dask_logging() -> None:
+    """Dask's log lines on this machine: warnings and up, one line each.
+
+    alfred's own events say what became of each attempt; a scheduler that goes away
+    otherwise prints Dask's INFO lines and tracebacks (a closed connection's) among them.
+    A Dask ``logging`` configuration of the user's keeps its levels.
+    """
+    import dask
+
+    if dask.config.get("logging", default=None) is None:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    for name in ("distributed", "distributed.client", "tornado", "tornado.application"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _OneLine) for f in handler.filters):
+                handler.addFilter(_OneLine())
 
 
 def disconnect() -> None:
