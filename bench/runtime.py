@@ -17,7 +17,10 @@
     and compiling, the run, the exit) from an instrumented copy of the same command. A third
     command per round is the same run in a fresh state folder whose plan cache holds the
     plan (``cache/`` copied from the first round): a project's next run after an unchanged
-    file, as ``alfredc run`` does when its state folder is kept.
+    file, as ``alfredc run`` does when its state folder is kept. Two floors run in the same
+    rounds: the least any Python runner of the graph does (``os.posix_spawn`` two at a
+    time, nothing recorded) and that plus the runtime contract's fixed costs (Trio's
+    import, a cgroup per attempt in cgroup containment mode): what 1.3x is measured against.
 
 Every measurement is a whole process (interpreter start-up and imports included), timed by
 this parent; the child also reports the time of the run alone ("inner"). Per-stage overhead
@@ -42,21 +45,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-WIDTH = 50
+from floor import WIDTH, layered_deps
+
 HERE = Path(__file__).resolve()
-
-
-def layered_deps(count: int, width: int = WIDTH) -> list[tuple[int, ...]]:
-    """Stage i's dependencies: positions p and p+1 (mod width) of the previous layer."""
-    deps: list[tuple[int, ...]] = []
-    for i in range(count):
-        layer, pos = divmod(i, width)
-        if layer == 0:
-            deps.append(())
-        else:
-            base = (layer - 1) * width
-            deps.append(tuple(sorted({base + pos, base + (pos + 1) % width})))
-    return deps
+FLOOR = HERE.parent / "floor.py"
 
 
 # -- children: each runs in its own process ---------------------------------------------
@@ -382,7 +374,9 @@ def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) ->
         print("  ninja not found: pip install ninja (the `bench` extra)")
         return
     alfredc = [sys.executable, "-m", "alfred_dsl"]
-    rows: dict[str, list[tuple[float, float]]] = {"ninja": [], "alfred": [], "cached": []}
+    rows: dict[str, list[tuple[float, float]]] = {
+        "ninja": [], "alfred": [], "cached": [], "spawn-floor": [], "contract-floor": [],
+    }
     splits: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="alfred-bench-e2e-") as tmp:
         work = Path(tmp)
@@ -393,6 +387,10 @@ def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) ->
                 (work / leftover).unlink(missing_ok=True)
             wall, data = timed([ninja, "-j2", "-f", "build.ninja"], cwd=work)
             rows["ninja"].append((wall, data["cpu_s"]))
+            for floor in ("spawn-floor", "contract-floor"):
+                contract = ["--contract"] if floor == "contract-floor" else []
+                wall, data = timed([sys.executable, str(FLOOR), str(n_cmd), *contract], cwd=work)
+                rows[floor].append((wall, data["cpu_s"]))
             state = work / f"state-{round_}"
             wall, data = timed([*alfredc, "run", "wf.alfred", "-j", "2", "--quiet", "--state", str(state)],
                                cwd=work)
@@ -413,7 +411,9 @@ def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) ->
             splits.append(split)
             shutil.rmtree(state, ignore_errors=True)
     figures: dict[str, Any] = {}
-    labels = (("ninja", "ninja -j2"), ("alfred", "alfredc run -j 2"), ("cached", "  same, plan cached"))
+    labels = (("ninja", "ninja -j2"), ("spawn-floor", "Python spawn floor"),
+              ("contract-floor", "contract floor"), ("alfred", "alfredc run -j 2"),
+              ("cached", "  same, plan cached"))
     for name, label in labels:
         wall = statistics.median(w for w, _ in rows[name])
         cpu = statistics.median(c for _, c in rows[name])
@@ -432,6 +432,11 @@ def scenario_c(args: argparse.Namespace, n_cmd: int, results: dict[str, Any]) ->
     print(f"  with the plan cached: {cached_ratio:.2f}x wall"
           f" (pairs {cached_ratios[0]:.2f}-{cached_ratios[-1]:.2f}x),"
           f" {figures['cached']['cpu_s'] / figures['ninja']['cpu_s']:.2f}x CPU")
+    for floor, what in (("spawn-floor", "a bare posix_spawn loop"),
+                        ("contract-floor", "+ Trio's import and a cgroup per attempt")):
+        floor_ratio = figures[floor]["wall_s"] / figures["ninja"]["wall_s"]
+        print(f"  {floor} ({what}, nothing recorded): {floor_ratio:.2f}x ninja's wall")
+        figures[floor]["ratio"] = floor_ratio
     split = {key: statistics.median(float(s[key]) for s in splits) for key in splits[0]}
     print(f"  where alfredc's time goes (instrumented copy, medians): start-up + compile"
           f" {split['before_loop_s']:.3f} s ({split['before_loop_cpu_s']:.3f} s CPU), the run"

@@ -101,6 +101,16 @@ def test_the_python_api_example_of_docs_runtime_md_works(tmp_path: Path) -> None
     assert (state / "runs" / run_id).is_dir()
 
 
+def test_the_runtime_benchmarks_floors_run_the_graph_and_leave_no_cgroup(tmp_path: Path) -> None:
+    floor = DEMO.parent.parent / "bench" / "floor.py"
+    for contract in ([], ["--contract"]):
+        done = subprocess.run([sys.executable, str(floor), "120", *contract], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    cgroups = Path("/sys/fs/cgroup")
+    assert [p for depth in range(4) for p in cgroups.glob("*/" * depth + "alfred-bench-floor-*")] == []
+
+
 def test_the_runtime_benchmark_runs_end_to_end_on_a_tiny_graph() -> None:
     bench = DEMO.parent.parent / "bench" / "runtime.py"
     done = subprocess.run(
