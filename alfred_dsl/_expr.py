@@ -14,6 +14,7 @@ from typing import Any
 
 from ._diagnostics import AlfredError, Diagnostic, error
 from ._source import Span
+from ._values import value_type
 
 __all__ = [
     "TYPES",
@@ -402,15 +403,8 @@ def render(template: Template, scope: Mapping[str, Any], *, quote: Callable[[str
 
 
 def _literal_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return "any"
+    kind = value_type(value)
+    return kind if kind in ("bool", "int", "float", "string") else "any"
 
 
 def _ref_type(ref: Ref, param_types: Mapping[str, str]) -> str:

@@ -25,7 +25,7 @@ __all__ = [
     "DURATION_RE", "DURATION_SHAPE", "MAX_INT_DIGITS", "PARAM_TYPES", "PRIORITIES", "did_you_mean",
     "duration_text", "format_clock", "format_duration", "format_elapsed", "format_moment", "format_seconds",
     "format_size", "param_strings", "parse_at", "parse_duration", "parse_param", "parse_priority",
-    "parse_since", "parse_size", "suggest",
+    "parse_since", "parse_size", "suggest", "value_type",
 ]
 
 #: The most digits an integer may have: Python refuses to convert longer digit strings
@@ -353,3 +353,21 @@ def format_moment(moment: float | None, *, seconds: bool = True) -> str:
 def format_clock(moment: float | None = None) -> str:
     """The local time of day ``14:03:09`` (now by default): the prefix of live lines."""
     return time.strftime("%H:%M:%S", time.localtime(moment))
+
+
+def value_type(value: Any) -> str:
+    """The language's name of a document value's type: ``bool``, ``int``, ``float``,
+    ``string``, ``list``, ``map`` or ``null`` (a bool is not an int here, unlike in Python)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    return "null"

@@ -20,7 +20,7 @@ from .._expr import (
     references,
 )
 from .._source import Span
-from .._values import did_you_mean
+from .._values import did_you_mean, value_type
 from . import _fanout
 from ._document import Path as DocPath
 from ._fixes import rename_fix
@@ -32,7 +32,6 @@ from ._view import (
     _map,
     _Model,
     _strings,
-    _value_type,
 )
 
 
@@ -197,7 +196,7 @@ class _Checker:
         if isinstance(when, bool):
             return
         if not isinstance(when, str):
-            kind = _a(_value_type(when))
+            kind = _a(value_type(when))
             self.out.append(error("A303", f"`when` must be a boolean, not {kind}", span))
             return
         template = self._check_strings(when, path)

@@ -17,7 +17,7 @@ from .._expr import (
     check_types,
 )
 from .._source import Span
-from .._values import PRIORITIES, did_you_mean, parse_duration
+from .._values import PRIORITIES, did_you_mean, parse_duration, value_type
 from ._check_refs import _a, _Checker
 from ._document import Path as DocPath
 from ._fixes import rename_fix
@@ -25,7 +25,6 @@ from ._view import (
     _DURATION_FIELDS,
     _content_offset,
     _fits,
-    _value_type,
 )
 
 
@@ -77,7 +76,7 @@ class _TypeChecks(_Checker):
                 self.out.append(
                     error(
                         "A302",
-                        f"the default of param `{param}` is {_a(_value_type(default))}, "
+                        f"the default of param `{param}` is {_a(value_type(default))}, "
                         f"but the param is declared {type_name}",
                         self.model.value_span(path),
                         f"expected {_a(type_name)}",
@@ -158,7 +157,7 @@ class _TypeChecks(_Checker):
                 type_name in ("float", "duration") and kind in ("int", "float", "duration")
             )
         else:
-            kind = _value_type(value)
+            kind = value_type(value)
             ok = _fits(value, type_name)
         if not ok:
             self.out.append(

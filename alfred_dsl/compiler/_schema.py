@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from .._diagnostics import Diagnostic, error
 from .._resources import schema_path
-from .._values import did_you_mean
+from .._values import did_you_mean, value_type
 from . import _schema_compiled
 from ._document import Document, Path as DocPath, SpanIndex
 from ._fixes import rename_fix
@@ -156,20 +156,14 @@ def _validator() -> Any:
 # -- wording ------------------------------------------------------------------------------
 
 
+_TYPE_NAMES = {
+    "bool": "a boolean", "int": "an integer", "float": "a number", "string": "a string",
+    "map": "a mapping", "list": "a list", "null": "nothing (null)",
+}
+
+
 def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "nothing (null)"
+    return _TYPE_NAMES[value_type(value)]
 
 
 _EXPECTED = {

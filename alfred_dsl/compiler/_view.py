@@ -21,7 +21,7 @@ from .._expr import (
     Template,
 )
 from .._source import Span
-from .._values import PARAM_TYPES, parse_duration
+from .._values import PARAM_TYPES, parse_duration, value_type
 from ._document import Document, Path as DocPath, SpanIndex
 
 __all__ = ["ROOTS", "WorkspaceLike", "parse_string"]
@@ -74,25 +74,9 @@ def _known(candidates: Iterable[str], what: str) -> str:
     return f"known {what}s: {shown}" + (", ..." if len(names) > 8 else "")
 
 
-def _value_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "map"
-    return "null"
-
-
 def _fits(value: Any, type_name: str) -> bool:
     """Whether a literal document value can be a param of ``type_name``."""
-    kind = _value_type(value)
+    kind = value_type(value)
     if type_name == "float":
         return kind in ("int", "float")
     if type_name == "duration":
@@ -106,7 +90,7 @@ def _convert_default(value: Any, type_name: str) -> Any:
     if type_name == "duration":
         seconds = parse_duration(value)
         return value if seconds is None else seconds
-    if type_name == "float" and _value_type(value) == "int":
+    if type_name == "float" and value_type(value) == "int":
         return float(value)
     return value
 

@@ -50,6 +50,7 @@ from ._executors import (
     Executor,
     OutputsFileError,
     PythonExecutor,
+    append_log,
     read_outputs_file,
 )
 from ._resolve import StreamMasker
@@ -600,7 +601,7 @@ class ClusterExecutor:
         log_path = str(ctx.log_path) if log.written else None
         error = result.get("error")
         if error is not None:
-            log_path = _note(ctx, f"alfred: {error}\n") or log_path
+            log_path = append_log(ctx, f"alfred: {error}\n") or log_path
             return AttemptOutcome(
                 ok=False, error=str(error), log_path=log_path, worker=worker,
                 exit_code=result.get("status"),
@@ -637,12 +638,12 @@ class ClusterExecutor:
                         remote_kill_marked, ctx.run_id, [(ctx.stage.name, ctx.attempt)], on_error="ignore"
                     )
                 )
-            log = _note(ctx, f"alfred: {error}\n")
+            log = append_log(ctx, f"alfred: {error}\n")
             return AttemptOutcome(ok=False, error=error, worker=address or None, log_path=log)
         if not cluster.connected or "cancel" in type(exc).__name__.lower():
             return self._gone(cluster, exc)
         error = f"{type(exc).__name__}: {exc}"
-        return AttemptOutcome(ok=False, error=error, log_path=_note(ctx, f"alfred: {error}\n"))
+        return AttemptOutcome(ok=False, error=error, log_path=append_log(ctx, f"alfred: {error}\n"))
 
     def _gone(self, cluster: _Cluster, exc: BaseException) -> AttemptOutcome:
         _CLUSTERS.pop(cluster.address, None)
@@ -669,13 +670,3 @@ def _unsatisfiable(cluster: _Cluster, wanted: Mapping[str, float]) -> str | None
         f"no worker offers the resources {{ {asked} }} (workers offer {offers}); start a worker "
         "with `--resources`, or lower the stage's `resources`"
     )
-
-
-def _note(ctx: AttemptContext, text: str) -> str | None:
-    try:
-        fd = os.open(ctx.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        with open(fd, "a", encoding="utf-8") as handle:
-            handle.write(ctx.masker.text(text))
-    except OSError:
-        return None
-    return str(ctx.log_path)

@@ -40,6 +40,7 @@ __all__ = [
     "HttpExecutor",
     "OutputsFileError",
     "PythonExecutor",
+    "append_log",
     "read_outputs_file",
     "register_executor",
 ]
@@ -330,7 +331,7 @@ class CommandExecutor:
                 marker=(ctx.run_id, ctx.stage.name, ctx.attempt),
             )
         except SpawnError as exc:
-            return AttemptOutcome(ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"))
+            return AttemptOutcome(ok=False, error=str(exc), log_path=append_log(ctx, f"alfred: {exc}\n"))
         except BaseException:  # cancelled: what the attempt wrote is not read
             if not private:
                 _restrict(outputs_path)
@@ -351,7 +352,7 @@ class CommandExecutor:
             if not private:
                 ctx.masker.file(outputs_path)
             return AttemptOutcome(
-                ok=False, exit_code=0, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n")
+                ok=False, exit_code=0, error=str(exc), log_path=append_log(ctx, f"alfred: {exc}\n")
             )
         if not private:
             # The real values go on to later stages; the file in the state directory keeps none.
@@ -389,7 +390,8 @@ def _keep_masked(private_path: str, kept_path: str, masker: Masker) -> None:
             out.write(masked.encode("utf-8", errors="surrogateescape"))
 
 
-def _write_log(ctx: AttemptContext, text: str) -> str | None:
+def append_log(ctx: AttemptContext, text: str) -> str | None:
+    """Append ``text``, masked, to the attempt's log; its path, or None when it cannot be written."""
     try:
         fd = os.open(ctx.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         with open(fd, "a", encoding="utf-8") as handle:
@@ -493,7 +495,7 @@ class PythonExecutor:
             function, is_async = self.resolve(call, ctx.cwd)
         except _ImportFailure as exc:
             return AttemptOutcome(
-                ok=False, error=str(exc), log_path=_write_log(ctx, f"alfred: {exc}\n"),
+                ok=False, error=str(exc), log_path=append_log(ctx, f"alfred: {exc}\n"),
                 permanent="retrying cannot make it importable" if exc.permanent else None,
             )
         inputs = dict(ctx.inputs)
@@ -511,7 +513,7 @@ class PythonExecutor:
         except trio.Cancelled:
             raise
         except Exception as exc:
-            log = _write_log(ctx, "".join(traceback.format_exception(exc)))
+            log = append_log(ctx, "".join(traceback.format_exception(exc)))
             return AttemptOutcome(ok=False, error=f"{type(exc).__name__}: {exc}", log_path=log)
         if result is None:
             return AttemptOutcome(ok=True)
@@ -582,12 +584,12 @@ class HttpExecutor:
             status, reason, payload = await trio.to_thread.run_sync(send, abandon_on_cancel=True)
         except urllib.error.URLError as exc:
             error = ctx.masker.text(f"cannot reach {url}: {exc.reason}")
-            return AttemptOutcome(ok=False, error=error, log_path=_write_log(ctx, f"alfred: {error}\n"))
+            return AttemptOutcome(ok=False, error=error, log_path=append_log(ctx, f"alfred: {error}\n"))
         except (OSError, ValueError) as exc:
             error = ctx.masker.text(f"request to {url} failed: {exc}")
-            return AttemptOutcome(ok=False, error=error, log_path=_write_log(ctx, f"alfred: {error}\n"))
+            return AttemptOutcome(ok=False, error=error, log_path=append_log(ctx, f"alfred: {error}\n"))
         text = payload.decode("utf-8", errors="replace")
-        log = _write_log(ctx, f"POST {url}\nHTTP {status} {reason}\n{text}\n")
+        log = append_log(ctx, f"POST {url}\nHTTP {status} {reason}\n{text}\n")
         if not 200 <= status < 300:
             return AttemptOutcome(ok=False, exit_code=status, error=f"HTTP {status} {reason}", log_path=log)
         if not text.strip():

@@ -236,7 +236,7 @@ class McpExecutor:
     _opening = threading.Lock()
 
     async def run(self, ctx: AttemptContext) -> AttemptOutcome:
-        from ._executors import AttemptOutcome, _write_log
+        from ._executors import AttemptOutcome, append_log
 
         values = ctx.mcp
         if values is None or not values.tool:
@@ -257,17 +257,17 @@ class McpExecutor:
             connection = await trio.to_thread.run_sync(connect, abandon_on_cancel=True)
         except ModuleNotFoundError as exc:
             error = f"mcp agents need the `mcp` package ({exc})"
-            return AttemptOutcome(ok=False, error=error, log_path=_write_log(ctx, f"alfred: {error}\n"),
+            return AttemptOutcome(ok=False, error=error, log_path=append_log(ctx, f"alfred: {error}\n"),
                                   permanent="pip install mcp")
         except Exception as exc:
             error = ctx.masker.text(f"cannot connect to MCP server `{where}`: {_describe(exc)}")
-            return AttemptOutcome(ok=False, error=error, log_path=_write_log(ctx, f"alfred: {error}\n"))
+            return AttemptOutcome(ok=False, error=error, log_path=append_log(ctx, f"alfred: {error}\n"))
         session = connection.session
         if session is None:
             error = f"MCP server `{where}` is gone: {connection.dead}"
-            return AttemptOutcome(ok=False, error=error, log_path=_write_log(ctx, f"alfred: {error}\n"))
+            return AttemptOutcome(ok=False, error=error, log_path=append_log(ctx, f"alfred: {error}\n"))
         arguments = dict(values.arguments)
-        _write_log(ctx, f"call {values.tool} {json.dumps(ctx.masker.data(arguments), default=str)}\n")
+        append_log(ctx, f"call {values.tool} {json.dumps(ctx.masker.data(arguments), default=str)}\n")
         future = connection.submit(session.call_tool(values.tool, arguments))
         try:
             result = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
@@ -278,9 +278,9 @@ class McpExecutor:
             # The connection broke (the server died?): the next attempt opens a new one.
             connection.dead = connection.dead or _describe(exc)
             error = ctx.masker.text(f"MCP call `{values.tool}` failed: {_describe(exc)}")
-            return AttemptOutcome(ok=False, error=error, log_path=_write_log(ctx, f"alfred: {error}\n"))
+            return AttemptOutcome(ok=False, error=error, log_path=append_log(ctx, f"alfred: {error}\n"))
         text = _text_of(result)
-        log = _write_log(ctx, text + ("\n" if text and not text.endswith("\n") else ""))
+        log = append_log(ctx, text + ("\n" if text and not text.endswith("\n") else ""))
         if getattr(result, "is_error", False):
             error = ctx.masker.text(f"tool `{values.tool}` failed: {_first_line(text)}")
             return AttemptOutcome(ok=False, error=error, log_path=log)
