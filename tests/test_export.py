@@ -175,3 +175,41 @@ def test_a_workflow_built_in_python_exports_by_module_path(tmp_path: Path, targe
     text = out.read_text(encoding="utf-8")
     ast.parse(text)
     assert "Source: flows.py" in text and "'spec'" in text and "'build'" in text
+
+
+MCP_AND_LOGS = """
+agent a { kind = command }
+agent capped { kind = command; max_log = 1KB }
+agent tools { kind = mcp; server = ["python", "server.py"]; headers = { X = "y" } }
+
+workflow w {
+  stage plain { agent = a; run = "echo hi" }
+  stage small { agent = capped; run = "echo hi" }
+  stage call { agent = tools; tool = "add"; arguments = { a = 1, b = "${params.n}" } }
+  param n: int = 2
+}
+"""
+
+
+@pytest.mark.parametrize("source", [EVERY_FEATURE, MCP_AND_LOGS], ids=["every-feature", "mcp-and-logs"])
+def test_an_exported_task_runs_the_stage_alfredc_run_would(tmp_path: Path, source: str) -> None:
+    # The data an exported module holds, read back by its run-time shim, is the plan's stage:
+    # the same command, tool and arguments as `alfredc run` has; the engine keeps the whole
+    # log (A607 says so at export).
+    from alfred_dsl.export import runtime as shim
+    from alfred_dsl.export._common import agent_of, stage_data, workflow_data
+
+    (tmp_path / "wf.alfred").write_text(source)
+    plan, diagnostics = compile_path(str(tmp_path / "wf.alfred"), None, {})
+    assert plan is not None, diagnostics
+    workflow = workflow_data(plan)
+    for stage in plan.stages:
+        exported, agent = shim._stage_of(workflow, stage_data(plan, stage))
+        for field in ("run", "call", "inputs", "env", "cwd", "after", "when", "mcp"):
+            assert getattr(exported, field) == getattr(stage, field), (stage.name, field)
+        assert exported.max_log is None
+        planned_agent = agent_of(plan, stage)
+        for field in ("kind", "run", "call", "url", "env"):
+            assert getattr(agent, field) == getattr(planned_agent, field), (stage.name, field)
+        for option in ("headers", "server"):
+            assert agent.options.get(option) == planned_agent.options.get(option), (stage.name, option)

@@ -305,3 +305,25 @@ workflow w {
     assert ("A313", 3, "mcp agent `both` has both `server` and `url`") in found
     assert ("A314", 13, "stage `b` runs on mcp agent `both` but names no `tool`") in found
     assert ("A314", 14, "stage `c` has `tool`, but its agent `sh` is a command agent") in found
+
+
+def test_an_exported_mcp_stage_calls_its_tool_as_alfredc_run_does(tmp_path: Path) -> None:
+    # What an exported module runs per task (alfred_dsl.export.runtime.run_stage), here
+    # without an engine: the data `alfredc export` writes, then one attempt per stage.
+    import alfred_dsl
+    from alfred_dsl.export import runtime as export_runtime
+    from alfred_dsl.export._common import stage_data, workflow_data
+
+    (tmp_path / "calls.alfred").write_text(CALLS.format(server=_server(FIXTURE)), encoding="utf-8")
+    plan = alfred_dsl.compile(tmp_path / "calls.alfred")
+    workflow = workflow_data(plan)
+    outputs: dict[str, dict[str, Any]] = {}
+    for name in ("sum", "said"):
+        stage = stage_data(plan, plan.stage(name))
+        json.dumps(stage)  # what the exported module holds is plain data
+        upstream = {dep: outputs[dep] for dep in stage["after"]}
+        outputs[name] = export_runtime.run_stage(
+            workflow, stage, params={"n": 40}, upstream=upstream, run_id="exported", attempt=1,
+            log=lambda _line: None,
+        )
+    assert outputs == {"sum": {"sum": 42}, "said": {"text": "the sum is 42"}}

@@ -7,11 +7,11 @@ import hashlib
 import keyword
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ._compiler import DEFAULT_MAX_LOG, Plan, PlanAgent, PlanStage, thaw
+from ._compiler import Plan, PlanAgent, PlanStage, thaw
 
 __all__ = [
     "Names", "agent_of", "backoff_delays", "header", "in_dependency_order", "literal", "pool_name",
@@ -127,8 +127,8 @@ def stage_data(plan: Plan, stage: PlanStage) -> dict[str, Any]:
         data["when"] = stage.when
     if stage.timeout_s:
         data["timeout_s"] = stage.timeout_s
-    if stage.max_log != DEFAULT_MAX_LOG:
-        data["max_log"] = stage.max_log
+    if stage.mcp is not None:  # tool and arguments (a stage with `docs` is not exported)
+        data["mcp"] = thaw(stage.mcp)
     agent_data: dict[str, Any] = {"name": agent.name, "kind": agent.kind}
     for key in ("run", "call", "url"):
         value = getattr(agent, key)
@@ -136,9 +136,9 @@ def stage_data(plan: Plan, stage: PlanStage) -> dict[str, Any]:
             agent_data[key] = thaw(value)
     if agent.env:
         agent_data["env"] = thaw(agent.env)
-    headers = agent.options.get("headers")
-    if isinstance(headers, Mapping):
-        agent_data["options"] = {"headers": thaw(headers)}
+    options = {key: thaw(agent.options[key]) for key in ("headers", "server") if key in agent.options}
+    if options:
+        agent_data["options"] = options
     data["agent"] = agent_data
     return data
 

@@ -88,7 +88,8 @@ def _stage_of(workflow: Mapping[str, Any], stage: Mapping[str, Any]) -> tuple[Pl
         cwd=str((project / stage.get("cwd", ".")).resolve()),
         after=tuple(stage.get("after", ())),
         when=stage.get("when", True),
-        max_log=stage.get("max_log"),
+        max_log=None,  # the engine keeps the whole log (A607)
+        mcp=freeze(stage["mcp"]) if "mcp" in stage else None,
     )
     return plan_stage, plan_agent
 
@@ -150,8 +151,15 @@ def run_stage(
             fresh_work_dir=True,
             timeout_s=timeout_s,
             masker=masker,
+            mcp=values.mcp,
         )
-        outcome = trio.run(_attempt, executor, context, timeout_s)
+        try:
+            outcome = trio.run(_attempt, executor, context, timeout_s)
+        finally:
+            if values.mcp is not None:  # the task's own server: stopped with it, as at a run's end
+                from ..runtime._mcp import close_run
+
+                close_run(run_id)
         if context.log_path.exists():
             text = context.log_path.read_text(encoding="utf-8", errors="replace")
             if text:
