@@ -45,9 +45,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from floor import WIDTH, layered_deps
-
 HERE = Path(__file__).resolve()
+# bench/floor.py beside this file, also where the script's folder is not on sys.path
+# (PYTHONSAFEPATH, as CI runs the suite against the wheel).
+sys.path.insert(0, str(HERE.parent))
+from floor import WIDTH, layered_deps  # noqa: E402
+
 FLOOR = HERE.parent / "floor.py"
 
 
