@@ -327,3 +327,44 @@ def test_an_exported_mcp_stage_calls_its_tool_as_alfredc_run_does(tmp_path: Path
             log=lambda _line: None,
         )
     assert outputs == {"sum": {"sum": 42}, "said": {"text": "the sum is 42"}}
+
+
+def test_exported_mcp_tasks_running_at_once_do_not_close_each_others_server(tmp_path: Path) -> None:
+    # Prefect runs a flow's tasks in threads of one process, all with the flow run's id: a
+    # task that ends stops its own server, never the one a task beside it is still using.
+    import threading
+
+    import alfred_dsl
+    from alfred_dsl.export import runtime as export_runtime
+    from alfred_dsl.export._common import stage_data, workflow_data
+
+    (tmp_path / "two.alfred").write_text(f"""\
+agent tools {{
+  kind   = mcp
+  server = {_server(MISBEHAVING)}
+}}
+workflow two {{
+  stage slow  {{ agent = tools; tool = "slow"; arguments = {{ seconds = 2 }} }}
+  stage quick {{ agent = tools; tool = "json_text" }}
+}}
+""", encoding="utf-8")
+    plan = alfred_dsl.compile(tmp_path / "two.alfred")
+    workflow = workflow_data(plan)
+    results: dict[str, Any] = {}
+
+    def task(name: str) -> None:
+        try:
+            results[name] = export_runtime.run_stage(
+                workflow, stage_data(plan, plan.stage(name)), params={}, upstream={}, run_id="flow-run",
+                attempt=1, log=lambda _line: None,
+            )
+        except Exception as exc:  # the assertion below shows it
+            results[name] = exc
+
+    slow = threading.Thread(target=task, args=("slow",))
+    slow.start()
+    time.sleep(0.5)
+    task("quick")
+    slow.join(timeout=60)
+    assert not isinstance(results["quick"], Exception), results["quick"]
+    assert not isinstance(results["slow"], Exception), results["slow"]

@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from ..runtime._executors import EXECUTORS, AttemptContext, AttemptOutcome
+from ..runtime._mcp import close_run as close_mcp_servers
 from ..runtime._resolve import ExprError, Masker, render_when, resolve_attempt
 from ..runtime._toolenv import tool_environment
 from ._compiler import PlanAgent, PlanStage, freeze
@@ -157,9 +158,7 @@ def run_stage(
             outcome = trio.run(_attempt, executor, context, timeout_s)
         finally:
             if values.mcp is not None:  # the task's own server: stopped with it, as at a run's end
-                from ..runtime._mcp import close_run
-
-                close_run(run_id)
+                close_mcp_servers(run_id, work)
         if context.log_path.exists():
             text = context.log_path.read_text(encoding="utf-8", errors="replace")
             if text:

@@ -3,7 +3,9 @@
 An agent of ``kind = mcp`` names its server: ``server = [argv]`` (stdio: alfred starts
 it) or ``url = "http://host/mcp"`` (streamable HTTP). One connection per agent per run,
 opened at the agent's first stage and reused by the others, closed when the run ends
-(:func:`close_run`, called by the scheduler however the run ends).
+(:func:`close_run`, called by the scheduler however the run ends). A connection belongs to
+the run's attempts that share a work folder: all of them in ``alfredc run``, one task of an
+exported module (each has its own, and stops its server when it ends).
 
 The official SDK (``mcp``) runs its session on an asyncio loop in a thread of its own: the
 session outlives each stage's Trio task and cancel scope, and a stage that times out or is
@@ -95,15 +97,19 @@ def _text_of(result: Any) -> str:
     return "\n".join(part for part in parts if isinstance(part, str))
 
 
+#: A connection's owner: run id, the attempts' work folder, agent name.
+_Key = tuple[str, str, str]
+
+
 class _Connection:
     """One MCP session on an asyncio loop in its own thread."""
 
-    def __init__(self, key: tuple[str, str], errlog_path: str | None) -> None:
+    def __init__(self, key: _Key, errlog_path: str | None) -> None:
         import asyncio
 
         self.key = key
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=f"mcp-{key[1]}", daemon=True)
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"mcp-{key[2]}", daemon=True)
         self.thread.start()
         self.session: ClientSession | None = None
         self.dead: str | None = None
@@ -188,13 +194,14 @@ class _Connection:
 
 
 _LOCK = threading.Lock()
-_CONNECTIONS: dict[tuple[str, str], _Connection] = {}
+_CONNECTIONS: dict[_Key, _Connection] = {}
 
 
-def close_run(run_id: str) -> None:
-    """Close every connection the run ``run_id`` opened (its stdio servers stop)."""
+def close_run(run_id: str, work_dir: str | None = None) -> None:
+    """Close every connection the run ``run_id`` opened, or those of its attempts in
+    ``work_dir`` (an exported task's): their stdio servers stop."""
     with _LOCK:
-        mine = [key for key in _CONNECTIONS if key[0] == run_id]
+        mine = [key for key in _CONNECTIONS if key[0] == run_id and work_dir in (None, key[1])]
         connections = [_CONNECTIONS.pop(key) for key in mine]
     for connection in connections:
         connection.close()
@@ -210,7 +217,7 @@ def _close_all() -> None:  # a run that never reached its end (an embedding prog
 
 def _connection(ctx: AttemptContext, values: McpValues) -> _Connection:
     """The run's open connection to the agent's server, opened now if there is none."""
-    key = (ctx.run_id, ctx.agent.name)
+    key = (ctx.run_id, str(ctx.work_dir), ctx.agent.name)
     with _LOCK:
         found = _CONNECTIONS.get(key)
         if found is not None and found.session is not None and found.dead is None:
