@@ -51,7 +51,7 @@ class Child:
 
     def failed(self) -> bool:
         """True when the child has already ended without a result (does not block)."""
-        if self._status is None and self.pid:
+        if self._status is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self._status = status

@@ -366,7 +366,7 @@ def value_type(value: Any) -> str:
         return "float"
     if isinstance(value, str):
         return "string"
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return "list"
     if isinstance(value, dict):
         return "map"

@@ -10,8 +10,9 @@ adds what alfred's runtime contract costs before any bookkeeping: the import of 
 its event loop and, where alfred's containment would be in ``cgroup`` mode (cgroup v2
 writable, with ``cgroup.kill``; not with ``ALFRED_NO_CGROUP``), a cgroup per attempt made,
 entered and removed as the runtime does (docs/runtime.md, "Timeouts and containment").
-Neither compiles a file, imports alfred, or writes state, events or logs; this file
-imports as little as it can, as its figure is a floor.
+Neither compiles a file or writes state, events or logs; of alfred they load only its
+short time slice and its cgroup helpers (``runtime/_timeslice.py``, ``runtime/_contain.py``,
+standard library only, by path), as their figure is a floor.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def layered_deps(count: int, width: int = WIDTH) -> list[tuple[int, ...]]:
 
 
 def run(count: int, contract: bool) -> None:
-    cgroups = attempt_cgroups() if contract else None
+    contain = _alfred_module("_contain")  # stdlib imports only
+    cgroups = attempt_cgroups(contain) if contract else None
     if contract:
         import trio  # the runtime's import
 
@@ -62,7 +64,7 @@ def run(count: int, contract: bool) -> None:
                     os.mkdir(f"{cgroups}/s{i}")
                 pid = os.posix_spawn(true, ["true"], env, setpgroup=0)
                 if cgroups is not None:
-                    write_pid(f"{cgroups}/s{i}/cgroup.procs", pid)
+                    contain.move_to_cgroup(f"{cgroups}/s{i}", pid)
                 running[pid] = i
             pid, _ = os.wait()
             i = running.pop(pid)
@@ -73,7 +75,7 @@ def run(count: int, contract: bool) -> None:
                 if not waiting[j]:
                     ready.append(j)
     if cgroups is not None:
-        write_pid(f"{os.path.dirname(cgroups)}/cgroup.procs", os.getpid())
+        contain.move_to_cgroup(os.path.dirname(cgroups), os.getpid())
         os.rmdir(f"{cgroups}/runner")
         os.rmdir(cgroups)
 
@@ -84,19 +86,16 @@ def _alfred_module(name: str) -> ModuleType:
     path = os.path.join(root, "alfred_dsl", "runtime", f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"alfred_bench_{name}", path)
     assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # (its dataclasses)
     spec.loader.exec_module(module)
     return module
 
 
-def attempt_cgroups() -> str | None:
+def attempt_cgroups(contain: ModuleType) -> str | None:
     """A cgroup folder for the attempts, this process moved into its ``runner`` leaf (as
-    alfred's runner is); None where alfred would not use cgroups."""
-    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-        mounts = [line.split() for line in handle]
-    mount = next((f[4] for f in mounts if f[f.index("-") + 1] == "cgroup2" and f[3] == "/"), None)
-    with open("/proc/self/cgroup", encoding="utf-8") as handle:
-        own = next((line[3:].rstrip("\n") for line in handle if line.startswith("0::")), None)
+    alfred's runner is), with alfred's own ``runtime/_contain.py``; None where alfred would
+    not use cgroups."""
+    mount, own = contain._cgroup2_mount(), contain._own_cgroup()
     if os.environ.get("ALFRED_NO_CGROUP") or mount is None or own is None:
         return None
     folder = f"{os.path.normpath(mount + own)}/alfred-bench-floor-{os.getpid()}"
@@ -104,20 +103,12 @@ def attempt_cgroups() -> str | None:
         os.makedirs(f"{folder}/runner")
     except OSError:
         return None
-    if not os.path.exists(f"{folder}/cgroup.kill"):  # Linux < 5.14: alfred uses no cgroups
-        os.rmdir(f"{folder}/runner")
+    runner = f"{folder}/runner"
+    if not os.path.exists(f"{folder}/cgroup.kill") or not contain.move_to_cgroup(runner, os.getpid()):
+        os.rmdir(runner)  # Linux < 5.14, or not movable: alfred uses no cgroups
         os.rmdir(folder)
         return None
-    write_pid(f"{folder}/runner/cgroup.procs", os.getpid())
     return folder
-
-
-def write_pid(path: str, pid: int) -> None:
-    descriptor = os.open(path, os.O_WRONLY)
-    try:
-        os.write(descriptor, b"%d" % pid)
-    finally:
-        os.close(descriptor)
 
 
 if __name__ == "__main__":

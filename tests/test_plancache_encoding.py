@@ -145,7 +145,7 @@ def test_every_kind_of_stage_is_in_the_generated_plan() -> None:
     """The plan of tests/data/plan/every_kind.alfred sets each stage field somewhere (so the
     round trip above covers each), but the ones no syntax reaches."""
     stages = [stage for plan, _, _ in _plans(EVERY_KIND) for stage in plan.stages]
-    defaults = {field.name: _plancache._default(field) for field in dataclasses.fields(stages[0])}
+    defaults = {field.name: _plancache._field_default(field) for field in dataclasses.fields(stages[0])}
     set_somewhere = {name for name, default in defaults.items()
                      if any(getattr(stage, name) != default for stage in stages)}
     assert {"approve", "cost", "for_each", "fan_out", "matrix", "sources", "produces", "run_if",
@@ -202,7 +202,7 @@ def test_a_plan_with_every_field_set_comes_back_from_an_entry(tmp_path: Path) ->
     for value, kind in ((plan, Plan), (plan.stages[0], PlanStage), (plan.agents[0], PlanAgent),
                         (plan.hooks[0], Hook), (diagnostics[0], Diagnostic)):
         unset = [f.name for f in dataclasses.fields(kind)
-                 if getattr(value, f.name) == _plancache._default(f)]
+                 if getattr(value, f.name) == _plancache._field_default(f)]
         assert not unset, f"{kind.__name__}: {unset}"
     _round_trip(plan, diagnostics, [source])
 

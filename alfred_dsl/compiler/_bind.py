@@ -518,7 +518,7 @@ class _Resolver:
             # The usual stage: what its agents give it, worked out once per choice and context.
             values = self._agent_values(ctx, stage, chosen).copy()
         else:
-            values = self._own_values(instance, stage, chosen, field)
+            values = self._own_values(ctx, instance, stage, chosen, field)
         values["name"] = instance.name
         values["after"] = after
         values["span"] = model.key_span(path)
@@ -560,7 +560,7 @@ class _Resolver:
         if values["kind"] == MCP_KIND or docs:
             values["mcp"] = mcp_of(values["kind"], {key: field(key) for key in MCP_STAGE_KEYS})
         if "estimate" in present:
-            values["estimate_s"] = self.estimate(instance, stage)
+            values["estimate_s"] = self.seconds(field("estimate")) or 0  # as estimate() reads it
         if "spread" in present:
             values["spread_s"] = self.seconds(field("spread"))
         if "fail_rate" in stage:
@@ -632,25 +632,23 @@ class _Resolver:
         key = (id(ctx), id(chosen))
         found = self._by_choice.get(key)
         if found is None:
-            found = self._by_choice[key] = self._own_values(None, stage, chosen, None, ctx)
+            found = self._by_choice[key] = self._own_values(ctx, None, stage, chosen, None)
             if "run" in found:  # its ${...} parsed once here, not by each PlanStage
                 found["run"] = _parsed(found["run"])
         return found
 
     def _own_values(
         self,
+        ctx: _Context,
         instance: _Instance | None,
         stage: Mapping[str, Any],
         chosen: _Agents,
         field: Callable[[str], Any] | None,
-        ctx: _Context | None = None,
     ) -> dict[str, Any]:
         """The PlanStage values that come from the stage's agents unless the stage sets its
         own (:data:`_OWN_KEYS`); ``instance`` and ``field`` are only read for a key it sets.
         Secrets are collected in the order that they are met: run, call (then inputs, env,
         when: see :meth:`stage`)."""
-        ctx = instance.ctx if instance is not None else ctx
-        assert ctx is not None
         values: dict[str, Any] = {
             "group": ctx.group,
             "agents": chosen.names,

@@ -274,7 +274,7 @@ class SpanIndex:
         found = self.values.items_of(path, count)
         if found is not None:
             return found
-        return [self.values.get((*path, index)) or self.value((*path, index)) for index in range(count)]
+        return [self.value((*path, index)) for index in range(count)]
 
     def key(self, path: Path) -> Span:
         """The span of the key (or name) that introduces ``path``; falls back to the value."""

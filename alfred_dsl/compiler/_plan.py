@@ -56,6 +56,8 @@ class FrozenMap(Mapping[str, Any]):
         return self._hash
 
     def __eq__(self, other: object) -> bool:
+        if type(other) is FrozenMap:  # without copies: the plan cache compares every field
+            return self._data == other._data
         if isinstance(other, Mapping):
             return dict(self._data) == dict(other)
         return NotImplemented
@@ -429,7 +431,10 @@ def stage_json(stage: PlanStage) -> dict[str, Any]:
 STAGE_EXTRA_FIELDS = (
     "approve", "cost", "spread_s", "fail_rate", "for_each", "fan_out", "sources", "produces", "run_if",
 )
-NO_STAGE_EXTRAS = (None, FrozenMap(), None, None, (), "", (), (), "success")
+#: Their defaults: a stage with these has no extra keys.
+NO_STAGE_EXTRAS = tuple(
+    _field_default(f) for name in STAGE_EXTRA_FIELDS for f in fields(PlanStage) if f.name == name
+)
 
 
 def stage_extras_json(stage: PlanStage) -> dict[str, Any]:

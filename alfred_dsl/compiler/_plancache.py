@@ -39,7 +39,7 @@ from .._diagnostics import Diagnostic, Edit, Label, Severity
 from .._expr import Interpolated
 from .._source import SourceFile, Span
 from .._version import __version__
-from ._plan import FrozenMap, Hook, Plan, PlanAgent, PlanStage, interpolated, new_stage
+from ._plan import FrozenMap, Hook, Plan, PlanAgent, PlanStage, _field_default, interpolated, new_stage
 
 __all__ = ["MAX_BYTES", "MAX_ENTRIES", "CacheResult", "compile_cached", "decode", "encode"]
 
@@ -369,7 +369,7 @@ def _prune(cache_dir: Path, *, keep: Path) -> None:
 # Both directions dispatch on the exact type (or tag) through tables made once, and a scalar
 # inside a container or a field is passed through without a call: a 2,000-stage plan has
 # some 60,000 values. The encoding is exact by construction (only the exact types above are
-# written, each read back as itself); tests/test_plancache.py checks that every example and
+# written, each read back as itself); tests/test_plancache_encoding.py checks that every example and
 # a plan of every kind of stage come back equal, so no write reads its entry back.
 
 _CLASSES: dict[str, type[Any]] = {
@@ -381,14 +381,6 @@ _FIELDS: dict[type[Any], frozenset[str]] = {
 }
 #: What JSON holds as itself (and ``encode``/``decode`` pass through).
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def _default(field: dataclasses.Field[Any]) -> Any:
-    if field.default is not dataclasses.MISSING:
-        return field.default
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return dataclasses.MISSING
 
 
 def encode(value: Any, files: Mapping[int, int]) -> Any:
@@ -435,16 +427,15 @@ def _class_encoder(cls: type[Any]) -> Callable[[Any, Mapping[int, int]], Any]:
     """The encoder of one dataclass: its fields but those that hold their default (same
     type, equal), which are left out of an entry."""
     name = cls.__name__
-    fields = tuple((f.name, getattr(cls, f.name).__get__, _default(f)) for f in dataclasses.fields(cls))
+    fields = tuple((f.name, getattr(cls, f.name).__get__, _field_default(f)) for f in dataclasses.fields(cls))
 
     def encode_instance(value: Any, files: Mapping[int, int]) -> Any:
         plain = _PLAIN
         encoded = {}
         for field, get, default in fields:
             item = get(value)
-            if item is default or (type(item) is type(default) and (
-                    not item if type(item) is FrozenMap and not default else item == default)):
-                continue  # an empty map without FrozenMap.__eq__'s copies (some 5 per stage)
+            if item is default or (type(item) is type(default) and item == default):
+                continue
             encoded[field] = item if type(item) in plain else encode(item, files)
         return ["D", name, encoded]
     return encode_instance

@@ -67,6 +67,7 @@ from __future__ import annotations
 import marshal
 import re
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from .. import _fork
@@ -91,6 +92,9 @@ _HEADER = "workflow w {"
 
 #: A line that starts a workflow: its name is group 2.
 _WORKFLOW_LINE = re.compile(r"[ \t]*(workflow)[ \t]+([A-Za-z_][A-Za-z0-9_-]*)")
+#: A :class:`LoweredStages` for ``marshal``: its fields in order but the last, the
+#: diagnostics, which are pickled (they hold spans of the file).
+_MARSHALLED = attrgetter(*LoweredStages.__match_args__[:-1])
 
 
 class _ChildFailed(Exception):
@@ -249,11 +253,7 @@ def _encode(source: SourceFile, end: int, members: list[_lower.Member], later: l
 
     rest = _fork.dumps((end, members, later), reference)
     diagnostics = _fork.dumps([chunk.diagnostics for chunk in chunks], reference)
-    data = marshal.dumps([
-        (chunk.path, chunk.names, chunk.bodies, chunk.values, chunk.keys, chunk.items, chunk.value_counts,
-         chunk.key_counts, chunk.item_counts)
-        for chunk in chunks
-    ])
+    data = marshal.dumps([_MARSHALLED(chunk) for chunk in chunks])
     return b"".join(len(part).to_bytes(8, "little") + part for part in (data, diagnostics, rest))
 
 
@@ -277,7 +277,5 @@ def _decode(
     return result
 
 
-def _stages(fields: tuple[Any, ...], diagnostics: dict[int, list[Diagnostic]]) -> LoweredStages:
-    path, names, bodies, values, keys, items, value_counts, key_counts, item_counts = fields
-    return LoweredStages(path, names, bodies, values, keys, items, value_counts, key_counts, item_counts,
-                         diagnostics)
+def _stages(fields: Any, diagnostics: dict[int, list[Diagnostic]]) -> LoweredStages:
+    return LoweredStages(*fields, *[diagnostics])  # fields: what _MARSHALLED read, in order

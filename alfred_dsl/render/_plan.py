@@ -207,15 +207,12 @@ class _StageLines:
                 try:
                     extras = _extras_of(stage)
                     tail = ""
-                    if extras != no_extras:
-                        found = stage_extras_json(stage)
-                        if found:
-                            tail = ", " + encode(found)[1:-1]
-                        else:  # the same defaults in other objects (an empty map of its own)
-                            no_extras = extras
+                    if extras != no_extras and (found := stage_extras_json(stage)):
+                        tail = ", " + encode(found)[1:-1]
                     else:
-                        # Equal: the next stage is compared with these objects, most likely
-                        # its own too (a tuple compares identical items without asking them).
+                        # The defaults (maybe other objects: an empty map of its own): the next
+                        # stage is compared with these, most likely its own too (a tuple
+                        # compares identical items without asking them).
                         no_extras = extras
                     agents = stage.agents
                     layer = stage.layer
